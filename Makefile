@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. Each creates .venv with Python 3.12
+# if it is missing and (re)installs the project only when pyproject.toml changed.
+PYTHON ?= python3.12
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.geossl-installed
+SHARED_DATA ?= ../shared/data
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test lint install clean
+
+install: $(INSTALLED)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+demo: $(INSTALLED)
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/geossl index $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 -o $(DEMO_OUT)/18SVG-index.gpkg
+	$(BIN)/geossl index $(SHARED_DATA)/bigearthnet-s2-examples -o $(DEMO_OUT)/bigearthnet-index.gpkg
+	$(BIN)/geossl index $(SHARED_DATA)/eurosat-ms-sample -o $(DEMO_OUT)/eurosat-ms-index.gpkg
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Data layer: metadata, rasters, indexes, datasets, splits and the DataModule."""
