@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -39,11 +39,17 @@ from geossl.errors import DatasetLayoutError, GeosslInputError
 
 Layout = Literal['classes', 'bigearthnet', 'rasters']
 
+#: Layout recorded for indexes of explicit sample lists (TorchGeo datasets).
+LIST_LAYOUT = 'list'
+
 #: Sub-folder names that hold unlabelled samples in the ``classes`` layout.
 UNLABELLED_FOLDERS = frozenset({'unlabeled', 'unlabelled'})
 
 #: Separator of the labels of a multi-label sample in the ``label`` column.
 LABEL_SEPARATOR = '; '
+
+#: Columns of a sample's bounds in its own CRS.
+BOUNDS_COLUMNS = ('minx', 'miny', 'maxx', 'maxy')
 
 _LAYER = 'samples'
 _SIGNATURE_COLUMNS = ('size_bytes', 'mtime_ns')
@@ -161,6 +167,7 @@ def _sample_row(sample: SampleRef, reader: MetadataReader) -> dict[str, object]:
         'lat': meta.lat,
         'datetime': pd.Timestamp(meta.time) if meta.time is not None else pd.NaT,
         'crs': meta.crs,
+        **dict(zip(BOUNDS_COLUMNS, meta.bounds or (None,) * 4, strict=True)),
         'width': shape.width,
         'height': shape.height,
         'bands': shape.bands,
@@ -180,53 +187,45 @@ def _reader_settings(reader: MetadataReader) -> str:
 
 
 def build_index(
-    root: str | Path,
+    samples: Sequence[SampleRef],
     reader: MetadataReader | None = None,
     previous: gpd.GeoDataFrame | None = None,
     progress: bool = True,
+    description: str = 'Indexing',
 ) -> gpd.GeoDataFrame:
-    """Index a data source.
+    """Index samples: read each one's shape, footprint, location and time.
 
     Args:
-        root: a folder in one of the recognised layouts, or a single raster file.
+        samples: the samples, e.g. from :func:`list_samples`.
         reader: how to read location and time; defaults to :class:`MetadataReader`.
-        previous: an earlier index of the same source whose rows are reused for
-            files that have not changed.
+        previous: an earlier index whose rows are reused for files that have not
+            changed since (same size and modification time).
         progress: show a progress bar.
+        description: label of the progress bar.
 
     Returns:
-        One row per sample: ``sample_id, path, label, lon, lat, datetime, crs, width,
-        height, bands, band_names, dtype, size_bytes, mtime_ns`` and the footprint
-        geometry in EPSG:4326. The source root, layout and reader settings are kept in
-        ``.attrs``.
+        One row per sample: ``sample_id, path, label, lon, lat, datetime, crs,
+        minx, miny, maxx, maxy, width, height, bands, band_names, dtype,
+        size_bytes, mtime_ns`` and the footprint geometry in EPSG:4326 (None where
+        not georeferenced).
 
     Raises:
         GeosslInputError: for any unreadable sample, naming it.
     """
-    root = Path(root)
     reader = reader or MetadataReader()
-    layout = detect_layout(root)
-    samples = list_samples(root, layout)
-    reusable: dict[str, dict[str, object]] = {}
+    reusable = {}
     if previous is not None:
         reusable = {row['path']: row for row in previous.to_dict('records')}
     rows = []
-    for sample in tqdm(
-        samples, desc=f'Indexing {root.name}', unit='sample', disable=not progress
-    ):
+    for sample in tqdm(samples, desc=description, unit='sample', disable=not progress):
         old = reusable.get(str(sample.path.resolve()))
-        if old is not None and (
-            old['size_bytes'],
-            old['mtime_ns'],
-        ) == _file_signature(sample.path):
+        signature = _file_signature(sample.path)
+        if old is not None and (old['size_bytes'], old['mtime_ns']) == signature:
             rows.append(old | {'label': _label_text(sample.label)})
         else:
             rows.append(_sample_row(sample, reader))
     index = gpd.GeoDataFrame(pd.DataFrame(rows), geometry='geometry', crs='EPSG:4326')
     index['datetime'] = pd.to_datetime(index['datetime'], utc=True)
-    index.attrs.update(
-        root=str(root.resolve()), layout=layout, reader=_reader_settings(reader)
-    )
     return index
 
 
@@ -254,7 +253,7 @@ def read_index(path: str | Path) -> gpd.GeoDataFrame:
         path: the ``.gpkg`` file.
 
     Returns:
-        The index, with its source root, layout and reader settings in ``.attrs``.
+        The index, with its source, layout and reader settings in ``.attrs``.
 
     Raises:
         GeosslInputError: if the file is not a geossl index.
@@ -266,29 +265,29 @@ def read_index(path: str | Path) -> gpd.GeoDataFrame:
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
         raise GeosslInputError(path, f'is not a geossl index ({error})') from None
     metadata = info.get('layer_metadata') or {}
-    if not {'root', 'layout', 'reader'} <= set(metadata):
+    if not {'source', 'layout', 'reader'} <= set(metadata):
         raise GeosslInputError(path, 'is a GeoPackage but not a geossl index')
     index.attrs.update(metadata)
     return index
 
 
-def default_index_path(root: str | Path, reader: MetadataReader) -> Path:
+def default_index_path(source: str, reader: MetadataReader) -> Path:
     """Where the cached index of a source lives when the user names none.
 
     The cache folder is ``$GEOSSL_CACHE_DIR`` or ``~/.cache/geossl``; the file name
-    hashes the source root and the reader settings.
+    hashes the source and the reader settings.
 
     Args:
-        root: the data source.
+        source: what the index describes (a resolved root folder, for instance).
         reader: the metadata reader the index is built with.
 
     Returns:
         A ``.gpkg`` path in the cache folder.
     """
     cache = Path(os.environ.get('GEOSSL_CACHE_DIR', Path.home() / '.cache' / 'geossl'))
-    key = f'{Path(root).resolve()}\n{_reader_settings(reader)}'
+    key = f'{source}\n{_reader_settings(reader)}'
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache / 'index' / f'{Path(root).name}-{digest}.gpkg'
+    return cache / 'index' / f'{digest}.gpkg'
 
 
 def index_source(
@@ -296,36 +295,48 @@ def index_source(
     output: str | Path | None = None,
     reader: MetadataReader | None = None,
     progress: bool = True,
+    samples: Sequence[SampleRef] | None = None,
+    source: str | None = None,
 ) -> gpd.GeoDataFrame:
-    """Index a source, reusing and updating an existing index file.
+    """Index a data source, reusing and updating an existing index file.
 
     Args:
-        root: the data source.
+        root: the data source folder (or raster file).
         output: the index file to read and (re)write; None for the cache
             (:func:`default_index_path`).
         reader: how to read location and time.
         progress: show a progress bar.
+        samples: the samples to index; None lists them from ``root`` by its layout.
+        source: what the index describes (kept in the file to refuse mixing
+            sources); defaults to the resolved ``root``.
 
     Returns:
-        The up-to-date index.
+        The up-to-date index, with ``source``, ``layout`` and ``reader`` settings in
+        ``.attrs``.
 
     Raises:
         GeosslInputError: if ``output`` exists but indexes another source, or a
             sample is unreadable.
     """
+    root = Path(root)
     reader = reader or MetadataReader()
-    output = Path(output) if output is not None else default_index_path(root, reader)
+    source = source or str(root.resolve())
+    layout = LIST_LAYOUT if samples is not None else detect_layout(root)
+    if samples is None:
+        samples = list_samples(root, layout)
+    output = Path(output) if output is not None else default_index_path(source, reader)
     previous = None
     if output.exists():
         previous = read_index(output)
-        if previous.attrs['root'] != str(Path(root).resolve()):
+        if previous.attrs['source'] != source:
             raise GeosslInputError(
                 output,
-                f'already indexes {previous.attrs["root"]}; choose another output',
+                f'already indexes {previous.attrs["source"]}; choose another output',
             )
         if previous.attrs['reader'] != _reader_settings(reader):
             previous = None
-    index = build_index(root, reader, previous, progress)
+    index = build_index(samples, reader, previous, progress, f'Indexing {root.name}')
+    index.attrs.update(source=source, layout=layout, reader=_reader_settings(reader))
     write_index(index, output)
     return index
 

@@ -1,0 +1,344 @@
+"""Datasets that return images with where and when each was taken.
+
+Every geossl dataset is a :class:`GeoClassificationDataset`: an index (one row per
+sample, see :mod:`geossl.data.index`) plus a way to read pixels. The index alone
+answers what splits and samplers need (labels, lon/lat, time) without reading
+pixels. Each sample is a dict:
+
+* ``image``: float32 ``C x H x W`` raw values (not normalised);
+* ``label``: int64 class index (multi-class) or float32 multi-hot vector
+  (multi-label); -1 where unknown (unlabelled samples);
+* ``meta``: float32 ``[lon, lat, unix_time]``; ``meta_mask``: bool, True where known;
+* ``index``: int64 position of the sample in the dataset (stable across epochs);
+* ``crs``: the sample's CRS as text, or None; ``bounds``: float64
+  ``[minx, miny, maxx, maxy]`` in that CRS (zeros if not georeferenced).
+"""
+
+import abc
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchgeo.datasets import BigEarthNet
+
+from geossl.data.index import (
+    BOUNDS_COLUMNS,
+    LABEL_SEPARATOR,
+    class_names,
+    index_source,
+)
+from geossl.data.metadata import MetadataReader, TileMetadata
+from geossl.data.raster import NodataPolicy, read_sample
+from geossl.errors import (
+    BandMismatchError,
+    ChipSizeError,
+    DatasetLayoutError,
+    GeosslInputError,
+)
+
+#: The 43 CORINE classes of BigEarthNet v1 mapped onto the 19-class nomenclature
+#: (classes with no counterpart are dropped), from TorchGeo's own tables.
+BIGEARTHNET_43_TO_19: Mapping[str, str] = {
+    BigEarthNet.class_sets[43][old]: BigEarthNet.class_sets[19][new]
+    for old, new in BigEarthNet.label_converter.items()
+}
+
+
+def encode_labels(
+    labels: Sequence[str | None],
+    classes: Sequence[str],
+    multilabel: bool,
+    label_map: Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """Turn label texts from an index into training targets.
+
+    Args:
+        labels: one label text per sample (multi-label names joined by
+            :data:`~geossl.data.index.LABEL_SEPARATOR`); None where unlabelled.
+        classes: the class names, in target order.
+        multilabel: encode multi-hot vectors instead of class indices.
+        label_map: optional renaming of label names before encoding; names it does
+            not list are dropped (e.g. :data:`BIGEARTHNET_43_TO_19`).
+
+    Returns:
+        int64 ``(N,)`` class indices, or float32 ``(N, K)`` multi-hot rows; -1 marks
+        unlabelled samples.
+
+    Raises:
+        GeosslInputError: if a label is not among ``classes``.
+    """
+    position = {name: i for i, name in enumerate(classes)}
+    if multilabel:
+        targets = np.zeros((len(labels), len(classes)), dtype=np.float32)
+    else:
+        targets = np.zeros(len(labels), dtype=np.int64)
+    for row, label in enumerate(labels):
+        if not isinstance(label, str):
+            targets[row] = -1
+            continue
+        names = label.split(LABEL_SEPARATOR) if multilabel else [label]
+        if label_map is not None:
+            names = [label_map[name] for name in names if name in label_map]
+        unknown = [name for name in names if name not in position]
+        if unknown:
+            raise GeosslInputError(
+                'classes',
+                f'label {unknown[0]!r} is not one of the {len(classes)} classes',
+            )
+        if multilabel:
+            targets[row, [position[name] for name in names]] = 1.0
+        else:
+            targets[row] = position[names[0]]
+    return targets
+
+
+class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
+    """Classification samples with location and time, described by an index.
+
+    Subclasses implement :meth:`read_image`; everything else comes from the index.
+
+    Attributes:
+        index: one row per sample (see :func:`geossl.data.index.build_index`).
+        classes: class names in target order.
+        multilabel: True for multi-hot targets.
+        band_names: names of the bands returned, in order.
+        targets: encoded labels (see :func:`encode_labels`).
+    """
+
+    def __init__(
+        self,
+        index: gpd.GeoDataFrame,
+        classes: Sequence[str],
+        multilabel: bool,
+        band_names: Sequence[str],
+        label_map: Mapping[str, str] | None = None,
+    ) -> None:
+        """Initialise from an index.
+
+        Args:
+            index: one row per sample.
+            classes: class names in target order.
+            multilabel: True for multi-hot targets.
+            band_names: names of the bands returned, in order.
+            label_map: optional renaming of label names (see :func:`encode_labels`).
+        """
+        self.index = index.reset_index(drop=True)
+        self.classes = list(classes)
+        self.multilabel = multilabel
+        self.band_names = list(band_names)
+        self.targets = encode_labels(
+            list(self.index['label']), self.classes, multilabel, label_map
+        )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def sample_ids(self) -> list[str]:
+        """Stable identifiers of the samples, used by split files."""
+        return list(self.index['sample_id'])
+
+    @property
+    def is_labelled(self) -> np.ndarray:
+        """Boolean mask of the samples that carry a label."""
+        if self.multilabel:
+            return (self.targets >= 0).all(axis=1)
+        return self.targets >= 0
+
+    @abc.abstractmethod
+    def read_image(self, position: int) -> Tensor:
+        """Read the pixels of one sample.
+
+        Args:
+            position: the sample's position in the dataset.
+
+        Returns:
+            float32 ``C x H x W`` raw values.
+        """
+
+    def metadata(self, position: int) -> TileMetadata:
+        """Where and when one sample was taken, from the index.
+
+        Args:
+            position: the sample's position in the dataset.
+
+        Returns:
+            The sample's metadata.
+        """
+        row = self.index.iloc[position]
+        located = pd.notna(row['lon']) and pd.notna(row['lat'])
+        return TileMetadata(
+            lon=float(row['lon']) if located else None,
+            lat=float(row['lat']) if located else None,
+            time=row['datetime'].to_pydatetime() if pd.notna(row['datetime']) else None,
+            crs=row['crs'] if isinstance(row['crs'], str) else None,
+        )
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        meta = self.metadata(position)
+        meta_values, meta_mask = meta.to_tensors()
+        row = self.index.iloc[position]
+        bounds = [row[column] for column in BOUNDS_COLUMNS]
+        return {
+            'image': self.read_image(position),
+            'label': torch.as_tensor(self.targets[position]),
+            'meta': meta_values,
+            'meta_mask': meta_mask,
+            'index': torch.tensor(position),
+            'crs': meta.crs,
+            'bounds': torch.tensor(
+                [0.0] * 4 if meta.crs is None else bounds, dtype=torch.float64
+            ),
+        }
+
+
+def _resolve_bands(
+    requested: Sequence[str | int] | None, names: Sequence[str], source: str
+) -> list[int]:
+    if requested is None:
+        return list(range(len(names)))
+    positions = []
+    for band in requested:
+        if isinstance(band, int):
+            if not 0 <= band < len(names):
+                raise BandMismatchError(
+                    'bands', f'band index {band} is outside 0..{len(names) - 1}'
+                )
+            positions.append(band)
+        elif band in names:
+            positions.append(names.index(band))
+        else:
+            raise BandMismatchError(
+                'bands', f'{source} has no band {band!r}; it has {", ".join(names)}'
+            )
+    return positions
+
+
+def _common_value(index: gpd.GeoDataFrame, column: str) -> object:
+    """The value most samples share in a column, refusing the first sample that differs.
+
+    Returns:
+        The shared value.
+    """
+    common = index[column].mode(dropna=False).iloc[0]
+    odd = index[index[column] != common]
+    if len(odd):
+        path = odd['path'].iloc[0]
+        value = odd[column].iloc[0]
+        raise BandMismatchError(
+            path, f'has {column} {value}, expected {common} like the others'
+        )
+    return common
+
+
+class ImageFolderDataset(GeoClassificationDataset):
+    """Samples from a folder: class sub-folders, BigEarthNet patches, or rasters.
+
+    Reads multiband GeoTIFFs of any band count, per-band sample folders at mixed
+    resolutions (BigEarthNet v1) and plain images (JPEG/PNG, or TIFFs with no
+    georeferencing, whose location is then marked missing). See
+    :mod:`geossl.data.index` for the layouts.
+
+    Args:
+        root: the folder (or a single raster file).
+        bands: bands to return, by name or 0-based position; None for all.
+        band_names: names of the file's bands in order, for data that does not name
+            them (e.g. :attr:`torchgeo.datasets.EuroSAT.all_band_names`).
+        chip_size: crop a centred square of this size from every sample; None
+            requires all samples to have the same size.
+        nodata: refuse (``'error'``) or zero-fill (``'zero'``) nodata/NaN pixels.
+        reader: how to read location and time.
+        index_path: index file to reuse and update; None for the cache.
+        classes: class names in target order; None for the sorted names found
+            (all BigEarthNet classes for the BigEarthNet layout).
+        bigearthnet_classes: 19 or 43, the BigEarthNet nomenclature to use.
+        progress: show a progress bar while indexing.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        bands: Sequence[str | int] | None = None,
+        band_names: Sequence[str] | None = None,
+        chip_size: int | None = None,
+        nodata: NodataPolicy = 'error',
+        reader: MetadataReader | None = None,
+        index_path: str | Path | None = None,
+        classes: Sequence[str] | None = None,
+        bigearthnet_classes: int = 19,
+        progress: bool = True,
+    ) -> None:
+        index = index_source(root, index_path, reader, progress)
+        self.root = Path(root)
+        self.chip_size = chip_size
+        self.nodata: NodataPolicy = nodata
+        self.band_count = int(_common_value(index, 'bands'))
+        if chip_size is None:
+            _common_value(index, 'width')
+            _common_value(index, 'height')
+        else:
+            small = index[(index['width'] < chip_size) | (index['height'] < chip_size)]
+            if len(small):
+                raise ChipSizeError(
+                    small['path'].iloc[0],
+                    f'is {small["height"].iloc[0]} x {small["width"].iloc[0]} pixels, '
+                    f'smaller than the chip size {chip_size}',
+                )
+        names = self._band_names(index, band_names)
+        self.band_positions = _resolve_bands(bands, names, str(root))
+        label_map = None
+        multilabel = index.attrs['layout'] == 'bigearthnet'
+        if multilabel:
+            if bigearthnet_classes not in BigEarthNet.class_sets:
+                raise GeosslInputError(
+                    'bigearthnet_classes', f'is {bigearthnet_classes}, not 19 or 43'
+                )
+            classes = classes or BigEarthNet.class_sets[bigearthnet_classes]
+            label_map = BIGEARTHNET_43_TO_19 if bigearthnet_classes == 19 else None
+        classes = list(classes or class_names(index['label']))
+        if not classes and index['label'].notna().any():
+            raise DatasetLayoutError(root, 'has labels but no class names')
+        super().__init__(
+            index,
+            classes,
+            multilabel,
+            [names[p] for p in self.band_positions],
+            label_map,
+        )
+
+    def _band_names(
+        self, index: gpd.GeoDataFrame, given: Sequence[str] | None
+    ) -> list[str]:
+        if given is not None:
+            if len(given) != self.band_count:
+                raise BandMismatchError(
+                    'band_names',
+                    f'lists {len(given)} names but {self.root} has '
+                    f'{self.band_count} bands',
+                )
+            return list(given)
+        stored = index['band_names'].dropna()
+        if len(stored):
+            return str(_common_value(index, 'band_names')).split(',')
+        return [str(i) for i in range(1, self.band_count + 1)]
+
+    def read_image(self, position: int) -> Tensor:
+        """Read the pixels of one sample (see :func:`geossl.data.raster.read_sample`).
+
+        Args:
+            position: the sample's position in the dataset.
+
+        Returns:
+            float32 ``C x H x W`` raw values.
+        """
+        path = Path(self.index['path'].iloc[position])
+        image = read_sample(
+            path, self.band_count, self.band_positions, self.chip_size, self.nodata
+        )
+        return torch.from_numpy(image)
