@@ -1,0 +1,64 @@
+"""Shared fixtures: the real sample data beside the repository, and small rasters."""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+SHARED_DATA = Path(
+    os.environ.get('GEOSSL_SHARED_DATA', Path(__file__).parents[1] / '..' / 'shared' / 'data')
+).resolve()
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> Path:
+    """The real sample data; its absence is an error, not a reason to skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f'real sample data not found at {SHARED_DATA}; set GEOSSL_SHARED_DATA')
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _index_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv('GEOSSL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
+
+
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    crs: str | None = 'EPSG:32618',
+    origin: tuple[float, float] = (440000.0, 4170000.0),
+    res: float = 10.0,
+    nodata: float | None = None,
+    tags: dict[str, str] | None = None,
+    descriptions: Sequence[str] | None = None,
+) -> Path:
+    """Write a small GeoTIFF (C x H x W) for edge cases."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count, height, width = data.shape
+    profile = {
+        'driver': 'GTiff',
+        'count': count,
+        'height': height,
+        'width': width,
+        'dtype': data.dtype,
+        'nodata': nodata,
+    }
+    if crs is not None:
+        profile |= {'crs': crs, 'transform': from_origin(*origin, res, res)}
+    with rasterio.open(path, 'w', **profile) as dst:
+        dst.write(data)
+        if tags:
+            dst.update_tags(**tags)
+        if descriptions:
+            for i, name in enumerate(descriptions, start=1):
+                dst.set_band_description(i, name)
+    return path
+
+
+def random_chip(bands: int = 4, size: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(1, 10000, (bands, size, size)).astype(np.uint16)

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import torch
+from torchgeo.datasets import EuroSAT
+
+from geossl.data.datasets import ImageFolderDataset, encode_labels
+from geossl.data.metadata import MetadataReader
+from geossl.errors import BandMismatchError, ChipSizeError, GeosslInputError, NodataError
+from tests.conftest import random_chip, write_raster
+
+
+def test_eurosat_ms_folder(shared_data):
+    ds = ImageFolderDataset(
+        shared_data / 'eurosat-ms-sample',
+        bands=['B04', 'B03', 'B02'],
+        band_names=EuroSAT.all_band_names,
+        progress=False,
+    )
+    assert len(ds) == 100
+    assert ds.classes[0] == 'AnnualCrop' and len(ds.classes) == 10
+    sample = ds[0]
+    assert sample['image'].shape == (3, 64, 64) and sample['image'].dtype == torch.float32
+    assert sample['label'].item() == 0
+    assert sample['meta_mask'].tolist() == [True, True, False]  # EuroSAT has no dates
+    assert sample['crs'].startswith('EPSG:326')
+    assert ds.band_names == ['B04', 'B03', 'B02']
+    # Band selection really picks B04 (file band 4).
+    full = ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+    assert torch.equal(full[0]['image'][3], sample['image'][0])
+
+
+def test_bigearthnet_folder_multilabel(shared_data):
+    ds = ImageFolderDataset(shared_data / 'bigearthnet-s2-examples', progress=False)
+    assert ds.multilabel and len(ds.classes) == 19
+    sample = ds[0]
+    assert sample['image'].shape == (12, 120, 120)
+    assert sample['label'].dtype == torch.float32 and sample['label'].shape == (19,)
+    names = {ds.classes[i] for i in torch.nonzero(sample["label"]).flatten().tolist()}
+    assert names == {'Arable land', 'Land principally occupied by agriculture, with significant areas of natural vegetation'}
+    assert sample['meta_mask'].all()
+    ds43 = ImageFolderDataset(shared_data / 'bigearthnet-s2-examples', bigearthnet_classes=43, chip_size=60, progress=False)
+    assert ds43[0]['label'].shape == (43,) and ds43[0]['image'].shape == (12, 60, 60)
+
+
+def test_scene_folder_is_unlabelled_rasters(tmp_path):
+    write_raster(tmp_path / 'a.tif', random_chip(bands=2))
+    ds = ImageFolderDataset(tmp_path, progress=False)
+    assert ds.classes == [] and not ds.is_labelled.any()
+    assert ds[0]['label'].item() == -1
+
+
+def test_wrong_band_count_among_chips(tmp_path):
+    for i in range(3):
+        write_raster(tmp_path / 'C' / f'{i}.tif', random_chip(bands=4, seed=i))
+    write_raster(tmp_path / 'C' / 'odd.tif', random_chip(bands=3))
+    with pytest.raises(BandMismatchError, match=r'odd\.tif: has bands 3, expected 4'):
+        ImageFolderDataset(tmp_path, progress=False)
+
+
+def test_odd_sizes_need_a_chip_size(tmp_path):
+    write_raster(tmp_path / 'C' / 'a.tif', random_chip(size=16))
+    write_raster(tmp_path / 'C' / 'b.tif', random_chip(size=16, seed=1))
+    write_raster(tmp_path / 'C' / 'c.tif', random_chip(size=20))
+    with pytest.raises(BandMismatchError, match=r'c\.tif: has width 20, expected 16'):
+        ImageFolderDataset(tmp_path, progress=False)
+    ds = ImageFolderDataset(tmp_path, chip_size=12, progress=False)
+    assert {ds[i]['image'].shape for i in range(3)} == {(4, 12, 12)}
+    with pytest.raises(ChipSizeError, match='smaller than the chip size 18'):
+        ImageFolderDataset(tmp_path, chip_size=18, progress=False)
+
+
+def test_band_names_errors(tmp_path):
+    write_raster(tmp_path / 'C' / 'a.tif', random_chip(bands=2))
+    with pytest.raises(BandMismatchError, match="has no band 'B05'"):
+        ImageFolderDataset(tmp_path, bands=['B05'], band_names=['B04', 'B08'], progress=False)
+    with pytest.raises(BandMismatchError, match='lists 3 names but'):
+        ImageFolderDataset(tmp_path, band_names=['a', 'b', 'c'], progress=False)
+    with pytest.raises(BandMismatchError, match='band index 2 is outside 0..1'):
+        ImageFolderDataset(tmp_path, bands=[2], progress=False)
+
+
+def test_nodata_is_reported_when_read(tmp_path):
+    data = random_chip(bands=1)
+    data[0, 0, 0] = 0
+    write_raster(tmp_path / 'C' / 'hole.tif', data, nodata=0)
+    ds = ImageFolderDataset(tmp_path, progress=False)
+    with pytest.raises(NodataError, match=r'hole\.tif'):
+        ds[0]
+    assert ImageFolderDataset(tmp_path, nodata='zero', progress=False)[0]['image'][0, 0, 0] == 0
+
+
+def test_unreferenced_images_with_optional_location(tmp_path):
+    write_raster(tmp_path / 'C' / 'a.tif', random_chip(), crs=None)
+    ds = ImageFolderDataset(tmp_path, reader=MetadataReader(require_location=False), progress=False)
+    sample = ds[0]
+    assert sample['crs'] is None
+    assert not sample['meta_mask'].any() and not torch.isnan(sample['meta']).any()
+
+
+def test_encode_labels():
+    targets = encode_labels(['b', None, 'a'], ['a', 'b'], multilabel=False)
+    np.testing.assert_array_equal(targets, [1, -1, 0])
+    multi = encode_labels(['a; b', None], ['a', 'b'], multilabel=True)
+    np.testing.assert_array_equal(multi, [[1, 1], [-1, -1]])
+    renamed = encode_labels(['x; y'], ['A'], multilabel=True, label_map={'x': 'A'})
+    np.testing.assert_array_equal(renamed, [[1]])
+    with pytest.raises(GeosslInputError, match="label 'c' is not one of the 2 classes"):
+        encode_labels(['c'], ['a', 'b'], multilabel=False)
