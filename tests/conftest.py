@@ -1,7 +1,7 @@
 """Shared fixtures: the real sample data beside the repository, and small rasters."""
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,9 @@ import rasterio
 from rasterio.transform import from_origin
 
 SHARED_DATA = Path(
-    os.environ.get('GEOSSL_SHARED_DATA', Path(__file__).parents[1] / '..' / 'shared' / 'data')
+    os.environ.get(
+        'GEOSSL_SHARED_DATA', Path(__file__).parents[1] / '..' / 'shared' / 'data'
+    )
 ).resolve()
 
 
@@ -18,13 +20,18 @@ SHARED_DATA = Path(
 def shared_data() -> Path:
     """The real sample data; its absence is an error, not a reason to skip."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f'real sample data not found at {SHARED_DATA}; set GEOSSL_SHARED_DATA')
+        pytest.fail(
+            f'real sample data not found at {SHARED_DATA}; set GEOSSL_SHARED_DATA'
+        )
     return SHARED_DATA
 
 
-@pytest.fixture(autouse=True)
-def _index_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv('GEOSSL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
+@pytest.fixture(scope='session', autouse=True)
+def _index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep cached indexes out of the user's home, for every scope of fixture."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('GEOSSL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
+        yield
 
 
 def write_raster(
@@ -61,4 +68,8 @@ def write_raster(
 
 
 def random_chip(bands: int = 4, size: int = 16, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(1, 10000, (bands, size, size)).astype(np.uint16)
+    return (
+        np.random.default_rng(seed)
+        .integers(1, 10000, (bands, size, size))
+        .astype(np.uint16)
+    )

@@ -33,7 +33,9 @@ def test_scene_index_has_location_date_and_footprints(shared_data, tmp_path):
 
 
 def test_bigearthnet_index_has_labels_and_dates(shared_data, tmp_path):
-    index = index_source(shared_data / 'bigearthnet-s2-examples', tmp_path / 'b.gpkg', progress=False)
+    index = index_source(
+        shared_data / 'bigearthnet-s2-examples', tmp_path / 'b.gpkg', progress=False
+    )
     assert index.attrs['layout'] == 'bigearthnet'
     assert index['datetime'].notna().all()
     first = index.set_index('sample_id').loc['S2A_MSIL2A_20170613T101031_87_48']
@@ -106,7 +108,13 @@ def test_plain_jpeg_folder(shared_data, tmp_path):
             (root / cls / path.name).symlink_to(path)
     with pytest.raises(GeosslInputError, match='has no CRS'):
         index_source(root, tmp_path / 'x.gpkg', progress=False)
-    index = index_source(root, tmp_path / 'i.gpkg', MetadataReader(require_location=False), progress=False)
+    index = index_source(
+        root,
+        tmp_path / 'i.gpkg',
+        MetadataReader(require_location=False),
+        progress=False,
+    )
     assert len(index) == 6
-    assert index['lon'].isna().all() and index['geometry'].isna().all()
+    assert index['lon'].isna().all()
+    assert index['geometry'].isna().all()
     assert set(index['bands']) == {3}

@@ -12,7 +12,12 @@ from geossl.data.metadata import (
     footprint_wgs84,
     parse_datetime,
 )
-from geossl.errors import DateParseError, LabelsFileError, MissingCRSError, RasterReadError
+from geossl.errors import (
+    DateParseError,
+    LabelsFileError,
+    MissingCRSError,
+    RasterReadError,
+)
 from tests.conftest import random_chip, write_raster
 
 SCENE = 'sentinel2-scene-18SVG-20160112'
@@ -45,7 +50,9 @@ def test_bigearthnet_centres_and_dates_match_their_json(shared_data):
 def test_bigearthnet_malformed_name_falls_back_to_json(shared_data):
     # The patch name says T94161 (not a time); the JSON has the real one.
     patch = shared_data / 'bigearthnet-s2-examples' / 'S2B_MSIL2A_20180204T94161_57_38'
-    assert MetadataReader().read(patch).time == datetime(2018, 2, 4, 9, 41, 56, tzinfo=UTC)
+    assert MetadataReader().read(patch).time == datetime(
+        2018, 2, 4, 9, 41, 56, tzinfo=UTC
+    )
 
 
 def test_bigearthnet_json_gives_location_when_rasters_lack_crs(tmp_path):
@@ -55,7 +62,12 @@ def test_bigearthnet_json_gives_location_when_rasters_lack_crs(tmp_path):
         json.dumps(
             {
                 'labels': ['Pastures'],
-                'coordinates': {'ulx': 404400, 'uly': 5342400, 'lrx': 405600, 'lry': 5341200},
+                'coordinates': {
+                    'ulx': 404400,
+                    'uly': 5342400,
+                    'lrx': 405600,
+                    'lry': 5341200,
+                },
                 'projection': 'EPSG:32633',
                 'acquisition_date': '2017-06-13 10:10:31',
             }
@@ -69,7 +81,10 @@ def test_bigearthnet_json_gives_location_when_rasters_lack_crs(tmp_path):
 @pytest.mark.parametrize(
     ('name', 'expected'),
     [
-        ('T18SVG_20160112T160652_B02.tif', datetime(2016, 1, 12, 16, 6, 52, tzinfo=UTC)),
+        (
+            'T18SVG_20160112T160652_B02.tif',
+            datetime(2016, 1, 12, 16, 6, 52, tzinfo=UTC),
+        ),
         ('T18SVG_20160112_B02.tif', datetime(2016, 1, 12, tzinfo=UTC)),
         ('tile_without_date.tif', None),
     ],
@@ -81,9 +96,13 @@ def test_sentinel2_filename_dates(tmp_path, name, expected):
 
 def test_user_regex_takes_precedence_over_tags(tmp_path):
     path = write_raster(
-        tmp_path / 'site_12-03-2019.tif', random_chip(1), tags={'ACQUISITION_DATE': '2001-01-01'}
+        tmp_path / 'site_12-03-2019.tif',
+        random_chip(1),
+        tags={'ACQUISITION_DATE': '2001-01-01'},
     )
-    reader = MetadataReader(filename_regex=r'site_(?P<date>\d\d-\d\d-\d{4})', date_format='%d-%m-%Y')
+    reader = MetadataReader(
+        filename_regex=r'site_(?P<date>\d\d-\d\d-\d{4})', date_format='%d-%m-%Y'
+    )
     assert reader.read(path).time == datetime(2019, 3, 12, tzinfo=UTC)
     assert MetadataReader().read(path).time == datetime(2001, 1, 1, tzinfo=UTC)
 
@@ -91,17 +110,26 @@ def test_user_regex_takes_precedence_over_tags(tmp_path):
 @pytest.mark.parametrize(
     ('tags', 'expected'),
     [
-        ({'TIFFTAG_DATETIME': '2016:01:12 16:06:52'}, datetime(2016, 1, 12, 16, 6, 52, tzinfo=UTC)),
+        (
+            {'TIFFTAG_DATETIME': '2016:01:12 16:06:52'},
+            datetime(2016, 1, 12, 16, 6, 52, tzinfo=UTC),
+        ),
         (
             {'DATATAKE_1_DATATAKE_SENSING_START': '2016-01-12T16:06:52.026Z'},
             datetime(2016, 1, 12, 16, 6, 52, 26000, tzinfo=UTC),
         ),
         (
             # The acquisition tag wins over TIFFTAG_DATETIME (often a processing time).
-            {'TIFFTAG_DATETIME': '2020:05:05 00:00:00', 'ACQUISITION_DATE': '2016-01-12'},
+            {
+                'TIFFTAG_DATETIME': '2020:05:05 00:00:00',
+                'ACQUISITION_DATE': '2016-01-12',
+            },
             datetime(2016, 1, 12, tzinfo=UTC),
         ),
-        ({'ACQUISITION_DATE': '2016-01-12T10:00:00+02:00'}, datetime(2016, 1, 12, 8, tzinfo=UTC)),
+        (
+            {'ACQUISITION_DATE': '2016-01-12T10:00:00+02:00'},
+            datetime(2016, 1, 12, 8, tzinfo=UTC),
+        ),
     ],
 )
 def test_dates_from_tags(tmp_path, tags, expected):
@@ -110,8 +138,12 @@ def test_dates_from_tags(tmp_path, tags, expected):
 
 
 def test_unparseable_date_names_the_file_and_value(tmp_path):
-    path = write_raster(tmp_path / 'chip.tif', random_chip(1), tags={'ACQUISITION_DATE': 'last tuesday'})
-    with pytest.raises(DateParseError, match=r"chip\.tif: tag ACQUISITION_DATE 'last tuesday'"):
+    path = write_raster(
+        tmp_path / 'chip.tif', random_chip(1), tags={'ACQUISITION_DATE': 'last tuesday'}
+    )
+    with pytest.raises(
+        DateParseError, match=r"chip\.tif: tag ACQUISITION_DATE 'last tuesday'"
+    ):
         MetadataReader().read(path)
 
 
@@ -131,7 +163,9 @@ def test_missing_crs_is_an_error_unless_location_optional(tmp_path):
 def test_sidecar_fills_location_and_time(tmp_path):
     path = write_raster(tmp_path / 'img' / 'a.tif', random_chip(1), crs=None)
     sidecar = tmp_path / 'meta.csv'
-    sidecar.write_text('path,lon,lat,datetime\nimg/a.tif,-75.5,37.5,2016-01-12T15:00:00Z\n')
+    sidecar.write_text(
+        'path,lon,lat,datetime\nimg/a.tif,-75.5,37.5,2016-01-12T15:00:00Z\n'
+    )
     meta = MetadataReader(sidecar=sidecar).read(path)
     assert (meta.lon, meta.lat) == (-75.5, 37.5)
     assert meta.time == datetime(2016, 1, 12, 15, tzinfo=UTC)
@@ -141,7 +175,10 @@ def test_sidecar_without_columns_is_refused(tmp_path):
     sidecar = tmp_path / 'meta.csv'
     sidecar.write_text('file,x\n')
     path = write_raster(tmp_path / 'a.tif', random_chip(1))
-    with pytest.raises(LabelsFileError, match=r'meta\.csv: sidecar CSV lacks column\(s\) datetime, lat, lon, path'):
+    with pytest.raises(
+        LabelsFileError,
+        match=r'meta\.csv: sidecar CSV lacks column\(s\) datetime, lat, lon, path',
+    ):
         MetadataReader(sidecar=sidecar).read(path)
 
 
@@ -152,7 +189,9 @@ def test_empty_and_corrupt_files(tmp_path):
         MetadataReader().read(empty)
     corrupt = tmp_path / 'corrupt.tif'
     corrupt.write_bytes(b'II*\x00 not really a tiff')
-    with pytest.raises(RasterReadError, match=r'corrupt\.tif: cannot be read as a raster'):
+    with pytest.raises(
+        RasterReadError, match=r'corrupt\.tif: cannot be read as a raster'
+    ):
         MetadataReader().read(corrupt)
 
 
@@ -161,14 +200,21 @@ def test_geographic_crs_and_antimeridian():
     assert (lon, lat) == (-180.0, 10.5)
     footprint = footprint_wgs84('EPSG:32601', (100000, 5000000, 900000, 5100000))
     assert footprint.geom_type == 'MultiPolygon'
-    assert footprint.bounds[0] == pytest.approx(-180) and footprint.bounds[2] == pytest.approx(180)
+    assert footprint.bounds[0] == pytest.approx(-180)
+    assert footprint.bounds[2] == pytest.approx(180)
 
 
 def test_to_tensors_masks_missing_values_with_zeros():
-    meta, mask = TileMetadata(lon=None, lat=None, time=datetime(2016, 1, 12, tzinfo=UTC)).to_tensors()
+    meta, mask = TileMetadata(
+        lon=None, lat=None, time=datetime(2016, 1, 12, tzinfo=UTC)
+    ).to_tensors()
     assert meta.dtype == torch.float32
     assert not torch.isnan(meta).any()
     assert mask.tolist() == [False, False, True]
     assert meta[:2].tolist() == [0.0, 0.0]
-    assert meta[2].item() == pytest.approx(datetime(2016, 1, 12, tzinfo=UTC).timestamp(), abs=128)
-    assert np.isclose(TileMetadata(1.5, -2.5, None).to_tensors()[0][:2].numpy(), [1.5, -2.5]).all()
+    assert meta[2].item() == pytest.approx(
+        datetime(2016, 1, 12, tzinfo=UTC).timestamp(), abs=128
+    )
+    assert np.isclose(
+        TileMetadata(1.5, -2.5, None).to_tensors()[0][:2].numpy(), [1.5, -2.5]
+    ).all()

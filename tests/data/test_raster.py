@@ -18,7 +18,9 @@ def test_centre_crop_and_too_small(tmp_path):
     data = random_chip(bands=2, size=10)
     path = write_raster(tmp_path / 'a.tif', data)
     np.testing.assert_array_equal(read_sample(path, 2, size=4), data[:, 3:7, 3:7])
-    with pytest.raises(ChipSizeError, match=r'a\.tif: is 10 x 10 pixels, smaller than the chip size 12'):
+    with pytest.raises(
+        ChipSizeError, match=r'a\.tif: is 10 x 10 pixels, smaller than the chip size 12'
+    ):
         read_sample(path, 2, size=12)
 
 
@@ -32,7 +34,9 @@ def test_nodata_and_nan_pixels(tmp_path):
     data = random_chip(bands=2, size=4)
     data[0, 1, 1] = 0
     path = write_raster(tmp_path / 'nodata.tif', data, nodata=0)
-    with pytest.raises(NodataError, match=r'nodata\.tif: 1 of 32 pixels are nodata or NaN'):
+    with pytest.raises(
+        NodataError, match=r'nodata\.tif: 1 of 32 pixels are nodata or NaN'
+    ):
         read_sample(path, 2)
     assert read_sample(path, 2, nodata='zero')[0, 1, 1] == 0.0
     floats = random_chip(bands=1, size=4).astype(np.float32)
@@ -57,9 +61,27 @@ def test_missing_empty_and_corrupt(tmp_path):
 def test_bigearthnet_band_folder_resampled_to_10m(shared_data):
     patch = shared_data / 'bigearthnet-s2-examples' / 'S2A_MSIL2A_20170613T101031_87_48'
     names = [p.stem.rsplit('_', 1)[-1] for p in band_files(patch)]
-    assert names == ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09', 'B11', 'B12']
+    assert names == [
+        'B01',
+        'B02',
+        'B03',
+        'B04',
+        'B05',
+        'B06',
+        'B07',
+        'B08',
+        'B8A',
+        'B09',
+        'B11',
+        'B12',
+    ]
     shape = describe(patch)
-    assert (shape.width, shape.height, shape.bands, shape.band_names) == (120, 120, 12, tuple(names))
+    assert (shape.width, shape.height, shape.bands, shape.band_names) == (
+        120,
+        120,
+        12,
+        tuple(names),
+    )
     image = read_sample(patch, 12)
     assert image.shape == (12, 120, 120)
     # Real reflectances: B02 (blue) is darker than B08 (NIR) over this farmland patch.
@@ -67,6 +89,11 @@ def test_bigearthnet_band_folder_resampled_to_10m(shared_data):
 
 
 def test_band_descriptions_become_names(tmp_path):
-    path = write_raster(tmp_path / 'a.tif', random_chip(bands=2), descriptions=['red', 'nir'])
+    path = write_raster(
+        tmp_path / 'a.tif', random_chip(bands=2), descriptions=['red', 'nir']
+    )
     assert describe(path).band_names == ('red', 'nir')
-    assert describe(write_raster(tmp_path / 'b.tif', random_chip(bands=2))).band_names is None
+    assert (
+        describe(write_raster(tmp_path / 'b.tif', random_chip(bands=2))).band_names
+        is None
+    )

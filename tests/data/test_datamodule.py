@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
+from geossl.data.datasets import ImageFolderDataset
+from geossl.data.splits import SplitConfig
+from geossl.errors import SplitError
+
+
+@pytest.fixture(scope='module')
+def eurosat_ms(shared_data):
+    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+
+
+def test_training_batches_pair_labelled_and_unlabelled(eurosat_ms, tmp_path):
+    dm = SemiSupervisedDataModule(
+        eurosat_ms, SplitConfig(labels_per_class=2), tmp_path, batch_size=4, mu=3
+    )
+    dm.setup('fit')
+    # 20 labelled + 60 unlabelled (+ the 20 labelled, FixMatch-style) = 80 -> 80 / 12.
+    assert len(dm.positions['unlabelled']) == 80
+    assert dm.steps_per_epoch == 7
+    batches = [batch for batch, _, _ in dm.train_dataloader()]
+    assert len(batches) == 7
+    labelled, unlabelled = batches[0]['labelled'], batches[0]['unlabelled']
+    assert labelled['image'].shape == (4, 13, 64, 64)
+    assert unlabelled['image'].shape == (12, 13, 64, 64)
+    assert unlabelled['meta'].shape == (12, 3)
+    assert unlabelled['meta_mask'].dtype == torch.bool
+    labelled_positions = set(dm.positions['labelled'].tolist())
+    assert set(labelled['index'].tolist()) <= labelled_positions
+    assert len(labelled['crs']) == 4
+    assert isinstance(labelled['crs'][0], str)
+    assert (tmp_path / 'splits.csv').exists()
+
+
+def test_statistics_from_training_data_and_state(eurosat_ms, tmp_path):
+    dm = SemiSupervisedDataModule(
+        eurosat_ms, SplitConfig(labels_per_class=2), tmp_path, batch_size=4
+    )
+    dm.setup('fit')
+    train = sorted(set(dm.positions['labelled']) | set(dm.positions['unlabelled']))
+    images = torch.stack([eurosat_ms[i]['image'] for i in train]).double()
+    torch.testing.assert_close(
+        dm.mean, images.mean(dim=(0, 2, 3)).float(), rtol=1e-5, atol=1e-3
+    )
+    torch.testing.assert_close(
+        dm.std, images.std(dim=(0, 2, 3), unbiased=False).float(), rtol=1e-4, atol=1e-2
+    )
+    state = dm.state_dict()
+    restored = SemiSupervisedDataModule(eurosat_ms, run_dir=tmp_path / 'other')
+    restored.load_state_dict(state)
+    assert torch.equal(restored.mean, dm.mean)
+    assert state['classes'] == eurosat_ms.classes
+
+
+def test_given_statistics_skip_computation(eurosat_ms, tmp_path):
+    dm = SemiSupervisedDataModule(
+        eurosat_ms, run_dir=tmp_path, mean=[0.0] * 13, std=[1.0] * 13
+    )
+    dm.setup('fit')
+    assert dm.mean.tolist() == [0.0] * 13
+
+
+def test_supervised_only_and_validation(eurosat_ms, tmp_path):
+    dm = SemiSupervisedDataModule(
+        eurosat_ms, SplitConfig(labels_per_class=3), tmp_path, batch_size=8, mu=0
+    )
+    dm.setup('fit')
+    batch, _, _ = next(iter(dm.train_dataloader()))
+    assert set(batch) == {'labelled'}
+    val = list(dm.val_dataloader())
+    assert sum(len(b['label']) for b in val) == 10
+
+
+def test_bad_options(eurosat_ms):
+    with pytest.raises(SplitError, match='batch_size: is 0'):
+        SemiSupervisedDataModule(eurosat_ms, batch_size=0)
+
+
+def test_collate_keeps_text_as_lists():
+    batch = collate_samples(
+        [{'x': torch.ones(2), 'crs': None}, {'x': torch.zeros(2), 'crs': 'EPSG:4326'}]
+    )
+    assert batch['x'].shape == (2, 2)
+    assert batch['crs'] == [None, 'EPSG:4326']

@@ -1,0 +1,131 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from geossl.data.datasets import ImageFolderDataset
+from geossl.data.splits import (
+    SplitConfig,
+    _spatial_blocks,
+    load_or_make_splits,
+    make_splits,
+    split_counts,
+)
+from geossl.errors import SplitError
+
+
+@pytest.fixture(scope='module')
+def eurosat_ms(shared_data):
+    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+
+
+@pytest.fixture(scope='module')
+def bigearthnet(shared_data):
+    return ImageFolderDataset(shared_data / 'bigearthnet-s2-examples', progress=False)
+
+
+def test_random_split_is_stratified_and_seeded(eurosat_ms):
+    splits = make_splits(eurosat_ms, SplitConfig(labels_per_class=4, seed=3))
+    assert split_counts(splits) == {
+        'labelled': 40,
+        'unlabelled': 40,
+        'val': 10,
+        'test': 10,
+    }
+    per_class = pd.crosstab(splits['split'], eurosat_ms.targets)
+    assert (per_class.loc['labelled'] == 4).all()
+    assert (per_class.loc['test'] == 1).all()
+    again = make_splits(eurosat_ms, SplitConfig(labels_per_class=4, seed=3))
+    other = make_splits(eurosat_ms, SplitConfig(labels_per_class=4, seed=4))
+    assert again.equals(splits)
+    assert not other.equals(splits)
+
+
+def test_label_fraction(eurosat_ms):
+    splits = make_splits(
+        eurosat_ms, SplitConfig(labels_per_class=None, label_fraction=0.25)
+    )
+    assert (pd.crosstab(splits['split'], eurosat_ms.targets).loc['labelled'] == 2).all()
+
+
+def test_spatial_split_keeps_blocks_apart(eurosat_ms):
+    config = SplitConfig(
+        labels_per_class=2,
+        strategy='spatial',
+        block_size_km=100,
+        val_fraction=0.2,
+        test_fraction=0.2,
+    )
+    splits = make_splits(eurosat_ms, config)
+    names = splits['split'].to_numpy()
+    assert (names == 'test').sum() >= 20
+    blocks = _spatial_blocks(
+        eurosat_ms, np.arange(len(eurosat_ms)), config.block_size_km
+    )
+    train_blocks = set(blocks[np.isin(names, ['labelled', 'unlabelled'])])
+    assert not train_blocks & set(blocks[names == 'test'])
+    assert not train_blocks & set(blocks[names == 'val'])
+    # Blocks are about 100 km: tiles sharing one are never farther apart than its diagonal.
+    lat = eurosat_ms.index['lat'].to_numpy()
+    for block in np.unique(blocks):
+        assert np.ptp(lat[blocks == block]) * 111.32 <= 100
+
+
+def test_temporal_split_holds_out_latest(bigearthnet):
+    config = SplitConfig(
+        labels_per_class=1, val_fraction=0.2, test_fraction=0.2, strategy='temporal'
+    )
+    splits = make_splits(bigearthnet, config)
+    times = bigearthnet.index['datetime']
+    held_out = times[splits['split'].isin(['val', 'test']).to_numpy()]
+    kept = times[splits['split'].isin(['labelled', 'unlabelled']).to_numpy()]
+    assert held_out.min() > kept.max()
+
+
+def test_temporal_split_without_dates(eurosat_ms):
+    with pytest.raises(
+        SplitError, match='temporal split needs a date for every sample; 100 lack one'
+    ):
+        make_splits(eurosat_ms, SplitConfig(strategy='temporal'))
+
+
+def test_multilabel_labels_per_class(bigearthnet):
+    splits = make_splits(
+        bigearthnet,
+        SplitConfig(labels_per_class=1, val_fraction=0.0, test_fraction=0.0),
+    )
+    labelled = bigearthnet.targets[(splits['split'] == 'labelled').to_numpy()]
+    present = bigearthnet.targets.sum(axis=0) > 0
+    assert (labelled.sum(axis=0)[present] >= 1).all()
+    assert len(labelled) < len(bigearthnet)
+
+
+def test_too_few_samples_for_labels_per_class(eurosat_ms):
+    with pytest.raises(
+        SplitError, match="is 9 but class 'AnnualCrop' has only 8 training samples"
+    ):
+        make_splits(eurosat_ms, SplitConfig(labels_per_class=9))
+
+
+def test_bad_config():
+    with pytest.raises(SplitError, match='val_fraction'):
+        SplitConfig(val_fraction=0.6, test_fraction=0.5)
+    with pytest.raises(SplitError, match='strategy'):
+        SplitConfig(strategy='diagonal')
+
+
+def test_saved_split_is_reloaded_and_guarded(eurosat_ms, tmp_path):
+    path = tmp_path / 'run' / 'splits.csv'
+    config = SplitConfig(seed=1)
+    first = load_or_make_splits(eurosat_ms, config, path)
+    assert path.read_text().startswith('# geossl splits {')
+    # Tamper with the file: the reload must use the file, not re-split.
+    text = path.read_text().replace('labelled', 'unlabelled', 1)
+    path.write_text(text)
+    reloaded = load_or_make_splits(eurosat_ms, config, path)
+    assert (reloaded['split'] != first['split']).sum() == 1
+    with pytest.raises(SplitError, match='was made with other settings'):
+        load_or_make_splits(eurosat_ms, SplitConfig(seed=2), path)
+    lines = path.read_text().splitlines()
+    path.write_text('\n'.join(lines[:-5]) + '\n')
+    with pytest.raises(SplitError, match='lists 95 samples but the data has 100'):
+        load_or_make_splits(eurosat_ms, config, path)

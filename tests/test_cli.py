@@ -1,0 +1,100 @@
+import subprocess
+import sys
+
+import pandas as pd
+
+from geossl.cli import main
+from geossl.data.index import read_index
+from tests.conftest import random_chip, write_raster
+
+
+def test_index_scene(shared_data, tmp_path, capsys):
+    output = tmp_path / 'scene.gpkg'
+    assert (
+        main(
+            [
+                'index',
+                str(shared_data / 'sentinel2-scene-18SVG-20160112'),
+                '-o',
+                str(output),
+            ]
+        )
+        == 0
+    )
+    assert (
+        'Indexed 13 samples (rasters layout; 13 with location, 13 with date)'
+        in capsys.readouterr().out
+    )
+    index = read_index(output)
+    assert index['lat'].round(2).eq(37.67).all()
+    assert index['lon'].round(2).eq(-75.62).all()
+
+
+def test_index_bigearthnet(shared_data, tmp_path):
+    output = tmp_path / 'b.gpkg'
+    assert (
+        main(
+            [
+                'index',
+                str(shared_data / 'bigearthnet-s2-examples'),
+                '--output',
+                str(output),
+            ]
+        )
+        == 0
+    )
+    index = read_index(output).set_index('sample_id')
+    assert index.loc['S2B_MSIL2A_20180204T94161_57_38', 'datetime'] == pd.Timestamp(
+        '2018-02-04 09:41:56', tz='UTC'
+    )
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / 'C').mkdir()
+    write_raster(tmp_path / 'C' / 'ok.tif', random_chip())
+    (tmp_path / 'C' / 'broken.tif').write_bytes(b'garbage')
+    output = tmp_path / 'out.gpkg'
+    result = subprocess.run(
+        [sys.executable, '-m', 'geossl.cli', 'index', str(tmp_path), '-o', str(output)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    error_lines = [
+        line for line in result.stderr.splitlines() if line.startswith('geossl: error:')
+    ]
+    assert len(error_lines) == 1
+    assert 'broken.tif: cannot be read as a raster' in error_lines[0]
+    assert not output.exists()
+
+
+def test_options(tmp_path, capsys):
+    write_raster(
+        tmp_path / 'data' / 'C' / 'site_12-03-2019.tif', random_chip(), crs=None
+    )
+    output = tmp_path / 'i.gpkg'
+    args = ['index', str(tmp_path / 'data'), '-o', str(output)]
+    assert main(args) == 2
+    assert '--location_optional true' in capsys.readouterr().err
+    regex = [
+        '--filename_regex',
+        r'site_(?P<date>\d\d-\d\d-\d{4})',
+        '--date_format',
+        '%d-%m-%Y',
+    ]
+    assert main([*args, '--location_optional', 'true', *regex]) == 0
+    assert read_index(output)['datetime'].iloc[0] == pd.Timestamp(
+        '2019-03-12', tz='UTC'
+    )
+
+
+def test_help_lists_index():
+    result = subprocess.run(
+        [sys.executable, '-m', 'geossl.cli', 'index', '--help'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '--filename_regex' in result.stdout
+    assert '--sidecar' in result.stdout
