@@ -140,7 +140,9 @@ class SemiSupervisedDataModule(LightningDataModule):
         subset = Subset(self.dataset, self.positions[name].tolist())
         sampler = None
         if num_samples is not None:
-            generator = torch.Generator().manual_seed(self.seed + len(name))
+            # Each training loader draws from its own stream of the run's seed.
+            stream = ('labelled', 'unlabelled').index(name)
+            generator = torch.Generator().manual_seed(self.seed * 2 + stream)
             sampler = RandomSampler(
                 subset,
                 replacement=len(subset) < num_samples,

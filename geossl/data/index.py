@@ -52,7 +52,6 @@ LABEL_SEPARATOR = '; '
 BOUNDS_COLUMNS = ('minx', 'miny', 'maxx', 'maxy')
 
 _LAYER = 'samples'
-_SIGNATURE_COLUMNS = ('size_bytes', 'mtime_ns')
 
 
 @dataclasses.dataclass(frozen=True)
