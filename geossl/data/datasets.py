@@ -98,6 +98,17 @@ def encode_labels(
     return targets
 
 
+def _row_metadata(row: pd.Series) -> TileMetadata:
+    """The metadata of one index row (NaN and NaT become None)."""
+    located = pd.notna(row['lon']) and pd.notna(row['lat'])
+    return TileMetadata(
+        lon=float(row['lon']) if located else None,
+        lat=float(row['lat']) if located else None,
+        time=row['datetime'].to_pydatetime() if pd.notna(row['datetime']) else None,
+        crs=row['crs'] if isinstance(row['crs'], str) else None,
+    )
+
+
 class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
     """Classification samples with location and time, described by an index.
 
@@ -171,19 +182,12 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         Returns:
             The sample's metadata.
         """
-        row = self.index.iloc[position]
-        located = pd.notna(row['lon']) and pd.notna(row['lat'])
-        return TileMetadata(
-            lon=float(row['lon']) if located else None,
-            lat=float(row['lat']) if located else None,
-            time=row['datetime'].to_pydatetime() if pd.notna(row['datetime']) else None,
-            crs=row['crs'] if isinstance(row['crs'], str) else None,
-        )
+        return _row_metadata(self.index.iloc[position])
 
     def __getitem__(self, position: int) -> dict[str, Any]:
-        meta = self.metadata(position)
-        meta_values, meta_mask = meta.to_tensors()
         row = self.index.iloc[position]
+        meta = _row_metadata(row)
+        meta_values, meta_mask = meta.to_tensors()
         bounds = [row[column] for column in BOUNDS_COLUMNS]
         return {
             'image': self.read_image(position),

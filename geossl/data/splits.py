@@ -89,6 +89,16 @@ def _strata(dataset: GeoClassificationDataset) -> np.ndarray:
     return np.where(targets.any(axis=1), rarity.argmin(axis=1), -1)
 
 
+def _shuffled_strata(
+    strata: np.ndarray, pool: np.ndarray, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """The members of ``pool`` grouped by stratum, each group shuffled."""
+    return [
+        rng.permutation(pool[strata[pool] == stratum])
+        for stratum in np.unique(strata[pool])
+    ]
+
+
 def _stratified_holdout(
     strata: np.ndarray,
     pool: np.ndarray,
@@ -96,8 +106,7 @@ def _stratified_holdout(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     val, test = [], []
-    for stratum in np.unique(strata[pool]):
-        members = rng.permutation(pool[strata[pool] == stratum])
+    for members in _shuffled_strata(strata, pool, rng):
         n_val = round(fractions[0] * len(members))
         n_test = round(fractions[1] * len(members))
         val.append(members[:n_val])
@@ -158,12 +167,9 @@ def _pick_labelled(
     rng: np.random.Generator,
 ) -> np.ndarray:
     if config.labels_per_class is None:
-        strata = _strata(dataset)[pool]
         chosen = [
-            rng.permutation(pool[strata == stratum])[
-                : math.ceil(config.label_fraction * int((strata == stratum).sum()))
-            ]
-            for stratum in np.unique(strata)
+            members[: math.ceil(config.label_fraction * len(members))]
+            for members in _shuffled_strata(_strata(dataset), pool, rng)
         ]
         return np.concatenate(chosen)
     n = config.labels_per_class

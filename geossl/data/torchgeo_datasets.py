@@ -14,8 +14,12 @@ from torchgeo.datasets import BigEarthNet, EuroSAT, NonGeoDataset, Sentinel2
 
 from geossl.data.datasets import BIGEARTHNET_43_TO_19, GeoClassificationDataset
 from geossl.data.index import SampleRef, index_source
-from geossl.data.metadata import MetadataReader, read_bigearthnet_json
-from geossl.errors import GeosslInputError
+from geossl.data.metadata import (
+    MetadataReader,
+    bigearthnet_metadata_file,
+    read_bigearthnet_json,
+)
+from geossl.errors import DatasetLayoutError, GeosslInputError
 
 #: Band order of BigEarthNet v1 Sentinel-2 samples as TorchGeo reads them (no B10).
 BIGEARTHNET_BANDS = tuple(band for band in Sentinel2.all_bands if band != 'B10')
@@ -142,7 +146,10 @@ def bigearthnet(
     )
     samples = []
     for folder in (Path(f['s2']) for f in dataset.folders):
-        metadata = read_bigearthnet_json(folder / f'{folder.name}_labels_metadata.json')
+        json_path = bigearthnet_metadata_file(folder)
+        if json_path is None:
+            raise DatasetLayoutError(folder, 'BigEarthNet patch has no labels JSON')
+        metadata = read_bigearthnet_json(json_path)
         samples.append(SampleRef(folder.name, folder, tuple(metadata['labels'])))
     return TorchGeoDataset(
         dataset,
