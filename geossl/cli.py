@@ -11,8 +11,9 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser, Namespace
 
-from geossl.data.index import index_source
+from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
+from geossl.data.scene import SceneDataset
 from geossl.errors import GeosslInputError
 
 #: Exit status for bad input, as argparse uses for bad arguments.
@@ -76,17 +77,59 @@ def _index_parser() -> ArgumentParser:
     parser.add_argument(
         '-o', '--output', type=str, required=True, help='The .gpkg file to write.'
     )
+    parser.add_argument(
+        '--labels',
+        type=str | None,
+        default=None,
+        help='Vector file (GeoPackage, GeoJSON, Shapefile) of labelled points or '
+        'polygons over the scene(s) in SOURCE. The index then lists chips: '
+        'labelled chips around the labels and unlabelled chips on a grid across '
+        'the rest of each scene.',
+    )
+    parser.add_argument(
+        '--class_column',
+        type=str,
+        default='class',
+        help='Column of the labels file holding the class.',
+    )
+    parser.add_argument(
+        '--chip_size',
+        type=int,
+        default=64,
+        help='Chip width and height in pixels of the finest band (with --labels).',
+    )
+    parser.add_argument(
+        '--stride',
+        type=int | None,
+        default=None,
+        help='Step of the unlabelled chip grid in pixels (with --labels); default: '
+        'the chip size.',
+    )
     _add_metadata_options(parser)
     return parser
 
 
 def _run_index(options: Namespace) -> None:
-    index = index_source(options.source, options.output, _metadata_reader(options))
+    reader = _metadata_reader(options)
+    if options.labels is None:
+        index = index_source(options.source, options.output, reader)
+    else:
+        index = SceneDataset(
+            options.source,
+            options.labels,
+            class_column=options.class_column,
+            chip_size=options.chip_size,
+            stride=options.stride,
+            reader=reader,
+        ).index
+        write_index(index, options.output)
     located = int(index['lon'].notna().sum())
     dated = int(index['datetime'].notna().sum())
+    labelled = int(index['label'].notna().sum())
     print(
         f'Indexed {len(index)} samples ({index.attrs["layout"]} layout; '
-        f'{located} with location, {dated} with date) -> {Path(options.output)}'
+        f'{labelled} labelled, {located} with location, {dated} with date) '
+        f'-> {Path(options.output)}'
     )
 
 

@@ -1,10 +1,12 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from geossl.cli import main
 from geossl.data.index import read_index
+from geossl.data.metadata import footprint_wgs84
 from tests.conftest import random_chip, write_raster
 
 
@@ -22,7 +24,7 @@ def test_index_scene(shared_data, tmp_path, capsys):
         == 0
     )
     assert (
-        'Indexed 13 samples (rasters layout; 13 with location, 13 with date)'
+        'Indexed 13 samples (rasters layout; 0 labelled, 13 with location, 13 with date)'
         in capsys.readouterr().out
     )
     index = read_index(output)
@@ -98,3 +100,33 @@ def test_help_lists_index():
     )
     assert '--filename_regex' in result.stdout
     assert '--sidecar' in result.stdout
+
+
+def test_index_scene_chips_with_labels(shared_data, tmp_path, capsys):
+    output = tmp_path / 'chips.gpkg'
+    scene = str(shared_data / 'sentinel2-scene-18SVG-20160112')
+    labels = str(Path(__file__).parents[1] / 'examples' / '18SVG-labels.geojson')
+    args = ['index', scene, '--labels', labels, '--chip_size', '64', '-o']
+    assert main([*args, str(output)]) == 0
+    chips = read_index(output)
+    assert 'Indexed 866 samples (scene layout; 152 labelled' in capsys.readouterr().out
+    assert len(chips) == 866
+    assert set(chips['label'].dropna()) == {
+        'bay',
+        'built-up',
+        'cropland',
+        'forest',
+        'marsh',
+        'ocean',
+    }
+    assert chips.crs.to_epsg() == 4326
+    scene_area = footprint_wgs84('EPSG:32618', (435730, 4160040, 455040, 4179460))
+    assert chips.geometry.within(scene_area.buffer(1e-5)).all()
+    bad = [*args, str(tmp_path / 'bad.gpkg'), '--class_column', 'landcover']
+    assert main(bad) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith(
+        "18SVG-labels.geojson: has no column 'landcover'; its columns are class "
+        '(choose one as the class column)'
+    )
+    assert not (tmp_path / 'bad.gpkg').exists()

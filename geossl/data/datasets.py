@@ -202,9 +202,22 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         }
 
 
-def _resolve_bands(
+def resolve_bands(
     requested: Sequence[str | int] | None, names: Sequence[str], source: str
 ) -> list[int]:
+    """Positions of the requested bands among a source's band names.
+
+    Args:
+        requested: band names or 0-based positions; None for all bands.
+        names: the source's band names, in order.
+        source: the source named in errors.
+
+    Returns:
+        0-based band positions, in the requested order.
+
+    Raises:
+        BandMismatchError: for a position out of range or an unknown name.
+    """
     if requested is None:
         return list(range(len(names)))
     positions = []
@@ -295,7 +308,7 @@ class ImageFolderDataset(GeoClassificationDataset):
                     f'smaller than the chip size {chip_size}',
                 )
         names = self._band_names(index, band_names)
-        self.band_positions = _resolve_bands(bands, names, str(root))
+        self.band_positions = resolve_bands(bands, names, str(root))
         label_map = None
         multilabel = index.attrs['layout'] == 'bigearthnet'
         if multilabel:

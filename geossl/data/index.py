@@ -178,7 +178,15 @@ def _sample_row(sample: SampleRef, reader: MetadataReader) -> dict[str, object]:
     }
 
 
-def _reader_settings(reader: MetadataReader) -> str:
+def reader_settings(reader: MetadataReader) -> str:
+    """The settings of a metadata reader as JSON, kept with an index.
+
+    Args:
+        reader: the reader.
+
+    Returns:
+        Its settings, with the sidecar path made absolute.
+    """
     settings = dataclasses.asdict(reader)
     if settings['sidecar'] is not None:
         settings['sidecar'] = str(Path(settings['sidecar']).resolve())
@@ -284,7 +292,7 @@ def default_index_path(source: str, reader: MetadataReader) -> Path:
         A ``.gpkg`` path in the cache folder.
     """
     cache = Path(os.environ.get('GEOSSL_CACHE_DIR', Path.home() / '.cache' / 'geossl'))
-    key = f'{source}\n{_reader_settings(reader)}'
+    key = f'{source}\n{reader_settings(reader)}'
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache / 'index' / f'{digest}.gpkg'
 
@@ -332,10 +340,10 @@ def index_source(
                 output,
                 f'already indexes {previous.attrs["source"]}; choose another output',
             )
-        if previous.attrs['reader'] != _reader_settings(reader):
+        if previous.attrs['reader'] != reader_settings(reader):
             previous = None
     index = build_index(samples, reader, previous, progress, f'Indexing {root.name}')
-    index.attrs.update(source=source, layout=layout, reader=_reader_settings(reader))
+    index.attrs.update(source=source, layout=layout, reader=reader_settings(reader))
     write_index(index, output)
     return index
 
@@ -347,10 +355,15 @@ def class_names(labels: Iterable[str | None]) -> list[str]:
         labels: label texts, multi-label ones joined by :data:`LABEL_SEPARATOR`.
 
     Returns:
-        The distinct class names, sorted.
+        The distinct class names, sorted; class codes (``'2'``, ``'10'``) sort as
+        numbers, before names.
     """
     names: set[str] = set()
     for label in labels:
         if isinstance(label, str) and label:
             names.update(label.split(LABEL_SEPARATOR))
-    return sorted(names)
+    return sorted(names, key=_class_order)
+
+
+def _class_order(name: str) -> tuple[bool, int, str]:
+    return (not name.isdigit(), int(name) if name.isdigit() else 0, name)

@@ -85,17 +85,28 @@ def describe(path: Path) -> RasterShape:
             raise RasterReadError(path, 'sample folder holds no band files')
         shapes = []
         for file in files:
-            with _open(file) as src:
+            with open_raster(file) as src:
                 shapes.append((src.height, src.width, src.dtypes[0]))
         height, width, dtype = max(shapes)
         names = tuple(p.stem.rsplit('_', 1)[-1] for p in files)
         return RasterShape(width, height, len(files), dtype, names)
-    with _open(path) as src:
+    with open_raster(path) as src:
         names = tuple(src.descriptions) if all(src.descriptions) else None
         return RasterShape(src.width, src.height, src.count, src.dtypes[0], names)
 
 
-def _open(path: Path) -> rasterio.DatasetReader:
+def open_raster(path: Path) -> rasterio.DatasetReader:
+    """Open a raster, turning every failure into an error that names the file.
+
+    Args:
+        path: the raster file.
+
+    Returns:
+        The open dataset (use it as a context manager).
+
+    Raises:
+        RasterReadError: if the file is missing, empty or not a raster.
+    """
     if not path.exists():
         raise RasterReadError(path, 'does not exist')
     if path.stat().st_size == 0:
@@ -149,10 +160,46 @@ def read_sample(
         image, invalid = _read_band_folder(path, band_count, positions, size)
     else:
         image, invalid = _read_multiband(path, band_count, positions, size)
+    return apply_nodata_policy(image, invalid, nodata, path)
+
+
+def invalid_pixels(array: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Mark the NaN pixels and those equal to a raster's nodata value.
+
+    Args:
+        array: pixels of one band (or of bands sharing ``nodata``).
+        nodata: the raster's declared nodata value, or None.
+
+    Returns:
+        Boolean mask, True where a pixel is not valid data.
+    """
+    invalid = np.isnan(array)
+    if nodata is not None and not np.isnan(nodata):
+        invalid |= array == nodata
+    return invalid
+
+
+def apply_nodata_policy(
+    image: np.ndarray, invalid: np.ndarray, policy: NodataPolicy, source: str | Path
+) -> np.ndarray:
+    """Refuse a chip with invalid pixels, or zero-fill them, as the policy says.
+
+    Args:
+        image: the chip's pixels (modified in place when zero-filling).
+        invalid: mask of the invalid pixels, same shape as ``image``.
+        policy: ``'error'`` or ``'zero'``.
+        source: the file or chip named in the error.
+
+    Returns:
+        The image.
+
+    Raises:
+        NodataError: if ``policy='error'`` and any pixel is invalid.
+    """
     if invalid.any():
-        if nodata == 'error':
+        if policy == 'error':
             raise NodataError(
-                path,
+                source,
                 f'{int(invalid.sum())} of {invalid.size} pixels are nodata or NaN; '
                 "use nodata='zero' to fill them",
             )
@@ -160,24 +207,17 @@ def read_sample(
     return image
 
 
-def _invalid(array: np.ndarray, nodata: float | None) -> np.ndarray:
-    invalid = np.isnan(array)
-    if nodata is not None and not np.isnan(nodata):
-        invalid |= array == nodata
-    return invalid
-
-
 def _read_multiband(
     path: Path, band_count: int, positions: list[int], size: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    with _open(path) as src:
+    with open_raster(path) as src:
         if src.count != band_count:
             raise BandMismatchError(
                 path, f'has {src.count} bands, expected {band_count} like the others'
             )
         window = _centre_window(src.height, src.width, size, path)
         image = src.read([p + 1 for p in positions], window=window).astype(np.float32)
-        return image, _invalid(image, src.nodata)
+        return image, invalid_pixels(image, src.nodata)
 
 
 def _read_band_folder(
@@ -189,7 +229,7 @@ def _read_band_folder(
             folder,
             f'has {len(files)} band files, expected {band_count} like the others',
         )
-    sources = [_open(files[p]) for p in positions]
+    sources = [open_raster(files[p]) for p in positions]
     try:
         # Every band is resampled onto the grid of the finest band.
         height = max(src.height for src in sources)
@@ -204,7 +244,7 @@ def _read_band_folder(
                 out_dtype=np.float32,
             )[window.toslices()]
             bands.append(band)
-            invalid.append(_invalid(band, src.nodata))
+            invalid.append(invalid_pixels(band, src.nodata))
     finally:
         for src in sources:
             src.close()
