@@ -29,6 +29,7 @@ test: lint
 demo: $(INSTALLED)
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/geossl index $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 -o $(DEMO_OUT)/18SVG-index.gpkg
+	$(BIN)/geossl index $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 --labels examples/18SVG-labels.geojson -o $(DEMO_OUT)/18SVG-chips.gpkg
 	$(BIN)/geossl index $(SHARED_DATA)/bigearthnet-s2-examples -o $(DEMO_OUT)/bigearthnet-index.gpkg
 	$(BIN)/geossl index $(SHARED_DATA)/eurosat-ms-sample -o $(DEMO_OUT)/eurosat-ms-index.gpkg
 
