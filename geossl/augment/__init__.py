@@ -1,0 +1,1 @@
+"""Weak and strong views of multispectral batches (Kornia, on the device)."""

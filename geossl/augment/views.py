@@ -1,0 +1,216 @@
+"""Weak and strong views of normalised multispectral batches, run on the device.
+
+FixMatch-style training needs two views of every unlabelled image: a *weak* view
+(flips, 90-degree rotations, a small shift) whose prediction becomes the pseudo-label,
+and a *strong* view (weak + RandAugment-style operations + Cutout) trained to agree
+with it. Both work on whole ``B x C x H x W`` batches of any band count, after
+per-band normalisation.
+
+Kornia's ``RandAugment`` picks its operations once per batch and includes hue and
+saturation, which need three channels and mean nothing for 13 Sentinel-2 bands.
+:class:`MultispectralRandAugment` picks operations per sample from a set that is
+meaningful on normalised reflectance (geometry, brightness, contrast, sharpness,
+blur, noise), and applies each operation once to the group of samples that drew it,
+with Kornia drawing a magnitude per sample. Equalize, solarize and posterize are left
+out: they assume 8-bit-like intensities in [0, 1] and would remap each band
+non-linearly, breaking the physical relation between bands.
+"""
+
+from collections.abc import Mapping
+
+import kornia.augmentation as K
+import torch
+from kornia.filters import box_blur
+from torch import Tensor, nn
+
+
+class RandomSharpness(nn.Module):
+    """Sharpen each sample by its own factor, without clamping values to [0, 1].
+
+    Kornia's ``RandomSharpness`` clamps to [0, 1], which would destroy normalised
+    reflectance; this applies ``x + f * (x - blur(x))`` with ``f`` drawn per sample.
+    """
+
+    def __init__(self, strength: float = 0.9) -> None:
+        """Initialise the operation.
+
+        Args:
+            strength: the largest sharpening factor.
+        """
+        super().__init__()
+        self.strength = strength
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Sharpen a batch.
+
+        Args:
+            images: ``B x C x H x W``.
+
+        Returns:
+            The sharpened batch.
+        """
+        factor = torch.rand(images.shape[0], 1, 1, 1, device=images.device)
+        detail = images - box_blur(images, (3, 3), border_type='reflect')
+        return images + self.strength * factor * detail
+
+
+def multispectral_operations() -> dict[str, nn.Module]:
+    """The strong-view operations, each drawing its magnitude per sample.
+
+    Magnitudes follow FixMatch's RandAugment ranges, in units of the normalised
+    bands (standard deviations) for the intensity operations.
+
+    Returns:
+        Operation name -> module applied with probability one.
+    """
+    return {
+        'identity': nn.Identity(),
+        'rotate': K.RandomAffine(degrees=30.0, padding_mode='reflection', p=1.0),
+        'shear_x': K.RandomAffine(
+            degrees=0.0, shear=(-17.0, 17.0, 0.0, 0.0), padding_mode='reflection', p=1.0
+        ),
+        'shear_y': K.RandomAffine(
+            degrees=0.0, shear=(0.0, 0.0, -17.0, 17.0), padding_mode='reflection', p=1.0
+        ),
+        'translate_x': K.RandomAffine(
+            degrees=0.0, translate=(0.3, 0.0), padding_mode='reflection', p=1.0
+        ),
+        'translate_y': K.RandomAffine(
+            degrees=0.0, translate=(0.0, 0.3), padding_mode='reflection', p=1.0
+        ),
+        'brightness': K.RandomBrightness((0.5, 1.5), clip_output=False, p=1.0),
+        'contrast': K.RandomContrast((0.5, 1.5), clip_output=False, p=1.0),
+        'sharpness': RandomSharpness(0.9),
+        'blur': K.RandomGaussianBlur((5, 5), (0.1, 2.0), p=1.0),
+        'noise': K.RandomGaussianNoise(std=0.1, p=1.0),
+    }
+
+
+class MultispectralRandAugment(nn.Module):
+    """RandAugment with the operations chosen per sample, still run batched.
+
+    Each of ``num_ops`` rounds draws one operation per sample, then applies every
+    drawn operation once, to the samples that drew it.
+    """
+
+    def __init__(
+        self, num_ops: int = 2, operations: Mapping[str, nn.Module] | None = None
+    ) -> None:
+        """Initialise the augmentation.
+
+        Args:
+            num_ops: operations applied to each sample in turn.
+            operations: name -> operation; None for :func:`multispectral_operations`.
+        """
+        super().__init__()
+        self.num_ops = num_ops
+        self.operations = nn.ModuleDict(operations or multispectral_operations())
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Augment a batch.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+
+        Returns:
+            The augmented batch, same shape and dtype.
+        """
+        operations = list(self.operations.values())
+        for _ in range(self.num_ops):
+            choice = torch.randint(len(operations), (images.shape[0],), device=images.device)
+            result = images.clone()
+            for number, operation in enumerate(operations):
+                group = (choice == number).nonzero().squeeze(1)
+                if group.numel():
+                    result[group] = operation(images[group]).to(images.dtype)
+            images = result
+        return images
+
+
+class Views(nn.Module):
+    """Normalisation and the weak and strong views of a batch.
+
+    Args:
+        mean: per-band mean of the raw values.
+        std: per-band standard deviation of the raw values.
+        crop_padding: the weak view's shift, as a fraction of the chip size
+            (reflect-padded random crop).
+        num_ops: RandAugment operations per sample in the strong view.
+        cutout: largest area fraction erased by the strong view's Cutout.
+    """
+
+    def __init__(
+        self,
+        mean: Tensor,
+        std: Tensor,
+        crop_padding: float = 0.125,
+        num_ops: int = 2,
+        cutout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        # Buffers, so the statistics travel with the model into checkpoints.
+        self.register_buffer('mean', mean.reshape(1, -1, 1, 1).float())
+        self.register_buffer('std', std.reshape(1, -1, 1, 1).float())
+        self.crop_padding = crop_padding
+        self.flips = K.ImageSequential(
+            K.RandomHorizontalFlip(p=0.5),
+            K.RandomVerticalFlip(p=0.5),
+            K.RandomRotation90(times=(0, 3), p=1.0),
+        )
+        self.rand_augment = MultispectralRandAugment(num_ops)
+        # Erased pixels get the band mean (0 after normalisation), as Cutout does.
+        self.cutout = K.RandomErasing(scale=(0.02, cutout), value=0.0, p=1.0)
+
+    @property
+    def bands(self) -> int:
+        """Number of bands the views expect."""
+        return self.mean.shape[1]
+
+    def set_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Replace the per-band statistics.
+
+        Args:
+            mean: per-band mean of the raw values.
+            std: per-band standard deviation of the raw values.
+        """
+        self.mean.copy_(torch.as_tensor(mean).reshape(self.mean.shape))
+        self.std.copy_(torch.as_tensor(std).reshape(self.std.shape))
+
+    def normalise(self, images: Tensor) -> Tensor:
+        """Scale raw values by the per-band statistics.
+
+        Args:
+            images: ``B x C x H x W`` raw values.
+
+        Returns:
+            The normalised batch.
+        """
+        return (images - self.mean) / self.std
+
+    def weak(self, images: Tensor) -> Tensor:
+        """The weak view: flips, 90-degree rotations and a reflect-padded shift.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+
+        Returns:
+            The weak view, same shape.
+        """
+        images = self.flips(images)
+        height, width = images.shape[-2:]
+        padding = round(self.crop_padding * min(height, width))
+        if padding:
+            crop = K.RandomCrop((height, width), padding=padding, padding_mode='reflect')
+            images = crop(images)
+        return images
+
+    def strong(self, images: Tensor) -> Tensor:
+        """The strong view: weak view, per-sample RandAugment, then Cutout.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+
+        Returns:
+            The strong view, same shape.
+        """
+        return self.cutout(self.rand_augment(self.weak(images)))

@@ -1,0 +1,1 @@
+"""Backbones for any band count."""

@@ -1,0 +1,51 @@
+"""Image backbones from timm, for any band count and chip size."""
+
+import timm
+from torch import nn
+
+from geossl.errors import GeosslInputError
+
+#: Name prefixes of timm's vision transformers, which are built for the chip size.
+VISION_TRANSFORMERS = ('vit_', 'deit', 'eva', 'beit')
+
+
+def is_vision_transformer(name: str) -> bool:
+    """Whether a timm model name is a vision transformer.
+
+    Args:
+        name: the timm model name.
+
+    Returns:
+        True for ViT-like models.
+    """
+    return name.startswith(VISION_TRANSFORMERS)
+
+
+def create_backbone(
+    name: str, in_channels: int, chip_size: int, pretrained: bool = False
+) -> nn.Module:
+    """A timm model without its classifier, returning pooled features.
+
+    Args:
+        name: the timm model name, e.g. ``resnet18`` or ``vit_small_patch16_224``.
+        in_channels: number of input bands (timm adapts the first layer of
+            pretrained weights to it).
+        chip_size: input height and width; vision transformers are built for it.
+        pretrained: load timm's pretrained weights (needs internet the first time).
+
+    Returns:
+        The backbone; its ``num_features`` is the feature size.
+
+    Raises:
+        GeosslInputError: if timm has no model of that name.
+    """
+    if not timm.is_model(name):
+        raise GeosslInputError(
+            'backbone',
+            f'{name!r} is not a timm model (e.g. resnet18, resnet50, '
+            'vit_small_patch16_224)',
+        )
+    options = {'img_size': chip_size} if is_vision_transformer(name) else {}
+    return timm.create_model(
+        name, pretrained=pretrained, in_chans=in_channels, num_classes=0, **options
+    )

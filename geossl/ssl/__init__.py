@@ -1,0 +1,1 @@
+"""Pseudo-label policies: FixMatch, FreeMatch, FlexMatch, SoftMatch and multi-label."""

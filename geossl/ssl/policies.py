@@ -1,0 +1,557 @@
+"""Pseudo-label policies: from weak-view predictions to targets and weights.
+
+A policy is the whole difference between FixMatch, FreeMatch, FlexMatch, SoftMatch
+and their multi-label variants; the training step around it is shared (see
+:class:`geossl.tasks.SemiSupervisedTask`). Given the class probabilities of the weak
+views of an unlabelled batch and the samples' dataset positions, a policy returns
+targets and per-sample weights (per sample and class for multi-label data), and it
+keeps whatever it learns over training in registered buffers, so a checkpoint resumes
+it exactly. Under DDP, the batch statistics a policy learns from are averaged (or
+gathered) across processes, so every process holds the same state.
+"""
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geossl.errors import GeosslInputError
+
+
+@dataclass
+class PseudoLabels:
+    """Targets for the strong views of an unlabelled batch.
+
+    Attributes:
+        targets: int64 ``(B,)`` class indices, or float32 ``(B, K)`` 0/1 targets for
+            multi-label data.
+        weights: float32 weights in [0, 1] of the same leading shape: ``(B,)``, or
+            ``(B, K)`` for multi-label data; 0 drops a sample (or sample-class pair).
+    """
+
+    targets: Tensor
+    weights: Tensor
+
+
+def _check_threshold(name: str, value: float) -> None:
+    if not 0.0 < value <= 1.0:
+        raise GeosslInputError(name, f'is {value}; a threshold must be in (0, 1]')
+
+
+def _check_momentum(value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise GeosslInputError('ema', f'is {value}; it must be in [0, 1)')
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def mean_across_processes(value: Tensor) -> Tensor:
+    """Average a statistic over the DDP processes (itself outside DDP).
+
+    Args:
+        value: the local statistic.
+
+    Returns:
+        The mean over all processes.
+    """
+    if not _distributed():
+        return value
+    value = value.clone()
+    dist.all_reduce(value)
+    return value / dist.get_world_size()
+
+
+def gather_across_processes(value: Tensor) -> Tensor:
+    """Concatenate equally sized tensors from all DDP processes along dim 0.
+
+    Args:
+        value: the local tensor.
+
+    Returns:
+        All processes' tensors, concatenated (the tensor itself outside DDP).
+    """
+    if not _distributed():
+        return value
+    gathered = value.new_empty((dist.get_world_size() * value.shape[0], *value.shape[1:]))
+    dist.all_gather_into_tensor(gathered, value.contiguous())
+    return gathered
+
+
+class PseudoLabelPolicy(nn.Module, abc.ABC):
+    """Turns weak-view probabilities into pseudo-labels and weights.
+
+    Subclasses implement :meth:`forward`; they update their state only in training
+    mode, so evaluating a policy does not change it.
+
+    Attributes:
+        multilabel: True for policies of multi-label (sigmoid) models.
+    """
+
+    multilabel: ClassVar[bool] = False
+
+    def __init__(self, num_classes: int) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes of the model.
+        """
+        super().__init__()
+        self.num_classes = num_classes
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Class probabilities of logits: softmax, or sigmoid for multi-label data.
+
+        Args:
+            logits: ``(B, K)`` model outputs.
+
+        Returns:
+            ``(B, K)`` probabilities.
+        """
+        return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
+
+    @abc.abstractmethod
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:
+        """Pseudo-label a batch (and, in training mode, learn from it).
+
+        Args:
+            probs: ``(B, K)`` weak-view probabilities, detached.
+            index: ``(B,)`` dataset positions of the samples.
+
+        Returns:
+            Targets and weights.
+        """
+
+    def unsupervised_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:
+        """Weighted loss of the strong-view logits against the pseudo-labels.
+
+        The mean runs over the whole batch (and classes), so dropped samples count
+        as zeros, as in FixMatch.
+
+        Args:
+            logits: ``(B, K)`` strong-view logits.
+            pseudo: the pseudo-labels of the same samples.
+
+        Returns:
+            The scalar loss.
+        """
+        if self.multilabel:
+            loss = F.binary_cross_entropy_with_logits(
+                logits, pseudo.targets, reduction='none'
+            )
+        else:
+            loss = F.cross_entropy(logits, pseudo.targets, reduction='none')
+        return (loss * pseudo.weights).mean()
+
+    def diagnostics(self) -> Mapping[str, Tensor]:
+        """The policy's current thresholds or statistics, for logging.
+
+        Returns:
+            Name -> scalar or per-class ``(K,)`` tensor.
+        """
+        return {}
+
+
+class FixMatch(PseudoLabelPolicy):
+    """Hard labels where the weak view's confidence reaches a fixed threshold.
+
+    Sohn et al., FixMatch, NeurIPS 2020.
+    """
+
+    def __init__(self, num_classes: int, threshold: float = 0.95) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            threshold: the confidence a pseudo-label needs.
+        """
+        super().__init__(num_classes)
+        _check_threshold('threshold', threshold)
+        self.threshold = threshold
+
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
+        confidence, targets = probs.max(dim=1)
+        return PseudoLabels(targets, (confidence >= self.threshold).float())
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {'threshold': torch.tensor(self.threshold)}
+
+
+class FreeMatch(PseudoLabelPolicy):
+    """Self-adaptive global and class-wise thresholds, plus a fairness loss.
+
+    The global threshold is an EMA of the mean confidence; each class's threshold
+    scales it by the EMA of that class's mean probability over its maximum
+    (MaxNorm). The self-adaptive fairness loss ``-H(SumNorm(p/h), SumNorm(p_s/h_s))``
+    compares the EMA class probabilities and prediction histogram with those of
+    the kept strong views. Wang et al., FreeMatch, ICLR 2023.
+    """
+
+    def __init__(
+        self, num_classes: int, ema: float = 0.999, fairness_weight: float = 0.01
+    ) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            ema: momentum of the moving averages.
+            fairness_weight: weight of the fairness loss.
+        """
+        super().__init__(num_classes)
+        _check_momentum(ema)
+        self.ema = ema
+        self.fairness_weight = fairness_weight
+        uniform = torch.full((num_classes,), 1.0 / num_classes)
+        self.register_buffer('global_threshold', torch.tensor(1.0 / num_classes))
+        self.register_buffer('class_probs', uniform.clone())
+        self.register_buffer('label_histogram', uniform.clone())
+
+    @property
+    def class_thresholds(self) -> Tensor:
+        """Per-class thresholds: the global one scaled by MaxNorm class probabilities."""
+        return self.global_threshold * self.class_probs / self.class_probs.max()
+
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
+        confidence, targets = probs.max(dim=1)
+        if self.training:
+            histogram = torch.bincount(targets, minlength=self.num_classes)
+            batch = torch.cat(
+                [
+                    confidence.mean()[None],
+                    probs.mean(dim=0),
+                    histogram.to(probs.dtype) / len(targets),
+                ]
+            )
+            batch = mean_across_processes(batch)
+            keep = self.ema
+            self.global_threshold.mul_(keep).add_((1 - keep) * batch[0])
+            self.class_probs.mul_(keep).add_((1 - keep) * batch[1 : 1 + self.num_classes])
+            self.label_histogram.mul_(keep).add_(
+                (1 - keep) * batch[1 + self.num_classes :]
+            )
+        weights = (confidence >= self.class_thresholds[targets]).float()
+        return PseudoLabels(targets, weights)
+
+    def unsupervised_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:  # noqa: D102
+        loss = super().unsupervised_loss(logits, pseudo)
+        kept = pseudo.weights > 0
+        if self.fairness_weight and kept.any():
+            loss = loss + self.fairness_weight * self.fairness_loss(logits[kept])
+        return loss
+
+    def fairness_loss(self, logits: Tensor) -> Tensor:
+        """The self-adaptive fairness loss on the kept strong-view logits.
+
+        Args:
+            logits: ``(N, K)`` strong-view logits of the kept samples.
+
+        Returns:
+            ``-H(SumNorm(class_probs / label_histogram), SumNorm(p_s / h_s))``.
+        """
+        probs = logits.softmax(dim=1)
+        histogram = torch.bincount(probs.argmax(dim=1), minlength=self.num_classes)
+        histogram = histogram.to(probs.dtype) / len(probs)
+        expected = _sum_normalise(self.class_probs / self.label_histogram)
+        # Classes absent from the batch histogram get no weight (1/0 -> 0).
+        scale = torch.where(histogram > 0, 1.0 / histogram, torch.zeros_like(histogram))
+        observed = _sum_normalise(probs.mean(dim=0) * scale)
+        return (expected * torch.log(observed + 1e-12)).sum()
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {
+            'global_threshold': self.global_threshold,
+            'threshold': self.class_thresholds,
+        }
+
+
+def _sum_normalise(values: Tensor) -> Tensor:
+    return values / values.sum()
+
+
+class FlexMatch(PseudoLabelPolicy):
+    """Curriculum pseudo-labelling: per-class thresholds from learning status.
+
+    Each unlabelled sample remembers the class it was last confidently (above the
+    fixed threshold) predicted as; a class's learning status is its count of such
+    samples over the largest count (including never-selected samples during
+    warm-up), mapped convexly ``beta / (2 - beta)`` onto the threshold. Zhang et
+    al., FlexMatch, NeurIPS 2021.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_samples: int,
+        threshold: float = 0.95,
+        warmup: bool = True,
+    ) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            num_samples: size of the dataset the sample positions index.
+            threshold: the fixed threshold that the class thresholds scale.
+            warmup: count never-selected samples in the normaliser, so thresholds
+                rise from low values while few samples are selected.
+        """
+        super().__init__(num_classes)
+        _check_threshold('threshold', threshold)
+        self.threshold = threshold
+        self.warmup = warmup
+        self.register_buffer('selected', torch.full((num_samples,), -1))
+        self.register_buffer('learning_status', torch.zeros(num_classes))
+
+    @property
+    def class_thresholds(self) -> Tensor:
+        """Per-class thresholds after the convex mapping."""
+        status = self.learning_status
+        return self.threshold * status / (2.0 - status)
+
+    def _update_learning_status(self) -> None:
+        counts = torch.bincount(self.selected + 1, minlength=self.num_classes + 1)
+        if counts[0] == len(self.selected):
+            return
+        per_class = counts[1:].float()
+        normaliser = counts.max() if self.warmup else per_class.max()
+        self.learning_status.copy_(per_class / normaliser)
+
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
+        if index.numel() and int(index.max()) >= len(self.selected):
+            raise GeosslInputError(
+                'num_samples',
+                f'is {len(self.selected)} but a sample position is {int(index.max())}',
+            )
+        confidence, targets = probs.max(dim=1)
+        if self.training:
+            self._update_learning_status()
+        weights = (confidence >= self.class_thresholds[targets]).float()
+        if self.training:
+            index, targets_all, confident = (
+                gather_across_processes(index),
+                gather_across_processes(targets),
+                gather_across_processes(confidence >= self.threshold),
+            )
+            self.selected[index[confident]] = targets_all[confident]
+        return PseudoLabels(targets, weights)
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {'threshold': self.class_thresholds}
+
+
+class SoftMatch(PseudoLabelPolicy):
+    """Soft weights from a truncated Gaussian of the confidence, with uniform alignment.
+
+    Probabilities are first aligned towards a uniform class distribution (divided by
+    the EMA class probabilities); a sample whose confidence is below the EMA mean
+    confidence gets weight ``exp(-(c - mu)^2 / (2 var / n_sigma^2))``, others 1.
+    Chen et al., SoftMatch, ICLR 2023.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        ema: float = 0.999,
+        n_sigma: float = 2.0,
+        uniform_alignment: bool = True,
+    ) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            ema: momentum of the moving averages.
+            n_sigma: width of the Gaussian in standard deviations.
+            uniform_alignment: align the probabilities towards uniform classes.
+        """
+        super().__init__(num_classes)
+        _check_momentum(ema)
+        self.ema = ema
+        self.n_sigma = n_sigma
+        self.uniform_alignment = uniform_alignment
+        self.register_buffer('class_probs', torch.full((num_classes,), 1.0 / num_classes))
+        self.register_buffer('confidence_mean', torch.tensor(1.0 / num_classes))
+        self.register_buffer('confidence_var', torch.tensor(1.0))
+
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
+        keep = self.ema
+        if self.uniform_alignment:
+            if self.training:
+                batch_probs = mean_across_processes(probs.mean(dim=0))
+                self.class_probs.mul_(keep).add_((1 - keep) * batch_probs)
+            aligned = probs / (self.class_probs + 1e-6) / self.num_classes
+            probs = aligned / aligned.sum(dim=1, keepdim=True)
+        confidence, targets = probs.max(dim=1)
+        if self.training:
+            batch = torch.stack([confidence.mean(), confidence.var(unbiased=True)])
+            batch = mean_across_processes(batch)
+            self.confidence_mean.mul_(keep).add_((1 - keep) * batch[0])
+            self.confidence_var.mul_(keep).add_((1 - keep) * batch[1])
+        below = torch.clamp(confidence - self.confidence_mean, max=0.0)
+        weights = torch.exp(-(below**2) / (2 * self.confidence_var / self.n_sigma**2))
+        return PseudoLabels(targets, weights)
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {
+            'confidence_mean': self.confidence_mean,
+            'confidence_var': self.confidence_var,
+        }
+
+
+class MultiLabelThreshold(PseudoLabelPolicy):
+    """Multi-label pseudo-labels: keep a class where it is clearly on or clearly off.
+
+    A sample-class pair is kept as positive where ``p >= positive`` and as negative
+    where ``p <= negative`` (0.70 and 0.05 in Bernhard et al., ECAI 2024).
+    """
+
+    multilabel = True
+
+    def __init__(
+        self, num_classes: int, positive: float = 0.70, negative: float = 0.05
+    ) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            positive: probability from which a class is a positive pseudo-label.
+            negative: probability up to which a class is a negative pseudo-label.
+        """
+        super().__init__(num_classes)
+        _check_threshold('positive', positive)
+        _check_threshold('negative', negative)
+        if negative >= positive:
+            raise GeosslInputError(
+                'negative', f'is {negative}; it must be below positive ({positive})'
+            )
+        self.positive = positive
+        self.negative = negative
+
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
+        on = probs >= self.positive
+        weights = (on | (probs <= self.negative)).float()
+        return PseudoLabels(on.float(), weights)
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {
+            'positive': torch.tensor(self.positive),
+            'negative': torch.tensor(self.negative),
+        }
+
+
+class MultiLabelFreeMatch(PseudoLabelPolicy):
+    """FreeMatch's self-adaptive thresholds for multi-label data, class by class.
+
+    Each class is a binary decision whose confidence is ``max(p, 1 - p)``; the global
+    threshold is the EMA of the mean confidence over samples and classes, and each
+    class's threshold scales it by the EMA of that class's mean confidence over the
+    largest (MaxNorm). A pair is kept where its confidence reaches its class's
+    threshold; its target is ``p >= 0.5``.
+    """
+
+    multilabel = True
+
+    def __init__(self, num_classes: int, ema: float = 0.999) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            ema: momentum of the moving averages.
+        """
+        super().__init__(num_classes)
+        _check_momentum(ema)
+        self.ema = ema
+        # A binary decision at chance has confidence 0.5.
+        self.register_buffer('global_threshold', torch.tensor(0.5))
+        self.register_buffer('class_confidence', torch.full((num_classes,), 0.5))
+
+    @property
+    def class_thresholds(self) -> Tensor:
+        """Per-class thresholds: the global one scaled by MaxNorm class confidences."""
+        return self.global_threshold * self.class_confidence / self.class_confidence.max()
+
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
+        confidence = torch.maximum(probs, 1.0 - probs)
+        if self.training:
+            batch = mean_across_processes(
+                torch.cat([confidence.mean()[None], confidence.mean(dim=0)])
+            )
+            keep = self.ema
+            self.global_threshold.mul_(keep).add_((1 - keep) * batch[0])
+            self.class_confidence.mul_(keep).add_((1 - keep) * batch[1:])
+        weights = (confidence >= self.class_thresholds).float()
+        return PseudoLabels((probs >= 0.5).float(), weights)
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {
+            'global_threshold': self.global_threshold,
+            'threshold': self.class_thresholds,
+        }
+
+
+#: Policies by the name the ``algorithm`` option takes.
+POLICIES: dict[str, type[PseudoLabelPolicy]] = {
+    'fixmatch': FixMatch,
+    'freematch': FreeMatch,
+    'flexmatch': FlexMatch,
+    'softmatch': SoftMatch,
+    'multilabel': MultiLabelThreshold,
+    'multilabel_freematch': MultiLabelFreeMatch,
+}
+
+#: The algorithm name of supervised training (labelled data only, no policy).
+SUPERVISED = 'supervised'
+
+
+def build_policy(
+    algorithm: str,
+    num_classes: int,
+    multilabel: bool,
+    num_samples: int | None = None,
+    options: Mapping[str, object] | None = None,
+) -> PseudoLabelPolicy | None:
+    """Build the policy an algorithm name stands for.
+
+    Args:
+        algorithm: ``'supervised'`` or a key of :data:`POLICIES`.
+        num_classes: number of classes.
+        multilabel: whether the data is multi-label.
+        num_samples: dataset size, for policies that remember samples (FlexMatch).
+        options: keyword arguments of the policy (e.g. ``{'threshold': 0.9}``).
+
+    Returns:
+        The policy, or None for supervised training.
+
+    Raises:
+        GeosslInputError: for an unknown name, a policy of the other kind of data
+            (multi-class vs multi-label), or bad options.
+    """
+    if algorithm == SUPERVISED:
+        return None
+    if algorithm not in POLICIES:
+        names = ', '.join([SUPERVISED, *POLICIES])
+        raise GeosslInputError('algorithm', f'{algorithm!r} is not one of {names}')
+    policy_class = POLICIES[algorithm]
+    if policy_class.multilabel != multilabel:
+        kind = 'multi-label' if multilabel else 'multi-class'
+        fitting = [name for name, cls in POLICIES.items() if cls.multilabel == multilabel]
+        raise GeosslInputError(
+            'algorithm',
+            f'{algorithm} does not fit {kind} data; use one of '
+            f'{", ".join([SUPERVISED, *fitting])}',
+        )
+    arguments = dict(options or {})
+    if policy_class is FlexMatch:
+        if num_samples is None:
+            raise GeosslInputError(
+                'num_samples', 'flexmatch needs the size of the dataset it indexes'
+            )
+        arguments['num_samples'] = num_samples
+    try:
+        return policy_class(num_classes, **arguments)
+    except TypeError as error:
+        raise GeosslInputError('algorithm_options', str(error)) from None

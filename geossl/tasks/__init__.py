@@ -1,0 +1,1 @@
+"""Lightning tasks: supervised and semi-supervised training."""

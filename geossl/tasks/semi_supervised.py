@@ -1,0 +1,366 @@
+"""The semi-supervised Lightning task: one training step for every policy.
+
+Per step the task gets a labelled batch and an unlabelled batch of raw pixels
+(:class:`~geossl.data.datamodule.SemiSupervisedDataModule`). On the device, in
+``on_after_batch_transfer``, it normalises them and makes the views: the weak view
+of the labelled batch, and the weak and strong views of the unlabelled batch. One
+forward pass over all three gives the supervised loss on the labelled weak view;
+the pseudo-label policy turns the unlabelled weak-view probabilities into targets
+and weights for the strong view; the loss is ``supervised + lambda_u * unsupervised``.
+With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference every
+semi-supervised result is compared with.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from geossl.augment.views import Views
+from geossl.errors import GeosslInputError
+from geossl.models.backbones import create_backbone, is_vision_transformer
+from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
+from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
+
+Optimizer = Literal['sgd', 'adamw']
+
+
+class SemiSupervisedTask(LightningModule):
+    """Supervised, FixMatch, FreeMatch, FlexMatch, SoftMatch or multi-label training.
+
+    Args:
+        num_classes: number of classes.
+        in_channels: number of input bands.
+        multilabel: multi-hot targets with sigmoid outputs (BigEarthNet).
+        algorithm: ``supervised`` or a pseudo-label policy name (see
+            :data:`geossl.ssl.policies.POLICIES`).
+        algorithm_options: keyword arguments of the policy, e.g.
+            ``{'threshold': 0.9}``.
+        num_samples: size of the dataset the unlabelled sample positions index
+            (needed by FlexMatch).
+        backbone: timm model name.
+        pretrained: start from timm's pretrained weights.
+        chip_size: input height and width.
+        lambda_u: weight of the unsupervised loss.
+        optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``; None
+            picks AdamW for vision transformers and SGD otherwise.
+        lr: learning rate; None for 0.03 (SGD) or 5e-4 (AdamW).
+        weight_decay: weight decay of weights (not of biases and norms).
+        num_ops: RandAugment operations per sample in the strong view.
+        crop_padding: the weak view's shift as a fraction of the chip size.
+        class_names: names of the classes, for logs and figures.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        multilabel: bool = False,
+        algorithm: str = 'fixmatch',
+        algorithm_options: dict[str, Any] | None = None,
+        num_samples: int | None = None,
+        backbone: str = 'resnet18',
+        pretrained: bool = False,
+        chip_size: int = 64,
+        lambda_u: float = 1.0,
+        optimizer: Optimizer | None = None,
+        lr: float | None = None,
+        weight_decay: float = 5e-4,
+        num_ops: int = 2,
+        crop_padding: float = 0.125,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if num_classes < 2 and not multilabel:
+            raise GeosslInputError('num_classes', f'is {num_classes}; need at least 2')
+        self.policy: PseudoLabelPolicy | None = build_policy(
+            algorithm, num_classes, multilabel, num_samples, algorithm_options
+        )
+        self.backbone = create_backbone(backbone, in_channels, chip_size, pretrained)
+        self.head = nn.Linear(self.backbone.num_features, num_classes)
+        self.views = Views(
+            torch.zeros(in_channels),
+            torch.ones(in_channels),
+            crop_padding=crop_padding,
+            num_ops=num_ops,
+        )
+        self.class_names = list(class_names or map(str, range(num_classes)))
+        if len(self.class_names) != num_classes:
+            raise GeosslInputError(
+                'class_names', f'lists {len(self.class_names)} names for {num_classes} classes'
+            )
+        self.metrics = nn.ModuleDict(
+            {
+                stage: classification_metrics(num_classes, multilabel).clone(
+                    prefix=f'{stage}/'
+                )
+                for stage in ('val', 'test')
+            }
+        )
+        self.confusion = nn.ModuleDict(
+            {
+                stage: MulticlassConfusionMatrix(num_classes)
+                for stage in (() if multilabel else ('val', 'test'))
+            }
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits of normalised images.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+
+        Returns:
+            ``B x K`` logits.
+        """
+        return self.head(self.backbone(images))
+
+    def setup(self, stage: str) -> None:
+        """Check the data against the model and take its normalisation statistics.
+
+        Args:
+            stage: the Lightning stage.
+
+        Raises:
+            GeosslInputError: if the data's bands, classes or unlabelled batch do
+                not fit the model or the algorithm.
+        """
+        datamodule = getattr(self.trainer, 'datamodule', None)
+        if datamodule is None:
+            return
+        dataset = datamodule.dataset
+        bands = len(dataset.band_names)
+        if bands != self.hparams['in_channels']:
+            raise GeosslInputError(
+                'in_channels',
+                f'is {self.hparams["in_channels"]} but the data has {bands} bands '
+                f'({", ".join(dataset.band_names)})',
+            )
+        if dataset.multilabel != self.hparams['multilabel']:
+            kind = 'multi-label' if dataset.multilabel else 'multi-class'
+            raise GeosslInputError(
+                'multilabel', f'is {self.hparams["multilabel"]} but the data is {kind}'
+            )
+        if self.policy is not None and stage == 'fit' and datamodule.mu < 1:
+            raise GeosslInputError(
+                'mu',
+                f'is {datamodule.mu}; {self.hparams["algorithm"]} needs unlabelled '
+                'batches (mu >= 1)',
+            )
+        self.views.set_statistics(datamodule.mean, datamodule.std)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:  # noqa: ANN401
+        """Normalise on the device and, in training, make the weak and strong views.
+
+        Args:
+            batch: a training batch ``{'labelled': ..., 'unlabelled': ...}`` or an
+                evaluation batch.
+            dataloader_idx: index of the loader.
+
+        Returns:
+            The batch with ``weak`` (and ``strong``) views or normalised ``image``.
+        """
+        if 'labelled' not in batch:
+            batch['image'] = self.views.normalise(self._checked(batch['image']))
+            return batch
+        labelled = batch['labelled']
+        labelled['weak'] = self.views.weak(self.views.normalise(self._checked(labelled['image'])))
+        unlabelled = batch.get('unlabelled')
+        if unlabelled is not None and self.policy is not None:
+            images = self.views.normalise(self._checked(unlabelled['image']))
+            unlabelled['weak'] = self.views.weak(images)
+            unlabelled['strong'] = self.views.strong(images)
+        return batch
+
+    def _checked(self, images: Tensor) -> Tensor:
+        if images.shape[1] != self.views.bands:
+            raise GeosslInputError(
+                'data',
+                f'batches have {images.shape[1]} bands but the model takes '
+                f'{self.views.bands}',
+            )
+        return images
+
+    def supervised_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Cross-entropy (multi-class) or binary cross-entropy (multi-label).
+
+        Args:
+            logits: ``(B, K)`` logits.
+            labels: class indices or multi-hot targets.
+
+        Returns:
+            The mean loss.
+        """
+        if self.hparams['multilabel']:
+            return F.binary_cross_entropy_with_logits(logits, labels.float())
+        return F.cross_entropy(logits, labels)
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        """One step: supervised loss, plus the policy's unsupervised loss.
+
+        Args:
+            batch: ``{'labelled': ..., 'unlabelled': ...}`` after the views.
+            batch_idx: index of the step in the epoch.
+
+        Returns:
+            The loss.
+        """
+        labelled = batch['labelled']
+        unlabelled = batch.get('unlabelled')
+        size = len(labelled['weak'])
+        if self.policy is None or unlabelled is None:
+            loss = self.supervised_loss(self(labelled['weak']), labelled['label'])
+            self.log('train/loss', loss, prog_bar=True, batch_size=size)
+            return loss
+        images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
+        logits = self(images)
+        weak_logits, strong_logits = logits[size:].chunk(2)
+        supervised = self.supervised_loss(logits[:size], labelled['label'])
+        probs = self.policy.probabilities(weak_logits.detach())
+        pseudo = self.policy(probs, unlabelled['index'])
+        unsupervised = self.policy.unsupervised_loss(strong_logits, pseudo)
+        loss = supervised + self.hparams['lambda_u'] * unsupervised
+        self.log_dict(
+            {
+                'train/loss': loss,
+                'train/supervised_loss': supervised,
+                'train/unsupervised_loss': unsupervised,
+            },
+            prog_bar=True,
+            batch_size=size,
+        )
+        self._log_pseudo_labels(pseudo, unlabelled['label'])
+        return loss
+
+    def _log_pseudo_labels(self, pseudo: PseudoLabels, labels: Tensor) -> None:
+        """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""
+        kept = pseudo.weights > 0
+        values = {'train/mask_ratio': kept.float().mean()}
+        if self.hparams['multilabel']:
+            known = kept & (labels >= 0).all(dim=1, keepdim=True)
+            correct = pseudo.targets == labels
+            usage = (pseudo.targets * kept).mean(dim=0)
+        else:
+            known = kept & (labels >= 0)
+            correct = pseudo.targets == labels
+            usage = torch.bincount(
+                pseudo.targets[kept], minlength=len(self.class_names)
+            ) / len(kept)
+        if known.any():
+            values['train/pseudo_label_accuracy'] = correct[known].float().mean()
+        values |= self._per_class('train/utilisation', usage)
+        for name, value in self.policy.diagnostics().items():
+            values |= self._per_class(f'train/{name}', value)
+        self.log_dict(values, batch_size=len(kept))
+
+    def _per_class(self, name: str, value: Tensor) -> dict[str, Tensor]:
+        if value.ndim == 0:
+            return {name: value}
+        return {
+            f'{name}/{cls}': v for cls, v in zip(self.class_names, value, strict=True)
+        }
+
+    def _evaluation_step(self, batch: Mapping[str, Any], stage: str) -> None:
+        logits = self(batch['image'])
+        labels = batch['label']
+        loss = self.supervised_loss(logits, labels)
+        self.log(f'{stage}/loss', loss, batch_size=len(labels), prog_bar=stage == 'val')
+        if self.hparams['multilabel']:
+            self.metrics[stage].update(logits.sigmoid(), labels.long())
+        else:
+            self.metrics[stage].update(logits.softmax(dim=1), labels)
+            self.confusion[stage].update(logits.argmax(dim=1), labels)
+
+    def _evaluation_epoch_end(self, stage: str) -> None:
+        results = self.metrics[stage].compute()
+        per_class = results.pop(f'{stage}/f1_per_class')
+        self.log_dict(results | self._per_class(f'{stage}/f1', per_class))
+        self.metrics[stage].reset()
+        if stage in self.confusion:
+            matrix = self.confusion[stage].compute()
+            self.confusion[stage].reset()
+            if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+                save_confusion_matrix(
+                    matrix,
+                    self.class_names,
+                    f'{self.trainer.log_dir}/confusion_{stage}_epoch{self.current_epoch}.png',
+                    f'{stage}, epoch {self.current_epoch}',
+                )
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        """Update the validation metrics.
+
+        Args:
+            batch: normalised images and labels.
+            batch_idx: index of the batch.
+        """
+        self._evaluation_step(batch, 'val')
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation metrics and save the confusion matrix."""
+        self._evaluation_epoch_end('val')
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        """Update the test metrics.
+
+        Args:
+            batch: normalised images and labels.
+            batch_idx: index of the batch.
+        """
+        self._evaluation_step(batch, 'test')
+
+    def on_test_epoch_end(self) -> None:
+        """Log the test metrics and save the confusion matrix."""
+        self._evaluation_epoch_end('test')
+
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        """Class probabilities of a batch.
+
+        Args:
+            batch: normalised images.
+            batch_idx: index of the batch.
+
+        Returns:
+            ``(B, K)`` probabilities.
+        """
+        logits = self(batch['image'])
+        return logits.sigmoid() if self.hparams['multilabel'] else logits.softmax(dim=1)
+
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        """SGD (or AdamW) without decay on biases and norms, and FixMatch's cosine.
+
+        The learning rate follows ``lr * cos(7 pi k / (16 K))`` over the K training
+        steps, as in FixMatch.
+
+        Returns:
+            The optimiser and its per-step schedule.
+        """
+        name = self.hparams['optimizer'] or (
+            'adamw' if is_vision_transformer(self.hparams['backbone']) else 'sgd'
+        )
+        lr = self.hparams['lr'] or (0.03 if name == 'sgd' else 5e-4)
+        decay = [p for p in self.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.ndim <= 1]
+        groups = [
+            {'params': decay, 'weight_decay': self.hparams['weight_decay']},
+            {'params': no_decay, 'weight_decay': 0.0},
+        ]
+        if name == 'sgd':
+            optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: math.cos(7 * math.pi * step / (16 * total))
+        )
+        return {
+            'optimizer': optimizer,
+            'lr_scheduler': {'scheduler': schedule, 'interval': 'step'},
+        }
