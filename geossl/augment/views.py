@@ -117,7 +117,9 @@ class MultispectralRandAugment(nn.Module):
         """
         operations = list(self.operations.values())
         for _ in range(self.num_ops):
-            choice = torch.randint(len(operations), (images.shape[0],), device=images.device)
+            choice = torch.randint(
+                len(operations), (images.shape[0],), device=images.device
+            )
             result = images.clone()
             for number, operation in enumerate(operations):
                 group = (choice == number).nonzero().squeeze(1)
@@ -200,7 +202,9 @@ class Views(nn.Module):
         height, width = images.shape[-2:]
         padding = round(self.crop_padding * min(height, width))
         if padding:
-            crop = K.RandomCrop((height, width), padding=padding, padding_mode='reflect')
+            crop = K.RandomCrop(
+                (height, width), padding=padding, padding_mode='reflect'
+            )
             images = crop(images)
         return images
 

@@ -79,7 +79,9 @@ def gather_across_processes(value: Tensor) -> Tensor:
     """
     if not _distributed():
         return value
-    gathered = value.new_empty((dist.get_world_size() * value.shape[0], *value.shape[1:]))
+    gathered = value.new_empty(
+        (dist.get_world_size() * value.shape[0], *value.shape[1:])
+    )
     dist.all_gather_into_tensor(gathered, value.contiguous())
     return gathered
 
@@ -214,7 +216,7 @@ class FreeMatch(PseudoLabelPolicy):
 
     @property
     def class_thresholds(self) -> Tensor:
-        """Per-class thresholds: the global one scaled by MaxNorm class probabilities."""
+        """Per-class thresholds: the global one times MaxNorm class probabilities."""
         return self.global_threshold * self.class_probs / self.class_probs.max()
 
     def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
@@ -231,7 +233,9 @@ class FreeMatch(PseudoLabelPolicy):
             batch = mean_across_processes(batch)
             keep = self.ema
             self.global_threshold.mul_(keep).add_((1 - keep) * batch[0])
-            self.class_probs.mul_(keep).add_((1 - keep) * batch[1 : 1 + self.num_classes])
+            self.class_probs.mul_(keep).add_(
+                (1 - keep) * batch[1 : 1 + self.num_classes]
+            )
             self.label_histogram.mul_(keep).add_(
                 (1 - keep) * batch[1 + self.num_classes :]
             )
@@ -373,7 +377,9 @@ class SoftMatch(PseudoLabelPolicy):
         self.ema = ema
         self.n_sigma = n_sigma
         self.uniform_alignment = uniform_alignment
-        self.register_buffer('class_probs', torch.full((num_classes,), 1.0 / num_classes))
+        self.register_buffer(
+            'class_probs', torch.full((num_classes,), 1.0 / num_classes)
+        )
         self.register_buffer('confidence_mean', torch.tensor(1.0 / num_classes))
         self.register_buffer('confidence_var', torch.tensor(1.0))
 
@@ -472,7 +478,9 @@ class MultiLabelFreeMatch(PseudoLabelPolicy):
     @property
     def class_thresholds(self) -> Tensor:
         """Per-class thresholds: the global one scaled by MaxNorm class confidences."""
-        return self.global_threshold * self.class_confidence / self.class_confidence.max()
+        return (
+            self.global_threshold * self.class_confidence / self.class_confidence.max()
+        )
 
     def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
         confidence = torch.maximum(probs, 1.0 - probs)
@@ -538,7 +546,9 @@ def build_policy(
     policy_class = POLICIES[algorithm]
     if policy_class.multilabel != multilabel:
         kind = 'multi-label' if multilabel else 'multi-class'
-        fitting = [name for name, cls in POLICIES.items() if cls.multilabel == multilabel]
+        fitting = [
+            name for name, cls in POLICIES.items() if cls.multilabel == multilabel
+        ]
         raise GeosslInputError(
             'algorithm',
             f'{algorithm} does not fit {kind} data; use one of '

@@ -6,10 +6,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchmetrics import Metric, MetricCollection  # noqa: E402
-from torchmetrics.classification import (  # noqa: E402
+import matplotlib.pyplot as plt
+from torch import Tensor
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassCohenKappa,
     MulticlassF1Score,
@@ -89,4 +89,3 @@ def save_confusion_matrix(
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
-

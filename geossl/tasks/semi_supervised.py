@@ -94,7 +94,8 @@ class SemiSupervisedTask(LightningModule):
         self.class_names = list(class_names or map(str, range(num_classes)))
         if len(self.class_names) != num_classes:
             raise GeosslInputError(
-                'class_names', f'lists {len(self.class_names)} names for {num_classes} classes'
+                'class_names',
+                f'lists {len(self.class_names)} names for {num_classes} classes',
             )
         self.metrics = nn.ModuleDict(
             {
@@ -156,7 +157,7 @@ class SemiSupervisedTask(LightningModule):
             )
         self.views.set_statistics(datamodule.mean, datamodule.std)
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:  # noqa: ANN401
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
 
         Args:
@@ -171,7 +172,9 @@ class SemiSupervisedTask(LightningModule):
             batch['image'] = self.views.normalise(self._checked(batch['image']))
             return batch
         labelled = batch['labelled']
-        labelled['weak'] = self.views.weak(self.views.normalise(self._checked(labelled['image'])))
+        labelled['weak'] = self.views.weak(
+            self.views.normalise(self._checked(labelled['image']))
+        )
         unlabelled = batch.get('unlabelled')
         if unlabelled is not None and self.policy is not None:
             images = self.views.normalise(self._checked(unlabelled['image']))

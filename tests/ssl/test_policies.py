@@ -1,0 +1,165 @@
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from geossl.errors import GeosslInputError
+from geossl.ssl.policies import (
+    FixMatch,
+    FlexMatch,
+    FreeMatch,
+    MultiLabelFreeMatch,
+    MultiLabelThreshold,
+    PseudoLabels,
+    SoftMatch,
+    build_policy,
+)
+
+PROBS = torch.tensor([[0.9, 0.1], [0.6, 0.4]])
+INDEX = torch.arange(2)
+
+
+def test_fixmatch_keeps_confident_hard_labels():
+    pseudo = FixMatch(2, threshold=0.8)(PROBS, INDEX)
+    assert pseudo.targets.tolist() == [0, 0]
+    assert pseudo.weights.tolist() == [1.0, 0.0]
+
+
+def test_freematch_thresholds_and_fairness():
+    policy = FreeMatch(2, ema=0.5).train()
+    pseudo = policy(PROBS, INDEX)
+    # Global: 0.5 * 1/2 + 0.5 * mean(0.9, 0.6) = 0.625.
+    assert policy.global_threshold.item() == pytest.approx(0.625)
+    # Class probabilities: 0.5 * [0.5, 0.5] + 0.5 * [0.75, 0.25].
+    torch.testing.assert_close(policy.class_probs, torch.tensor([0.625, 0.375]))
+    # Both predicted class 0: histogram 0.5 * [0.5, 0.5] + 0.5 * [1, 0].
+    torch.testing.assert_close(policy.label_histogram, torch.tensor([0.75, 0.25]))
+    # Class thresholds 0.625 * [0.625, 0.375] / 0.625: sample 2 (0.6 < 0.625) drops.
+    torch.testing.assert_close(policy.class_thresholds, torch.tensor([0.625, 0.375]))
+    assert pseudo.weights.tolist() == [1.0, 0.0]
+    # Fairness on one kept strong view predicting class 0 (p = 0.8808):
+    # expected = SumNorm([0.625 / 0.75, 0.375 / 0.25]) = [0.3571, 0.6429];
+    # observed = SumNorm([0.8808 / 1, 0.1192 * 0]) = [1, 0];
+    # loss = 0.3571 * log(1) + 0.6429 * log(1e-12) = -17.763.
+    fairness = policy.fairness_loss(torch.tensor([[2.0, 0.0]]))
+    assert fairness.item() == pytest.approx(-17.763, abs=1e-3)
+
+
+def test_flexmatch_curriculum_from_selected_samples():
+    policy = FlexMatch(2, num_samples=4, threshold=0.9).train()
+    # No sample selected yet: every threshold is 0 (warm-up), all are kept.
+    first = policy(torch.tensor([[0.95, 0.05], [0.3, 0.7]]), torch.tensor([0, 1]))
+    assert first.weights.tolist() == [1.0, 1.0]
+    assert policy.selected.tolist() == [0, -1, -1, -1]
+    # Counts: 3 unselected, 1 of class 0, 0 of class 1; warm-up normaliser 3.
+    # Status [1/3, 0] -> thresholds 0.9 * (1/3) / (2 - 1/3) = 0.18 and 0.
+    second = policy(torch.tensor([[0.15, 0.85], [0.85, 0.15]]), torch.tensor([2, 3]))
+    torch.testing.assert_close(policy.class_thresholds, torch.tensor([0.18, 0.0]))
+    assert second.weights.tolist() == [1.0, 1.0]
+    assert policy.selected.tolist() == [0, -1, -1, -1]
+    policy.eval()
+    policy(torch.tensor([[0.99, 0.01]]), torch.tensor([1]))
+    assert policy.selected.tolist() == [0, -1, -1, -1]
+    with pytest.raises(GeosslInputError, match='num_samples: is 4 but a sample'):
+        policy(PROBS, torch.tensor([0, 4]))
+
+
+def test_softmatch_weights_after_uniform_alignment():
+    policy = SoftMatch(2, ema=0.5).train()
+    pseudo = policy(PROBS, INDEX)
+    # Class probabilities 0.5 * [0.5, 0.5] + 0.5 * [0.75, 0.25] = [0.625, 0.375];
+    # aligned rows: SumNorm([0.9 / 0.625, 0.1 / 0.375]) = [0.8438, 0.1562] and
+    # SumNorm([0.6 / 0.625, 0.4 / 0.375]) = [0.4737, 0.5263]: sample 2 flips to 1.
+    assert pseudo.targets.tolist() == [0, 1]
+    # Confidence mean 0.5 * 0.5 + 0.5 * 0.6850 = 0.5925; variance (unbiased)
+    # 0.5 * 1 + 0.5 * 0.05038 = 0.5252; weight of sample 2:
+    # exp(-(0.5263 - 0.5925)^2 / (2 * 0.5252 / 2^2)) = 0.9834.
+    assert policy.confidence_mean.item() == pytest.approx(0.5925, abs=1e-4)
+    assert policy.confidence_var.item() == pytest.approx(0.5252, abs=1e-4)
+    assert pseudo.weights.tolist() == pytest.approx([1.0, 0.9834], abs=1e-4)
+
+
+def test_multilabel_threshold_keeps_clear_classes():
+    pseudo = MultiLabelThreshold(3)(torch.tensor([[0.8, 0.5, 0.01]]), INDEX[:1])
+    assert pseudo.targets.tolist() == [[1.0, 0.0, 0.0]]
+    assert pseudo.weights.tolist() == [[1.0, 0.0, 1.0]]
+
+
+def test_multilabel_freematch_per_class_thresholds():
+    policy = MultiLabelFreeMatch(2, ema=0.5).train()
+    pseudo = policy(torch.tensor([[0.9, 0.4], [0.55, 0.5]]), INDEX)
+    # Confidences [[0.9, 0.6], [0.55, 0.5]]: global 0.5 * 0.5 + 0.5 * 0.6375;
+    # classes 0.5 * 0.5 + 0.5 * [0.725, 0.55] = [0.6125, 0.525].
+    torch.testing.assert_close(policy.class_thresholds, torch.tensor([0.56875, 0.4875]))
+    assert pseudo.targets.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+    assert pseudo.weights.tolist() == [[1.0, 1.0], [0.0, 1.0]]
+
+
+def test_evaluation_mode_leaves_state_alone():
+    for policy in (FreeMatch(2), SoftMatch(2), MultiLabelFreeMatch(2)):
+        before = {k: v.clone() for k, v in policy.state_dict().items()}
+        policy.eval()(PROBS, INDEX)
+        for key, value in policy.state_dict().items():
+            assert torch.equal(value, before[key]), key
+
+
+def test_weighted_losses():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    pseudo = PseudoLabels(torch.tensor([0, 0]), torch.tensor([1.0, 0.0]))
+    loss = FixMatch(2).unsupervised_loss(logits, pseudo)
+    # Mean over the batch: CE of the kept sample / 2.
+    assert loss.item() == pytest.approx(torch.log1p(torch.exp(torch.tensor(-2.0))) / 2)
+
+
+def test_build_policy_errors():
+    assert build_policy('supervised', 10, multilabel=False) is None
+    assert isinstance(build_policy('flexmatch', 3, False, num_samples=5), FlexMatch)
+    with pytest.raises(GeosslInputError, match="algorithm: 'mixmatch' is not one of"):
+        build_policy('mixmatch', 10, multilabel=False)
+    with pytest.raises(
+        GeosslInputError, match='fixmatch does not fit multi-label data'
+    ):
+        build_policy('fixmatch', 19, multilabel=True)
+    with pytest.raises(GeosslInputError, match=r'threshold: is 1\.5; a threshold must'):
+        build_policy('fixmatch', 10, False, options={'threshold': 1.5})
+    with pytest.raises(GeosslInputError, match='threshold: is 0'):
+        build_policy('flexmatch', 10, False, num_samples=5, options={'threshold': 0})
+    with pytest.raises(GeosslInputError, match=r'algorithm_options: .*tau'):
+        build_policy('freematch', 10, False, options={'tau': 0.5})
+    with pytest.raises(GeosslInputError, match=r'negative: is 0\.8; it must be below'):
+        build_policy('multilabel', 5, True, options={'negative': 0.8})
+
+
+def _ddp_worker(rank, port, results):
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2
+    )
+    probs = torch.tensor([[[0.9, 0.1], [0.6, 0.4]], [[0.2, 0.8], [0.7, 0.3]]])[rank]
+    freematch = FreeMatch(2, ema=0.5).train()
+    freematch(probs, torch.arange(2))
+    flexmatch = FlexMatch(2, num_samples=4, threshold=0.75).train()
+    flexmatch(probs, torch.arange(2) + 2 * rank)
+    results[rank] = {
+        'freematch': {k: v.clone() for k, v in freematch.state_dict().items()},
+        'selected': flexmatch.selected.clone(),
+    }
+    dist.destroy_process_group()
+
+
+def test_policy_state_is_shared_across_ddp_processes():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    results = mp.get_context('spawn').Manager().dict()
+    mp.spawn(_ddp_worker, args=(port, results), nprocs=2, join=True)
+    # Each process ends with the state one process gets from the whole batch.
+    single = FreeMatch(2, ema=0.5).train()
+    single(
+        torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3]]), torch.arange(4)
+    )
+    for rank in (0, 1):
+        for key, value in single.state_dict().items():
+            torch.testing.assert_close(results[rank]['freematch'][key], value)
+        assert results[rank]['selected'].tolist() == [0, -1, 1, -1]
