@@ -12,12 +12,13 @@ semi-supervised result is compared with.
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning import LightningModule
+from lightning import Callback, LightningModule
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -29,6 +30,28 @@ from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
 from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
 
 Optimizer = Literal['sgd', 'adamw']
+
+
+def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """The exponential-moving-average step of Lightning's ``WeightAveraging``.
+
+    ``lerp`` leaves values that do not change (the normalisation statistics) exactly
+    as they are, where torch's ``decay * a + (1 - decay) * a`` drifts by rounding;
+    integer buffers take the current value.
+
+    Args:
+        decay: weight of the running average.
+
+    Returns:
+        ``avg_fn(averaged, current, num_averaged) -> new average``.
+    """
+
+    def average(averaged: Tensor, current: Tensor, num_averaged: Tensor) -> Tensor:
+        if not averaged.is_floating_point():
+            return current  # counters and sample memories are not averaged
+        return torch.lerp(averaged, current, 1.0 - decay)
+
+    return average
 
 
 class SemiSupervisedTask(LightningModule):
@@ -54,6 +77,10 @@ class SemiSupervisedTask(LightningModule):
         weight_decay: weight decay of weights (not of biases and norms).
         num_ops: RandAugment operations per sample in the strong view.
         crop_padding: the weak view's shift as a fraction of the chip size.
+        ema_decay: decay of the exponential moving average of the weights that is
+            evaluated and saved (Lightning's ``WeightAveraging`` with
+            :func:`ema_average`, as FixMatch evaluates an EMA model); None to
+            evaluate the raw weights.
         class_names: names of the classes, for logs and figures.
     """
 
@@ -74,6 +101,7 @@ class SemiSupervisedTask(LightningModule):
         weight_decay: float = 5e-4,
         num_ops: int = 2,
         crop_padding: float = 0.125,
+        ema_decay: float | None = 0.999,
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
@@ -111,6 +139,15 @@ class SemiSupervisedTask(LightningModule):
                 for stage in (() if multilabel else ('val', 'test'))
             }
         )
+
+    def configure_callbacks(self) -> list[Callback]:
+        """The EMA of the weights, if enabled.
+
+        Returns:
+            Callbacks the Trainer adds (replacing its own of the same type).
+        """
+        decay = self.hparams['ema_decay']
+        return [] if decay is None else [WeightAveraging(avg_fn=ema_average(decay))]
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits of normalised images.

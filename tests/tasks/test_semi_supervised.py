@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 import torch
-from lightning import Trainer, seed_everything
-from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning import Callback, Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 
 from geossl.data.datamodule import SemiSupervisedDataModule
@@ -68,24 +68,46 @@ def test_training_reduces_loss_and_uses_unlabelled_data(
     assert {f'train/utilisation/{c}' for c in eurosat_ms.classes} <= set(log.columns)
 
 
-def test_checkpoint_restores_policy_state_exactly(eurosat_ms, tmp_path):
+class _PolicyAtSave(Callback):
+    """Keeps the live policy state at each checkpoint save."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        self.state = {k: v.clone() for k, v in pl_module.policy.state_dict().items()}
+
+
+@pytest.mark.parametrize('ema_decay', [None, 0.999])
+def test_checkpoint_restores_policy_state_exactly(eurosat_ms, tmp_path, ema_decay):
     seed_everything(0)
-    task = _task(eurosat_ms, 'flexmatch', algorithm_options={'threshold': 0.3})
+    task = _task(
+        eurosat_ms,
+        'flexmatch',
+        algorithm_options={'threshold': 0.3},
+        ema_decay=ema_decay,
+    )
     checkpoint = ModelCheckpoint(tmp_path / 'checkpoints', save_last=True)
+    at_save = _PolicyAtSave()
     trainer = _trainer(
-        tmp_path, max_steps=4, callbacks=[checkpoint], enable_checkpointing=True
+        tmp_path,
+        max_steps=4,
+        limit_val_batches=0,
+        callbacks=[checkpoint, at_save],
+        enable_checkpointing=True,
     )
     datamodule = _datamodule(eurosat_ms, tmp_path)
     trainer.fit(task, datamodule)
-    assert (task.policy.selected >= 0).any()
+    assert (at_save.state['selected'] >= 0).any()
+    saved = torch.load(checkpoint.last_model_path, weights_only=False)
+    # With the EMA, Lightning keeps the live (not averaged) state for resuming.
+    live = saved['state_dict'] if ema_decay is None else saved['current_model_state']
+    for key, value in at_save.state.items():
+        assert torch.equal(live[f'policy.{key}'], value), key
     restored = SemiSupervisedTask.load_from_checkpoint(checkpoint.last_model_path)
-    for key, value in task.state_dict().items():
-        assert torch.equal(restored.state_dict()[key], value), key
-    assert torch.equal(restored.views.mean, task.views.mean)
     assert restored.views.mean.flatten().tolist() == datamodule.mean.tolist()
-    resumed = _trainer(tmp_path, max_steps=6)
+    resumed = _trainer(tmp_path, max_steps=6, limit_val_batches=0)
     resumed.fit(restored, datamodule, ckpt_path=checkpoint.last_model_path)
     assert resumed.global_step == 6
+    averaging = [c for c in resumed.callbacks if isinstance(c, WeightAveraging)]
+    assert len(averaging) == (ema_decay is not None)
 
 
 def test_multilabel_training_on_bigearthnet(shared_data, tmp_path):
@@ -112,18 +134,13 @@ def test_multilabel_training_on_bigearthnet(shared_data, tmp_path):
 
 def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp_path):
     seed_everything(0)
-    task = _task(eurosat_ms, 'softmatch')
-    trainer = _trainer(
-        tmp_path,
-        max_steps=-1,
-        max_epochs=1,
-        limit_train_batches=3,
-        callbacks=[EMAWeightAveraging(decay=0.9)],
-    )
+    task = _task(eurosat_ms, 'softmatch', ema_decay=0.9)
+    trainer = _trainer(tmp_path, max_steps=-1, max_epochs=1, limit_train_batches=3)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
     assert (tmp_path / 'logs' / 'version_0' / 'confusion_val_epoch0.png').stat().st_size
     assert 'val/kappa' in trainer.callback_metrics
     assert 'val/f1/Forest' in trainer.callback_metrics
+    assert any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
 
 
 def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
@@ -132,6 +149,12 @@ def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
     assert task.policy is None
     assert 'train/mask_ratio' not in trainer.callback_metrics
+
+
+def test_vision_transformer_backbone(eurosat_ms):
+    task = _task(eurosat_ms, backbone='vit_small_patch16_224', chip_size=64)
+    assert task(torch.zeros(2, 13, 64, 64)).shape == (2, 10)
+    assert task.head.in_features == 384
 
 
 def test_bad_configurations_fail_before_training(eurosat_ms, tmp_path):
