@@ -24,12 +24,21 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from geossl.augment.views import Views
+from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
-from geossl.models.backbones import create_backbone, is_vision_transformer
+from geossl.models.backbones import is_vision_transformer
+from geossl.models.classifier import (
+    Classifier,
+    Fusion,
+    MetadataClassifier,
+    default_fusion,
+)
+from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
 from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
 from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
 
 Optimizer = Literal['sgd', 'adamw']
+Distillation = Literal['context', 'kl']
 
 
 def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
@@ -82,6 +91,24 @@ class SemiSupervisedTask(LightningModule):
             :func:`ema_average`, as FixMatch evaluates an EMA model); None to
             evaluate the raw weights.
         class_names: names of the classes, for logs and figures.
+        teacher_student: train the spatiotemporal teacher-student (Bernhard et al.,
+            ECAI 2024): a teacher that also sees the metadata makes the
+            pseudo-labels; the image-only student learns from them and from
+            distillation, and is the model that is evaluated and shipped.
+        metadata: what the teacher sees: ``location+time``, ``location``, ``time``
+            or ``none`` (ablations).
+        location_encoding: ``sinusoidal`` or ``harmonics`` (spherical).
+        metadata_year: add the year to the teacher's time features.
+        metadata_time_of_day: add the time of day to the teacher's time features.
+        metadata_dim: size of the metadata embedding.
+        fusion: how the teacher takes the metadata: ``token`` (vision
+            transformers), ``film`` or ``concat``; None for ``token`` on vision
+            transformers and ``film`` otherwise.
+        distillation: ``context`` (the student's context regresses the teacher's
+            metadata-conditioned context: token outputs for ``token`` fusion,
+            pooled features otherwise) or ``kl`` (softened logits).
+        lambda_d: weight of the distillation loss.
+        distillation_temperature: temperature of the ``kl`` distillation.
     """
 
     def __init__(
@@ -103,6 +130,16 @@ class SemiSupervisedTask(LightningModule):
         crop_padding: float = 0.125,
         ema_decay: float | None = 0.999,
         class_names: Sequence[str] | None = None,
+        teacher_student: bool = False,
+        metadata: MetadataParts = 'location+time',
+        location_encoding: LocationEncoding = 'sinusoidal',
+        metadata_year: bool = False,
+        metadata_time_of_day: bool = False,
+        metadata_dim: int = 128,
+        fusion: Fusion | None = None,
+        distillation: Distillation = 'context',
+        lambda_d: float = 1.0,
+        distillation_temperature: float = 4.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -111,8 +148,43 @@ class SemiSupervisedTask(LightningModule):
         self.policy: PseudoLabelPolicy | None = build_policy(
             algorithm, num_classes, multilabel, num_samples, algorithm_options
         )
-        self.backbone = create_backbone(backbone, in_channels, chip_size, pretrained)
-        self.head = nn.Linear(self.backbone.num_features, num_classes)
+        fusion = fusion or default_fusion(backbone)
+        self.teacher: MetadataClassifier | None = None
+        if teacher_student:
+            if self.policy is None:
+                raise GeosslInputError(
+                    'teacher_student',
+                    'needs a semi-supervised algorithm (the teacher makes the '
+                    'pseudo-labels), not supervised',
+                )
+            if distillation not in ('context', 'kl'):
+                raise GeosslInputError(
+                    'distillation', f'is {distillation!r}; use context or kl'
+                )
+            encoder = MetadataEncoder(
+                metadata,
+                location_encoding,
+                year=metadata_year,
+                time_of_day=metadata_time_of_day,
+                dim=metadata_dim,
+            )
+            self.teacher = MetadataClassifier(
+                backbone,
+                in_channels,
+                num_classes,
+                chip_size,
+                encoder,
+                fusion,
+                pretrained,
+            )
+        self.student = Classifier(
+            backbone,
+            in_channels,
+            num_classes,
+            chip_size,
+            pretrained,
+            context_token=teacher_student and fusion == 'token',
+        )
         self.views = Views(
             torch.zeros(in_channels),
             torch.ones(in_channels),
@@ -150,7 +222,7 @@ class SemiSupervisedTask(LightningModule):
         return [] if decay is None else [WeightAveraging(avg_fn=ema_average(decay))]
 
     def forward(self, images: Tensor) -> Tensor:
-        """Logits of normalised images.
+        """Logits of normalised images, from the student (image only).
 
         Args:
             images: ``B x C x H x W`` normalised images.
@@ -158,7 +230,7 @@ class SemiSupervisedTask(LightningModule):
         Returns:
             ``B x K`` logits.
         """
-        return self.head(self.backbone(images))
+        return self.student(images)[0]
 
     def setup(self, stage: str) -> None:
         """Check the data against the model and take its normalisation statistics.
@@ -192,7 +264,24 @@ class SemiSupervisedTask(LightningModule):
                 f'is {datamodule.mu}; {self.hparams["algorithm"]} needs unlabelled '
                 'batches (mu >= 1)',
             )
+        if self.teacher is not None:
+            self._check_metadata(dataset)
         self.views.set_statistics(datamodule.mean, datamodule.std)
+
+    def _check_metadata(self, dataset: GeoClassificationDataset) -> None:
+        """Refuse a teacher that would see only "missing" for a part of its metadata."""
+        encoder = self.teacher.encoder
+        for used, column, what in (
+            (encoder.uses_location, 'lon', 'location'),
+            (encoder.uses_time, 'datetime', 'acquisition date'),
+        ):
+            if used and not dataset.index[column].notna().any():
+                other = 'time' if what == 'location' else 'location'
+                raise GeosslInputError(
+                    'metadata',
+                    f'is {encoder.parts!r} but no sample of the data has a {what}; '
+                    f'use metadata={other!r} (or give the data its {what})',
+                )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
@@ -245,6 +334,10 @@ class SemiSupervisedTask(LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         """One step: supervised loss, plus the policy's unsupervised loss.
 
+        With the teacher-student, the teacher's weak-view predictions (with
+        metadata) are pseudo-labelled once by the policy; teacher and student both
+        train on those pseudo-labels, and the student also on distillation.
+
         Args:
             batch: ``{'labelled': ..., 'unlabelled': ...}`` after the views.
             batch_idx: index of the step in the epoch.
@@ -260,24 +353,101 @@ class SemiSupervisedTask(LightningModule):
             self.log('train/loss', loss, prog_bar=True, batch_size=size)
             return loss
         images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
-        logits = self(images)
-        weak_logits, strong_logits = logits[size:].chunk(2)
-        supervised = self.supervised_loss(logits[:size], labelled['label'])
-        probs = self.policy.probabilities(weak_logits.detach())
-        pseudo = self.policy(probs, unlabelled['index'])
-        unsupervised = self.policy.unsupervised_loss(strong_logits, pseudo)
-        loss = supervised + self.hparams['lambda_u'] * unsupervised
+        logits, context = self.student(images)
+        if self.teacher is None:
+            pseudo = self._pseudo_labels(logits, size, unlabelled['index'])
+            losses = self._semi_supervised_losses(logits, labelled['label'], pseudo)
+        else:
+            meta = torch.cat([labelled['meta'], unlabelled['meta'], unlabelled['meta']])
+            mask = torch.cat(
+                [
+                    labelled['meta_mask'],
+                    unlabelled['meta_mask'],
+                    unlabelled['meta_mask'],
+                ]
+            )
+            teacher_logits, teacher_context = self.teacher(images, meta, mask)
+            pseudo = self._pseudo_labels(teacher_logits, size, unlabelled['index'])
+            losses = self._semi_supervised_losses(logits, labelled['label'], pseudo)
+            teacher_losses = self._semi_supervised_losses(
+                teacher_logits, labelled['label'], pseudo
+            )
+            # Distil on the weak views, the ones the pseudo-labels come from.
+            weak = slice(0, size + len(unlabelled['weak']))
+            losses['distillation_loss'] = self.distillation_loss(
+                logits[weak], context[weak], teacher_logits[weak], teacher_context[weak]
+            )
+            losses |= {
+                f'teacher/{name}': value for name, value in teacher_losses.items()
+            }
+        loss = sum(value * self._loss_weight(name) for name, value in losses.items())
         self.log_dict(
-            {
-                'train/loss': loss,
-                'train/supervised_loss': supervised,
-                'train/unsupervised_loss': unsupervised,
-            },
+            {'train/loss': loss} | {f'train/{k}': v for k, v in losses.items()},
             prog_bar=True,
             batch_size=size,
         )
         self._log_pseudo_labels(pseudo, unlabelled['label'])
         return loss
+
+    def _loss_weight(self, name: str) -> float:
+        if name.endswith('unsupervised_loss'):
+            return self.hparams['lambda_u']
+        if name == 'distillation_loss':
+            return self.hparams['lambda_d']
+        return 1.0
+
+    def _pseudo_labels(self, logits: Tensor, size: int, index: Tensor) -> PseudoLabels:
+        """The policy's pseudo-labels from the weak-view part of a batch's logits."""
+        weak = logits[size:].chunk(2)[0].detach()
+        return self.policy(self.policy.probabilities(weak), index)
+
+    def _semi_supervised_losses(
+        self, logits: Tensor, labels: Tensor, pseudo: PseudoLabels
+    ) -> dict[str, Tensor]:
+        """Supervised and unsupervised losses of [labelled, weak, strong] logits."""
+        size = len(labels)
+        strong = logits[size:].chunk(2)[1]
+        return {
+            'supervised_loss': self.supervised_loss(logits[:size], labels),
+            'unsupervised_loss': self.policy.unsupervised_loss(strong, pseudo),
+        }
+
+    def distillation_loss(
+        self,
+        logits: Tensor,
+        context: Tensor,
+        teacher_logits: Tensor,
+        teacher_context: Tensor,
+    ) -> Tensor:
+        """How far the student is from the (fixed) teacher.
+
+        Args:
+            logits: student logits.
+            context: student context (metadata-free token output or features).
+            teacher_logits: teacher logits of the same images.
+            teacher_context: teacher metadata-conditioned context.
+
+        Returns:
+            MSE between contexts, or the temperature-scaled KL between softened
+            predictions (sigmoid per class for multi-label data).
+        """
+        if self.hparams['distillation'] == 'context':
+            return F.mse_loss(context, teacher_context.detach())
+        temperature = self.hparams['distillation_temperature']
+        student = logits / temperature
+        teacher = teacher_logits.detach() / temperature
+        if self.hparams['multilabel']:
+            divergence = F.binary_cross_entropy_with_logits(
+                student, teacher.sigmoid()
+            ) - F.binary_cross_entropy_with_logits(teacher, teacher.sigmoid())
+        else:
+            divergence = F.kl_div(
+                student.log_softmax(dim=1),
+                teacher.log_softmax(dim=1),
+                log_target=True,
+                reduction='batchmean',
+            )
+        return divergence * temperature**2
 
     def _log_pseudo_labels(self, pseudo: PseudoLabels, labels: Tensor) -> None:
         """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""

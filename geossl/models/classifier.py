@@ -1,0 +1,217 @@
+"""Image classifiers: the image-only student and the metadata-fed teacher.
+
+Both return logits and a *context* vector, which is what distillation compares:
+
+* vision transformers with ``fusion='token'``: the teacher gets one extra token made
+  from the metadata embedding (with its own learned position embedding) that passes
+  through every block; the student gets one extra learned token in its place, with no
+  input. Context is that token's output (Bernhard et al., ECAI 2024);
+* otherwise (CNNs, or ViTs with ``film``/``concat``): the teacher conditions the
+  pooled features on the metadata, by FiLM (per-channel scale and shift, starting as
+  the identity) or by concatenation and an MLP. Context is the (conditioned) pooled
+  feature vector.
+"""
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from geossl.errors import GeosslInputError
+from geossl.models.backbones import create_backbone, is_vision_transformer
+from geossl.models.metadata import MetadataEncoder
+
+Fusion = Literal['token', 'film', 'concat']
+
+
+def default_fusion(backbone: str) -> Fusion:
+    """The fusion a backbone gets unless told otherwise.
+
+    Args:
+        backbone: timm model name.
+
+    Returns:
+        ``token`` for vision transformers, ``film`` for the rest.
+    """
+    return 'token' if is_vision_transformer(backbone) else 'film'
+
+
+def _check_fusion(fusion: str, backbone: str) -> None:
+    if fusion not in ('token', 'film', 'concat'):
+        raise GeosslInputError('fusion', f'is {fusion!r}; use token, film or concat')
+    if fusion == 'token' and not is_vision_transformer(backbone):
+        raise GeosslInputError(
+            'fusion',
+            f'token fusion needs a vision transformer, not {backbone}; use film or '
+            'concat',
+        )
+
+
+def forward_with_token(
+    vit: nn.Module, images: Tensor, token: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Run a timm vision transformer with one extra token through all its blocks.
+
+    Args:
+        vit: a timm ``VisionTransformer``.
+        images: ``B x C x H x W`` normalised images.
+        token: ``(B or 1, 1, D)`` the extra token, position embedding included.
+
+    Returns:
+        The pooled features of the image tokens, and the extra token's output.
+    """
+    tokens = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
+    extra = token.expand(len(images), -1, -1)
+    tokens = vit.norm(vit.blocks(torch.cat([tokens, extra], dim=1)))
+    return vit.forward_head(tokens[:, :-1], pre_logits=True), tokens[:, -1]
+
+
+class Classifier(nn.Module):
+    """The image-only network (the student, or the plain model without a teacher).
+
+    Args:
+        backbone: timm model name.
+        in_channels: number of input bands.
+        num_classes: number of classes.
+        chip_size: input height and width.
+        pretrained: start from timm's pretrained weights.
+        context_token: give a vision transformer the extra learned token whose
+            output is distilled from the teacher's metadata token.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        in_channels: int,
+        num_classes: int,
+        chip_size: int,
+        pretrained: bool = False,
+        context_token: bool = False,
+    ) -> None:
+        super().__init__()
+        if context_token:
+            _check_fusion('token', backbone)
+        self.backbone = create_backbone(backbone, in_channels, chip_size, pretrained)
+        self.context_token = None
+        if context_token:
+            # A learned token with no input, in the place of the teacher's metadata.
+            self.context_token = nn.Parameter(
+                torch.zeros(1, 1, self.backbone.embed_dim)
+            )
+            nn.init.trunc_normal_(self.context_token, std=0.02)
+        self.head = nn.Linear(self.backbone.num_features, num_classes)
+
+    def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Pooled features and context of normalised images.
+
+        Args:
+            images: ``B x C x H x W``.
+
+        Returns:
+            ``(B, F)`` pooled features and ``(B, D)`` context.
+        """
+        if self.context_token is not None:
+            return forward_with_token(self.backbone, images, self.context_token)
+        pooled = self.backbone(images)
+        return pooled, pooled
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits and context.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+
+        Returns:
+            ``(B, K)`` logits and ``(B, D)`` context.
+        """
+        pooled, context = self.features(images)
+        return self.head(pooled), context
+
+
+class MetadataClassifier(nn.Module):
+    """The teacher: image + metadata embedding, fused into the backbone or its features.
+
+    Args:
+        backbone: timm model name.
+        in_channels: number of input bands.
+        num_classes: number of classes.
+        chip_size: input height and width.
+        encoder: the metadata encoder.
+        fusion: ``token`` (vision transformers), ``film`` or ``concat``.
+        pretrained: start from timm's pretrained weights.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        in_channels: int,
+        num_classes: int,
+        chip_size: int,
+        encoder: MetadataEncoder,
+        fusion: Fusion,
+        pretrained: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_fusion(fusion, backbone)
+        network = create_backbone(backbone, in_channels, chip_size, pretrained)
+        self.backbone = network
+        self.encoder = encoder
+        self.fusion = fusion
+        width = network.num_features
+        if fusion == 'token':
+            self.to_token = nn.Linear(encoder.dim, network.embed_dim)
+            self.token_position = nn.Parameter(torch.zeros(1, 1, network.embed_dim))
+            nn.init.trunc_normal_(self.token_position, std=0.02)
+        elif fusion == 'film':
+            self.film = nn.Linear(encoder.dim, 2 * width)
+            # Zero scale and shift: the teacher starts as the plain image model.
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+        else:
+            self.mix = nn.Sequential(
+                nn.Linear(width + encoder.dim, width),
+                nn.GELU(),
+                nn.Linear(width, width),
+            )
+        self.head = nn.Linear(width, num_classes)
+
+    def features(
+        self, images: Tensor, meta: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Metadata-conditioned pooled features and context.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+            meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
+            mask: ``(B, 3)`` True where known.
+
+        Returns:
+            ``(B, F)`` pooled features and ``(B, D)`` context.
+        """
+        embedding = self.encoder(meta, mask)
+        if self.fusion == 'token':
+            token = self.to_token(embedding)[:, None] + self.token_position
+            return forward_with_token(self.backbone, images, token)
+        pooled = self.backbone(images)
+        if self.fusion == 'film':
+            scale, shift = self.film(embedding).chunk(2, dim=1)
+            fused = pooled * (1 + scale) + shift
+        else:
+            fused = self.mix(torch.cat([pooled, embedding], dim=1))
+        return fused, fused
+
+    def forward(
+        self, images: Tensor, meta: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Logits and context.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+            meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
+            mask: ``(B, 3)`` True where known.
+
+        Returns:
+            ``(B, K)`` logits and ``(B, D)`` context.
+        """
+        pooled, context = self.features(images, meta, mask)
+        return self.head(pooled), context
