@@ -279,7 +279,7 @@ class SemiSupervisedTask(LightningModule):
                 other = 'time' if what == 'location' else 'location'
                 raise GeosslInputError(
                     'metadata',
-                    f'is {encoder.parts!r} but no sample of the data has a {what}; '
+                    f'is {encoder.parts!r} but the {what} of every sample is missing; '
                     f'use metadata={other!r} (or give the data its {what})',
                 )
 

@@ -154,7 +154,7 @@ def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
 def test_vision_transformer_backbone(eurosat_ms):
     task = _task(eurosat_ms, backbone='vit_small_patch16_224', chip_size=64)
     assert task(torch.zeros(2, 13, 64, 64)).shape == (2, 10)
-    assert task.head.in_features == 384
+    assert task.student.head.in_features == 384
 
 
 def test_bad_configurations_fail_before_training(eurosat_ms, tmp_path):

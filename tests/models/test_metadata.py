@@ -1,0 +1,113 @@
+import datetime as dt
+import math
+import random
+
+import pytest
+import torch
+
+from geossl.errors import GeosslInputError
+from geossl.models.metadata import (
+    MetadataEncoder,
+    civil_dates,
+    sinusoidal_location,
+    spherical_harmonics,
+    time_features,
+)
+
+
+def _unix(*args):
+    return dt.datetime(*args, tzinfo=dt.UTC).timestamp()
+
+
+def test_civil_dates_match_the_calendar():
+    rng = random.Random(0)
+    times = [rng.randint(-2_000_000_000, 4_000_000_000) for _ in range(5000)]
+    times += [_unix(2000, 2, 29), _unix(1900, 3, 1), _unix(2016, 12, 31, 23, 59)]
+    year, day, seconds = civil_dates(torch.tensor(times, dtype=torch.float64))
+    for time, y, d, s in zip(times, year, day, seconds, strict=True):
+        expected = dt.datetime.fromtimestamp(time, dt.UTC)
+        assert (int(y), int(d) + 1) == (expected.year, expected.timetuple().tm_yday)
+        assert int(s) == expected.hour * 3600 + expected.minute * 60 + expected.second
+
+
+def test_day_of_year_is_cyclic_with_leap_years():
+    times = torch.tensor(
+        [_unix(2017, 1, 1), _unix(2016, 3, 1), _unix(2017, 3, 1), _unix(2016, 7, 2)],
+        dtype=torch.float64,
+    )
+    features = time_features(times, year=True, time_of_day=True)
+    angles = torch.atan2(features[:, 0], features[:, 1]) % (2 * math.pi)
+    fractions = (angles / (2 * math.pi)).tolist()
+    assert fractions == pytest.approx([0.0, 60 / 366, 59 / 365, 183 / 366], abs=1e-9)
+    assert features[:, 2].tolist() == pytest.approx([-0.3, -0.4, -0.3, -0.4])
+    # Midnight: time of day (sin, cos) = (0, 1).
+    assert features[:, 3:].flatten().tolist() == pytest.approx([0.0, 1.0] * 4, abs=1e-9)
+
+
+@pytest.mark.parametrize('encode', [sinusoidal_location, spherical_harmonics])
+def test_location_has_no_seam_at_the_antimeridian_or_the_poles(encode):
+    lon = torch.tensor([179.999, -179.999, 0.0, 120.0, -75.6])
+    lat = torch.tensor([-16.0, -16.0, 90.0, 90.0, 37.7], dtype=torch.float32)
+    features = encode(lon, lat)
+    assert (features[0] - features[1]).abs().max() < 1e-3
+    assert (features[2] - features[3]).abs().max() < 1e-5
+    assert (features[0] - features[4]).abs().max() > 0.1
+
+
+def test_spherical_harmonics_low_degrees():
+    lon = torch.tensor([10.0, -75.6], dtype=torch.float64)
+    lat = torch.tensor([50.0, 37.7], dtype=torch.float64)
+    features = spherical_harmonics(lon, lat, degrees=2)
+    assert features[:, 0].tolist() == pytest.approx([0.5 / math.sqrt(math.pi)] * 2)
+    # Y_1^0 = sqrt(3 / 4 pi) cos(colatitude); Y_1^1 = -sqrt(3 / 4 pi) sin(c) cos(lon)
+    # (with the Condon-Shortley phase).
+    scale = math.sqrt(3 / (4 * math.pi))
+    for row, (lo, la) in enumerate([(10.0, 50.0), (-75.6, 37.7)]):
+        lo, la = math.radians(lo), math.radians(la)
+        assert features[row, 2] == pytest.approx(scale * math.sin(la))
+        assert features[row, 3] == pytest.approx(-scale * math.cos(la) * math.cos(lo))
+        assert features[row, 1] == pytest.approx(-scale * math.cos(la) * math.sin(lo))
+
+
+def test_missing_values_take_the_learned_embedding_and_never_nan():
+    encoder = MetadataEncoder('location+time')
+    meta = torch.tensor(
+        [
+            [10.0, 50.0, 1.45e9],
+            [float('nan'), 3.0, 1.45e9],
+            [99.0, float('nan'), 1.45e9],
+        ]
+    )
+    mask = torch.tensor(
+        [[True, True, True], [False, False, True], [False, False, True]]
+    )
+    embedding = encoder(meta, mask)
+    assert torch.isfinite(embedding).all()
+    torch.testing.assert_close(embedding[1], embedding[2])
+    assert not torch.allclose(embedding[0], embedding[1])
+    embedding.sum().backward()
+    assert encoder.missing_location.grad.abs().sum() > 0
+    assert encoder.missing_time.grad.abs().sum() == 0
+
+
+def test_ablations_ignore_what_they_leave_out():
+    meta = torch.tensor(
+        [[10.0, 50.0, 1.45e9], [10.0, 50.0, 1.46e9], [-75.0, 37.0, 1.45e9]]
+    )
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    location = MetadataEncoder('location')(meta, mask)
+    torch.testing.assert_close(location[0], location[1])
+    time = MetadataEncoder('time')(meta, mask)
+    torch.testing.assert_close(time[0], time[2])
+    none = MetadataEncoder('none')(meta, mask)
+    assert (none == none[0]).all()
+    harmonics = MetadataEncoder('location', location_encoding='harmonics')(meta, mask)
+    assert harmonics.shape == (3, 128)
+
+
+def test_bad_metadata():
+    encoder = MetadataEncoder()
+    with pytest.raises(GeosslInputError, match=r'meta: has shape \(2, 2\)'):
+        encoder(torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool))
+    with pytest.raises(GeosslInputError, match="metadata: is 'place'"):
+        MetadataEncoder('place')

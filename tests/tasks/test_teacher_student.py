@@ -1,0 +1,167 @@
+import inspect
+
+import pytest
+import torch
+from lightning import Trainer, seed_everything
+
+from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
+from geossl.data.datasets import ImageFolderDataset
+from geossl.data.splits import SplitConfig
+from geossl.errors import GeosslInputError
+from geossl.models.classifier import Classifier
+from geossl.tasks.semi_supervised import SemiSupervisedTask
+
+
+@pytest.fixture(scope='module')
+def eurosat_ms(shared_data):
+    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+
+
+@pytest.fixture(scope='module')
+def bigearthnet(shared_data):
+    return ImageFolderDataset(shared_data / 'bigearthnet-s2-examples', progress=False)
+
+
+def _task(dataset, algorithm='fixmatch', **options):
+    return SemiSupervisedTask(
+        num_classes=len(dataset.classes),
+        in_channels=len(dataset.band_names),
+        multilabel=dataset.multilabel,
+        algorithm=algorithm,
+        num_samples=len(dataset),
+        class_names=dataset.classes,
+        teacher_student=True,
+        **({'metadata': 'location'} | options),
+    )
+
+
+def _fit(task, dataset, run_dir, steps=2, **split):
+    config = SplitConfig(**({'labels_per_class': 2} | split))
+    datamodule = SemiSupervisedDataModule(dataset, config, run_dir, batch_size=2, mu=2)
+    trainer = Trainer(
+        max_steps=steps,
+        accelerator='cpu',
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(task, datamodule)
+    return trainer, datamodule
+
+
+def _batch(dataset, positions):
+    return collate_samples([dataset[p] for p in positions])
+
+
+@pytest.mark.parametrize(
+    'algorithm', ['fixmatch', 'freematch', 'flexmatch', 'softmatch']
+)
+def test_every_policy_runs_wrapped(eurosat_ms, tmp_path, algorithm):
+    seed_everything(0)
+    task = _task(eurosat_ms, algorithm)
+    trainer, _ = _fit(task, eurosat_ms, tmp_path)
+    metrics = trainer.callback_metrics
+    for name in ('distillation_loss', 'teacher/unsupervised_loss', 'unsupervised_loss'):
+        assert torch.isfinite(metrics[f'train/{name}'])
+
+
+def test_multilabel_teacher_student_with_location_and_time(bigearthnet, tmp_path):
+    seed_everything(0)
+    task = _task(
+        bigearthnet,
+        'multilabel',
+        metadata='location+time',
+        distillation='kl',
+    )
+    trainer, _ = _fit(
+        task,
+        bigearthnet,
+        tmp_path,
+        labels_per_class=None,
+        label_fraction=1.0,
+        val_fraction=0.0,
+        test_fraction=0.0,
+    )
+    assert trainer.callback_metrics['train/distillation_loss'] >= 0
+
+
+def test_vision_transformer_token_fusion(eurosat_ms, tmp_path):
+    seed_everything(0)
+    task = _task(eurosat_ms, backbone='vit_small_patch16_224', chip_size=64)
+    assert task.teacher.fusion == 'token'
+    assert task.student.context_token is not None
+    _fit(task, eurosat_ms, tmp_path, steps=1)
+    batch = _batch(eurosat_ms, [0, 1])
+    logits, context = task.teacher(
+        task.views.normalise(batch['image']), batch['meta'], batch['meta_mask']
+    )
+    assert logits.shape == (2, 10)
+    assert context.shape == (2, 384)
+
+
+def test_student_sees_images_only_and_is_what_is_evaluated(eurosat_ms, tmp_path):
+    assert list(inspect.signature(Classifier.forward).parameters) == ['self', 'images']
+    seed_everything(0)
+    task = _task(eurosat_ms)
+    calls = []
+    student_forward = task.student.forward
+    task.student.forward = lambda *args, **kwargs: (
+        calls.append((args, kwargs)) or student_forward(*args, **kwargs)
+    )
+    trainer, datamodule = _fit(task, eurosat_ms, tmp_path, steps=1)
+    assert calls
+    assert all(len(args) == 1 and not kwargs for args, kwargs in calls)
+    # Validation runs the student only: a teacher that fails is never called.
+    task.teacher.forward = lambda *args: pytest.fail('teacher used in validation')
+    trainer.validate(task, datamodule, verbose=False)
+    assert any(key.startswith('teacher.') for key in task.state_dict())
+
+
+def test_teacher_pseudo_labels_depend_on_metadata(eurosat_ms):
+    torch.manual_seed(0)
+    task = _task(eurosat_ms).eval()
+    # FiLM starts as the identity; give it weights, as training does.
+    torch.nn.init.normal_(task.teacher.film.weight, std=0.5)
+    batch = _batch(eurosat_ms, range(0, 100, 5))
+    images = task.views.normalise(batch['image'])
+    with torch.no_grad():
+        with_meta = task.teacher(images, batch['meta'], batch['meta_mask'])[0]
+        missing = torch.zeros_like(batch['meta_mask'])
+        without = task.teacher(images, batch['meta'], missing)[0]
+    assert batch['meta_mask'][:, :2].all()
+    assert (with_meta.argmax(dim=1) != without.argmax(dim=1)).any()
+
+
+def test_gradients_reach_the_metadata_encoder(eurosat_ms, tmp_path):
+    seed_everything(0)
+    task = _task(eurosat_ms)
+    before = {k: v.clone() for k, v in task.teacher.encoder.state_dict().items()}
+    film = task.teacher.film.weight.clone()
+    _fit(task, eurosat_ms, tmp_path, steps=3)
+    assert not torch.equal(task.teacher.film.weight, film)
+    changed = [
+        key
+        for key, value in task.teacher.encoder.state_dict().items()
+        if not torch.equal(value, before[key])
+    ]
+    assert any(key.startswith('mlp.') for key in changed)
+
+
+def test_bad_teacher_student_configurations(eurosat_ms, tmp_path):
+    with pytest.raises(GeosslInputError, match='fusion: token fusion needs a vision'):
+        _task(eurosat_ms, fusion='token')
+    with pytest.raises(
+        GeosslInputError, match='teacher_student: needs a semi-supervised'
+    ):
+        _task(eurosat_ms, 'supervised')
+    with pytest.raises(GeosslInputError, match="distillation: is 'mse'"):
+        _task(eurosat_ms, distillation='mse')
+    # EuroSAT has no acquisition dates at all.
+    dated = _task(eurosat_ms, metadata='location+time')
+    with pytest.raises(
+        GeosslInputError,
+        match="acquisition date of every sample is missing; use metadata='location'",
+    ):
+        _fit(dated, eurosat_ms, tmp_path)
