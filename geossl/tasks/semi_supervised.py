@@ -34,6 +34,7 @@ from geossl.models.classifier import (
     default_fusion,
 )
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
+from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
 from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
 
@@ -419,7 +420,7 @@ class SemiSupervisedTask(LightningModule):
         teacher_logits: Tensor,
         teacher_context: Tensor,
     ) -> Tensor:
-        """How far the student is from the (fixed) teacher.
+        """How far the student is from the (fixed) teacher, as configured.
 
         Args:
             logits: student logits.
@@ -428,26 +429,17 @@ class SemiSupervisedTask(LightningModule):
             teacher_context: teacher metadata-conditioned context.
 
         Returns:
-            MSE between contexts, or the temperature-scaled KL between softened
-            predictions (sigmoid per class for multi-label data).
+            :func:`~geossl.ssl.distillation.context_distillation` or
+            :func:`~geossl.ssl.distillation.logit_distillation`.
         """
         if self.hparams['distillation'] == 'context':
-            return F.mse_loss(context, teacher_context.detach())
-        temperature = self.hparams['distillation_temperature']
-        student = logits / temperature
-        teacher = teacher_logits.detach() / temperature
-        if self.hparams['multilabel']:
-            divergence = F.binary_cross_entropy_with_logits(
-                student, teacher.sigmoid()
-            ) - F.binary_cross_entropy_with_logits(teacher, teacher.sigmoid())
-        else:
-            divergence = F.kl_div(
-                student.log_softmax(dim=1),
-                teacher.log_softmax(dim=1),
-                log_target=True,
-                reduction='batchmean',
-            )
-        return divergence * temperature**2
+            return context_distillation(context, teacher_context)
+        return logit_distillation(
+            logits,
+            teacher_logits,
+            self.hparams['distillation_temperature'],
+            self.hparams['multilabel'],
+        )
 
     def _log_pseudo_labels(self, pseudo: PseudoLabels, labels: Tensor) -> None:
         """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""
