@@ -9,6 +9,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from geossl.data.datasets import ImageFolderDataset
+
 SHARED_DATA = Path(
     os.environ.get(
         'GEOSSL_SHARED_DATA', Path(__file__).parents[1] / '..' / 'shared' / 'data'
@@ -32,6 +34,18 @@ def _index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('GEOSSL_CACHE_DIR', str(tmp_path_factory.mktemp('cache')))
         yield
+
+
+@pytest.fixture(scope='session')
+def eurosat_ms(shared_data: Path) -> ImageFolderDataset:
+    """The real EuroSAT-MS sample: 100 georeferenced 13-band tiles, 10 classes."""
+    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+
+
+@pytest.fixture(scope='session')
+def bigearthnet(shared_data: Path) -> ImageFolderDataset:
+    """The 6 real BigEarthNet-S2 v1 example patches (multi-label, 19 classes)."""
+    return ImageFolderDataset(shared_data / 'bigearthnet-s2-examples', progress=False)
 
 
 def write_raster(

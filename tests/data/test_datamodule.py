@@ -2,14 +2,8 @@ import pytest
 import torch
 
 from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
-from geossl.data.datasets import ImageFolderDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import SplitError
-
-
-@pytest.fixture(scope='module')
-def eurosat_ms(shared_data):
-    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
 
 
 def test_training_batches_pair_labelled_and_unlabelled(eurosat_ms, tmp_path):

@@ -2,7 +2,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geossl.data.datasets import ImageFolderDataset
 from geossl.data.splits import (
     SplitConfig,
     _spatial_blocks,
@@ -11,16 +10,6 @@ from geossl.data.splits import (
     split_counts,
 )
 from geossl.errors import SplitError
-
-
-@pytest.fixture(scope='module')
-def eurosat_ms(shared_data):
-    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
-
-
-@pytest.fixture(scope='module')
-def bigearthnet(shared_data):
-    return ImageFolderDataset(shared_data / 'bigearthnet-s2-examples', progress=False)
 
 
 def test_random_split_is_stratified_and_seeded(eurosat_ms):

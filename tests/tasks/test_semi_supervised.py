@@ -6,32 +6,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 
 from geossl.data.datamodule import SemiSupervisedDataModule
-from geossl.data.datasets import ImageFolderDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import GeosslInputError
 from geossl.tasks.semi_supervised import SemiSupervisedTask
-
-
-@pytest.fixture(scope='module')
-def eurosat_ms(shared_data):
-    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+from tests.tasks.conftest import task_for
 
 
 def _datamodule(dataset, run_dir, batch_size=4, mu=2, **split):
     config = SplitConfig(**({'labels_per_class': 2} | split))
     return SemiSupervisedDataModule(dataset, config, run_dir, batch_size, mu)
-
-
-def _task(dataset, algorithm='fixmatch', **options):
-    return SemiSupervisedTask(
-        num_classes=len(dataset.classes),
-        in_channels=len(dataset.band_names),
-        multilabel=dataset.multilabel,
-        algorithm=algorithm,
-        num_samples=len(dataset),
-        class_names=dataset.classes,
-        **options,
-    )
 
 
 def _trainer(run_dir, max_steps, **options):
@@ -54,7 +37,7 @@ def test_training_reduces_loss_and_uses_unlabelled_data(
     eurosat_ms, tmp_path, algorithm, options
 ):
     seed_everything(0)
-    task = _task(eurosat_ms, algorithm, algorithm_options=options)
+    task = task_for(eurosat_ms, algorithm, algorithm_options=options)
     trainer = _trainer(tmp_path, max_steps=30, limit_val_batches=0)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path, batch_size=8))
     log = pd.read_csv(f'{trainer.logger.log_dir}/metrics.csv')
@@ -78,7 +61,7 @@ class _PolicyAtSave(Callback):
 @pytest.mark.parametrize('ema_decay', [None, 0.999])
 def test_checkpoint_restores_policy_state_exactly(eurosat_ms, tmp_path, ema_decay):
     seed_everything(0)
-    task = _task(
+    task = task_for(
         eurosat_ms,
         'flexmatch',
         algorithm_options={'threshold': 0.3},
@@ -110,12 +93,10 @@ def test_checkpoint_restores_policy_state_exactly(eurosat_ms, tmp_path, ema_deca
     assert len(averaging) == (ema_decay is not None)
 
 
-def test_multilabel_training_on_bigearthnet(shared_data, tmp_path):
-    dataset = ImageFolderDataset(
-        shared_data / 'bigearthnet-s2-examples', progress=False
-    )
+def test_multilabel_training_on_bigearthnet(bigearthnet, tmp_path):
+    dataset = bigearthnet
     seed_everything(0)
-    task = _task(dataset, 'multilabel_freematch')
+    task = task_for(dataset, 'multilabel_freematch')
     trainer = _trainer(tmp_path, max_steps=-1, max_epochs=1)
     datamodule = _datamodule(
         dataset,
@@ -134,7 +115,7 @@ def test_multilabel_training_on_bigearthnet(shared_data, tmp_path):
 
 def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp_path):
     seed_everything(0)
-    task = _task(eurosat_ms, 'softmatch', ema_decay=0.9)
+    task = task_for(eurosat_ms, 'softmatch', ema_decay=0.9)
     trainer = _trainer(tmp_path, max_steps=-1, max_epochs=1, limit_train_batches=3)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
     assert (tmp_path / 'logs' / 'version_0' / 'confusion_val_epoch0.png').stat().st_size
@@ -144,7 +125,7 @@ def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp
 
 
 def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
-    task = _task(eurosat_ms, 'supervised')
+    task = task_for(eurosat_ms, 'supervised')
     trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
     assert task.policy is None
@@ -152,14 +133,14 @@ def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
 
 
 def test_vision_transformer_backbone(eurosat_ms):
-    task = _task(eurosat_ms, backbone='vit_small_patch16_224', chip_size=64)
+    task = task_for(eurosat_ms, backbone='vit_small_patch16_224', chip_size=64)
     assert task(torch.zeros(2, 13, 64, 64)).shape == (2, 10)
     assert task.student.head.in_features == 384
 
 
 def test_bad_configurations_fail_before_training(eurosat_ms, tmp_path):
     with pytest.raises(GeosslInputError, match="backbone: 'resnet1' is not a timm"):
-        _task(eurosat_ms, backbone='resnet1')
+        task_for(eurosat_ms, backbone='resnet1')
     with pytest.raises(GeosslInputError, match='algorithm: fixmatch does not fit'):
         SemiSupervisedTask(num_classes=19, in_channels=12, multilabel=True)
     wrong_bands = SemiSupervisedTask(num_classes=10, in_channels=3)
@@ -169,5 +150,5 @@ def test_bad_configurations_fail_before_training(eurosat_ms, tmp_path):
         )
     with pytest.raises(GeosslInputError, match='mu: is 0; fixmatch needs unlabelled'):
         _trainer(tmp_path, max_steps=1).fit(
-            _task(eurosat_ms), _datamodule(eurosat_ms, tmp_path, mu=0)
+            task_for(eurosat_ms), _datamodule(eurosat_ms, tmp_path, mu=0)
         )

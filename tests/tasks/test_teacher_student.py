@@ -5,33 +5,15 @@ import torch
 from lightning import Trainer, seed_everything
 
 from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
-from geossl.data.datasets import ImageFolderDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import GeosslInputError
 from geossl.models.classifier import Classifier
-from geossl.tasks.semi_supervised import SemiSupervisedTask
-
-
-@pytest.fixture(scope='module')
-def eurosat_ms(shared_data):
-    return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
-
-
-@pytest.fixture(scope='module')
-def bigearthnet(shared_data):
-    return ImageFolderDataset(shared_data / 'bigearthnet-s2-examples', progress=False)
+from tests.tasks.conftest import task_for
 
 
 def _task(dataset, algorithm='fixmatch', **options):
-    return SemiSupervisedTask(
-        num_classes=len(dataset.classes),
-        in_channels=len(dataset.band_names),
-        multilabel=dataset.multilabel,
-        algorithm=algorithm,
-        num_samples=len(dataset),
-        class_names=dataset.classes,
-        teacher_student=True,
-        **({'metadata': 'location'} | options),
+    return task_for(
+        dataset, algorithm, teacher_student=True, **({'metadata': 'location'} | options)
     )
 
 
