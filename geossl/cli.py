@@ -1,20 +1,30 @@
 """The ``geossl`` command.
 
-Options use the underscore style of LightningCLI (``--filename_regex``), which the
-training subcommands will share. Bad input ends with one line naming the file or
-option at fault and exit status 2.
+``fit``, ``validate``, ``test`` and ``predict`` are Lightning's CLI over
+:class:`~geossl.tasks.semi_supervised.SemiSupervisedTask` and
+:class:`~geossl.data.datamodule.GeoDataModule` (YAML configs with ``--config``; the
+model is sized from the data). ``index`` is geossl's own tool, with options in the
+same underscore style. Bad input ends with one line naming the file or option at
+fault and exit status 2.
 """
 
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from jsonargparse import ArgumentParser, Namespace
+from lightning import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from torchgeo.datasets.errors import DatasetNotFoundError
 
+from geossl.data.datamodule import GeoDataModule
 from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset
 from geossl.errors import GeosslInputError
+from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Exit status for bad input, as argparse uses for bad arguments.
 EXIT_BAD_INPUT = 2
@@ -133,17 +143,8 @@ def _run_index(options: Namespace) -> None:
     )
 
 
-def build_parser() -> ArgumentParser:
-    """The top-level ``geossl`` argument parser.
-
-    Returns:
-        The parser with one subcommand per tool.
-    """
-    parser = ArgumentParser(
-        prog='geossl',
-        description='Semi-supervised learning on Sentinel-2 imagery with where and '
-        'when each tile was taken.',
-    )
+def _index_command() -> ArgumentParser:
+    parser = ArgumentParser(prog='geossl', description=_DESCRIPTION)
     subcommands = parser.add_subcommands(dest='command')
     subcommands.add_subcommand(
         'index', _index_parser(), help='Index a data source into a GeoPackage.'
@@ -151,7 +152,102 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-_RUNNERS = {'index': _run_index}
+_DESCRIPTION = (
+    'Semi-supervised learning on Sentinel-2 imagery with where and when each tile '
+    'was taken.'
+)
+
+_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index}} ...
+
+{_DESCRIPTION}
+
+Training (Lightning's commands; YAML configs with --config, options as
+--data.*, --model.*, --trainer.*):
+  fit        train a model (--ckpt_path last resumes)
+  validate   evaluate a checkpoint on the validation split
+  test       evaluate a checkpoint on the test split
+  predict    class probabilities of the test split
+
+Tools:
+  index      index a data source into a GeoPackage of footprints
+
+Run 'geossl COMMAND --help' for the options of a command.
+"""
+
+
+class GeosslCLI(LightningCLI):
+    """Lightning's CLI with the model sized from the data.
+
+    The number of classes, bands, the label kind, the dataset size, the chip size
+    and the class and band names go from the DataModule to the model, so that a
+    command line or config names the data once.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link the data's shape to the model's.
+
+        Args:
+            parser: the CLI's parser.
+        """
+        links = {
+            'model.num_classes': lambda dm: len(dm.dataset.classes),
+            'model.in_channels': lambda dm: len(dm.dataset.band_names),
+            'model.multilabel': lambda dm: dm.dataset.multilabel,
+            'model.num_samples': lambda dm: len(dm.dataset),
+            'model.class_names': lambda dm: list(dm.dataset.classes),
+            'model.band_names': lambda dm: list(dm.dataset.band_names),
+            'model.chip_size': lambda dm: dm.chip_size,
+        }
+        for target, compute in links.items():
+            parser.link_arguments('data', target, compute, apply_on='instantiate')
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Checkpoints in ``<default_root_dir>/checkpoints``, the same folder every run.
+
+    Lightning puts them under each logger version by default, where a new run's
+    ``--ckpt_path last`` would not find the previous run's ``last.ckpt``.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Fix the folder before Lightning resolves it.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the model.
+            stage: the Lightning stage.
+        """
+        if self.dirpath is None:
+            self.dirpath = str(Path(trainer.default_root_dir) / 'checkpoints')
+        super().setup(trainer, pl_module, stage)
+
+
+def _trainer_defaults() -> dict[str, Any]:
+    return {
+        'default_root_dir': 'runs/geossl',
+        'log_every_n_steps': 10,
+        'callbacks': [
+            RunCheckpoint(
+                filename='best-{epoch}-{step}',
+                # A resumed run carries on the same last.ckpt.
+                enable_version_counter=False,
+                monitor='val/loss',
+                mode='min',
+                save_last=True,
+            )
+        ],
+    }
+
+
+def _run_lightning(argv: Sequence[str]) -> None:
+    GeosslCLI(
+        SemiSupervisedTask,
+        GeoDataModule,
+        trainer_defaults=_trainer_defaults(),
+        seed_everything_default=0,
+        save_config_kwargs={'overwrite': True},
+        args=list(argv),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,13 +259,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 2 on bad input.
     """
-    options = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help'):
+        print(_OVERVIEW)
+        return 0 if argv else EXIT_BAD_INPUT
     try:
-        _RUNNERS[options.command](options[options.command])
-    except GeosslInputError as error:
+        if argv[0] in _TOOLS:
+            options = _index_command().parse_args(argv)
+            _TOOLS[options.command](options[options.command])
+        else:
+            _run_lightning(argv)
+    except (GeosslInputError, DatasetNotFoundError) as error:
         print(f'geossl: error: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+_TOOLS = {'index': _run_index}
 
 
 if __name__ == '__main__':

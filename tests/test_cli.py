@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from geossl.cli import main
 from geossl.data.index import read_index
@@ -130,3 +131,66 @@ def test_index_scene_chips_with_labels(shared_data, tmp_path, capsys):
         '(choose one as the class column)'
     )
     assert not (tmp_path / 'bad.gpkg').exists()
+
+
+def test_overview_help_lists_every_command(capsys):
+    assert main(['--help']) == 0
+    out = capsys.readouterr().out
+    for command in ('fit', 'validate', 'test', 'predict', 'index'):
+        assert f'\n  {command} ' in out
+    assert main([]) == 2
+
+
+def test_fit_help_explains_data_and_model_options():
+    result = subprocess.run(
+        [sys.executable, '-m', 'geossl.cli', 'fit', '--help'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option in ('--data.root', '--data.labels', '--model.teacher_student'):
+        assert option in result.stdout
+
+
+def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):
+    args = [
+        'fit',
+        '--config',
+        str(Path(__file__).parents[1] / 'configs' / 'eurosat-ms.yaml'),
+        '--data.root',
+        str(shared_data / 'eurosat-ms-sample'),
+        '--data.labels_per_class',
+        '2',
+        '--data.batch_size',
+        '2',
+        '--data.mu',
+        '1',
+        '--model.algorithm',
+        'fixmatch',
+        '--trainer.default_root_dir',
+        str(tmp_path),
+        '--trainer.limit_val_batches',
+        '1',
+        '--trainer.enable_progress_bar',
+        'false',
+    ]
+    assert main([*args, '--trainer.max_steps', '2']) == 0
+    last = tmp_path / 'checkpoints' / 'last.ckpt'
+    assert torch.load(last, weights_only=True)['global_step'] == 2
+    assert main([*args, '--trainer.max_steps', '4', '--ckpt_path', 'last']) == 0
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint['global_step'] == 4
+    hparams = checkpoint['hyper_parameters']
+    assert hparams['band_names'][12] == 'B8A'
+    assert hparams['class_names'][1] == 'Forest'
+    assert hparams['class_colours'][1] == '#00441b'
+    assert hparams['chip_size'] == 64
+
+
+def test_fit_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
+    status = main(['fit', '--data.root', str(tmp_path / 'nowhere')])
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        f'geossl: error: {tmp_path / "nowhere"}: is neither a folder nor an image file'
+    ]

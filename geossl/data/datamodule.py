@@ -11,7 +11,7 @@ and travel with the DataModule's state into checkpoints.
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,18 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, Subset
 
-from geossl.data.datasets import GeoClassificationDataset
-from geossl.data.splits import SplitConfig, load_or_make_splits, split_counts
+from geossl.data.datasets import GeoClassificationDataset, ImageFolderDataset
+from geossl.data.metadata import MetadataReader
+from geossl.data.raster import NodataPolicy
+from geossl.data.scene import SceneDataset
+from geossl.data.splits import (
+    SplitConfig,
+    SplitStrategy,
+    load_or_make_splits,
+    split_counts,
+)
 from geossl.data.stats import band_statistics
+from geossl.data.torchgeo_datasets import bigearthnet, eurosat
 from geossl.errors import SplitError
 
 
@@ -215,3 +224,131 @@ class SemiSupervisedDataModule(LightningDataModule):
         """
         self.mean = state_dict['mean']
         self.std = state_dict['std']
+
+
+DatasetKind = Literal['auto', 'eurosat', 'bigearthnet']
+
+
+class GeoDataModule(SemiSupervisedDataModule):
+    """The DataModule of the ``geossl`` command: a dataset and its split from options.
+
+    ``root`` is a folder of class sub-folders or BigEarthNet patches, a folder of
+    rasters, a raster file, a scene (with ``labels``), or a TorchGeo dataset root
+    (``dataset='eurosat'`` or ``'bigearthnet'``).
+
+    Args:
+        root: the data (see above).
+        labels: vector file of labelled points or polygons over the scene(s) in
+            ``root`` (see :class:`~geossl.data.scene.SceneDataset`).
+        dataset: ``auto`` reads ``root`` as geossl does; ``eurosat`` and
+            ``bigearthnet`` use TorchGeo's datasets (and their downloads).
+        class_column: the labels file's class column.
+        chip_size: chip size in pixels: crops tiles, or cuts scenes (64 if None).
+        stride: step of a scene's unlabelled chip grid; None for the chip size.
+        unlabelled_chips: keep at most this many unlabelled scene chips.
+        bands: bands to use, by name or 0-based position; None for all.
+        band_names: names of the bands of data that does not name them.
+        bigearthnet_classes: 19 or 43.
+        nodata: ``error`` or ``zero`` for nodata/NaN pixels.
+        location_optional: mark the location of rasters with no CRS as missing.
+        download: let TorchGeo download ``eurosat``/``bigearthnet`` if missing.
+        labels_per_class: labelled samples per class (None: ``label_fraction``).
+        label_fraction: fraction of the training pool that keeps its labels.
+        val_fraction: fraction held out for validation.
+        test_fraction: fraction held out for testing.
+        split_strategy: ``random``, ``spatial`` (blocks) or ``temporal`` (dates).
+        block_size_km: block size of the spatial split.
+        batch_size: labelled samples per step (B).
+        mu: unlabelled samples per labelled sample.
+        num_workers: data-loading processes.
+        run_dir: where the split is saved; None for the Trainer's root folder.
+        seed: seed of the split, samplers and statistics.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        labels: str | None = None,
+        dataset: DatasetKind = 'auto',
+        class_column: str = 'class',
+        chip_size: int | None = None,
+        stride: int | None = None,
+        unlabelled_chips: int | None = None,
+        bands: list[str | int] | None = None,
+        band_names: list[str] | None = None,
+        bigearthnet_classes: int = 19,
+        nodata: NodataPolicy = 'error',
+        location_optional: bool = False,
+        download: bool = False,
+        labels_per_class: int | None = 4,
+        label_fraction: float | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_strategy: SplitStrategy = 'random',
+        block_size_km: float = 50.0,
+        batch_size: int = 32,
+        mu: int = 7,
+        num_workers: int = 0,
+        run_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        reader = MetadataReader(require_location=not location_optional)
+        if labels is not None:
+            data: GeoClassificationDataset = SceneDataset(
+                root,
+                labels,
+                class_column=class_column,
+                chip_size=chip_size or 64,
+                stride=stride,
+                unlabelled_chips=unlabelled_chips,
+                bands=bands,
+                nodata=nodata,
+                reader=reader,
+                seed=seed,
+            )
+        elif dataset == 'eurosat':
+            data = eurosat(root, download=download, reader=reader)
+        elif dataset == 'bigearthnet':
+            data = bigearthnet(
+                root, num_classes=bigearthnet_classes, download=download, reader=reader
+            )
+        else:
+            data = ImageFolderDataset(
+                root,
+                bands=bands,
+                band_names=band_names,
+                chip_size=chip_size,
+                nodata=nodata,
+                reader=reader,
+                bigearthnet_classes=bigearthnet_classes,
+            )
+        split = SplitConfig(
+            labels_per_class=labels_per_class,
+            label_fraction=label_fraction,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            strategy=split_strategy,
+            block_size_km=block_size_km,
+            seed=seed,
+        )
+        super().__init__(
+            data,
+            split,
+            run_dir or 'runs/geossl',
+            batch_size=batch_size,
+            mu=mu,
+            num_workers=num_workers,
+            seed=seed,
+        )
+        self._run_dir_given = run_dir is not None
+        self.chip_size = int(data[0]['image'].shape[-1])
+
+    def setup(self, stage: str | None = None) -> None:
+        """Save the split beside the Trainer's outputs unless a run folder was given.
+
+        Args:
+            stage: the Lightning stage.
+        """
+        if not self._run_dir_given and self.trainer is not None:
+            self.run_dir = Path(self.trainer.default_root_dir)
+        super().setup(stage)

@@ -31,6 +31,10 @@ SPLIT_NAMES: tuple[SplitName, ...] = ('labelled', 'unlabelled', 'val', 'test')
 _KM_PER_DEGREE = 111.32
 
 
+#: How held-out samples are chosen.
+SplitStrategy = Literal['random', 'spatial', 'temporal']
+
+
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
     """How to split a dataset.
@@ -52,7 +56,7 @@ class SplitConfig:
     label_fraction: float | None = None
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    strategy: Literal['random', 'spatial', 'temporal'] = 'random'
+    strategy: SplitStrategy = 'random'
     block_size_km: float = 50.0
     seed: int = 0
 

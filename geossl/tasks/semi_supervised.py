@@ -26,6 +26,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from geossl.augment.views import Views
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
+from geossl.inference.colours import class_colours as default_class_colours
 from geossl.models.backbones import is_vision_transformer
 from geossl.models.classifier import (
     Classifier,
@@ -91,7 +92,10 @@ class SemiSupervisedTask(LightningModule):
             evaluated and saved (Lightning's ``WeightAveraging`` with
             :func:`ema_average`, as FixMatch evaluates an EMA model); None to
             evaluate the raw weights.
-        class_names: names of the classes, for logs and figures.
+        class_names: names of the classes, for logs, figures and maps.
+        class_colours: ``#rrggbb`` colour of each class on maps; None picks them
+            from the names (:func:`~geossl.inference.colours.class_colours`).
+        band_names: names of the input bands in order, kept for mapping.
         teacher_student: train the spatiotemporal teacher-student (Bernhard et al.,
             ECAI 2024): a teacher that also sees the metadata makes the
             pseudo-labels; the image-only student learns from them and from
@@ -131,6 +135,8 @@ class SemiSupervisedTask(LightningModule):
         crop_padding: float = 0.125,
         ema_decay: float | None = 0.999,
         class_names: Sequence[str] | None = None,
+        class_colours: Sequence[str] | None = None,
+        band_names: Sequence[str] | None = None,
         teacher_student: bool = False,
         metadata: MetadataParts = 'location+time',
         location_encoding: LocationEncoding = 'sinusoidal',
@@ -197,6 +203,20 @@ class SemiSupervisedTask(LightningModule):
             raise GeosslInputError(
                 'class_names',
                 f'lists {len(self.class_names)} names for {num_classes} classes',
+            )
+        # Kept in the hyperparameters, so every checkpoint can paint its map.
+        self.hparams['class_names'] = self.class_names
+        self.hparams['class_colours'] = list(
+            class_colours or default_class_colours(self.class_names)
+        )
+        self.hparams['band_names'] = list(
+            band_names or map(str, range(1, in_channels + 1))
+        )
+        if len(self.hparams['band_names']) != in_channels:
+            raise GeosslInputError(
+                'band_names',
+                f'lists {len(self.hparams["band_names"])} bands for {in_channels} '
+                'input channels',
             )
         self.metrics = nn.ModuleDict(
             {
@@ -382,11 +402,8 @@ class SemiSupervisedTask(LightningModule):
                 f'teacher/{name}': value for name, value in teacher_losses.items()
             }
         loss = sum(value * self._loss_weight(name) for name, value in losses.items())
-        self.log_dict(
-            {'train/loss': loss} | {f'train/{k}': v for k, v in losses.items()},
-            prog_bar=True,
-            batch_size=size,
-        )
+        self.log('train/loss', loss, prog_bar=True, batch_size=size)
+        self.log_dict({f'train/{k}': v for k, v in losses.items()}, batch_size=size)
         self._log_pseudo_labels(pseudo, unlabelled['label'])
         return loss
 

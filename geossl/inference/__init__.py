@@ -1,0 +1,1 @@
+"""Using trained models: whole-raster maps and export."""
