@@ -11,8 +11,9 @@ fault and exit status 2.
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import torch
 from jsonargparse import ArgumentParser, Namespace
 from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -22,8 +23,10 @@ from torchgeo.datasets.errors import DatasetNotFoundError
 from geossl.data.datamodule import GeoDataModule
 from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
-from geossl.data.scene import SceneDataset
+from geossl.data.scene import SceneDataset, find_scenes
 from geossl.errors import GeosslInputError
+from geossl.inference.checkpoint import load_task
+from geossl.inference.mapping import SceneMapper
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Exit status for bad input, as argparse uses for bad arguments.
@@ -143,11 +146,93 @@ def _run_index(options: Namespace) -> None:
     )
 
 
-def _index_command() -> ArgumentParser:
+def _map_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        description='Classify whole scenes with a trained model into a tiled, '
+        'compressed Cloud-Optimized GeoTIFF class map (uint8, nodata 255, colour '
+        "table and class names) on the scene's 10 m grid. Windows slide with the "
+        'stride and overlapping predictions are blended.'
+    )
+    parser.add_argument('checkpoint', type=str, help='A .ckpt from geossl fit.')
+    parser.add_argument(
+        'source',
+        type=str,
+        help='A multiband raster, a folder of per-band files (e.g. the 18SVG scene), '
+        'or a folder of several scenes.',
+    )
+    parser.add_argument(
+        '-o',
+        '--output',
+        type=str,
+        required=True,
+        help='The class map .tif; a folder when SOURCE holds several scenes.',
+    )
+    parser.add_argument(
+        '--chip_size',
+        type=int | None,
+        default=None,
+        help="Window size (default: the model's).",
+    )
+    parser.add_argument(
+        '--stride',
+        type=int | None,
+        default=None,
+        help='Window step (default: half a window).',
+    )
+    parser.add_argument('--batch_size', type=int, default=64, help='Windows per batch.')
+    parser.add_argument(
+        '--device', type=str, default='auto', help='cpu, cuda, cuda:1, or auto.'
+    )
+    parser.add_argument(
+        '--probabilities',
+        type=Literal['uint8', 'float16'] | None,
+        default=None,
+        help='Also write <output stem>_probabilities.tif: uint8 (0-254 for 0-1) or '
+        'float16.',
+    )
+    parser.add_argument(
+        '--overwrite', type=bool, default=False, help='Replace existing outputs.'
+    )
+    return parser
+
+
+def _run_map(options: Namespace) -> None:
+    device = options.device
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    scenes = find_scenes(options.source)
+    output = Path(options.output)
+    if len(scenes) > 1 and output.suffix:
+        raise GeosslInputError(
+            output, f'must be a folder: {options.source} holds {len(scenes)} scenes'
+        )
+    mapper = SceneMapper(
+        load_task(options.checkpoint, device),
+        chip_size=options.chip_size,
+        stride=options.stride,
+        batch_size=options.batch_size,
+        device=device,
+    )
+    for scene in scenes:
+        target = output if len(scenes) == 1 else output / f'{scene.name}.tif'
+        result = mapper.map_scene(
+            scene, target, options.probabilities, options.overwrite
+        )
+        rate = result.pixels / result.seconds / 1e6
+        print(
+            f'Mapped {scene.name} ({result.pixels / 1e6:.2f} Mpx, '
+            f'{rate:.2f} Mpx/s) -> {result.class_map}'
+        )
+
+
+def _tools_parser() -> ArgumentParser:
     parser = ArgumentParser(prog='geossl', description=_DESCRIPTION)
     subcommands = parser.add_subcommands(dest='command')
     subcommands.add_subcommand(
         'index', _index_parser(), help='Index a data source into a GeoPackage.'
+    )
+    subcommands.add_subcommand(
+        'map', _map_parser(), help='Classify whole scenes into class-map COGs.'
     )
     return parser
 
@@ -157,7 +242,7 @@ _DESCRIPTION = (
     'was taken.'
 )
 
-_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index}} ...
+_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index,map}} ...
 
 {_DESCRIPTION}
 
@@ -170,6 +255,7 @@ Training (Lightning's commands; YAML configs with --config, options as
 
 Tools:
   index      index a data source into a GeoPackage of footprints
+  map        classify whole scenes into Cloud-Optimized GeoTIFF class maps
 
 Run 'geossl COMMAND --help' for the options of a command.
 """
@@ -265,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if argv else EXIT_BAD_INPUT
     try:
         if argv[0] in _TOOLS:
-            options = _index_command().parse_args(argv)
+            options = _tools_parser().parse_args(argv)
             _TOOLS[options.command](options[options.command])
         else:
             _run_lightning(argv)
@@ -275,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-_TOOLS = {'index': _run_index}
+_TOOLS = {'index': _run_index, 'map': _run_map}
 
 
 if __name__ == '__main__':
