@@ -200,6 +200,7 @@ def _run_map(options: Namespace) -> None:
     device = options.device
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    task = load_task(options.checkpoint, device)
     scenes = find_scenes(options.source)
     output = Path(options.output)
     if len(scenes) > 1 and output.suffix:
@@ -207,7 +208,7 @@ def _run_map(options: Namespace) -> None:
             output, f'must be a folder: {options.source} holds {len(scenes)} scenes'
         )
     mapper = SceneMapper(
-        load_task(options.checkpoint, device),
+        task,
         chip_size=options.chip_size,
         stride=options.stride,
         batch_size=options.batch_size,

@@ -1,0 +1,178 @@
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.windows import from_bounds
+
+from geossl.cli import main
+from geossl.data.scene import find_scenes
+from geossl.inference.checkpoint import load_task
+from geossl.inference.mapping import (
+    NODATA_CLASS,
+    SceneMapper,
+    tent_weights,
+    window_starts,
+)
+from geossl.tasks.semi_supervised import SemiSupervisedTask
+from tests.conftest import random_chip, write_raster
+
+S2_BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09']
+S2_BANDS += ['B10', 'B11', 'B12']
+
+
+def _save_checkpoint(path, **options):
+    """A checkpoint as geossl fit writes it (hyperparameters + weights)."""
+    torch.manual_seed(0)
+    task = SemiSupervisedTask(**({'algorithm': 'supervised'} | options))
+    task.views.set_statistics(
+        torch.full((task.hparams['in_channels'],), 1000.0),
+        torch.full((task.hparams['in_channels'],), 500.0),
+    )
+    torch.save(
+        {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()}, path
+    )
+    return path
+
+
+def test_window_starts_cover_the_edges():
+    assert window_starts(10, 4, 3) == [0, 3, 6]
+    assert window_starts(11, 4, 3) == [0, 3, 6, 7]
+    assert window_starts(4, 4, 2) == [0]
+    weights = tent_weights(4)
+    assert weights[1, 1] == weights.max()
+    assert weights.min() > 0
+
+
+def test_blended_map_equals_an_in_memory_reference(tmp_path):
+    data = random_chip(bands=3, size=45, seed=3)[:, :37, :]
+    data[:, 30:, 40:] = 0  # no data in every band
+    scene_path = write_raster(
+        tmp_path / 'scene.tif', data, descriptions=['r', 'g', 'n']
+    )
+    checkpoint = _save_checkpoint(
+        tmp_path / 'model.ckpt',
+        num_classes=4,
+        in_channels=3,
+        band_names=['r', 'g', 'n'],
+        chip_size=16,
+        backbone='resnet10t',
+    )
+    task = load_task(checkpoint)
+    (scene,) = find_scenes(scene_path)
+    output = tmp_path / 'map.tif'
+    SceneMapper(task, stride=5, batch_size=3, progress=False).map_scene(
+        scene, output, probabilities='float16'
+    )
+    # The reference: every window at once, in memory.
+    image = torch.from_numpy(data.astype(np.float32))
+    weights = torch.from_numpy(tent_weights(16))
+    total = torch.zeros(4, 37, 45)
+    weight = torch.zeros(37, 45)
+    with torch.no_grad():
+        for top in window_starts(37, 16, 5):
+            for left in window_starts(45, 16, 5):
+                window = image[None, :, top : top + 16, left : left + 16]
+                probs = task(task.views.normalise(window)).softmax(dim=1)[0]
+                total[:, top : top + 16, left : left + 16] += (
+                    probs[:, None, None] * weights
+                )
+                weight[top : top + 16, left : left + 16] += weights
+    expected = (total / weight).argmax(dim=0).numpy().astype(np.uint8)
+    expected[30:, 40:] = NODATA_CLASS
+    with rasterio.open(output) as src:
+        np.testing.assert_array_equal(src.read(1), expected)
+    with rasterio.open(tmp_path / 'map_probabilities.tif') as src:
+        probabilities = src.read()
+        assert src.count == 4
+    np.testing.assert_allclose(
+        probabilities[:, :30], (total / weight).numpy()[:, :30], atol=2e-3
+    )
+    assert np.isnan(probabilities[:, 30:, 40:]).all()
+
+
+@pytest.fixture(scope='module')
+def scene_crop(shared_data, tmp_path_factory):
+    """The real 18SVG band files cut to 2.58 x 2.58 km around the bay shore."""
+    folder = tmp_path_factory.mktemp('crop')
+    # Aligned to the 10, 20 and 60 m grids, so every band covers it exactly.
+    bounds = (441000.0, 4163460.0, 443580.0, 4166040.0)
+    for source in sorted((shared_data / 'sentinel2-scene-18SVG-20160112').iterdir()):
+        with rasterio.open(source) as src:
+            window = from_bounds(*bounds, src.transform).round_offsets().round_lengths()
+            profile = src.profile | {
+                'width': window.width,
+                'height': window.height,
+                'transform': src.window_transform(window),
+            }
+            with rasterio.open(folder / source.name, 'w', **profile) as dst:
+                dst.write(src.read(window=window))
+    return folder
+
+
+def test_map_a_real_scene_crop_end_to_end(scene_crop, tmp_path, capsys):
+    checkpoint = _save_checkpoint(
+        tmp_path / 'model.ckpt',
+        num_classes=3,
+        in_channels=13,
+        band_names=S2_BANDS,
+        class_names=['ocean', 'marsh', 'forest'],
+        chip_size=32,
+        backbone='resnet10t',
+    )
+    output = tmp_path / 'out' / 'map.tif'
+    args = ['map', str(checkpoint), str(scene_crop), '-o', str(output)]
+    assert main([*args, '--probabilities', 'uint8']) == 0
+    assert 'Mapped T18SVG_20160112 (0.07 Mpx' in capsys.readouterr().out
+    with rasterio.open(output) as src:
+        assert src.crs.to_epsg() == 32618
+        assert src.transform.c == 441000.0
+        assert src.transform.f == 4166040.0
+        assert src.res == (10.0, 10.0)
+        assert src.shape == (258, 258)
+        assert src.dtypes == ('uint8',)
+        assert src.nodata == NODATA_CLASS
+        assert src.profile['tiled']
+        assert src.colormap(1)[0][:3] == (8, 48, 107)  # ocean
+        assert src.colormap(1)[2][:3] == (0, 68, 27)  # forest
+        assert src.tags(1)['CLASS_1'] == 'marsh'
+        assert set(np.unique(src.read(1))) <= {0, 1, 2}
+    with rasterio.open(output.with_name('map_probabilities.tif')) as src:
+        assert src.count == 3
+        assert src.descriptions == ('ocean', 'marsh', 'forest')
+        probabilities = src.read().astype(int).sum(axis=0)
+        assert np.abs(probabilities - 254).max() <= 2
+    # Refusals: one line, exit 2, and the existing map is left as it is.
+    before = output.read_bytes()
+    assert main(args) == 2
+    assert main([*args, '--overwrite', 'true', '--stride', '0']) == 2
+    assert main([*args, '--overwrite', 'true', '--chip_size', '512']) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].endswith('map.tif: exists; pass --overwrite to replace it')
+    assert errors[1] == (
+        'geossl: error: stride: is 0; it must be in 1..chip size (32) so that '
+        'windows cover every pixel'
+    )
+    assert 'is 258 x 258 pixels, smaller than the chip size 512' in errors[2]
+    assert output.read_bytes() == before
+    assert sorted(p.name for p in output.parent.iterdir()) == [
+        'map.tif',
+        'map_probabilities.tif',
+    ]
+
+
+def test_unsafe_or_foreign_checkpoints_are_refused(tmp_path, capsys):
+    garbage = tmp_path / 'garbage.ckpt'
+    garbage.write_bytes(b'not a checkpoint')
+    pickled = tmp_path / 'pickled.ckpt'
+    torch.save({'hyper_parameters': {'x': np.dtype('float32').type}}, pickled)
+    foreign = tmp_path / 'foreign.ckpt'
+    torch.save({'state_dict': {}}, foreign)
+    for path, problem in (
+        (garbage, 'cannot be read as a safe checkpoint'),
+        (pickled, 'cannot be read as a safe checkpoint'),
+        (foreign, 'is not a geossl checkpoint'),
+    ):
+        assert (
+            main(['map', str(path), str(tmp_path), '-o', str(tmp_path / 'm.tif')]) == 2
+        )
+        assert problem in capsys.readouterr().err
