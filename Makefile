@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.geossl-installed
 SHARED_DATA ?= ../shared/data
 DEMO_OUT ?= demo-output
+SCENE_DATA = --data.root $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 --data.labels examples/18SVG-labels.geojson
 
 .PHONY: demo test lint install clean
 
@@ -32,6 +33,10 @@ demo: $(INSTALLED)
 	$(BIN)/geossl index $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 --labels examples/18SVG-labels.geojson -o $(DEMO_OUT)/18SVG-chips.gpkg
 	$(BIN)/geossl index $(SHARED_DATA)/bigearthnet-s2-examples -o $(DEMO_OUT)/bigearthnet-index.gpkg
 	$(BIN)/geossl index $(SHARED_DATA)/eurosat-ms-sample -o $(DEMO_OUT)/eurosat-ms-index.gpkg
+	# ST-FixMatch on the real scene, tested on held-out labels, then the whole-scene map.
+	$(BIN)/geossl fit --config configs/18SVG.yaml $(SCENE_DATA) --trainer.default_root_dir $(DEMO_OUT)/18SVG
+	$(BIN)/geossl test --config configs/18SVG.yaml $(SCENE_DATA) --trainer.default_root_dir $(DEMO_OUT)/18SVG --ckpt_path last
+	$(BIN)/geossl map $(DEMO_OUT)/18SVG/checkpoints/last.ckpt $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 -o $(DEMO_OUT)/18SVG-map.tif --probabilities uint8 --overwrite true
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import torch
 from jsonargparse import ArgumentParser, Namespace
-from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torchgeo.datasets.errors import DatasetNotFoundError
@@ -288,25 +287,18 @@ class GeosslCLI(LightningCLI):
         for target, compute in links.items():
             parser.link_arguments('data', target, compute, apply_on='instantiate')
 
+    def after_instantiate_classes(self) -> None:
+        """Keep checkpoints in ``<default_root_dir>/checkpoints`` for every run.
 
-class RunCheckpoint(ModelCheckpoint):
-    """Checkpoints in ``<default_root_dir>/checkpoints``, the same folder every run.
-
-    Lightning puts them under each logger version by default, where a new run's
-    ``--ckpt_path last`` would not find the previous run's ``last.ckpt``.
-    """
-
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Fix the folder before Lightning resolves it.
-
-        Args:
-            trainer: the Trainer.
-            pl_module: the model.
-            stage: the Lightning stage.
+        Lightning puts them under each logger version by default, where the next
+        command's ``--ckpt_path last`` (resume, test, validate) would not find them;
+        the folder must be known before Lightning looks for ``last``.
         """
-        if self.dirpath is None:
-            self.dirpath = str(Path(trainer.default_root_dir) / 'checkpoints')
-        super().setup(trainer, pl_module, stage)
+        for callback in self.trainer.checkpoint_callbacks:
+            if callback.dirpath is None:
+                callback.dirpath = str(
+                    Path(self.trainer.default_root_dir) / 'checkpoints'
+                )
 
 
 def _trainer_defaults() -> dict[str, Any]:
@@ -314,7 +306,7 @@ def _trainer_defaults() -> dict[str, Any]:
         'default_root_dir': 'runs/geossl',
         'log_every_n_steps': 10,
         'callbacks': [
-            RunCheckpoint(
+            ModelCheckpoint(
                 filename='best-{epoch}-{step}',
                 # A resumed run carries on the same last.ckpt.
                 enable_version_counter=False,

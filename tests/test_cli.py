@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -185,6 +186,11 @@ def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):
     assert hparams['class_names'][1] == 'Forest'
     assert hparams['class_colours'][1] == '#00441b'
     assert hparams['chip_size'] == 64
+    # test and validate find the same last.ckpt.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        assert main(['test', *args[1:], '--ckpt_path', 'last']) == 0
+    assert not [w for w in caught if 'no last checkpoint' in str(w.message)]
 
 
 def test_fit_bad_data_is_one_line_and_exit_2(tmp_path, capsys):

@@ -202,6 +202,14 @@ class SemiSupervisedDataModule(LightningDataModule):
         """
         return self._loader('test', self.batch_size, None)
 
+    def predict_dataloader(self) -> DataLoader:
+        """The test samples, for ``predict`` (whole rasters go to ``geossl map``).
+
+        Returns:
+            The loader.
+        """
+        return self.test_dataloader()
+
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps: normalisation statistics, bands and classes.
 

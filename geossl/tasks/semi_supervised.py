@@ -46,12 +46,15 @@ Distillation = Literal['context', 'kl']
 def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     """The exponential-moving-average step of Lightning's ``WeightAveraging``.
 
-    ``lerp`` leaves values that do not change (the normalisation statistics) exactly
-    as they are, where torch's ``decay * a + (1 - decay) * a`` drifts by rounding;
-    integer buffers take the current value.
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates (as
+    TensorFlow's and timm's EMAs do), so that short runs are not evaluated with
+    weights that are still mostly the random initialisation. ``lerp`` leaves values
+    that do not change (the normalisation statistics) exactly as they are, where
+    torch's ``decay * a + (1 - decay) * a`` drifts by rounding; integer buffers take
+    the current value.
 
     Args:
-        decay: weight of the running average.
+        decay: the largest weight of the running average.
 
     Returns:
         ``avg_fn(averaged, current, num_averaged) -> new average``.
@@ -60,7 +63,9 @@ def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     def average(averaged: Tensor, current: Tensor, num_averaged: Tensor) -> Tensor:
         if not averaged.is_floating_point():
             return current  # counters and sample memories are not averaged
-        return torch.lerp(averaged, current, 1.0 - decay)
+        updates = float(num_averaged)
+        kept = min(decay, (1 + updates) / (10 + updates))
+        return torch.lerp(averaged, current, 1.0 - kept)
 
     return average
 
