@@ -36,7 +36,7 @@ demo: $(INSTALLED)
 	# ST-FixMatch on the real scene, tested on held-out labels, then the whole-scene map.
 	$(BIN)/geossl fit --config configs/18SVG.yaml $(SCENE_DATA) --trainer.default_root_dir $(DEMO_OUT)/18SVG
 	$(BIN)/geossl test --config configs/18SVG.yaml $(SCENE_DATA) --trainer.default_root_dir $(DEMO_OUT)/18SVG --ckpt_path last
-	$(BIN)/geossl map $(DEMO_OUT)/18SVG/checkpoints/last.ckpt $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 -o $(DEMO_OUT)/18SVG-map.tif --probabilities uint8 --overwrite true
+	$(BIN)/geossl map $(DEMO_OUT)/18SVG/checkpoints/last.ckpt $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 -o $(DEMO_OUT)/18SVG-map.tif --probabilities uint8 --quicklook true --overwrite true
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -26,6 +26,7 @@ from geossl.data.scene import SceneDataset, find_scenes
 from geossl.errors import GeosslInputError
 from geossl.inference.checkpoint import load_task
 from geossl.inference.mapping import SceneMapper
+from geossl.inference.quicklook import save_quicklook
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Exit status for bad input, as argparse uses for bad arguments.
@@ -190,6 +191,13 @@ def _map_parser() -> ArgumentParser:
         'float16.',
     )
     parser.add_argument(
+        '--quicklook',
+        type=bool,
+        default=False,
+        help='Also write <output stem>.png: the scene in true colour beside the '
+        'class map, with a legend.',
+    )
+    parser.add_argument(
         '--overwrite', type=bool, default=False, help='Replace existing outputs.'
     )
     return parser
@@ -218,6 +226,14 @@ def _run_map(options: Namespace) -> None:
         result = mapper.map_scene(
             scene, target, options.probabilities, options.overwrite
         )
+        if options.quicklook:
+            save_quicklook(
+                scene,
+                result.class_map,
+                mapper.class_names,
+                mapper.colours,
+                result.class_map.with_suffix('.png'),
+            )
         rate = result.pixels / result.seconds / 1e6
         print(
             f'Mapped {scene.name} ({result.pixels / 1e6:.2f} Mpx, '

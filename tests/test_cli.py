@@ -111,8 +111,8 @@ def test_index_scene_chips_with_labels(shared_data, tmp_path, capsys):
     args = ['index', scene, '--labels', labels, '--chip_size', '64', '-o']
     assert main([*args, str(output)]) == 0
     chips = read_index(output)
-    assert 'Indexed 866 samples (scene layout; 152 labelled' in capsys.readouterr().out
-    assert len(chips) == 866
+    assert 'Indexed 871 samples (scene layout; 157 labelled' in capsys.readouterr().out
+    assert len(chips) == 871
     assert set(chips['label'].dropna()) == {
         'bay',
         'built-up',

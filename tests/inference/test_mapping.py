@@ -121,7 +121,10 @@ def test_map_a_real_scene_crop_end_to_end(scene_crop, tmp_path, capsys):
     )
     output = tmp_path / 'out' / 'map.tif'
     args = ['map', str(checkpoint), str(scene_crop), '-o', str(output)]
-    assert main([*args, '--probabilities', 'uint8']) == 0
+    assert main([*args, '--probabilities', 'uint8', '--quicklook', 'true']) == 0
+    with rasterio.open(output.with_suffix('.png')) as png:
+        assert png.count >= 3
+        assert png.width > png.height
     assert 'Mapped T18SVG_20160112 (0.07 Mpx' in capsys.readouterr().out
     with rasterio.open(output) as src:
         assert src.crs.to_epsg() == 32618
@@ -155,6 +158,7 @@ def test_map_a_real_scene_crop_end_to_end(scene_crop, tmp_path, capsys):
     assert 'is 258 x 258 pixels, smaller than the chip size 512' in errors[2]
     assert output.read_bytes() == before
     assert sorted(p.name for p in output.parent.iterdir()) == [
+        'map.png',
         'map.tif',
         'map_probabilities.tif',
     ]
