@@ -19,7 +19,7 @@ import torch
 from lightning import LightningDataModule
 from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, Subset
+from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
 
 from geossl.data.datasets import GeoClassificationDataset, ImageFolderDataset
 from geossl.data.metadata import MetadataReader
@@ -68,6 +68,8 @@ class SemiSupervisedDataModule(LightningDataModule):
         num_workers: data-loading worker processes.
         unlabelled_includes_labelled: add the labelled samples (labels hidden from
             training) to the unlabelled pool, as FixMatch does.
+        balance_classes: draw labelled samples so that every class comes equally
+            often (for few, imbalanced labels such as a scene's; multi-class only).
         mean: per-band means; None to compute them from the training samples.
         std: per-band standard deviations; None to compute them.
         stats_samples: at most this many training samples for the statistics.
@@ -83,6 +85,7 @@ class SemiSupervisedDataModule(LightningDataModule):
         mu: int = 7,
         num_workers: int = 0,
         unlabelled_includes_labelled: bool = True,
+        balance_classes: bool = False,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         stats_samples: int = 1024,
@@ -100,6 +103,11 @@ class SemiSupervisedDataModule(LightningDataModule):
         self.mu = mu
         self.num_workers = num_workers
         self.unlabelled_includes_labelled = unlabelled_includes_labelled
+        if balance_classes and dataset.multilabel:
+            raise SplitError(
+                'balance_classes', 'is for multi-class data; this data is multi-label'
+            )
+        self.balance_classes = balance_classes
         self.mean = (
             torch.tensor(mean, dtype=torch.float32) if mean is not None else None
         )
@@ -152,12 +160,23 @@ class SemiSupervisedDataModule(LightningDataModule):
             # Each training loader draws from its own stream of the run's seed.
             stream = ('labelled', 'unlabelled').index(name)
             generator = torch.Generator().manual_seed(self.seed * 2 + stream)
-            sampler = RandomSampler(
-                subset,
-                replacement=len(subset) < num_samples,
-                num_samples=num_samples,
-                generator=generator,
-            )
+            if name == 'labelled' and self.balance_classes:
+                # Each class is drawn equally often, however few labels it has.
+                targets = self.dataset.targets[self.positions[name]]
+                counts = np.bincount(targets, minlength=len(self.dataset.classes))
+                sampler = WeightedRandomSampler(
+                    (1.0 / counts[targets]).tolist(),
+                    num_samples,
+                    replacement=True,
+                    generator=generator,
+                )
+            else:
+                sampler = RandomSampler(
+                    subset,
+                    replacement=len(subset) < num_samples,
+                    num_samples=num_samples,
+                    generator=generator,
+                )
         return DataLoader(
             subset,
             batch_size=batch_size,
@@ -268,6 +287,7 @@ class GeoDataModule(SemiSupervisedDataModule):
         block_size_km: block size of the spatial split.
         batch_size: labelled samples per step (B).
         mu: unlabelled samples per labelled sample.
+        balance_classes: draw every class equally often in labelled batches.
         num_workers: data-loading processes.
         run_dir: where the split is saved; None for the Trainer's root folder.
         seed: seed of the split, samplers and statistics.
@@ -296,6 +316,7 @@ class GeoDataModule(SemiSupervisedDataModule):
         block_size_km: float = 50.0,
         batch_size: int = 32,
         mu: int = 7,
+        balance_classes: bool = False,
         num_workers: int = 0,
         run_dir: str | None = None,
         seed: int = 0,
@@ -346,6 +367,7 @@ class GeoDataModule(SemiSupervisedDataModule):
             batch_size=batch_size,
             mu=mu,
             num_workers=num_workers,
+            balance_classes=balance_classes,
             seed=seed,
         )
         self._run_dir_given = run_dir is not None

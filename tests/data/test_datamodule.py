@@ -1,7 +1,11 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
+from geossl.data.scene import SceneDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import SplitError
 
@@ -78,3 +82,30 @@ def test_collate_keeps_text_as_lists():
     )
     assert batch['x'].shape == (2, 2)
     assert batch['crs'] == [None, 'EPSG:4326']
+
+
+def test_balanced_labelled_batches(shared_data, tmp_path):
+    scene = SceneDataset(
+        shared_data / 'sentinel2-scene-18SVG-20160112',
+        Path(__file__).parents[2] / 'examples' / '18SVG-labels.geojson',
+        chip_size=64,
+        unlabelled_chips=20,
+    )
+    split = SplitConfig(labels_per_class=None, label_fraction=1.0, seed=0)
+    dm = SemiSupervisedDataModule(
+        scene, split, tmp_path, batch_size=60, mu=0, balance_classes=True
+    )
+    dm.setup('fit')
+    labelled = scene.targets[dm.positions['labelled']]
+    assert np.bincount(labelled).max() > 10 * np.bincount(labelled).min()
+    labels = torch.cat(
+        [batch['labelled']['label'] for batch, _, _ in dm.train_dataloader()]
+    )
+    shares = np.bincount(labels.numpy(), minlength=6) / len(labels)
+    assert shares.min() > 0.08
+    assert shares.max() < 0.3
+
+
+def test_balancing_refuses_multilabel_data(bigearthnet, tmp_path):
+    with pytest.raises(SplitError, match='balance_classes: is for multi-class data'):
+        SemiSupervisedDataModule(bigearthnet, run_dir=tmp_path, balance_classes=True)
