@@ -3,9 +3,9 @@
 ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's CLI over
 :class:`~geossl.tasks.semi_supervised.SemiSupervisedTask` and
 :class:`~geossl.data.datamodule.GeoDataModule` (YAML configs with ``--config``; the
-model is sized from the data). ``index`` is geossl's own tool, with options in the
-same underscore style. Bad input ends with one line naming the file or option at
-fault and exit status 2.
+model is sized from the data). ``index`` and ``map`` are geossl's own tools, with
+options in the same underscore style. Bad input ends with one line naming the file
+or option at fault and exit status 2.
 """
 
 import sys
