@@ -25,7 +25,8 @@ from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset, find_scenes
 from geossl.errors import GeosslInputError
 from geossl.inference.checkpoint import load_task
-from geossl.inference.mapping import SceneMapper
+from geossl.inference.mapping import SceneMapper, check_output
+from geossl.inference.polygons import save_class_polygons
 from geossl.inference.quicklook import save_quicklook
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -198,6 +199,13 @@ def _map_parser() -> ArgumentParser:
         'class map, with a legend.',
     )
     parser.add_argument(
+        '--polygons',
+        type=bool,
+        default=False,
+        help='Also write <output stem>.gpkg: one polygon per connected region of a '
+        'class (layer classes, columns class_id and class).',
+    )
+    parser.add_argument(
         '--overwrite', type=bool, default=False, help='Replace existing outputs.'
     )
     return parser
@@ -221,19 +229,29 @@ def _run_map(options: Namespace) -> None:
         batch_size=options.batch_size,
         device=device,
     )
-    for scene in scenes:
-        target = output if len(scenes) == 1 else output / f'{scene.name}.tif'
+    targets = [
+        output if len(scenes) == 1 else output / f'{scene.name}.tif' for scene in scenes
+    ]
+    # Refuse every extra output before any work, so nothing is left half done.
+    extras = [('.png', options.quicklook), ('.gpkg', options.polygons)]
+    for target in targets:
+        for suffix, wanted in extras:
+            if wanted:
+                check_output(target.with_suffix(suffix), options.overwrite)
+    for scene, target in zip(scenes, targets, strict=True):
         result = mapper.map_scene(
             scene, target, options.probabilities, options.overwrite
         )
         if options.quicklook:
             save_quicklook(
                 scene,
-                result.class_map,
+                target,
                 mapper.class_names,
                 mapper.colours,
-                result.class_map.with_suffix('.png'),
+                target.with_suffix('.png'),
             )
+        if options.polygons:
+            save_class_polygons(target, target.with_suffix('.gpkg'), mapper.class_names)
         rate = result.pixels / result.seconds / 1e6
         print(
             f'Mapped {scene.name} ({result.pixels / 1e6:.2f} Mpx, '

@@ -1,3 +1,4 @@
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
@@ -121,10 +122,16 @@ def test_map_a_real_scene_crop_end_to_end(scene_crop, tmp_path, capsys):
     )
     output = tmp_path / 'out' / 'map.tif'
     args = ['map', str(checkpoint), str(scene_crop), '-o', str(output)]
-    assert main([*args, '--probabilities', 'uint8', '--quicklook', 'true']) == 0
+    extras = ['--probabilities', 'uint8', '--quicklook', 'true', '--polygons', 'true']
+    assert main([*args, *extras]) == 0
     with rasterio.open(output.with_suffix('.png')) as png:
         assert png.count >= 3
         assert png.width > png.height
+    polygons = gpd.read_file(output.with_suffix('.gpkg'), layer='classes')
+    assert polygons.crs.to_epsg() == 32618
+    assert set(polygons['class']) <= {'ocean', 'marsh', 'forest'}
+    # The polygons tile the mapped area exactly.
+    assert polygons.area.sum() == pytest.approx(2580.0 * 2580.0)
     assert 'Mapped T18SVG_20160112 (0.07 Mpx' in capsys.readouterr().out
     with rasterio.open(output) as src:
         assert src.crs.to_epsg() == 32618
@@ -158,6 +165,7 @@ def test_map_a_real_scene_crop_end_to_end(scene_crop, tmp_path, capsys):
     assert 'is 258 x 258 pixels, smaller than the chip size 512' in errors[2]
     assert output.read_bytes() == before
     assert sorted(p.name for p in output.parent.iterdir()) == [
+        'map.gpkg',
         'map.png',
         'map.tif',
         'map_probabilities.tif',
