@@ -3,9 +3,9 @@
 ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's CLI over
 :class:`~geossl.tasks.semi_supervised.SemiSupervisedTask` and
 :class:`~geossl.data.datamodule.GeoDataModule` (YAML configs with ``--config``; the
-model is sized from the data). ``index`` and ``map`` are geossl's own tools, with
-options in the same underscore style. Bad input ends with one line naming the file
-or option at fault and exit status 2.
+model is sized from the data). ``index``, ``map`` and ``export`` are geossl's own
+tools, with options in the same underscore style. Bad input ends with one line
+naming the file or option at fault and exit status 2.
 """
 
 import sys
@@ -25,6 +25,7 @@ from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset, find_scenes
 from geossl.errors import GeosslInputError
 from geossl.inference.checkpoint import load_task
+from geossl.inference.export import export_onnx
 from geossl.inference.mapping import SceneMapper, check_output
 from geossl.inference.polygons import save_class_polygons
 from geossl.inference.quicklook import save_quicklook
@@ -259,6 +260,33 @@ def _run_map(options: Namespace) -> None:
         )
 
 
+def _export_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        description='Export the student of a checkpoint to ONNX: raw band values in, '
+        'class probabilities out (normalisation folded in), with class names, '
+        'colours, bands, chip size and scaling in the model metadata. The export is '
+        'checked against PyTorch with onnxruntime before it is kept.'
+    )
+    parser.add_argument('checkpoint', type=str, help='A .ckpt from geossl fit.')
+    parser.add_argument(
+        '-o', '--output', type=str, required=True, help='The .onnx file to write.'
+    )
+    parser.add_argument(
+        '--overwrite', type=bool, default=False, help='Replace an existing file.'
+    )
+    return parser
+
+
+def _run_export(options: Namespace) -> None:
+    difference = export_onnx(
+        load_task(options.checkpoint), options.output, overwrite=options.overwrite
+    )
+    print(
+        f'Exported {options.output} (onnxruntime vs PyTorch: max difference '
+        f'{difference:.1e})'
+    )
+
+
 def _tools_parser() -> ArgumentParser:
     parser = ArgumentParser(prog='geossl', description=_DESCRIPTION)
     subcommands = parser.add_subcommands(dest='command')
@@ -268,6 +296,9 @@ def _tools_parser() -> ArgumentParser:
     subcommands.add_subcommand(
         'map', _map_parser(), help='Classify whole scenes into class-map COGs.'
     )
+    subcommands.add_subcommand(
+        'export', _export_parser(), help='Export the student to ONNX.'
+    )
     return parser
 
 
@@ -276,7 +307,7 @@ _DESCRIPTION = (
     'was taken.'
 )
 
-_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index,map}} ...
+_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index,map,export}} ...
 
 {_DESCRIPTION}
 
@@ -290,6 +321,7 @@ Training (Lightning's commands; YAML configs with --config, options as
 Tools:
   index      index a data source into a GeoPackage of footprints
   map        classify whole scenes into Cloud-Optimized GeoTIFF class maps
+  export     export the student to ONNX (normalisation folded in)
 
 Run 'geossl COMMAND --help' for the options of a command.
 """
@@ -388,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-_TOOLS = {'index': _run_index, 'map': _run_map}
+_TOOLS = {'index': _run_index, 'map': _run_map, 'export': _run_export}
 
 
 if __name__ == '__main__':

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.windows import from_bounds
 
 from geossl.cli import main
 from geossl.data.scene import find_scenes
@@ -14,25 +13,8 @@ from geossl.inference.mapping import (
     tent_weights,
     window_starts,
 )
-from geossl.tasks.semi_supervised import SemiSupervisedTask
 from tests.conftest import random_chip, write_raster
-
-S2_BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09']
-S2_BANDS += ['B10', 'B11', 'B12']
-
-
-def _save_checkpoint(path, **options):
-    """A checkpoint as geossl fit writes it (hyperparameters + weights)."""
-    torch.manual_seed(0)
-    task = SemiSupervisedTask(**({'algorithm': 'supervised'} | options))
-    task.views.set_statistics(
-        torch.full((task.hparams['in_channels'],), 1000.0),
-        torch.full((task.hparams['in_channels'],), 500.0),
-    )
-    torch.save(
-        {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()}, path
-    )
-    return path
+from tests.inference.conftest import S2_BANDS, save_checkpoint
 
 
 def test_window_starts_cover_the_edges():
@@ -50,7 +32,7 @@ def test_blended_map_equals_an_in_memory_reference(tmp_path):
     scene_path = write_raster(
         tmp_path / 'scene.tif', data, descriptions=['r', 'g', 'n']
     )
-    checkpoint = _save_checkpoint(
+    checkpoint = save_checkpoint(
         tmp_path / 'model.ckpt',
         num_classes=4,
         in_channels=3,
@@ -91,27 +73,8 @@ def test_blended_map_equals_an_in_memory_reference(tmp_path):
     assert np.isnan(probabilities[:, 30:, 40:]).all()
 
 
-@pytest.fixture(scope='module')
-def scene_crop(shared_data, tmp_path_factory):
-    """The real 18SVG band files cut to 2.58 x 2.58 km around the bay shore."""
-    folder = tmp_path_factory.mktemp('crop')
-    # Aligned to the 10, 20 and 60 m grids, so every band covers it exactly.
-    bounds = (441000.0, 4163460.0, 443580.0, 4166040.0)
-    for source in sorted((shared_data / 'sentinel2-scene-18SVG-20160112').iterdir()):
-        with rasterio.open(source) as src:
-            window = from_bounds(*bounds, src.transform).round_offsets().round_lengths()
-            profile = src.profile | {
-                'width': window.width,
-                'height': window.height,
-                'transform': src.window_transform(window),
-            }
-            with rasterio.open(folder / source.name, 'w', **profile) as dst:
-                dst.write(src.read(window=window))
-    return folder
-
-
 def test_map_a_real_scene_crop_end_to_end(scene_crop, tmp_path, capsys):
-    checkpoint = _save_checkpoint(
+    checkpoint = save_checkpoint(
         tmp_path / 'model.ckpt',
         num_classes=3,
         in_channels=13,

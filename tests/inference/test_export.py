@@ -1,0 +1,42 @@
+import json
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+from geossl.cli import main
+from geossl.data.scene import SceneDataset
+from geossl.inference.checkpoint import load_task
+from tests.inference.conftest import S2_BANDS, save_checkpoint
+
+
+def test_export_matches_pytorch_on_real_chips(scene_crop, tmp_path, capsys):
+    checkpoint = save_checkpoint(
+        tmp_path / 'model.ckpt',
+        num_classes=3,
+        in_channels=13,
+        band_names=S2_BANDS,
+        class_names=['ocean', 'marsh', 'forest'],
+        chip_size=32,
+        backbone='resnet10t',
+    )
+    output = tmp_path / 'model.onnx'
+    assert main(['export', str(checkpoint), '-o', str(output)]) == 0
+    assert 'max difference' in capsys.readouterr().out
+    model = onnx.load(output)
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    assert json.loads(metadata['geossl.class_names']) == ['ocean', 'marsh', 'forest']
+    assert json.loads(metadata['geossl.band_names']) == S2_BANDS
+    assert metadata['geossl.chip_size'] == '32'
+    # Real chips of the scene, raw values, any batch size.
+    chips = SceneDataset(scene_crop, chip_size=32)
+    images = torch.stack([chips[i]['image'] for i in range(5)])
+    session = onnxruntime.InferenceSession(str(output))
+    exported = session.run(None, {'image': images.numpy()})[0]
+    task = load_task(checkpoint)
+    with torch.no_grad():
+        expected = task(task.views.normalise(images)).softmax(dim=1).numpy()
+    np.testing.assert_allclose(exported, expected, atol=1e-5)
+    assert main(['export', str(checkpoint), '-o', str(output)]) == 2
+    assert 'exists; pass --overwrite' in capsys.readouterr().err
