@@ -43,3 +43,17 @@ def save_checkpoint(path, **options):
         {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()}, path
     )
     return path
+
+
+@pytest.fixture(scope='session')
+def s2_checkpoint(tmp_path_factory):
+    """An untrained 13-band Sentinel-2 model (3 classes, chip 32) as a checkpoint."""
+    return save_checkpoint(
+        tmp_path_factory.mktemp('model') / 'model.ckpt',
+        num_classes=3,
+        in_channels=13,
+        band_names=S2_BANDS,
+        class_names=['ocean', 'marsh', 'forest'],
+        chip_size=32,
+        backbone='resnet10t',
+    )

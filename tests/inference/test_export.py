@@ -8,21 +8,14 @@ import torch
 from geossl.cli import main
 from geossl.data.scene import SceneDataset
 from geossl.inference.checkpoint import load_task
-from tests.inference.conftest import S2_BANDS, save_checkpoint
+from tests.inference.conftest import S2_BANDS
 
 
-def test_export_matches_pytorch_on_real_chips(scene_crop, tmp_path, capsys):
-    checkpoint = save_checkpoint(
-        tmp_path / 'model.ckpt',
-        num_classes=3,
-        in_channels=13,
-        band_names=S2_BANDS,
-        class_names=['ocean', 'marsh', 'forest'],
-        chip_size=32,
-        backbone='resnet10t',
-    )
+def test_export_matches_pytorch_on_real_chips(
+    scene_crop, s2_checkpoint, tmp_path, capsys
+):
     output = tmp_path / 'model.onnx'
-    assert main(['export', str(checkpoint), '-o', str(output)]) == 0
+    assert main(['export', str(s2_checkpoint), '-o', str(output)]) == 0
     assert 'max difference' in capsys.readouterr().out
     model = onnx.load(output)
     metadata = {prop.key: prop.value for prop in model.metadata_props}
@@ -34,9 +27,9 @@ def test_export_matches_pytorch_on_real_chips(scene_crop, tmp_path, capsys):
     images = torch.stack([chips[i]['image'] for i in range(5)])
     session = onnxruntime.InferenceSession(str(output))
     exported = session.run(None, {'image': images.numpy()})[0]
-    task = load_task(checkpoint)
+    task = load_task(s2_checkpoint)
     with torch.no_grad():
         expected = task(task.views.normalise(images)).softmax(dim=1).numpy()
     np.testing.assert_allclose(exported, expected, atol=1e-5)
-    assert main(['export', str(checkpoint), '-o', str(output)]) == 2
+    assert main(['export', str(s2_checkpoint), '-o', str(output)]) == 2
     assert 'exists; pass --overwrite' in capsys.readouterr().err

@@ -14,7 +14,7 @@ from geossl.inference.mapping import (
     window_starts,
 )
 from tests.conftest import random_chip, write_raster
-from tests.inference.conftest import S2_BANDS, save_checkpoint
+from tests.inference.conftest import save_checkpoint
 
 
 def test_window_starts_cover_the_edges():
@@ -73,18 +73,9 @@ def test_blended_map_equals_an_in_memory_reference(tmp_path):
     assert np.isnan(probabilities[:, 30:, 40:]).all()
 
 
-def test_map_a_real_scene_crop_end_to_end(scene_crop, tmp_path, capsys):
-    checkpoint = save_checkpoint(
-        tmp_path / 'model.ckpt',
-        num_classes=3,
-        in_channels=13,
-        band_names=S2_BANDS,
-        class_names=['ocean', 'marsh', 'forest'],
-        chip_size=32,
-        backbone='resnet10t',
-    )
+def test_map_a_real_scene_crop_end_to_end(scene_crop, s2_checkpoint, tmp_path, capsys):
     output = tmp_path / 'out' / 'map.tif'
-    args = ['map', str(checkpoint), str(scene_crop), '-o', str(output)]
+    args = ['map', str(s2_checkpoint), str(scene_crop), '-o', str(output)]
     extras = ['--probabilities', 'uint8', '--quicklook', 'true', '--polygons', 'true']
     assert main([*args, *extras]) == 0
     with rasterio.open(output.with_suffix('.png')) as png:
