@@ -28,6 +28,7 @@ import pandas as pd
 import pyogrio
 from tqdm.auto import tqdm
 
+from geossl.atomic import atomic_output
 from geossl.data.metadata import (
     IMAGE_SUFFIXES,
     MetadataReader,
@@ -245,12 +246,8 @@ def write_index(index: gpd.GeoDataFrame, path: str | Path) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f'.{path.name}.partial-{os.getpid()}.gpkg')
-    try:
+    with atomic_output(path) as partial:
         index.to_file(partial, layer=_LAYER, driver='GPKG', metadata=dict(index.attrs))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def read_index(path: str | Path) -> gpd.GeoDataFrame:

@@ -13,13 +13,13 @@ reloaded from there, so a resumed or repeated run uses the very same samples.
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from geossl.atomic import atomic_output
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import SplitError
 
@@ -264,14 +264,9 @@ def save_splits(splits: pd.DataFrame, config: SplitConfig, path: str | Path) -> 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f'.{path.name}.partial-{os.getpid()}')
-    try:
-        with partial.open('w', newline='') as f:
-            f.write(_config_line(config) + '\n')
-            splits.to_csv(f, index=False)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_output(path) as partial, partial.open('w', newline='') as f:
+        f.write(_config_line(config) + '\n')
+        splits.to_csv(f, index=False)
 
 
 def load_or_make_splits(

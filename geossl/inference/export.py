@@ -9,7 +9,6 @@ onnxruntime on the same chips as PyTorch and comparing the outputs.
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import onnxruntime
 import torch
 from torch import Tensor, nn
 
+from geossl.atomic import atomic_output
 from geossl.errors import GeosslInputError
 from geossl.inference.mapping import check_output
 from geossl.tasks.semi_supervised import SemiSupervisedTask
@@ -107,8 +107,7 @@ def export_onnx(
         noise = torch.randn(8, task.views.bands, size, size, generator=generator)
         chips = (task.views.mean + task.views.std * noise).clamp(min=0)
     chips = chips.float().cpu()
-    partial = path.with_name(f'.{path.name}.partial-{os.getpid()}.onnx')
-    try:
+    with atomic_output(path) as partial:
         batch = torch.export.Dim('batch', min=1)
         torch.onnx.export(
             module,
@@ -137,7 +136,4 @@ def export_onnx(
                 f'the exported model differs from PyTorch by {difference:.2g} '
                 f'(more than {tolerance:g}); nothing was written',
             )
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return difference

@@ -15,7 +15,6 @@ place only when complete.
 """
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from rasterio.windows import Window
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from geossl.atomic import atomic_output, partial_path
 from geossl.data.scene import Scene, SceneRaster
 from geossl.errors import BandMismatchError, ChipSizeError, GeosslInputError
 from geossl.tasks.semi_supervised import SemiSupervisedTask
@@ -107,15 +107,11 @@ def check_output(path: Path, overwrite: bool) -> None:
         raise GeosslInputError(path, 'is a folder, not a file name')
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(f'.{path.name}.write-test-{os.getpid()}')
+        probe = partial_path(path, '.write-test')
         probe.touch()
         probe.unlink()
     except OSError as error:
         raise GeosslInputError(path, f'cannot be written ({error.strerror})') from None
-
-
-def _partial(path: Path, suffix: str) -> Path:
-    return path.with_name(f'.{path.name}.partial-{os.getpid()}{suffix}')
 
 
 class SceneMapper:
@@ -311,28 +307,23 @@ class SceneMapper:
             check_output(path, overwrite)
         raster = self.raster(scene)
         started = time.perf_counter()
-        partials = {output: _partial(output, '.tif')}
-        if probability_path is not None:
-            partials[probability_path] = _partial(probability_path, '.tif')
+        finals = [output] if probability_path is None else [output, probability_path]
+        # Tiled GeoTIFFs first; each becomes a COG that appears whole at its path.
+        scratch = {final: partial_path(final, '.gtiff.tif') for final in finals}
         try:
-            self._write(
-                scene, raster, partials, output, probability_path, probabilities
-            )
-            for final, partial in partials.items():
-                cog = _partial(final, '.cog.tif')
-                rasterio.shutil.copy(
-                    partial,
-                    cog,
-                    driver='COG',
-                    compress='deflate',
-                    overview_resampling='nearest' if final == output else 'average',
-                )
-                partial.unlink()
-                os.replace(cog, final)
+            self._write(scene, raster, scratch, output, probability_path, probabilities)
+            for final, tiff in scratch.items():
+                with atomic_output(final) as cog:
+                    rasterio.shutil.copy(
+                        tiff,
+                        cog,
+                        driver='COG',
+                        compress='deflate',
+                        overview_resampling='nearest' if final == output else 'average',
+                    )
         finally:
-            for final, partial in partials.items():
-                partial.unlink(missing_ok=True)
-                _partial(final, '.cog.tif').unlink(missing_ok=True)
+            for tiff in scratch.values():
+                tiff.unlink(missing_ok=True)
         height, width = scene.shape
         return MapResult(
             output, probability_path, height * width, time.perf_counter() - started
@@ -342,14 +333,14 @@ class SceneMapper:
         self,
         scene: Scene,
         raster: SceneRaster,
-        partials: dict[Path, Path],
+        scratch: dict[Path, Path],
         output: Path,
         probability_path: Path | None,
         probabilities: ProbabilityFormat | None,
     ) -> None:
         classes = len(self.class_names)
         profile = self._profile(scene, 1, 'uint8', NODATA_CLASS)
-        with rasterio.open(partials[output], 'w', **profile) as class_map:
+        with rasterio.open(scratch[output], 'w', **profile) as class_map:
             class_map.write_colormap(
                 1,
                 {
@@ -371,7 +362,7 @@ class SceneMapper:
                     # GDAL stores float16 GeoTIFFs as float32 unless it knows better.
                     profile['dtype'] = 'float32'
                 probability_file = rasterio.open(
-                    partials[probability_path], 'w', **profile
+                    scratch[probability_path], 'w', **profile
                 )
                 for band, name in enumerate(self.class_names, start=1):
                     probability_file.set_band_description(band, name)

@@ -1,6 +1,5 @@
 """Vector polygons of a class map, for GIS work on the classes themselves."""
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import rasterio
 import shapely
 from rasterio.features import shapes
 
+from geossl.atomic import atomic_output
 from geossl.inference.mapping import NODATA_CLASS
 
 
@@ -41,10 +41,6 @@ def save_class_polygons(
         geometry=[shapely.geometry.shape(geometry) for geometry, _ in regions],
         crs=crs,
     )
-    partial = path.with_name(f'.{path.name}.partial-{os.getpid()}.gpkg')
-    try:
+    with atomic_output(path) as partial:
         frame.to_file(partial, layer='classes', driver='GPKG')
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return len(frame)

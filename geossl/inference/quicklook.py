@@ -1,6 +1,5 @@
 """A PNG quick-look of a mapped scene: true colour beside the class map, a legend."""
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from matplotlib.patches import Patch
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
+from geossl.atomic import atomic_output
 from geossl.data.scene import Scene
 from geossl.inference.mapping import NODATA_CLASS
 
@@ -90,11 +90,9 @@ def save_quicklook(
         frameon=False,
     )
     figure.tight_layout(rect=(0, 0.06, 1, 1))
-    partial = path.with_name(f'.{path.name}.partial-{os.getpid()}.png')
     try:
-        figure.savefig(partial, dpi=100)
-        os.replace(partial, path)
+        with atomic_output(path) as partial:
+            figure.savefig(partial, dpi=100)
     finally:
         plt.close(figure)
-        partial.unlink(missing_ok=True)
     return path
