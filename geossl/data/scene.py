@@ -103,6 +103,23 @@ class Scene:
         minx, miny, maxx, maxy = self.bounds
         return round((maxy - miny) / self.res[1]), round((maxx - minx) / self.res[0])
 
+    def check_fits(self, size: int) -> None:
+        """Refuse a chip (or window) size larger than the scene.
+
+        Args:
+            size: chip width and height in pixels of the finest band.
+
+        Raises:
+            ChipSizeError: if the scene is smaller than ``size`` either way.
+        """
+        height, width = self.shape
+        if height < size or width < size:
+            raise ChipSizeError(
+                self.files[0],
+                f'scene {self.name} is {height} x {width} pixels, smaller than the '
+                f'chip size {size}',
+            )
+
 
 def find_scenes(path: str | Path) -> list[Scene]:
     """Find the scenes of a raster file or a folder.
@@ -258,13 +275,7 @@ class _ChipGrid:
         self.scene = scene
         self.width = size * scene.res[0]
         self.height = size * scene.res[1]
-        height, width = scene.shape
-        if height < size or width < size:
-            raise ChipSizeError(
-                scene.files[0],
-                f'scene {scene.name} is {height} x {width} pixels, smaller than the '
-                f'chip size {size}',
-            )
+        scene.check_fits(size)
 
     def around(self, x: float, y: float) -> Bounds:
         """The chip centred on (x, y), snapped to the grid and moved inside the scene.

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, partial_path
 from geossl.data.scene import Scene, SceneRaster
-from geossl.errors import BandMismatchError, ChipSizeError, GeosslInputError
+from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Class value of pixels with no data.
@@ -177,13 +177,7 @@ class SceneMapper:
                 f'model needs {", ".join(self.band_names)} '
                 f'(missing {", ".join(missing)})',
             )
-        height, width = scene.shape
-        if min(height, width) < self.chip_size:
-            raise ChipSizeError(
-                scene.files[0],
-                f'scene {scene.name} is {height} x {width} pixels, smaller than the '
-                f'chip size {self.chip_size}',
-            )
+        scene.check_fits(self.chip_size)
         return SceneRaster(scene, self.band_names)
 
     def _read_strip(self, raster: SceneRaster, top: int) -> tuple[Tensor, Tensor]:

@@ -106,6 +106,18 @@ def spherical_harmonics(lon: Tensor, lat: Tensor, degrees: int = 10) -> Tensor:
     return torch.stack(features, dim=-1).to(dtype)
 
 
+def is_leap_year(year: Tensor) -> Tensor:
+    """Whether years of the proleptic Gregorian calendar have 366 days.
+
+    Args:
+        year: integer years.
+
+    Returns:
+        Boolean tensor.
+    """
+    return ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+
+
 def civil_dates(unix_time: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Year, 0-based day of year and seconds of day of UTC Unix times.
 
@@ -132,7 +144,7 @@ def civil_dates(unix_time: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     )
     month_index = (5 * day_from_march + 2) // 153  # 0 = March
     year = year_of_era + era * 400 + (month_index >= 10).long()
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    leap = is_leap_year(year)
     # Days before March 1 of the same calendar year: 59, or 60 in a leap year.
     before_march = 59 + leap.long()
     day_of_year = torch.where(
@@ -157,9 +169,7 @@ def time_features(
         ``(..., 2 [+ 1] [+ 2])`` features.
     """
     calendar_year, day_of_year, seconds_of_day = civil_dates(unix_time)
-    leap = ((calendar_year % 4 == 0) & (calendar_year % 100 != 0)) | (
-        calendar_year % 400 == 0
-    )
+    leap = is_leap_year(calendar_year)
     fraction = (day_of_year + seconds_of_day / _SECONDS_PER_DAY) / (365 + leap.double())
     angle = 2 * math.pi * fraction
     parts = [angle.sin(), angle.cos()]
