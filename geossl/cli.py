@@ -9,11 +9,11 @@ naming the file or option at fault and exit status 2.
 """
 
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -157,17 +157,18 @@ def _map_parser() -> ArgumentParser:
     )
     parser.add_argument('checkpoint', type=str, help='A .ckpt from geossl fit.')
     parser.add_argument(
-        'source',
+        'sources',
         type=str,
-        help='A multiband raster, a folder of per-band files (e.g. the 18SVG scene), '
-        'or a folder of several scenes.',
+        nargs='+',
+        help='Scenes: multiband rasters, folders of per-band files (e.g. the 18SVG '
+        'scene), or folders of several scenes.',
     )
     parser.add_argument(
         '-o',
         '--output',
         type=str,
         required=True,
-        help='The class map .tif; a folder when SOURCE holds several scenes.',
+        help='The class map .tif; a folder when SOURCES hold several scenes.',
     )
     parser.add_argument(
         '--chip_size',
@@ -183,7 +184,25 @@ def _map_parser() -> ArgumentParser:
     )
     parser.add_argument('--batch_size', type=int, default=64, help='Windows per batch.')
     parser.add_argument(
-        '--device', type=str, default='auto', help='cpu, cuda, cuda:1, or auto.'
+        '--device',
+        type=str,
+        default='auto',
+        help="Lightning's accelerator: auto (a GPU if there is one), cpu, cuda, mps; "
+        'or one GPU as cuda:N.',
+    )
+    parser.add_argument(
+        '--devices',
+        type=int,
+        default=1,
+        help='Processes, one per device, that share the windows of each scene '
+        "(Lightning's DDP; on the CPU each process takes a share of the cores).",
+    )
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=0,
+        help='DataLoader processes reading the scene ahead of the model, per '
+        'device; 0 reads in the main process.',
     )
     parser.add_argument(
         '--probabilities',
@@ -213,22 +232,21 @@ def _map_parser() -> ArgumentParser:
 
 
 def _run_map(options: Namespace) -> None:
-    device = options.device
-    if device == 'auto':
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    task = load_task(options.checkpoint, device)
-    scenes = find_scenes(options.source)
+    task = load_task(options.checkpoint)
+    scenes = find_scenes(options.sources)
     output = Path(options.output)
     if len(scenes) > 1 and output.suffix:
         raise GeosslInputError(
-            output, f'must be a folder: {options.source} holds {len(scenes)} scenes'
+            output, f'must be a folder: the sources hold {len(scenes)} scenes'
         )
     mapper = SceneMapper(
         task,
         chip_size=options.chip_size,
         stride=options.stride,
         batch_size=options.batch_size,
-        device=device,
+        device=options.device,
+        devices=options.devices,
+        workers=options.workers,
     )
     targets = [
         output if len(scenes) == 1 else output / f'{scene.name}.tif' for scene in scenes
@@ -243,6 +261,8 @@ def _run_map(options: Namespace) -> None:
         result = mapper.map_scene(
             scene, target, options.probabilities, options.overwrite
         )
+        if result is None:  # Another process of a DDP run: the first one writes.
+            continue
         if options.quicklook:
             save_quicklook(
                 scene,
@@ -405,6 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 2 on bad input.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Lightning 2.6 builds torch pytree specs the way torch 2.14 deprecates; the
+    # notice is for Lightning, not for geossl's users.
+    warnings.filterwarnings(
+        'ignore', r'.isinstance\(treespec, LeafSpec\)', FutureWarning
+    )
     if not argv or argv[0] in ('-h', '--help'):
         print(_OVERVIEW)
         return 0 if argv else EXIT_BAD_INPUT

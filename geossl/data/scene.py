@@ -121,25 +121,41 @@ class Scene:
             )
 
 
-def find_scenes(path: str | Path) -> list[Scene]:
-    """Find the scenes of a raster file or a folder.
+def find_scenes(paths: str | Path | Sequence[str | Path]) -> list[Scene]:
+    """Find the scenes of raster files or folders.
 
     In a folder, files named ``<stem>_<band>.<ext>`` are grouped by stem into
     per-band scenes; every other raster is a multiband scene of its own.
 
     Args:
-        path: a raster file or a folder of rasters.
+        paths: a raster file or a folder of rasters, or several.
 
     Returns:
-        The scenes, sorted by name.
+        The scenes, sorted by name within each path.
 
     Raises:
-        DatasetLayoutError: if the path holds no raster.
+        DatasetLayoutError: if a path holds no raster, or two scenes have the same
+            name.
         RasterReadError: if a file is empty or unreadable.
         MissingCRSError: if a file has no CRS.
         BandMismatchError: if a scene's files disagree on CRS or do not overlap.
     """
-    path = Path(path)
+    if isinstance(paths, str | Path):
+        return _scenes_in(Path(paths))
+    scenes: dict[str, Scene] = {}
+    for path in paths:
+        for scene in _scenes_in(Path(path)):
+            if scene.name in scenes:
+                raise DatasetLayoutError(
+                    scene.files[0],
+                    f'scene {scene.name} is also in {scenes[scene.name].files[0]}; '
+                    'scene names must differ',
+                )
+            scenes[scene.name] = scene
+    return list(scenes.values())
+
+
+def _scenes_in(path: Path) -> list[Scene]:
     if path.is_file():
         return [_multiband_scene(path)]
     if not path.is_dir():
@@ -420,7 +436,7 @@ class SceneDataset(GeoClassificationDataset):
         seed: int = 0,
     ) -> None:
         paths = [scenes] if isinstance(scenes, str | Path) else list(scenes)
-        found = [scene for path in paths for scene in find_scenes(path)]
+        found = find_scenes(paths)
         names = found[0].band_names
         for scene in found[1:]:
             if scene.band_names != names:

@@ -1,39 +1,44 @@
 """Classify whole scenes into Cloud-Optimized GeoTIFF class maps.
 
-A window of ``chip_size`` slides over the scene's 10 m grid with ``stride``; each
-window is read through the scene's TorchGeo dataset (bands resampled onto the grid),
-classified in batches on the device, and its class probabilities are added, weighted
-by a tent that is highest at the window centre, into a strip of rows. Rows that no
-later window touches are divided by their weights and written, so memory holds one
-strip of ``chip_size`` rows whatever the scene size. Pixels with no data (NaN, the
-declared nodata value, or zero in every band as in Sentinel-2 products) get the
-nodata class 255.
-
-The map is written to a temporary tiled GeoTIFF, converted to a Cloud-Optimized
-GeoTIFF (DEFLATE, internal overviews, colour table and class names) and renamed into
-place only when complete.
+Mapping runs in Lightning's predict loop, so devices and processes are Lightning's
+(``accelerator='auto'``; several processes share the windows with DDP). Each process
+reads the strips of its own band of rows (see :mod:`geossl.inference.windows`) in
+DataLoader workers, classifies their windows in batches on its device, blends them
+and writes its final rows to a hidden tiled GeoTIFF part, holding one strip in
+memory whatever the scene size. When all are done, the first process pastes the
+parts together block by block and converts the result to a Cloud-Optimized GeoTIFF
+(DEFLATE, internal overviews, colour table and class names) that is renamed into
+place only when complete. Pixels with no data get the nodata class 255.
 """
 
 import json
+import logging
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import batched
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from matplotlib.colors import to_rgb
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 from torch import Tensor
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, partial_path
 from geossl.data.scene import Scene, SceneRaster
 from geossl.errors import BandMismatchError, GeosslInputError
+from geossl.inference.windows import StripBlender, StripDataset, WindowGrid
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Class value of pixels with no data.
@@ -59,38 +64,6 @@ class MapResult:
     seconds: float
 
 
-def window_starts(length: int, size: int, stride: int) -> list[int]:
-    """Start offsets of windows covering ``length`` pixels, the last flush with the end.
-
-    Args:
-        length: pixels to cover.
-        size: window size.
-        stride: step between windows.
-
-    Returns:
-        Sorted, distinct start offsets.
-    """
-    starts = list(range(0, length - size + 1, stride))
-    if starts[-1] != length - size:
-        starts.append(length - size)
-    return starts
-
-
-def tent_weights(size: int) -> np.ndarray:
-    """Blending weights of a window: highest at the centre, small but positive at edges.
-
-    Args:
-        size: window size.
-
-    Returns:
-        ``size x size`` float32 weights.
-    """
-    offsets = np.arange(size)
-    ramp = np.minimum(offsets + 1, size - offsets).astype(np.float32)
-    ramp /= ramp.max()
-    return np.outer(ramp, ramp)
-
-
 def check_output(path: Path, overwrite: bool) -> None:
     """Refuse an existing output (unless overwriting) or an unwritable folder.
 
@@ -114,6 +87,348 @@ def check_output(path: Path, overwrite: bool) -> None:
         raise GeosslInputError(path, f'cannot be written ({error.strerror})') from None
 
 
+def _profile(
+    scene: Scene, rows: range, count: int, dtype: str, nodata: float
+) -> dict[str, Any]:
+    """A tiled, compressed GeoTIFF profile for ``rows`` of the scene's grid."""
+    minx, _, _, maxy = scene.bounds
+    xres, yres = scene.res
+    return {
+        'driver': 'GTiff',
+        'width': scene.shape[1],
+        'height': len(rows),
+        'count': count,
+        'dtype': dtype,
+        'nodata': nodata,
+        'crs': scene.crs,
+        'transform': from_origin(minx, maxy - rows.start * yres, xres, yres),
+        'tiled': True,
+        'blockxsize': 256,
+        'blockysize': 256,
+        'compress': 'deflate',
+    }
+
+
+class MapFiles:
+    """The class map and, if asked for, probability GeoTIFFs of a band of rows.
+
+    Args:
+        paths: the class map's path, then the probabilities' if asked for.
+        scene: the scene mapped.
+        rows: the scene rows the files hold.
+        class_names: names of the classes, in model order.
+        colours: their colours.
+        probabilities: how to store probabilities, or None for none.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        scene: Scene,
+        rows: range,
+        class_names: Sequence[str],
+        colours: Sequence[str],
+        probabilities: ProbabilityFormat | None,
+    ) -> None:
+        self.rows = rows
+        self.width = scene.shape[1]
+        self.probabilities = probabilities
+        self.datasets = [
+            rasterio.open(paths[0], 'w', **_profile(scene, rows, 1, 'uint8', 255))
+        ]
+        class_map = self.datasets[0]
+        class_map.write_colormap(
+            1,
+            {
+                i: tuple(round(255 * c) for c in to_rgb(colour))
+                for i, colour in enumerate(colours)
+            },
+        )
+        class_map.set_band_description(1, 'class')
+        class_map.update_tags(CLASS_NAMES=json.dumps(list(class_names)))
+        class_map.update_tags(
+            1, **{f'CLASS_{i}': name for i, name in enumerate(class_names)}
+        )
+        if probabilities is not None:
+            # GDAL stores float16 GeoTIFFs as float32 unless it knows better.
+            dtype, nodata = (
+                ('uint8', 255) if probabilities == 'uint8' else ('float32', np.nan)
+            )
+            profile = _profile(scene, rows, len(class_names), dtype, nodata)
+            self.datasets.append(rasterio.open(paths[1], 'w', **profile))
+            for band, name in enumerate(class_names, start=1):
+                self.datasets[1].set_band_description(band, name)
+
+    def write(self, top: int, probabilities: Tensor) -> None:
+        """Write blended rows, keeping those inside the files' rows.
+
+        Args:
+            top: scene row of the first row given.
+            probabilities: ``K x rows x width`` probabilities, NaN for no data.
+        """
+        first = max(top, self.rows.start)
+        stop = min(top + probabilities.shape[1], self.rows.stop)
+        if first >= stop:
+            return
+        probabilities = probabilities[:, first - top : stop - top]
+        window = Window(0, first - self.rows.start, self.width, stop - first)
+        nodata = probabilities[0].isnan()
+        labels = probabilities.nan_to_num(-1).argmax(dim=0).to(torch.uint8)
+        labels[nodata] = NODATA_CLASS
+        self.datasets[0].write(labels.cpu().numpy(), 1, window=window)
+        if self.probabilities is not None:
+            values = probabilities.cpu().numpy()
+            if self.probabilities == 'uint8':
+                values = np.where(np.isnan(values), 255, np.round(values * 254))
+                values = values.astype(np.uint8)
+            else:
+                values = values.astype(np.float16).astype(np.float32)
+            self.datasets[1].write(values, window=window)
+
+    def paste(self, parts: Sequence[Path], rows: range) -> None:
+        """Copy files written for ``rows`` into these, a block of rows at a time.
+
+        Args:
+            parts: files like these (class map, then probabilities).
+            rows: the scene rows they hold.
+        """
+        for part, dataset in zip(parts, self.datasets, strict=True):
+            with rasterio.open(part) as source:
+                for offset in range(0, len(rows), _PASTE_ROWS):
+                    count = min(_PASTE_ROWS, len(rows) - offset)
+                    block = source.read(window=Window(0, offset, self.width, count))
+                    top = rows.start + offset - self.rows.start
+                    dataset.write(block, window=Window(0, top, self.width, count))
+
+    def close(self) -> None:
+        """Close the files (again is harmless)."""
+        for dataset in self.datasets:
+            dataset.close()
+
+
+#: Rows copied at a time when assembling parts.
+_PASTE_ROWS = 256
+
+
+class WindowClassifier(LightningModule):
+    """A trained task over the windows of a scene, for Lightning's predict loop.
+
+    Each process reads the strips of its own band of rows.
+
+    Args:
+        task: the trained task.
+        raster: the scene's dataset, reading the model's bands.
+        grid: the windows.
+        batch_size: windows per forward pass.
+        workers: DataLoader processes reading strips.
+    """
+
+    def __init__(
+        self,
+        task: SemiSupervisedTask,
+        raster: SceneRaster,
+        grid: WindowGrid,
+        batch_size: int,
+        workers: int,
+    ) -> None:
+        super().__init__()
+        self.task = task
+        self.raster = raster
+        self.grid = grid
+        self.batch_size = batch_size
+        self.workers = workers
+
+    def predict_dataloader(self) -> DataLoader:
+        """This process's strips, one per batch.
+
+        Returns:
+            The loader.
+        """
+        band = self.grid.band(self.global_rank, self.trainer.world_size)
+        dataset = StripDataset(self.raster, self.grid, band)
+        return DataLoader(dataset, batch_size=None, num_workers=self.workers)
+
+    def predict_step(self, strip: dict[str, Any], batch_idx: int) -> Tensor:
+        """Class probabilities of a strip's windows.
+
+        Args:
+            strip: a :class:`~geossl.inference.windows.StripDataset` item.
+            batch_idx: its position.
+
+        Returns:
+            ``N x K`` probabilities, left to right.
+        """
+        image = self.task.views.normalise(strip['image'][None])[0]
+        size = self.grid.chip_size
+        probabilities = []
+        for columns in batched(self.grid.columns, self.batch_size):
+            windows = torch.stack([image[:, :, c : c + size] for c in columns])
+            logits = self.task(windows)
+            multilabel = self.task.hparams['multilabel']
+            probabilities.append(logits.sigmoid() if multilabel else logits.softmax(1))
+        return torch.cat(probabilities)
+
+
+class MapWriter(Callback):
+    """Blend each process's strips into its rows; the first process assembles them.
+
+    Each process writes its band of rows to hidden part files beside the outputs;
+    when all are done, the first process pastes them together (a single part is
+    used as it is) and converts the result to Cloud-Optimized GeoTIFFs, each renamed
+    into place when whole.
+
+    Args:
+        scene: the scene mapped.
+        grid: the windows.
+        outputs: the class map, then the probabilities if asked for.
+        class_names: names of the classes, in model order.
+        colours: their colours.
+        probabilities: how to store probabilities, or None for none.
+        progress: show a progress bar.
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        grid: WindowGrid,
+        outputs: Sequence[Path],
+        class_names: Sequence[str],
+        colours: Sequence[str],
+        probabilities: ProbabilityFormat | None,
+        progress: bool,
+    ) -> None:
+        self.scene = scene
+        self.grid = grid
+        self.outputs = list(outputs)
+        self.class_names = list(class_names)
+        self.colours = list(colours)
+        self.probabilities = probabilities
+        self.progress = progress
+        self.parts: list[tuple[list[Path], range]] = []
+        self.scratch: list[Path] = []
+        self.files: MapFiles | None = None
+
+    def _files(self, paths: Sequence[Path], rows: range) -> MapFiles:
+        return MapFiles(
+            paths,
+            self.scene,
+            rows,
+            self.class_names,
+            self.colours,
+            self.probabilities,
+        )
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Name every process's part files and open this process's.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the :class:`WindowClassifier`.
+        """
+        owner = trainer.strategy.broadcast(os.getpid())
+        for rank in range(trainer.world_size):
+            band = self.grid.band(rank, trainer.world_size)
+            paths = [partial_path(o, f'.part{rank}.tif', owner) for o in self.outputs]
+            self.parts.append((paths, range(band.first_row, band.stop_row)))
+        self.scratch = [partial_path(o, '.gtiff.tif', owner) for o in self.outputs]
+        paths, rows = self.parts[trainer.global_rank]
+        self.files = self._files(paths, rows)
+        self.blender = StripBlender(self.grid, len(self.class_names), pl_module.device)
+        band = self.grid.band(trainer.global_rank, trainer.world_size)
+        self.bar = tqdm(
+            total=len(band.strips) * len(self.grid.columns),
+            desc=f'Mapping {self.scene.name}',
+            unit='window',
+            disable=not (self.progress and trainer.is_global_zero),
+        )
+
+    def on_predict_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Tensor,
+        batch: dict[str, Any],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Blend a strip and write the rows it completed.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the :class:`WindowClassifier`.
+            outputs: the strip's window probabilities.
+            batch: the strip.
+            batch_idx: its position.
+            dataloader_idx: always 0.
+        """
+        assert self.files is not None
+        top, rows = self.blender.add(batch['index'], outputs, batch['invalid'])
+        self.files.write(top, rows)
+        self.bar.update(len(outputs))
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Wait for every process, then assemble the outputs in the first.
+
+        Args:
+            trainer: the trainer.
+            pl_module: the :class:`WindowClassifier`.
+        """
+        self.bar.close()
+        self.close()
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            self._assemble()
+
+    def _assemble(self) -> None:
+        written = [(paths, rows) for paths, rows in self.parts if len(rows)]
+        if len(written) == 1:
+            sources = written[0][0]
+        else:
+            merged = self._files(self.scratch, range(self.scene.shape[0]))
+            try:
+                for paths, rows in written:
+                    merged.paste(paths, rows)
+            finally:
+                merged.close()
+            sources = self.scratch
+        for source, final in zip(sources, self.outputs, strict=True):
+            with atomic_output(final) as cog:
+                rasterio.shutil.copy(
+                    source,
+                    cog,
+                    driver='COG',
+                    compress='deflate',
+                    overview_resampling='nearest'
+                    if final == self.outputs[0]
+                    else 'average',
+                )
+
+    def close(self) -> None:
+        """Close this process's part files."""
+        if self.files is not None:
+            self.files.close()
+
+    def temporary_files(self) -> list[Path]:
+        """Every part and scratch file of the run, whichever process wrote it.
+
+        Returns:
+            The paths.
+        """
+        return [path for paths, _ in self.parts for path in paths] + self.scratch
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's start-up notices (devices found, tips) while mapping."""
+    logger = logging.getLogger('lightning.pytorch.utilities.rank_zero')
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class SceneMapper:
     """Slide a trained classifier over scenes and write the maps.
 
@@ -122,7 +437,11 @@ class SceneMapper:
         chip_size: window size; None for the size the model was trained on.
         stride: step between windows; None for half the window.
         batch_size: windows per forward pass.
-        device: where to run the model.
+        device: Lightning's accelerator (``auto``, ``cpu``, ``cuda``, ``mps``) or
+            one GPU as ``cuda:N``.
+        devices: processes (one per device) sharing the windows; more than one
+            runs Lightning's DDP strategy.
+        workers: DataLoader processes reading strips, per device.
         progress: show a progress bar.
     """
 
@@ -132,11 +451,12 @@ class SceneMapper:
         chip_size: int | None = None,
         stride: int | None = None,
         batch_size: int = 64,
-        device: str | torch.device = 'cpu',
+        device: str = 'auto',
+        devices: int = 1,
+        workers: int = 0,
         progress: bool = True,
     ) -> None:
-        self.task = task.eval().to(device)
-        self.device = torch.device(device)
+        self.task = task
         self.chip_size = chip_size or int(task.hparams['chip_size'])
         self.stride = stride if stride is not None else max(1, self.chip_size // 2)
         if self.chip_size <= 0:
@@ -147,14 +467,26 @@ class SceneMapper:
                 f'is {self.stride}; it must be in 1..chip size ({self.chip_size}) so '
                 'that windows cover every pixel',
             )
-        if batch_size <= 0:
-            raise GeosslInputError('batch_size', f'is {batch_size}; it must be > 0')
+        for option, value in (('batch_size', batch_size), ('devices', devices)):
+            if value <= 0:
+                raise GeosslInputError(option, f'is {value}; it must be > 0')
+        if workers < 0:
+            raise GeosslInputError('workers', f'is {workers}; it must be >= 0')
+        accelerator, _, index = device.partition(':')
+        if index and devices != 1:
+            raise GeosslInputError(
+                'devices', f'is {devices} but device {device} names one device'
+            )
+        self.accelerator = accelerator
+        self.devices: int | list[int] = [int(index)] if index.isdigit() else devices
+        if index and not index.isdigit():
+            raise GeosslInputError('device', f'{device!r} is not like cuda:0')
         self.batch_size = batch_size
+        self.workers = workers
         self.progress = progress
         self.class_names: list[str] = list(task.hparams['class_names'])
         self.colours: list[str] = list(task.hparams['class_colours'])
         self.band_names: list[str] = list(task.hparams['band_names'])
-        self.weights = torch.from_numpy(tent_weights(self.chip_size)).to(self.device)
 
     def raster(self, scene: Scene) -> SceneRaster:
         """The scene's TorchGeo dataset reading the model's bands, in its order.
@@ -180,91 +512,23 @@ class SceneMapper:
         scene.check_fits(self.chip_size)
         return SceneRaster(scene, self.band_names)
 
-    def _read_strip(self, raster: SceneRaster, top: int) -> tuple[Tensor, Tensor]:
-        """One strip of ``chip_size`` rows across the scene, and its no-data mask."""
-        minx, _, maxx, maxy = raster.scene.bounds
-        yres = raster.scene.res[1]
-        bottom = maxy - (top + self.chip_size) * yres
-        image, nodata = raster.read_chip((minx, bottom, maxx, maxy - top * yres))
-        invalid = nodata.any(axis=0) | (image == 0).all(axis=0)
-        image = torch.from_numpy(np.nan_to_num(image)).to(self.device)
-        return self.task.views.normalise(image[None])[0], torch.from_numpy(invalid)
-
-    @torch.no_grad()
-    def _classify(self, strip: Tensor, invalid: Tensor, columns: list[int]) -> Tensor:
-        """Probabilities ``(N, K, c, c)`` of the strip's windows at ``columns``.
-
-        Pixels with no data get NaN.
-        """
-        size = self.chip_size
-        windows = torch.stack([strip[:, :, c : c + size] for c in columns])
-        logits = self.task(windows)
-        if self.task.hparams['multilabel']:
-            probs = logits.sigmoid()
-        else:
-            probs = logits.softmax(dim=1)
-        probs = probs[:, :, None, None].expand(-1, -1, size, size).clone()
-        mask = torch.stack([invalid[:, c : c + size] for c in columns]).to(self.device)
-        probs[mask[:, None].expand_as(probs)] = float('nan')
-        return probs
-
-    def _strips(self, raster: SceneRaster) -> Iterator[tuple[int, int, Tensor]]:
-        """Blended probabilities by strip: (first row, rows, ``K x rows x W``)."""
-        height, width = raster.scene.shape
-        size, classes = self.chip_size, len(self.class_names)
-        rows = window_starts(height, size, self.stride)
-        columns = window_starts(width, size, self.stride)
-        total = torch.zeros(classes, size, width, device=self.device)
-        weight = torch.zeros(size, width, device=self.device)
-        valid = torch.zeros(size, width, dtype=torch.bool, device=self.device)
-        bar = tqdm(
-            total=len(rows) * len(columns),
-            desc=f'Mapping {raster.scene.name}',
-            unit='window',
-            disable=not self.progress,
-        )
-        for position, top in enumerate(rows):
-            strip, invalid = self._read_strip(raster, top)
-            for start in range(0, len(columns), self.batch_size):
-                batch = columns[start : start + self.batch_size]
-                probs = self._classify(strip, invalid, batch)
-                for column, window in zip(batch, probs, strict=True):
-                    known = ~window[0].isnan()
-                    span = slice(column, column + size)
-                    total[:, :, span] += torch.nan_to_num(window) * self.weights
-                    weight[:, span] += self.weights * known
-                    valid[:, span] |= known
-                bar.update(len(batch))
-            # Rows above the next window row are final.
-            done = (rows[position + 1] - top) if position + 1 < len(rows) else size
-            probabilities = total[:, :done] / weight[:done].clamp(min=1e-12)
-            probabilities[:, ~valid[:done]] = float('nan')
-            yield top, done, probabilities
-            total = torch.roll(total, -done, dims=1)
-            weight = torch.roll(weight, -done, dims=0)
-            valid = torch.roll(valid, -done, dims=0)
-            total[:, size - done :] = 0
-            weight[size - done :] = 0
-            valid[size - done :] = False
-        bar.close()
-
-    def _profile(self, scene: Scene, count: int, dtype: str, nodata: float) -> dict:
-        height, width = scene.shape
-        minx, _, _, maxy = scene.bounds
-        return {
-            'driver': 'GTiff',
-            'width': width,
-            'height': height,
-            'count': count,
-            'dtype': dtype,
-            'nodata': nodata,
-            'crs': scene.crs,
-            'transform': from_origin(minx, maxy, *scene.res),
-            'tiled': True,
-            'blockxsize': 256,
-            'blockysize': 256,
-            'compress': 'deflate',
-        }
+    def _trainer(self, writer: MapWriter) -> Trainer:
+        several = self.devices != 1 and not isinstance(self.devices, list)
+        try:
+            return Trainer(
+                accelerator=self.accelerator,
+                devices=self.devices,
+                strategy='ddp' if several else 'auto',
+                # Each process reads its own band of rows (WindowClassifier).
+                use_distributed_sampler=False,
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                enable_progress_bar=False,
+                callbacks=[writer],
+            )
+        except MisconfigurationException as error:
+            raise GeosslInputError('device', str(error).splitlines()[0]) from None
 
     def map_scene(
         self,
@@ -272,7 +536,7 @@ class SceneMapper:
         output: str | Path,
         probabilities: ProbabilityFormat | None = None,
         overwrite: bool = False,
-    ) -> MapResult:
+    ) -> MapResult | None:
         """Classify one scene into a class-map COG (and optionally probabilities).
 
         Args:
@@ -285,97 +549,54 @@ class SceneMapper:
             overwrite: replace existing outputs.
 
         Returns:
-            What was written.
+            What was written, in the first process; None in the others.
 
         Raises:
-            GeosslInputError: for a scene the model cannot map or an output that
-                cannot be written; nothing is left behind.
+            GeosslInputError: for a scene the model cannot map, an output that
+                cannot be written, or devices that are not there; nothing is left
+                behind.
         """
         output = Path(output)
-        probability_path = (
-            output.with_name(f'{output.stem}_probabilities{output.suffix}')
-            if probabilities
-            else None
-        )
-        for path in filter(None, (output, probability_path)):
+        outputs = [output]
+        if probabilities:
+            outputs.append(output.with_name(f'{output.stem}_probabilities.tif'))
+        for path in outputs:
             check_output(path, overwrite)
         raster = self.raster(scene)
-        started = time.perf_counter()
-        finals = [output] if probability_path is None else [output, probability_path]
-        # Tiled GeoTIFFs first; each becomes a COG that appears whole at its path.
-        scratch = {final: partial_path(final, '.gtiff.tif') for final in finals}
-        try:
-            self._write(scene, raster, scratch, output, probability_path, probabilities)
-            for final, tiff in scratch.items():
-                with atomic_output(final) as cog:
-                    rasterio.shutil.copy(
-                        tiff,
-                        cog,
-                        driver='COG',
-                        compress='deflate',
-                        overview_resampling='nearest' if final == output else 'average',
-                    )
-        finally:
-            for tiff in scratch.values():
-                tiff.unlink(missing_ok=True)
-        height, width = scene.shape
-        return MapResult(
-            output, probability_path, height * width, time.perf_counter() - started
+        grid = WindowGrid(*scene.shape, self.chip_size, self.stride)
+        writer = MapWriter(
+            scene,
+            grid,
+            outputs,
+            self.class_names,
+            self.colours,
+            probabilities,
+            self.progress,
         )
-
-    def _write(
-        self,
-        scene: Scene,
-        raster: SceneRaster,
-        scratch: dict[Path, Path],
-        output: Path,
-        probability_path: Path | None,
-        probabilities: ProbabilityFormat | None,
-    ) -> None:
-        classes = len(self.class_names)
-        profile = self._profile(scene, 1, 'uint8', NODATA_CLASS)
-        with rasterio.open(scratch[output], 'w', **profile) as class_map:
-            class_map.write_colormap(
-                1,
-                {
-                    i: tuple(round(255 * c) for c in to_rgb(colour))
-                    for i, colour in enumerate(self.colours)
-                },
-            )
-            class_map.set_band_description(1, 'class')
-            class_map.update_tags(CLASS_NAMES=json.dumps(self.class_names))
-            class_map.update_tags(
-                1, **{f'CLASS_{i}': name for i, name in enumerate(self.class_names)}
-            )
-            probability_file = None
-            if probability_path is not None:
-                dtype = 'uint8' if probabilities == 'uint8' else 'float16'
-                nodata = 255 if probabilities == 'uint8' else float('nan')
-                profile = self._profile(scene, classes, dtype, nodata)
-                if dtype == 'float16':
-                    # GDAL stores float16 GeoTIFFs as float32 unless it knows better.
-                    profile['dtype'] = 'float32'
-                probability_file = rasterio.open(
-                    scratch[probability_path], 'w', **profile
+        started = time.perf_counter()
+        with _quiet_lightning():
+            trainer = self._trainer(writer)
+            if trainer.world_size > len(grid.rows):
+                raise GeosslInputError(
+                    'devices',
+                    f'{trainer.world_size} processes but scene {scene.name} has only '
+                    f'{len(grid.rows)} rows of windows to share',
                 )
-                for band, name in enumerate(self.class_names, start=1):
-                    probability_file.set_band_description(band, name)
+            module = WindowClassifier(
+                self.task, raster, grid, self.batch_size, self.workers
+            )
             try:
-                for top, rows, probs in self._strips(raster):
-                    window = Window(0, top, scene.shape[1], rows)
-                    nodata = probs[0].isnan()
-                    labels = probs.nan_to_num(-1).argmax(dim=0).to(torch.uint8)
-                    labels[nodata] = NODATA_CLASS
-                    class_map.write(labels.cpu().numpy(), 1, window=window)
-                    if probability_file is not None:
-                        values = probs.cpu().numpy()
-                        if probabilities == 'uint8':
-                            values = np.where(
-                                np.isnan(values), 255, np.round(values * 254)
-                            ).astype(np.uint8)
-                        else:
-                            values = values.astype(np.float16).astype(np.float32)
-                        probability_file.write(values, window=window)
+                trainer.predict(module, return_predictions=False)
             finally:
-                if probability_file is not None:
-                    probability_file.close()
+                writer.close()
+                if trainer.is_global_zero:
+                    for path in writer.temporary_files():
+                        path.unlink(missing_ok=True)
+        if not trainer.is_global_zero:
+            return None
+        return MapResult(
+            output,
+            outputs[1] if probabilities else None,
+            grid.height * grid.width,
+            time.perf_counter() - started,
+        )

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -7,23 +10,10 @@ import torch
 from geossl.cli import main
 from geossl.data.scene import find_scenes
 from geossl.inference.checkpoint import load_task
-from geossl.inference.mapping import (
-    NODATA_CLASS,
-    SceneMapper,
-    tent_weights,
-    window_starts,
-)
+from geossl.inference.mapping import NODATA_CLASS, SceneMapper
+from geossl.inference.windows import tent_weights, window_starts
 from tests.conftest import random_chip, write_raster
-from tests.inference.conftest import save_checkpoint
-
-
-def test_window_starts_cover_the_edges():
-    assert window_starts(10, 4, 3) == [0, 3, 6]
-    assert window_starts(11, 4, 3) == [0, 3, 6, 7]
-    assert window_starts(4, 4, 2) == [0]
-    weights = tent_weights(4)
-    assert weights[1, 1] == weights.max()
-    assert weights.min() > 0
+from tests.inference.conftest import S2_BANDS, save_checkpoint
 
 
 def test_blended_map_equals_an_in_memory_reference(tmp_path):
@@ -142,3 +132,57 @@ def test_unsafe_or_foreign_checkpoints_are_refused(tmp_path, capsys):
             main(['map', str(path), str(tmp_path), '-o', str(tmp_path / 'm.tif')]) == 2
         )
         assert problem in capsys.readouterr().err
+
+
+def test_two_ddp_processes_write_the_same_map_as_one(
+    scene_crop, s2_checkpoint, tmp_path
+):
+    args = [str(s2_checkpoint), str(scene_crop), '--probabilities', 'float16']
+    assert main(['map', *args, '-o', str(tmp_path / 'one.tif'), '--workers', '1']) == 0
+    # DDP starts its processes by running the command again, so run it as one.
+    ddp = ['--devices', '2', '--device', 'cpu', '-o', str(tmp_path / 'ddp.tif')]
+    subprocess.run(
+        [sys.executable, '-m', 'geossl.cli', 'map', *args, *ddp],
+        check=True,
+        timeout=300,
+    )
+    for name in ('{}.tif', '{}_probabilities.tif'):
+        with (
+            rasterio.open(tmp_path / name.format('one')) as one,
+            rasterio.open(tmp_path / name.format('ddp')) as ddp,
+        ):
+            # NaN nodata (float probabilities) never compares equal.
+            assert {**ddp.profile, 'nodata': 0} == {**one.profile, 'nodata': 0}
+            assert ddp.nodata == one.nodata or np.isnan([ddp.nodata, one.nodata]).all()
+            assert ddp.tags(1) == one.tags(1)
+            np.testing.assert_array_equal(ddp.read(), one.read())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'ddp.tif',
+        'ddp_probabilities.tif',
+        'one.tif',
+        'one_probabilities.tif',
+    ]
+
+
+def test_map_several_sources_into_a_folder(scene_crop, s2_checkpoint, tmp_path, capsys):
+    data = random_chip(bands=13, size=40, seed=1) + 1.0
+    multiband = write_raster(tmp_path / 'tile.tif', data, descriptions=S2_BANDS)
+    output = tmp_path / 'maps'
+    args = ['map', str(s2_checkpoint), str(scene_crop), str(multiband)]
+    assert main([*args, '-o', str(output)]) == 0
+    assert sorted(p.name for p in output.iterdir()) == [
+        'T18SVG_20160112.tif',
+        'tile.tif',
+    ]
+    with rasterio.open(output / 'tile.tif') as src:
+        assert src.shape == (40, 40)
+    assert main([*args, str(scene_crop), '-o', str(output)]) == 2
+    assert main([*args, '-o', str(tmp_path / 'map.tif')]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith('geossl: error')]
+    assert errors[0].endswith(
+        'scene T18SVG_20160112 is also in '
+        + str(sorted(scene_crop.iterdir())[0])
+        + '; scene names must differ'
+    )
+    assert errors[1].endswith('map.tif: must be a folder: the sources hold 2 scenes')

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from geossl.inference.windows import (
+    StripBlender,
+    WindowGrid,
+    tent_weights,
+    window_starts,
+)
+
+
+def test_window_starts_cover_the_edges():
+    assert window_starts(10, 4, 3) == [0, 3, 6]
+    assert window_starts(11, 4, 3) == [0, 3, 6, 7]
+    assert window_starts(4, 4, 2) == [0]
+    weights = tent_weights(4)
+    assert weights[1, 1] == weights.max()
+    assert weights.min() > 0
+
+
+@pytest.mark.parametrize(
+    ('height', 'chip_size', 'stride', 'parts'),
+    [(37, 16, 5, 1), (37, 16, 5, 3), (100, 8, 8, 4), (33, 10, 1, 5), (20, 20, 7, 1)],
+)
+def test_row_bands_split_the_rows_and_reach_every_window_over_them(
+    height, chip_size, stride, parts
+):
+    grid = WindowGrid(height, 9, chip_size, stride)
+    bands = [grid.band(part, parts) for part in range(parts)]
+    written = [row for band in bands for row in range(band.first_row, band.stop_row)]
+    assert written == list(range(height))
+    for band in bands:
+        touching = {
+            strip
+            for strip, top in enumerate(grid.rows)
+            if top < band.stop_row and top + chip_size > band.first_row
+        }
+        assert set(band.strips) == touching
+
+
+def _blend(grid, band, probabilities, invalid):
+    """Rows of one band, blended as one process does."""
+    blender = StripBlender(grid, probabilities.shape[-1], 'cpu')
+    out = torch.full((probabilities.shape[-1], grid.height, grid.width), -1.0)
+    for strip in band.strips:
+        top = grid.rows[strip]
+        first, rows = blender.add(
+            strip, probabilities[strip], invalid[top : top + grid.chip_size]
+        )
+        stop = min(first + rows.shape[1], band.stop_row)
+        start = max(first, band.first_row)
+        if start < stop:
+            out[:, start:stop] = rows[:, start - first : stop - first]
+    return out
+
+
+def test_bands_blended_apart_equal_the_whole_scene_blended_at_once():
+    grid = WindowGrid(37, 45, 16, 5)
+    generator = torch.Generator().manual_seed(0)
+    probabilities = torch.rand(
+        len(grid.rows), len(grid.columns), 4, generator=generator
+    )
+    invalid = torch.zeros(grid.height, grid.width, dtype=torch.bool)
+    invalid[30:, 40:] = True
+    whole = _blend(grid, grid.band(0, 1), probabilities, invalid)
+    parts = [_blend(grid, grid.band(p, 3), probabilities, invalid) for p in range(3)]
+    assembled = torch.stack(parts).amax(dim=0)  # each row is written by one part
+    torch.testing.assert_close(assembled, whole, rtol=0, atol=0, equal_nan=True)
+    assert whole[:, 30:, 40:].isnan().all()
+    assert not whole[:, :30].isnan().any()
+    # Blended values are weighted means of the windows over each pixel.
+    assert (whole[:, :30] >= probabilities.min()).all()
+    assert (whole[:, :30] <= probabilities.max()).all()
