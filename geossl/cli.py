@@ -8,6 +8,7 @@ tools, with options in the same underscore style. Bad input ends with one line
 naming the file or option at fault and exit status 2.
 """
 
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from geossl.inference.export import export_onnx
 from geossl.inference.mapping import SceneMapper, check_output
 from geossl.inference.polygons import save_class_polygons
 from geossl.inference.quicklook import save_quicklook
+from geossl.qgis import PLUGIN_NAME, install_plugin, profile_plugins_dir
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Exit status for bad input, as argparse uses for bad arguments.
@@ -307,6 +309,46 @@ def _run_export(options: Namespace) -> None:
     )
 
 
+def _qgis_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        description='Install the geossl Processing provider into QGIS (3.22 or '
+        'newer) as the plugin geossl_qgis. QGIS then runs geossl with this Python '
+        'environment, in a subprocess; run again after upgrading geossl. Enable the '
+        "plugin in QGIS's plugin manager, or headless with "
+        "'qgis_process plugins enable geossl_qgis'."
+    )
+    parser.add_argument(
+        'action', type=Literal['install'], help='install: copy the plugin into QGIS.'
+    )
+    parser.add_argument(
+        '--profile',
+        type=str,
+        default='default',
+        help='The QGIS user profile to install into.',
+    )
+    parser.add_argument(
+        '--plugins_dir',
+        type=str | None,
+        default=None,
+        help="A QGIS profile's python/plugins folder, instead of --profile's.",
+    )
+    return parser
+
+
+def _run_qgis(options: Namespace) -> None:
+    plugins_dir = (
+        Path(options.plugins_dir)
+        if options.plugins_dir
+        else profile_plugins_dir(options.profile)
+    )
+    target = install_plugin(plugins_dir)
+    print(
+        f'Installed the geossl QGIS plugin into {target} (geossl runs with '
+        f'{sys.executable}). Enable it in Plugins > Manage and Install Plugins, or '
+        f'with: qgis_process plugins enable {PLUGIN_NAME}'
+    )
+
+
 def _tools_parser() -> ArgumentParser:
     parser = ArgumentParser(prog='geossl', description=_DESCRIPTION)
     subcommands = parser.add_subcommands(dest='command')
@@ -319,6 +361,9 @@ def _tools_parser() -> ArgumentParser:
     subcommands.add_subcommand(
         'export', _export_parser(), help='Export the student to ONNX.'
     )
+    subcommands.add_subcommand(
+        'qgis', _qgis_parser(), help='Install the QGIS Processing provider.'
+    )
     return parser
 
 
@@ -327,7 +372,7 @@ _DESCRIPTION = (
     'was taken.'
 )
 
-_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index,map,export}} ...
+_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index,map,export,qgis}} ...
 
 {_DESCRIPTION}
 
@@ -342,6 +387,7 @@ Tools:
   index      index a data source into a GeoPackage of footprints
   map        classify whole scenes into Cloud-Optimized GeoTIFF class maps
   export     export the student to ONNX (normalisation folded in)
+  qgis       install the geossl Processing provider into QGIS
 
 Run 'geossl COMMAND --help' for the options of a command.
 """
@@ -404,15 +450,20 @@ def _trainer_defaults() -> dict[str, Any]:
     }
 
 
-def _run_lightning(argv: Sequence[str]) -> None:
+def _run_lightning(argv: Sequence[str] | None) -> None:
     GeosslCLI(
         SemiSupervisedTask,
         GeoDataModule,
         trainer_defaults=_trainer_defaults(),
         seed_everything_default=0,
         save_config_kwargs={'overwrite': True},
-        args=list(argv),
+        # None reads sys.argv itself (Lightning warns when given both).
+        args=None if argv is None else list(argv),
     )
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -424,7 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 2 on bad input.
     """
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    # A stop request (QGIS's cancel, a scheduler) unwinds like an error, so that
+    # partial outputs are removed on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # Lightning 2.6 builds torch pytree specs the way torch 2.14 deprecates; the
     # notice is for Lightning, not for geossl's users.
     warnings.filterwarnings(
@@ -438,14 +493,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             options = _tools_parser().parse_args(argv)
             _TOOLS[options.command](options[options.command])
         else:
-            _run_lightning(argv)
+            _run_lightning(None if from_command_line else argv)
     except (GeosslInputError, DatasetNotFoundError) as error:
         print(f'geossl: error: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
 
 
-_TOOLS = {'index': _run_index, 'map': _run_map, 'export': _run_export}
+_TOOLS = {
+    'index': _run_index,
+    'map': _run_map,
+    'export': _run_export,
+    'qgis': _run_qgis,
+}
 
 
 if __name__ == '__main__':

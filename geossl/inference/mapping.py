@@ -15,9 +15,10 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import batched
 from pathlib import Path
 from typing import Any, Literal
@@ -491,6 +492,10 @@ class SceneMapper:
     def raster(self, scene: Scene) -> SceneRaster:
         """The scene's TorchGeo dataset reading the model's bands, in its order.
 
+        A multiband raster whose bands have no names (no band descriptions) is read
+        as the model's bands in the model's order when it has as many, with a
+        warning.
+
         Args:
             scene: the scene.
 
@@ -501,6 +506,22 @@ class SceneMapper:
             BandMismatchError: if the scene lacks a band of the model.
             ChipSizeError: if the scene is smaller than a window.
         """
+        count = len(scene.band_names)
+        unnamed = scene.band_names == tuple(str(i) for i in range(1, count + 1))
+        if unnamed and count == len(self.band_names):
+            warnings.warn(
+                f'{scene.files[0]}: its bands have no names; reading them as the '
+                f"model's {', '.join(self.band_names)}, in that order",
+                UserWarning,
+                stacklevel=2,
+            )
+            scene = replace(scene, band_names=tuple(self.band_names))
+        elif unnamed:
+            raise BandMismatchError(
+                scene.files[0],
+                f'has {count} unnamed bands but the model needs '
+                f'{len(self.band_names)}: {", ".join(self.band_names)}',
+            )
         missing = [b for b in self.band_names if b not in scene.band_names]
         if missing:
             raise BandMismatchError(

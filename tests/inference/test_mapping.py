@@ -186,3 +186,26 @@ def test_map_several_sources_into_a_folder(scene_crop, s2_checkpoint, tmp_path, 
         + '; scene names must differ'
     )
     assert errors[1].endswith('map.tif: must be a folder: the sources hold 2 scenes')
+
+
+def test_unnamed_bands_are_read_in_the_model_order_with_a_warning(tmp_path):
+    checkpoint = save_checkpoint(
+        tmp_path / 'model.ckpt',
+        num_classes=2,
+        in_channels=3,
+        band_names=['r', 'g', 'n'],
+        chip_size=16,
+        backbone='resnet10t',
+    )
+    mapper = SceneMapper(load_task(checkpoint), progress=False)
+    data = random_chip(bands=3, size=20, seed=2) + 1.0
+    (named,) = find_scenes(write_raster(tmp_path / 'a.tif', data, descriptions='rgn'))
+    (unnamed,) = find_scenes(write_raster(tmp_path / 'b.tif', data))
+    mapper.map_scene(named, tmp_path / 'named.tif')
+    with pytest.warns(UserWarning, match=r"no names; reading them as the model's r,"):
+        mapper.map_scene(unnamed, tmp_path / 'unnamed.tif')
+    with (
+        rasterio.open(tmp_path / 'named.tif') as a,
+        rasterio.open(tmp_path / 'unnamed.tif') as b,
+    ):
+        np.testing.assert_array_equal(a.read(), b.read())

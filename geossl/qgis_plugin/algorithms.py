@@ -1,0 +1,462 @@
+"""geossl's Processing algorithms, each a ``geossl`` command run in a subprocess."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from processing.core.ProcessingConfig import ProcessingConfig
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingParameterVectorLayer,
+)
+
+from .runner import GeosslRunError, command, find_python, run_geossl
+
+#: The provider setting naming the geossl environment's Python.
+PYTHON_SETTING = 'GEOSSL_PYTHON'
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+
+PROBABILITY_FORMATS = ['none', 'uint8', 'float16']
+ALGORITHMS = ['supervised', 'fixmatch', 'freematch', 'flexmatch', 'softmatch']
+
+Parameters = dict[str, Any]
+
+
+class GeosslAlgorithm(QgsProcessingAlgorithm):
+    """An algorithm that runs one ``geossl`` command and reports into QGIS."""
+
+    def createInstance(self) -> GeosslAlgorithm:
+        """A new instance, as Processing asks for one per run.
+
+        Returns:
+            The instance.
+        """
+        return type(self)()
+
+    def run_geossl(self, arguments: list[str], feedback: QgsProcessingFeedback) -> None:
+        """Run ``geossl ARGUMENTS`` in the geossl environment.
+
+        Args:
+            arguments: the command's arguments.
+            feedback: QGIS's feedback: progress, log and cancellation.
+
+        Raises:
+            QgsProcessingException: with geossl's one-line message on failure.
+        """
+        try:
+            python = find_python(
+                ProcessingConfig.getSetting(PYTHON_SETTING), PLUGIN_DIR
+            )
+            feedback.pushCommandInfo(' '.join(command(python, arguments)))
+            run_geossl(
+                python,
+                arguments,
+                feedback.setProgress,
+                feedback.pushConsoleInfo,
+                feedback.isCanceled,
+            )
+        except GeosslRunError as error:
+            raise QgsProcessingException(str(error)) from None
+
+    def file_of(
+        self, parameters: Parameters, name: str, context: QgsProcessingContext
+    ) -> str:
+        """The file behind a raster layer parameter.
+
+        Args:
+            parameters: the run's parameters.
+            name: the raster layer parameter.
+            context: the run's context.
+
+        Returns:
+            The layer's file.
+
+        Raises:
+            QgsProcessingException: if the layer is not a file geossl can read.
+        """
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        source = layer.source() if layer is not None else ''
+        if not os.path.isfile(source):
+            shown = layer.name() if layer is not None else name
+            raise QgsProcessingException(
+                f'{shown}: is not a raster file ({source or "no source"}); geossl '
+                'reads raster files such as GeoTIFFs'
+            )
+        return source
+
+
+class ClassifyRaster(GeosslAlgorithm):
+    """``geossl map``: a class map (and probabilities) of a raster."""
+
+    def name(self) -> str:
+        """The id within the provider.
+
+        Returns:
+            ``classify_raster``.
+        """
+        return 'classify_raster'
+
+    def displayName(self) -> str:
+        """The toolbox name.
+
+        Returns:
+            The name.
+        """
+        return 'Classify raster'
+
+    def shortHelpString(self) -> str:
+        """The help shown beside the dialog.
+
+        Returns:
+            The help.
+        """
+        return (
+            'Classifies a raster with a model trained by geossl into a class map '
+            "(Cloud-Optimized GeoTIFF, uint8, nodata 255, with the classes' "
+            "colours and names) on the raster's grid. A window of the chip size "
+            'slides with the stride and overlapping predictions are blended. The '
+            "raster's bands must carry the model's band names (e.g. B02) or be "
+            "exactly the model's bands in its order."
+        )
+
+    def initAlgorithm(self, config: Parameters | None = None) -> None:
+        """Declare the parameters.
+
+        Args:
+            config: unused.
+        """
+        self.addParameter(QgsProcessingParameterRasterLayer('INPUT', 'Raster'))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                'CHECKPOINT', 'Checkpoint (.ckpt from geossl fit)', extension='ckpt'
+            )
+        )
+        for name, label, default in (
+            ('CHIP_SIZE', "Window size in pixels (0: the model's)", 0),
+            ('STRIDE', 'Window step in pixels (0: half a window)', 0),
+            ('BATCH_SIZE', 'Windows per batch', 64),
+        ):
+            self.addParameter(
+                QgsProcessingParameterNumber(
+                    name,
+                    label,
+                    QgsProcessingParameterNumber.Integer,
+                    default,
+                    minValue=1 if name == 'BATCH_SIZE' else 0,
+                )
+            )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                'PROBABILITIES',
+                'Also write class probabilities',
+                PROBABILITY_FORMATS,
+                defaultValue=0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterDestination('OUTPUT', 'Class map')
+        )
+        self.addOutput(
+            QgsProcessingOutputRasterLayer(
+                'OUTPUT_PROBABILITIES', 'Class probabilities'
+            )
+        )
+
+    def processAlgorithm(
+        self,
+        parameters: Parameters,
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Parameters:
+        """Run ``geossl map``.
+
+        Args:
+            parameters: the run's parameters.
+            context: the run's context.
+            feedback: progress, log and cancellation.
+
+        Returns:
+            The class map and, if asked for, the probabilities.
+        """
+        raster = self.file_of(parameters, 'INPUT', context)
+        checkpoint = self.parameterAsFile(parameters, 'CHECKPOINT', context)
+        output = self.parameterAsOutputLayer(parameters, 'OUTPUT', context)
+        arguments = ['map', checkpoint, raster, '-o', output, '--overwrite', 'true']
+        for name in ('CHIP_SIZE', 'STRIDE', 'BATCH_SIZE'):
+            value = self.parameterAsInt(parameters, name, context)
+            if value:
+                arguments += [f'--{name.lower()}', str(value)]
+        probabilities = PROBABILITY_FORMATS[
+            self.parameterAsEnum(parameters, 'PROBABILITIES', context)
+        ]
+        results: Parameters = {'OUTPUT': output, 'OUTPUT_PROBABILITIES': None}
+        if probabilities != 'none':
+            arguments += ['--probabilities', probabilities]
+            stem, _ = os.path.splitext(output)
+            results['OUTPUT_PROBABILITIES'] = f'{stem}_probabilities.tif'
+        self.run_geossl(arguments, feedback)
+        return results
+
+
+class BuildIndex(GeosslAlgorithm):
+    """``geossl index``: footprints, locations and dates of a folder of rasters."""
+
+    def name(self) -> str:
+        """The id within the provider.
+
+        Returns:
+            ``build_index``.
+        """
+        return 'build_index'
+
+    def displayName(self) -> str:
+        """The toolbox name.
+
+        Returns:
+            The name.
+        """
+        return 'Build index'
+
+    def shortHelpString(self) -> str:
+        """The help shown beside the dialog.
+
+        Returns:
+            The help.
+        """
+        return (
+            'Indexes a folder of rasters (class sub-folders, BigEarthNet patches, or '
+            'scenes) into a GeoPackage of footprints (EPSG:4326) with the path, '
+            'class, longitude, latitude and acquisition date of each sample, read '
+            'from the data itself.'
+        )
+
+    def initAlgorithm(self, config: Parameters | None = None) -> None:
+        """Declare the parameters.
+
+        Args:
+            config: unused.
+        """
+        self.addParameter(
+            QgsProcessingParameterFile(
+                'INPUT', 'Folder', behavior=QgsProcessingParameterFile.Folder
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorDestination(
+                'OUTPUT', 'Footprints', QgsProcessing.TypeVectorPolygon
+            )
+        )
+
+    def processAlgorithm(
+        self,
+        parameters: Parameters,
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Parameters:
+        """Run ``geossl index``.
+
+        Args:
+            parameters: the run's parameters.
+            context: the run's context.
+            feedback: progress, log and cancellation.
+
+        Returns:
+            The GeoPackage.
+        """
+        folder = self.parameterAsFile(parameters, 'INPUT', context)
+        output = self.parameterAsOutputLayer(parameters, 'OUTPUT', context)
+        self.run_geossl(['index', folder, '-o', output], feedback)
+        return {'OUTPUT': output}
+
+
+class Train(GeosslAlgorithm):
+    """``geossl fit``: train a semi-supervised model; the checkpoint is the output."""
+
+    def name(self) -> str:
+        """The id within the provider.
+
+        Returns:
+            ``train``.
+        """
+        return 'train'
+
+    def displayName(self) -> str:
+        """The toolbox name.
+
+        Returns:
+            The name.
+        """
+        return 'Train'
+
+    def shortHelpString(self) -> str:
+        """The help shown beside the dialog.
+
+        Returns:
+            The help.
+        """
+        return (
+            'Trains a semi-supervised classifier on a folder of GeoTIFFs (one '
+            'sub-folder per class, plus unlabelled tiles) or on a raster with a '
+            "layer of labelled points or polygons, using each tile's location and "
+            'date. With the spatiotemporal teacher, a teacher that also sees where '
+            'and when each chip was taken teaches the image-only student. The run '
+            'folder gets the checkpoints (last.ckpt is the output), metrics and a '
+            'confusion matrix. Every label is used unless a number per class is '
+            'given; 10 % are held out for validation and 10 % for testing. A '
+            'geossl YAML config, if given, is applied first.'
+        )
+
+    def initAlgorithm(self, config: Parameters | None = None) -> None:
+        """Declare the parameters.
+
+        Args:
+            config: unused.
+        """
+        self.addParameter(
+            QgsProcessingParameterFile(
+                'INPUT_FOLDER',
+                'GeoTIFF folder (or give a raster below)',
+                behavior=QgsProcessingParameterFile.Folder,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(
+                'INPUT_RASTER', 'Raster (with a labels layer)', optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                'LABELS',
+                'Labels (points or polygons)',
+                [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon],
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                'CLASS_FIELD',
+                'Class field of the labels',
+                defaultValue='class',
+                parentLayerParameterName='LABELS',
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                'ALGORITHM', 'Algorithm', ALGORITHMS, defaultValue=1
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                'TEACHER_STUDENT', 'Spatiotemporal teacher-student', defaultValue=True
+            )
+        )
+        for name, label, default in (
+            ('LABELS_PER_CLASS', 'Labels kept per class (0: every label)', 0),
+            ('CHIP_SIZE', 'Chip size in pixels', 32),
+            ('BATCH_SIZE', 'Labelled chips per batch', 12),
+            ('MAX_STEPS', 'Training steps', 200),
+        ):
+            self.addParameter(
+                QgsProcessingParameterNumber(
+                    name,
+                    label,
+                    QgsProcessingParameterNumber.Integer,
+                    default,
+                    minValue=0 if name == 'LABELS_PER_CLASS' else 1,
+                )
+            )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                'CONFIG', 'geossl config (YAML)', extension='yaml', optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFolderDestination('OUTPUT', 'Run folder')
+        )
+        self.addOutput(QgsProcessingOutputFile('CHECKPOINT', 'Checkpoint'))
+
+    def processAlgorithm(
+        self,
+        parameters: Parameters,
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Parameters:
+        """Run ``geossl fit``.
+
+        Args:
+            parameters: the run's parameters.
+            context: the run's context.
+            feedback: progress, log and cancellation.
+
+        Returns:
+            The run folder and its last checkpoint.
+
+        Raises:
+            QgsProcessingException: unless exactly one of the folder and the raster
+                is given.
+        """
+        folder = self.parameterAsFile(parameters, 'INPUT_FOLDER', context)
+        has_raster = parameters.get('INPUT_RASTER') not in (None, '')
+        if bool(folder) == has_raster:
+            raise QgsProcessingException(
+                'INPUT_FOLDER, INPUT_RASTER: give exactly one of the GeoTIFF folder '
+                'and the raster'
+            )
+        root = folder or self.file_of(parameters, 'INPUT_RASTER', context)
+        run_dir = self.parameterAsString(parameters, 'OUTPUT', context)
+        arguments = ['fit']
+        config = self.parameterAsFile(parameters, 'CONFIG', context)
+        if config:
+            arguments += ['--config', config]
+        arguments += ['--data.root', root]
+        if parameters.get('LABELS') not in (None, ''):
+            labels = self.parameterAsCompatibleSourceLayerPath(
+                parameters, 'LABELS', context, ['gpkg', 'geojson', 'shp'], 'gpkg'
+            )
+            field = self.parameterAsString(parameters, 'CLASS_FIELD', context)
+            arguments += ['--data.labels', labels, '--data.class_column', field]
+        kept = self.parameterAsInt(parameters, 'LABELS_PER_CLASS', context)
+        if kept:
+            arguments += ['--data.labels_per_class', str(kept)]
+        else:
+            arguments += ['--data.labels_per_class', 'null']
+            arguments += ['--data.label_fraction', '1.0']
+        algorithm = ALGORITHMS[self.parameterAsEnum(parameters, 'ALGORITHM', context)]
+        teacher = self.parameterAsBool(parameters, 'TEACHER_STUDENT', context)
+        arguments += [
+            '--model.algorithm',
+            algorithm,
+            '--model.teacher_student',
+            str(teacher).lower(),
+            '--data.chip_size',
+            str(self.parameterAsInt(parameters, 'CHIP_SIZE', context)),
+            '--data.batch_size',
+            str(self.parameterAsInt(parameters, 'BATCH_SIZE', context)),
+            '--trainer.max_steps',
+            str(self.parameterAsInt(parameters, 'MAX_STEPS', context)),
+            '--trainer.default_root_dir',
+            run_dir,
+        ]
+        self.run_geossl(arguments, feedback)
+        checkpoint = os.path.join(run_dir, 'checkpoints', 'last.ckpt')
+        return {'OUTPUT': run_dir, 'CHECKPOINT': checkpoint}

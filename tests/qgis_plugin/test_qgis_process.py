@@ -1,0 +1,192 @@
+"""The provider in a real, headless QGIS (``qgis_process``), as users script it.
+
+CI installs Debian's QGIS (``.ci/run``); there these tests must run, never skip.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+
+from geossl.data.scene import SceneRaster, find_scenes
+from geossl.qgis import PLUGIN_NAME, install_plugin
+
+#: Debian's qgis_process wrapper passes an option its binary refuses; use the binary.
+QGIS_PROCESS = shutil.which('qgis_process.bin') or shutil.which('qgis_process')
+
+#: A 3.2 x 3.2 km crop of the 18SVG scene with fields, woods and a village.
+CROP = (436000.0, 4170000.0, 439200.0, 4173200.0)
+
+
+@pytest.fixture(scope='module')
+def qgis(tmp_path_factory):
+    """Run ``qgis_process`` with geossl's plugin installed in a fresh profile."""
+    if QGIS_PROCESS is None:
+        if os.environ.get('CI'):
+            pytest.fail('qgis_process not found; .ci/run installs QGIS for CI')
+        pytest.skip('QGIS is not installed (apt install qgis python3-qgis)')
+    config = tmp_path_factory.mktemp('qgis-config')
+    install_plugin(config / 'profiles' / 'default' / 'python' / 'plugins')
+    # QGIS's own Python, not the venv the tests run in.
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(
+        p for p in os.environ['PATH'].split(os.pathsep) if p != venv_bin
+    )
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ('VIRTUAL_ENV', 'PYTHONPATH')
+    } | {
+        'PATH': path,
+        'QT_QPA_PLATFORM': 'offscreen',
+        'QGIS_CUSTOM_CONFIG_PATH': str(config),
+        'XDG_RUNTIME_DIR': str(config),
+    }
+
+    def run(*arguments, **variables):
+        return subprocess.run(
+            [QGIS_PROCESS, *arguments],
+            env=environment | variables,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    enabled = run('plugins', 'enable', PLUGIN_NAME)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    return run
+
+
+def run_algorithm(qgis, algorithm, parameters, **variables):
+    """``qgis_process --json run geossl:ALGORITHM -- KEY=VALUE ...``."""
+    pairs = [f'{key}={value}' for key, value in parameters.items()]
+    return qgis('--json', 'run', f'geossl:{algorithm}', '--', *pairs, **variables)
+
+
+@pytest.fixture(scope='module')
+def crop(shared_data, tmp_path_factory):
+    """The crop as one 13-band 10 m GeoTIFF with its date, and the labels inside it."""
+    folder = tmp_path_factory.mktemp('qgis-data')
+    (scene,) = find_scenes(shared_data / 'sentinel2-scene-18SVG-20160112')
+    image, _ = SceneRaster(scene, scene.band_names).read_chip(CROP)
+    profile = {
+        'driver': 'GTiff',
+        'count': image.shape[0],
+        'height': image.shape[1],
+        'width': image.shape[2],
+        'dtype': 'uint16',
+        'crs': scene.crs,
+        'transform': rasterio.transform.from_origin(CROP[0], CROP[3], 10.0, 10.0),
+    }
+    raster = folder / 'crop.tif'
+    with rasterio.open(raster, 'w', **profile) as dst:
+        dst.write(image.round().astype(np.uint16))
+        dst.descriptions = scene.band_names
+        dst.update_tags(ACQUISITION_DATE='2016-01-12T16:06:52Z')
+    labels = gpd.read_file(Path(__file__).parents[2] / 'examples/18SVG-labels.geojson')
+    labels = labels[labels.to_crs(scene.crs).within(shapely.box(*CROP))]
+    labels.to_file(folder / 'labels.geojson')
+    return raster, folder / 'labels.geojson'
+
+
+@pytest.fixture(scope='module')
+def checkpoint(qgis, crop, tmp_path_factory):
+    """A model trained through the provider's Train algorithm."""
+    raster, labels = crop
+    run_dir = tmp_path_factory.mktemp('qgis-run')
+    parameters = {
+        'INPUT_RASTER': raster,
+        'LABELS': labels,
+        'CLASS_FIELD': 'class',
+        'ALGORITHM': 1,
+        'TEACHER_STUDENT': 'true',
+        'BATCH_SIZE': 4,
+        'MAX_STEPS': 3,
+        'OUTPUT': run_dir,
+    }
+    result = run_algorithm(qgis, 'train', parameters)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = json.loads(result.stdout)['results']
+    assert Path(outputs['CHECKPOINT']) == run_dir / 'checkpoints' / 'last.ckpt'
+    return Path(outputs['CHECKPOINT'])
+
+
+def test_classify_raster_writes_a_georeferenced_class_map(qgis, crop, checkpoint):
+    raster, _ = crop
+    output = raster.parent / 'map.tif'
+    parameters = {
+        'INPUT': raster,
+        'CHECKPOINT': checkpoint,
+        'STRIDE': 16,
+        'PROBABILITIES': 1,
+        'OUTPUT': output,
+    }
+    result = run_algorithm(qgis, 'classify_raster', parameters)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = json.loads(result.stdout)['results']
+    assert outputs['OUTPUT'] == str(output)
+    with rasterio.open(output) as src:
+        assert src.crs.to_epsg() == 32618
+        assert src.shape == (320, 320)
+        assert (src.transform.c, src.transform.f) == (CROP[0], CROP[3])
+        assert json.loads(src.tags()['CLASS_NAMES']) == [
+            'built-up',
+            'cropland',
+            'forest',
+        ]
+        assert set(np.unique(src.read(1))) <= {0, 1, 2}
+    with rasterio.open(outputs['OUTPUT_PROBABILITIES']) as src:
+        assert src.count == 3
+        assert src.dtypes[0] == 'uint8'
+
+
+def test_build_index_lists_every_tile(qgis, shared_data, tmp_path):
+    output = tmp_path / 'index.gpkg'
+    parameters = {'INPUT': shared_data / 'eurosat-ms-sample', 'OUTPUT': output}
+    result = run_algorithm(qgis, 'build_index', parameters)
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = gpd.read_file(output)
+    assert len(index) == 100
+    assert index.crs.to_epsg() == 4326
+    assert index['lon'].notna().all()
+
+
+def test_bad_input_is_a_clear_message_not_a_traceback(qgis, crop, checkpoint, tmp_path):
+    three_bands = tmp_path / 'rgb.tif'
+    with rasterio.open(crop[0]) as src:
+        profile = src.profile | {'count': 3}
+        with rasterio.open(three_bands, 'w', **profile) as dst:
+            dst.write(src.read([4, 3, 2]))
+    output = tmp_path / 'map.tif'
+    cases = [
+        (
+            {'INPUT': three_bands, 'CHECKPOINT': checkpoint},
+            {},
+            'has 3 unnamed bands but the model needs 13: B01, B02',
+        ),
+        (
+            {'INPUT': crop[0], 'CHECKPOINT': tmp_path / 'missing.ckpt'},
+            {},
+            'missing.ckpt: does not exist',
+        ),
+        (
+            {'INPUT': crop[0], 'CHECKPOINT': checkpoint},
+            {'GEOSSL_PYTHON': str(tmp_path / 'no-env' / 'python')},
+            'geossl environment not found: $GEOSSL_PYTHON names',
+        ),
+    ]
+    for parameters, variables, message in cases:
+        result = run_algorithm(
+            qgis, 'classify_raster', parameters | {'OUTPUT': output}, **variables
+        )
+        log = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert message in log
+        assert 'Traceback' not in log
+        assert not output.exists()
