@@ -41,7 +41,39 @@ Parameters = dict[str, Any]
 
 
 class GeosslAlgorithm(QgsProcessingAlgorithm):
-    """An algorithm that runs one ``geossl`` command and reports into QGIS."""
+    """An algorithm that runs one ``geossl`` command and reports into QGIS.
+
+    Subclasses set ``ID`` (the id within the provider), ``TITLE`` (the toolbox
+    name) and ``HELP`` (the help beside the dialog).
+    """
+
+    ID = ''
+    TITLE = ''
+    HELP = ''
+
+    def name(self) -> str:
+        """The id within the provider.
+
+        Returns:
+            ``ID``.
+        """
+        return self.ID
+
+    def displayName(self) -> str:
+        """The toolbox name.
+
+        Returns:
+            ``TITLE``.
+        """
+        return self.TITLE
+
+    def shortHelpString(self) -> str:
+        """The help shown beside the dialog.
+
+        Returns:
+            ``HELP``.
+        """
+        return self.HELP
 
     def createInstance(self) -> GeosslAlgorithm:
         """A new instance, as Processing asks for one per run.
@@ -106,36 +138,16 @@ class GeosslAlgorithm(QgsProcessingAlgorithm):
 class ClassifyRaster(GeosslAlgorithm):
     """``geossl map``: a class map (and probabilities) of a raster."""
 
-    def name(self) -> str:
-        """The id within the provider.
-
-        Returns:
-            ``classify_raster``.
-        """
-        return 'classify_raster'
-
-    def displayName(self) -> str:
-        """The toolbox name.
-
-        Returns:
-            The name.
-        """
-        return 'Classify raster'
-
-    def shortHelpString(self) -> str:
-        """The help shown beside the dialog.
-
-        Returns:
-            The help.
-        """
-        return (
-            'Classifies a raster with a model trained by geossl into a class map '
-            "(Cloud-Optimized GeoTIFF, uint8, nodata 255, with the classes' "
-            "colours and names) on the raster's grid. A window of the chip size "
-            'slides with the stride and overlapping predictions are blended. The '
-            "raster's bands must carry the model's band names (e.g. B02) or be "
-            "exactly the model's bands in its order."
-        )
+    ID = 'classify_raster'
+    TITLE = 'Classify raster'
+    HELP = (
+        'Classifies a raster with a model trained by geossl into a class map '
+        "(Cloud-Optimized GeoTIFF, uint8, nodata 255, with the classes' "
+        "colours and names) on the raster's grid. A window of the chip size "
+        'slides with the stride and overlapping predictions are blended. The '
+        "raster's bands must carry the model's band names (e.g. B02) or be "
+        "exactly the model's bands in its order."
+    )
 
     def initAlgorithm(self, config: Parameters | None = None) -> None:
         """Declare the parameters.
@@ -219,34 +231,14 @@ class ClassifyRaster(GeosslAlgorithm):
 class BuildIndex(GeosslAlgorithm):
     """``geossl index``: footprints, locations and dates of a folder of rasters."""
 
-    def name(self) -> str:
-        """The id within the provider.
-
-        Returns:
-            ``build_index``.
-        """
-        return 'build_index'
-
-    def displayName(self) -> str:
-        """The toolbox name.
-
-        Returns:
-            The name.
-        """
-        return 'Build index'
-
-    def shortHelpString(self) -> str:
-        """The help shown beside the dialog.
-
-        Returns:
-            The help.
-        """
-        return (
-            'Indexes a folder of rasters (class sub-folders, BigEarthNet patches, or '
-            'scenes) into a GeoPackage of footprints (EPSG:4326) with the path, '
-            'class, longitude, latitude and acquisition date of each sample, read '
-            'from the data itself.'
-        )
+    ID = 'build_index'
+    TITLE = 'Build index'
+    HELP = (
+        'Indexes a folder of rasters (class sub-folders, BigEarthNet patches, or '
+        'scenes) into a GeoPackage of footprints (EPSG:4326) with the path, '
+        'class, longitude, latitude and acquisition date of each sample, read '
+        'from the data itself.'
+    )
 
     def initAlgorithm(self, config: Parameters | None = None) -> None:
         """Declare the parameters.
@@ -290,39 +282,19 @@ class BuildIndex(GeosslAlgorithm):
 class Train(GeosslAlgorithm):
     """``geossl fit``: train a semi-supervised model; the checkpoint is the output."""
 
-    def name(self) -> str:
-        """The id within the provider.
-
-        Returns:
-            ``train``.
-        """
-        return 'train'
-
-    def displayName(self) -> str:
-        """The toolbox name.
-
-        Returns:
-            The name.
-        """
-        return 'Train'
-
-    def shortHelpString(self) -> str:
-        """The help shown beside the dialog.
-
-        Returns:
-            The help.
-        """
-        return (
-            'Trains a semi-supervised classifier on a folder of GeoTIFFs (one '
-            'sub-folder per class, plus unlabelled tiles) or on a raster with a '
-            "layer of labelled points or polygons, using each tile's location and "
-            'date. With the spatiotemporal teacher, a teacher that also sees where '
-            'and when each chip was taken teaches the image-only student. The run '
-            'folder gets the checkpoints (last.ckpt is the output), metrics and a '
-            'confusion matrix. Every label is used unless a number per class is '
-            'given; 10 % are held out for validation and 10 % for testing. A '
-            'geossl YAML config, if given, is applied first.'
-        )
+    ID = 'train'
+    TITLE = 'Train'
+    HELP = (
+        'Trains a semi-supervised classifier on a folder of GeoTIFFs (one '
+        'sub-folder per class, plus unlabelled tiles) or on a raster with a '
+        "layer of labelled points or polygons, using each tile's location and "
+        'date. With the spatiotemporal teacher, a teacher that also sees where '
+        'and when each chip was taken teaches the image-only student. The run '
+        'folder gets the checkpoints (last.ckpt is the output), metrics and a '
+        'confusion matrix. Every label is used unless a number per class is '
+        'given; 10 % are held out for validation and 10 % for testing. A '
+        'geossl YAML config, if given, is applied first.'
+    )
 
     def initAlgorithm(self, config: Parameters | None = None) -> None:
         """Declare the parameters.
