@@ -107,6 +107,13 @@ def test_map_a_real_scene_crop_end_to_end(scene_crop, s2_checkpoint, tmp_path, c
         'windows cover every pixel'
     )
     assert 'is 258 x 258 pixels, smaller than the chip size 512' in errors[2]
+    for option, value, problem in (
+        ('--device', 'cuda:x', "device: 'cuda:x' is not like cuda:0"),
+        ('--devices', '0', 'devices: is 0; it must be > 0'),
+        ('--workers', '-1', 'workers: is -1; it must be >= 0'),
+    ):
+        assert main([*args, '--overwrite', 'true', option, value]) == 2
+        assert capsys.readouterr().err.strip() == f'geossl: error: {problem}'
     assert output.read_bytes() == before
     assert sorted(p.name for p in output.parent.iterdir()) == [
         'map.gpkg',
