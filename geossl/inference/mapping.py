@@ -135,7 +135,9 @@ class MapFiles:
         self.width = scene.shape[1]
         self.probabilities = probabilities
         self.datasets = [
-            rasterio.open(paths[0], 'w', **_profile(scene, rows, 1, 'uint8', 255))
+            rasterio.open(
+                paths[0], 'w', **_profile(scene, rows, 1, 'uint8', NODATA_CLASS)
+            )
         ]
         class_map = self.datasets[0]
         class_map.write_colormap(
@@ -261,11 +263,11 @@ class WindowClassifier(LightningModule):
         """
         image = self.task.views.normalise(strip['image'][None])[0]
         size = self.grid.chip_size
+        multilabel = self.task.hparams['multilabel']
         probabilities = []
         for columns in batched(self.grid.columns, self.batch_size):
             windows = torch.stack([image[:, :, c : c + size] for c in columns])
             logits = self.task(windows)
-            multilabel = self.task.hparams['multilabel']
             probabilities.append(logits.sigmoid() if multilabel else logits.softmax(1))
         return torch.cat(probabilities)
 
@@ -327,17 +329,18 @@ class MapWriter(Callback):
             pl_module: the :class:`WindowClassifier`.
         """
         owner = trainer.strategy.broadcast(os.getpid())
-        for rank in range(trainer.world_size):
-            band = self.grid.band(rank, trainer.world_size)
+        bands = [
+            self.grid.band(r, trainer.world_size) for r in range(trainer.world_size)
+        ]
+        for rank, band in enumerate(bands):
             paths = [partial_path(o, f'.part{rank}.tif', owner) for o in self.outputs]
             self.parts.append((paths, range(band.first_row, band.stop_row)))
         self.scratch = [partial_path(o, '.gtiff.tif', owner) for o in self.outputs]
         paths, rows = self.parts[trainer.global_rank]
         self.files = self._files(paths, rows)
         self.blender = StripBlender(self.grid, len(self.class_names), pl_module.device)
-        band = self.grid.band(trainer.global_rank, trainer.world_size)
         self.bar = tqdm(
-            total=len(band.strips) * len(self.grid.columns),
+            total=len(bands[trainer.global_rank].strips) * len(self.grid.columns),
             desc=f'Mapping {self.scene.name}',
             unit='window',
             disable=not (self.progress and trainer.is_global_zero),
@@ -474,14 +477,14 @@ class SceneMapper:
         if workers < 0:
             raise GeosslInputError('workers', f'is {workers}; it must be >= 0')
         accelerator, _, index = device.partition(':')
+        if index and not index.isdigit():
+            raise GeosslInputError('device', f'{device!r} is not like cuda:0')
         if index and devices != 1:
             raise GeosslInputError(
                 'devices', f'is {devices} but device {device} names one device'
             )
         self.accelerator = accelerator
-        self.devices: int | list[int] = [int(index)] if index.isdigit() else devices
-        if index and not index.isdigit():
-            raise GeosslInputError('device', f'{device!r} is not like cuda:0')
+        self.devices: int | list[int] = [int(index)] if index else devices
         self.batch_size = batch_size
         self.workers = workers
         self.progress = progress

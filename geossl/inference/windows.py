@@ -11,6 +11,7 @@ that overlap it.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -83,12 +84,13 @@ class WindowGrid:
     chip_size: int
     stride: int
 
-    @property
+    # Cached: read for every strip (a frozen dataclass keeps them valid).
+    @cached_property
     def rows(self) -> list[int]:
         """First row of each strip."""
         return window_starts(self.height, self.chip_size, self.stride)
 
-    @property
+    @cached_property
     def columns(self) -> list[int]:
         """First column of each window in a strip."""
         return window_starts(self.width, self.chip_size, self.stride)

@@ -108,6 +108,23 @@ class GeosslAlgorithm(QgsProcessingAlgorithm):
         except GeosslRunError as error:
             raise QgsProcessingException(str(error)) from None
 
+    def add_integers(self, *specs: tuple[str, str, int, int]) -> None:
+        """Declare integer parameters.
+
+        Args:
+            specs: (name, label, default, minimum) of each.
+        """
+        for name, label, default, minimum in specs:
+            self.addParameter(
+                QgsProcessingParameterNumber(
+                    name,
+                    label,
+                    QgsProcessingParameterNumber.Integer,
+                    default,
+                    minValue=minimum,
+                )
+            )
+
     def file_of(
         self, parameters: Parameters, name: str, context: QgsProcessingContext
     ) -> str:
@@ -161,20 +178,11 @@ class ClassifyRaster(GeosslAlgorithm):
                 'CHECKPOINT', 'Checkpoint (.ckpt from geossl fit)', extension='ckpt'
             )
         )
-        for name, label, default in (
-            ('CHIP_SIZE', "Window size in pixels (0: the model's)", 0),
-            ('STRIDE', 'Window step in pixels (0: half a window)', 0),
-            ('BATCH_SIZE', 'Windows per batch', 64),
-        ):
-            self.addParameter(
-                QgsProcessingParameterNumber(
-                    name,
-                    label,
-                    QgsProcessingParameterNumber.Integer,
-                    default,
-                    minValue=1 if name == 'BATCH_SIZE' else 0,
-                )
-            )
+        self.add_integers(
+            ('CHIP_SIZE', "Window size in pixels (0: the model's)", 0, 0),
+            ('STRIDE', 'Window step in pixels (0: half a window)', 0, 0),
+            ('BATCH_SIZE', 'Windows per batch', 64, 1),
+        )
         self.addParameter(
             QgsProcessingParameterEnum(
                 'PROBABILITIES',
@@ -342,21 +350,12 @@ class Train(GeosslAlgorithm):
                 'TEACHER_STUDENT', 'Spatiotemporal teacher-student', defaultValue=True
             )
         )
-        for name, label, default in (
-            ('LABELS_PER_CLASS', 'Labels kept per class (0: every label)', 0),
-            ('CHIP_SIZE', 'Chip size in pixels', 32),
-            ('BATCH_SIZE', 'Labelled chips per batch', 12),
-            ('MAX_STEPS', 'Training steps', 200),
-        ):
-            self.addParameter(
-                QgsProcessingParameterNumber(
-                    name,
-                    label,
-                    QgsProcessingParameterNumber.Integer,
-                    default,
-                    minValue=0 if name == 'LABELS_PER_CLASS' else 1,
-                )
-            )
+        self.add_integers(
+            ('LABELS_PER_CLASS', 'Labels kept per class (0: every label)', 0, 0),
+            ('CHIP_SIZE', 'Chip size in pixels', 32, 1),
+            ('BATCH_SIZE', 'Labelled chips per batch', 12, 1),
+            ('MAX_STEPS', 'Training steps', 200, 1),
+        )
         self.addParameter(
             QgsProcessingParameterFile(
                 'CONFIG', 'geossl config (YAML)', extension='yaml', optional=True

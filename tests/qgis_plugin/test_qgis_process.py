@@ -69,6 +69,13 @@ def run_algorithm(qgis, algorithm, parameters, **variables):
     return qgis('--json', 'run', f'geossl:{algorithm}', '--', *pairs, **variables)
 
 
+def results_of(qgis, algorithm, parameters):
+    """The outputs of a run that must succeed."""
+    result = run_algorithm(qgis, algorithm, parameters)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)['results']
+
+
 @pytest.fixture(scope='module')
 def crop(shared_data, tmp_path_factory):
     """The crop as one 13-band 10 m GeoTIFF with its date, and the labels inside it."""
@@ -110,9 +117,7 @@ def checkpoint(qgis, crop, tmp_path_factory):
         'MAX_STEPS': 3,
         'OUTPUT': run_dir,
     }
-    result = run_algorithm(qgis, 'train', parameters)
-    assert result.returncode == 0, result.stdout + result.stderr
-    outputs = json.loads(result.stdout)['results']
+    outputs = results_of(qgis, 'train', parameters)
     assert Path(outputs['CHECKPOINT']) == run_dir / 'checkpoints' / 'last.ckpt'
     return Path(outputs['CHECKPOINT'])
 
@@ -127,9 +132,7 @@ def test_classify_raster_writes_a_georeferenced_class_map(qgis, crop, checkpoint
         'PROBABILITIES': 1,
         'OUTPUT': output,
     }
-    result = run_algorithm(qgis, 'classify_raster', parameters)
-    assert result.returncode == 0, result.stdout + result.stderr
-    outputs = json.loads(result.stdout)['results']
+    outputs = results_of(qgis, 'classify_raster', parameters)
     assert outputs['OUTPUT'] == str(output)
     with rasterio.open(output) as src:
         assert src.crs.to_epsg() == 32618
@@ -149,8 +152,7 @@ def test_classify_raster_writes_a_georeferenced_class_map(qgis, crop, checkpoint
 def test_build_index_lists_every_tile(qgis, shared_data, tmp_path):
     output = tmp_path / 'index.gpkg'
     parameters = {'INPUT': shared_data / 'eurosat-ms-sample', 'OUTPUT': output}
-    result = run_algorithm(qgis, 'build_index', parameters)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert results_of(qgis, 'build_index', parameters)['OUTPUT'] == str(output)
     index = gpd.read_file(output)
     assert len(index) == 100
     assert index.crs.to_epsg() == 4326
