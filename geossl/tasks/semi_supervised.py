@@ -37,6 +37,7 @@ from geossl.models.classifier import (
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
 from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
+from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
 
 Optimizer = Literal['sgd', 'adamw']
@@ -239,13 +240,16 @@ class SemiSupervisedTask(LightningModule):
         )
 
     def configure_callbacks(self) -> list[Callback]:
-        """The EMA of the weights, if enabled.
+        """The compute report, and the EMA of the weights if enabled.
 
         Returns:
             Callbacks the Trainer adds (replacing its own of the same type).
         """
         decay = self.hparams['ema_decay']
-        return [] if decay is None else [WeightAveraging(avg_fn=ema_average(decay))]
+        callbacks: list[Callback] = [ComputeReport()]
+        if decay is not None:
+            callbacks.append(WeightAveraging(avg_fn=ema_average(decay)))
+        return callbacks
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits of normalised images, from the student (image only).
