@@ -22,25 +22,19 @@ from geossl.atomic import atomic_output
 REPORT_NAME = 'compute.json'
 
 
-def peak_rss_bytes() -> dict[str, int | None]:
-    """The peak resident memory of this process and of its largest child.
-
-    Children are DataLoader workers and other subprocesses that have ended.
+def peak_rss_bytes() -> int | None:
+    """The peak resident memory of this process.
 
     Returns:
-        ``{'process': bytes, 'largest_child': bytes}``; None where the platform
-        does not tell (Windows).
+        Bytes; None where the platform does not tell (Windows).
     """
     try:
         import resource
     except ImportError:  # Windows has no getrusage
-        return {'process': None, 'largest_child': None}
+        return None
     # Linux reports kibibytes, macOS bytes.
     unit = 1 if sys.platform == 'darwin' else 1024
-    return {
-        'process': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit,
-        'largest_child': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit,
-    }
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
 
 
 def parameter_counts(module: torch.nn.Module) -> dict[str, int]:
@@ -67,7 +61,7 @@ def _device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return f'{device} ({torch.cuda.get_device_name(device)})'
     if device.type == 'cpu':
-        return f'cpu ({platform.processor() or platform.machine()})'
+        return f'cpu ({platform.machine()})'
     return str(device)
 
 
@@ -75,9 +69,10 @@ class ComputeReport(Callback):
     """Writes ``compute.json`` into the run's log folder at the end of fitting.
 
     The report holds the parameter counts, the wall time and optimiser steps of this
-    fit (a resumed run reports its own part), the peak memory (resident memory of
-    the first process and of its largest finished child, and the peak CUDA memory
-    allocated on the device), and the device, processes and threads used.
+    fit (a resumed run reports its own part), the peak memory (resident, and CUDA
+    memory allocated on the device) and the device, processes and threads used.
+    Memory is the first process's: DataLoader workers and other DDP processes
+    have their own.
     """
 
     def __init__(self) -> None:
