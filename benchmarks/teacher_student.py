@@ -1,35 +1,38 @@
 """Supervised vs FixMatch/FreeMatch vs their spatiotemporal teacher-student versions.
 
-Every run uses the same seed, split and step budget on the real EuroSAT-MS sample
-(13 bands, 64 x 64, locations from the GeoTIFFs; EuroSAT has no dates, so the
-teacher sees location only). Prints two Markdown tables:
+Every run of a seed uses that seed's split and the same step budget, on real
+multispectral tiles with real coordinates: by default the EuroSAT-MS sample (13
+bands, 64 x 64, locations from the GeoTIFFs; EuroSAT has no dates, so the teacher
+sees location only); ``--data`` takes any larger EuroSAT-MS or BigEarthNet-style
+folder. Prints two Markdown tables, mean +- standard deviation over the seeds:
 
-1. a random split: test accuracy of the (EMA) student, and the pseudo-label accuracy
-   and mask ratio averaged over each quarter of training;
+1. a random split: test accuracy of the (EMA) student, and the pseudo-label
+   accuracy and mask ratio over the last quarter of training;
 2. a spatial-shift split (50 km blocks: test tiles come from blocks never trained
    on): test accuracy of the teacher (with metadata) and of the student.
 
-    .venv/bin/python benchmarks/teacher_student.py [--steps 300] [--seed 0]
+Writes ``results/teacher_student.csv`` and ``results/teacher_student.json``.
+
+    .venv/bin/python benchmarks/teacher_student.py [--steps 300] [--seeds 0 1 2]
 """
 
 import argparse
 import logging
+import statistics
 import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from lightning import Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger
+from report import SHARED_DATA, markdown, save
 
 from geossl.data.datamodule import SemiSupervisedDataModule
 from geossl.data.datasets import ImageFolderDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
-
-DATA = Path(__file__).parents[1] / '..' / 'shared' / 'data' / 'eurosat-ms-sample'
 
 RUNS = {
     'supervised': ('supervised', False),
@@ -48,9 +51,9 @@ def _train(
     options: argparse.Namespace,
     run_dir: Path,
 ) -> tuple[SemiSupervisedTask, SemiSupervisedDataModule, pd.DataFrame]:
-    seed_everything(options.seed)
+    seed_everything(split.seed)
     datamodule = SemiSupervisedDataModule(
-        dataset, split, run_dir, options.batch_size, options.mu, seed=options.seed
+        dataset, split, run_dir, options.batch_size, options.mu, seed=split.seed
     )
     task = SemiSupervisedTask(
         num_classes=len(dataset.classes),
@@ -96,81 +99,100 @@ def _test_accuracy(
     return correct / total
 
 
-def _quarters(log: pd.DataFrame, column: str) -> str:
+def _last_quarter(log: pd.DataFrame, column: str) -> float | None:
     if column not in log:
-        return '-'
+        return None
     values = log[column].dropna().to_numpy()
-    return ' / '.join(f'{part.mean():.2f}' for part in np.array_split(values, 4))
+    return float(values[-max(1, len(values) // 4) :].mean())
+
+
+def _spread(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f'{statistics.mean(values):.3f} +- {spread:.3f}'
 
 
 def main() -> None:
-    """Train every run on both splits and print the tables."""
+    """Train every run on both splits for every seed and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--data', type=Path, default=SHARED_DATA / 'eurosat-ms-sample')
     parser.add_argument('--steps', type=int, default=300)
     parser.add_argument('--batch_size', type=int, default=8)
     parser.add_argument('--mu', type=int, default=3)
     parser.add_argument('--labels_per_class', type=int, default=4)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     options = parser.parse_args()
     # Keep the output to the tables: Lightning's notices and warnings go.
     warnings.filterwarnings('ignore')
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
-    dataset = ImageFolderDataset(DATA, progress=False)
-    random_split = SplitConfig(
-        labels_per_class=options.labels_per_class,
-        val_fraction=0.0,
-        test_fraction=0.3,
-        seed=options.seed,
-    )
-    spatial_split = SplitConfig(
-        labels_per_class=options.labels_per_class,
-        val_fraction=0.0,
-        test_fraction=0.3,
-        strategy='spatial',
-        block_size_km=50,
-        seed=options.seed,
-    )
-    header = (
-        f'EuroSAT-MS sample ({len(dataset)} tiles), {options.labels_per_class} labels '
-        f'per class, B={options.batch_size}, mu={options.mu}, {options.steps} steps, '
-        f'seed {options.seed}'
-    )
+    dataset = ImageFolderDataset(options.data, progress=False)
+    rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        print(f'{header}, random split')
-        print('| run | student test accuracy | pseudo-label accuracy | mask ratio |')
-        print('|---|---|---|---|')
-        for name, (algorithm, teacher_student) in RUNS.items():
-            task, datamodule, log = _train(
-                dataset,
-                random_split,
-                algorithm,
-                teacher_student,
-                options,
-                Path(scratch) / 'random' / name,
-            )
-            accuracy = _test_accuracy(task, datamodule, teacher=False)
-            print(
-                f'| {name} | {accuracy:.3f} | '
-                f'{_quarters(log, "train/pseudo_label_accuracy")} | '
-                f'{_quarters(log, "train/mask_ratio")} |'
-            )
-        print(f'\n{header}, spatial-shift split (50 km blocks)')
-        print('| run | teacher (with location) | student (image only) |')
-        print('|---|---|---|')
-        for name, (algorithm, teacher_student) in RUNS.items():
-            if not teacher_student:
-                continue
-            task, datamodule, _ = _train(
-                dataset,
-                spatial_split,
-                algorithm,
-                teacher_student,
-                options,
-                Path(scratch) / 'spatial' / name,
-            )
-            teacher = _test_accuracy(task, datamodule, teacher=True)
-            student = _test_accuracy(task, datamodule, teacher=False)
-            print(f'| {name} | {teacher:.3f} | {student:.3f} |')
+        for seed in options.seeds:
+            splits = {
+                'random': SplitConfig(
+                    labels_per_class=options.labels_per_class,
+                    val_fraction=0.0,
+                    test_fraction=0.3,
+                    seed=seed,
+                ),
+                'spatial': SplitConfig(
+                    labels_per_class=options.labels_per_class,
+                    val_fraction=0.0,
+                    test_fraction=0.3,
+                    strategy='spatial',
+                    block_size_km=50,
+                    seed=seed,
+                ),
+            }
+            for (name, (algorithm, teacher_student)), split in [
+                (run, split) for split in splits for run in RUNS.items()
+            ]:
+                if split == 'spatial' and name != 'ST-FixMatch':
+                    continue
+                task, datamodule, log = _train(
+                    dataset,
+                    splits[split],
+                    algorithm,
+                    teacher_student,
+                    options,
+                    Path(scratch) / f'{split}-{seed}-{name}',
+                )
+                rows.append(
+                    {
+                        'split': split,
+                        'run': name,
+                        'seed': seed,
+                        'test tiles': len(datamodule.positions['test']),
+                        'student': _test_accuracy(task, datamodule, teacher=False),
+                        'teacher': _test_accuracy(task, datamodule, teacher=True)
+                        if teacher_student
+                        else None,
+                        'pseudo-label accuracy': _last_quarter(
+                            log, 'train/pseudo_label_accuracy'
+                        ),
+                        'mask ratio': _last_quarter(log, 'train/mask_ratio'),
+                    }
+                )
+                print(f'{split} split, seed {seed}, {name}: {rows[-1]}', flush=True)
+    save('teacher_student', rows, vars(options) | {'data': str(options.data)})
+    results = pd.DataFrame(rows)
+    print(
+        f'\n{options.data.name} ({len(dataset)} tiles), {options.labels_per_class} '
+        f'labels per class, B={options.batch_size}, mu={options.mu}, '
+        f'{options.steps} steps, seeds {options.seeds}; mean +- std over seeds'
+    )
+    table = []
+    for (split, name), group in results.groupby(['split', 'run'], sort=False):
+        row = {'split': split, 'run': name}
+        for column in ('student', 'teacher', 'pseudo-label accuracy', 'mask ratio'):
+            values = group[column].dropna().tolist()
+            row[column] = _spread(values) if values else None
+        table.append(row)
+    formats = dict.fromkeys(
+        ['split', 'run', 'student', 'teacher', 'pseudo-label accuracy', 'mask ratio'],
+        '',
+    )
+    print(markdown(table, formats))
 
 
 if __name__ == '__main__':

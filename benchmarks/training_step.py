@@ -1,115 +1,195 @@
-"""Time one semi-supervised training step, split into data, views and forward/backward.
+"""Where a semi-supervised training step's time goes, for FixMatch and ST-FixMatch.
 
-Real 13-band chips cut from the 18SVG scene (64 x 64 at 10 m), a labelled batch of B
-and an unlabelled batch of mu x B, on the device Lightning would pick. Prints a
-Markdown table (median over the timed steps, after warm-up steps).
+Real training through ``Trainer.fit`` on the real EuroSAT-MS sample (13 bands,
+64 x 64 GeoTIFFs read by DataLoader workers), a labelled batch of B and an
+unlabelled batch of mu x B per step, on the device Lightning would pick. Lightning's
+``SimpleProfiler`` times the data wait, the views (``on_after_batch_transfer``), the
+forward pass (``training_step``), the backward pass and the optimiser step; hooks on
+the pseudo-label policy time the policy inside the forward pass, and the EMA update
+is the ``WeightAveraging`` callback. The step is the time from one step's start to
+the next's; "other" is what the parts leave of it (logging, loops, hooks).
+
+Prints a Markdown table (medians over the timed steps, after warm-up steps) and
+writes ``results/training_step.csv`` and ``results/training_step.json``.
 
     .venv/bin/python benchmarks/training_step.py [--batch_size 16] [--mu 7]
 """
 
 import argparse
+import logging
 import statistics
+import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch.profilers import SimpleProfiler
+from report import SHARED_DATA, markdown, save
 
-from geossl.data.datamodule import collate_samples
-from geossl.data.scene import SceneDataset
+from geossl.data.datamodule import SemiSupervisedDataModule
+from geossl.data.datasets import ImageFolderDataset
+from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
-SCENE = (
-    Path(__file__).parents[1]
-    / '..'
-    / 'shared'
-    / 'data'
-    / ('sentinel2-scene-18SVG-20160112')
-)
+RUNS = {'FixMatch': False, 'ST-FixMatch': True}
 
 
-def _timed(
-    function: Callable[[], object], device: torch.device
-) -> tuple[object, float]:
-    start = time.perf_counter()
-    result = function()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - start
+class StepClock(Callback):
+    """Times each step from its start to the next step's start, and the policy."""
+
+    def __init__(self) -> None:
+        """Start with no steps."""
+        self.starts: list[float] = []
+        self.policy: list[float] = []
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Note the step's start.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the task.
+            batch: the batch.
+            batch_idx: its index.
+        """
+        self.starts.append(time.perf_counter())
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Time every call of the task's pseudo-label policy.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the task.
+        """
+        started: list[float] = []
+        pl_module.policy.register_forward_pre_hook(
+            lambda *_: started.append(time.perf_counter())
+        )
+        pl_module.policy.register_forward_hook(
+            lambda *_: self.policy.append(time.perf_counter() - started.pop())
+        )
+
+    @property
+    def steps(self) -> list[float]:
+        """Seconds of each complete step."""
+        return [b - a for a, b in zip(self.starts, self.starts[1:], strict=False)]
+
+
+def _profile(
+    dataset: ImageFolderDataset,
+    teacher_student: bool,
+    options: argparse.Namespace,
+    run_dir: Path,
+) -> dict[str, float]:
+    seed_everything(0)
+    datamodule = SemiSupervisedDataModule(
+        dataset,
+        SplitConfig(labels_per_class=4, val_fraction=0.0, test_fraction=0.0),
+        run_dir,
+        options.batch_size,
+        options.mu,
+        num_workers=options.num_workers,
+    )
+    task = SemiSupervisedTask(
+        num_classes=len(dataset.classes),
+        in_channels=len(dataset.band_names),
+        algorithm='fixmatch',
+        num_samples=len(dataset),
+        backbone=options.backbone,
+        teacher_student=teacher_student,
+        metadata='location',
+    )
+    clock = StepClock()
+    profiler = SimpleProfiler()
+    trainer = Trainer(
+        max_steps=options.warmup + options.steps + 1,
+        accelerator='auto',
+        profiler=profiler,
+        callbacks=[clock],
+        logger=False,
+        limit_val_batches=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(task, datamodule)
+    strategy = type(trainer.strategy).__name__
+
+    def durations(action: str) -> list[float]:
+        (key,) = [k for k in profiler.recorded_durations if k.startswith(action)]
+        # The last timed steps, after the warm-up.
+        return profiler.recorded_durations[key][-options.steps :]
+
+    forward = durations(f'[Strategy]{strategy}.training_step')
+    backward = durations(f'[Strategy]{strategy}.backward')
+    step_call = durations('[LightningModule]SemiSupervisedTask.optimizer_step')
+    parts = {
+        'data wait': durations('[_TrainingEpochLoop].train_dataloader_next'),
+        'views': durations('[LightningModule]SemiSupervisedTask.on_after_batch'),
+        'forward (without policy)': [
+            f - p for f, p in zip(forward, clock.policy[-options.steps :], strict=True)
+        ],
+        'policy': clock.policy[-options.steps :],
+        'backward': backward,
+        'optimiser step': [
+            s - f - b for s, f, b in zip(step_call, forward, backward, strict=True)
+        ],
+        'EMA update': durations('[Callback]WeightAveraging'),
+    }
+    medians = {name: statistics.median(times) for name, times in parts.items()}
+    total = statistics.median(clock.steps[-options.steps :])
+    medians['other'] = max(0.0, total - sum(medians.values()))
+    return medians | {'step': total}
 
 
 def main() -> None:
-    """Run the benchmark and print the table."""
+    """Profile both runs and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--batch_size', type=int, default=16)
     parser.add_argument('--mu', type=int, default=7)
-    parser.add_argument('--algorithm', default='fixmatch')
     parser.add_argument('--backbone', default='resnet18')
-    parser.add_argument('--steps', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--num_workers', type=int, default=1)
+    parser.add_argument('--steps', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=5)
     options = parser.parse_args()
-    # The task runs outside a Trainer here, so its self.log calls have nowhere to go.
-    warnings.filterwarnings('ignore', message='You are trying to `self.log()`')
-    torch.manual_seed(0)
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    chips = SceneDataset(SCENE, chip_size=64)
-    task = SemiSupervisedTask(
-        num_classes=6,
-        in_channels=13,
-        algorithm=options.algorithm,
-        num_samples=len(chips),
-        backbone=options.backbone,
-    ).to(device)
-    task.views.set_statistics(torch.full((13,), 1000.0), torch.full((13,), 500.0))
-    optimiser = torch.optim.SGD(task.parameters(), lr=0.03, momentum=0.9)
-    size, unlabelled_size = options.batch_size, options.batch_size * options.mu
-    rows: dict[str, list[float]] = {'data': [], 'views': [], 'forward + backward': []}
-    generator = torch.Generator().manual_seed(0)
-    for step in range(options.warmup + options.steps):
-        positions = torch.randperm(len(chips), generator=generator)[
-            : size + unlabelled_size
-        ].tolist()
-
-        def load(positions: list[int] = positions) -> dict[str, dict]:
-            samples = [chips[p] for p in positions]
-            batch = {
-                'labelled': collate_samples(samples[:size]),
-                'unlabelled': collate_samples(samples[size:]),
-            }
-            for part in batch.values():
-                part['label'] = torch.randint(6, (len(part['image']),))
-                for key in ('image', 'label', 'index'):
-                    part[key] = part[key].to(device)
-            return batch
-
-        batch, data_time = _timed(load, device)
-        batch, views_time = _timed(
-            lambda batch=batch: task.on_after_batch_transfer(batch, 0), device
-        )
-
-        def learn(batch: dict = batch, step: int = step) -> None:
-            loss = task.training_step(batch, step)
-            loss.backward()
-            optimiser.step()
-            optimiser.zero_grad()
-
-        _, learn_time = _timed(learn, device)
-        if step >= options.warmup:
-            rows['data'].append(data_time)
-            rows['views'].append(views_time)
-            rows['forward + backward'].append(learn_time)
-    total = sum(statistics.median(times) for times in rows.values())
+    warnings.filterwarnings('ignore')
+    logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
+    dataset = ImageFolderDataset(SHARED_DATA / 'eurosat-ms-sample', progress=False)
+    columns = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, teacher_student in RUNS.items():
+            columns[name] = _profile(
+                dataset, teacher_student, options, Path(scratch) / name
+            )
+    rows = []
+    for part in columns['FixMatch']:
+        row: dict[str, object] = {'part': part}
+        for name, medians in columns.items():
+            row[f'{name} s'] = medians[part]
+            row[f'{name} share'] = medians[part] / medians['step']
+        rows.append(row)
+    summary: dict[str, object] = {'part': 'all but forward + backward'}
+    for name, medians in columns.items():
+        learning = medians['forward (without policy)'] + medians['backward']
+        summary[f'{name} s'] = medians['step'] - learning
+        summary[f'{name} share'] = 1 - learning / medians['step']
+    rows.append(summary)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    settings = vars(options) | {'device': device, 'image': '13 x 64 x 64'}
+    save('training_step', rows, settings)
     print(
-        f'{options.algorithm}, {options.backbone}, B={size}, mu={options.mu}, '
-        f'13 x 64 x 64, {device.type}, {torch.get_num_threads()} threads'
+        f'{options.backbone}, B={options.batch_size}, mu={options.mu}, 13 x 64 x 64 '
+        f'EuroSAT-MS tiles, {options.num_workers} DataLoader worker(s), {device}, '
+        f'{torch.get_num_threads()} threads; median of {options.steps} steps'
     )
-    print('| part | median s / step | share |')
-    print('|---|---|---|')
-    for name, times in rows.items():
-        median = statistics.median(times)
-        print(f'| {name} | {median:.3f} | {median / total:.0%} |')
-    print(f'| total | {total:.3f} | 100% |')
+    formats = {'part': ''}
+    for name in RUNS:
+        formats |= {f'{name} s': '.3f', f'{name} share': '.0%'}
+    print(markdown(rows, formats))
 
 
 if __name__ == '__main__':

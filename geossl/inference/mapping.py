@@ -5,8 +5,9 @@ Mapping runs in Lightning's predict loop, so devices and processes are Lightning
 reads the strips of its own band of rows (see :mod:`geossl.inference.windows`) in
 DataLoader workers, classifies their windows in batches on its device, blends them
 and writes its final rows to a hidden tiled GeoTIFF part, holding one strip in
-memory whatever the scene size. When all are done, the first process pastes the
-parts together block by block and converts the result to a Cloud-Optimized GeoTIFF
+memory whatever the scene size (:mod:`geossl.inference.memory` keeps the heap and
+GDAL's cache from growing). When all are done, the first process pastes the parts
+together block by block and converts the result to a Cloud-Optimized GeoTIFF
 (DEFLATE, internal overviews, colour table and class names) that is renamed into
 place only when complete. Pixels with no data get the nodata class 255.
 """
@@ -39,6 +40,7 @@ from tqdm.auto import tqdm
 from geossl.atomic import atomic_output, partial_path
 from geossl.data.scene import Scene, SceneRaster
 from geossl.errors import BandMismatchError, GeosslInputError
+from geossl.inference.memory import bounded_gdal_cache
 from geossl.inference.windows import StripBlender, StripDataset, WindowGrid
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -610,7 +612,8 @@ class SceneMapper:
                 self.task, raster, grid, self.batch_size, self.workers
             )
             try:
-                trainer.predict(module, return_predictions=False)
+                with bounded_gdal_cache():
+                    trainer.predict(module, return_predictions=False)
             finally:
                 writer.close()
                 if trainer.is_global_zero:

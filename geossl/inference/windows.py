@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from geossl.data.scene import SceneRaster
+from geossl.inference.memory import release_free_memory
 
 
 def window_starts(length: int, size: int, stride: int) -> list[int]:
@@ -182,6 +183,8 @@ class StripDataset(Dataset[dict[str, Tensor | int]]):
         bottom = maxy - (top + self.grid.chip_size) * yres
         image, nodata = self.raster.read_chip((minx, bottom, maxx, maxy - top * yres))
         invalid = nodata.any(axis=0) | (image == 0).all(axis=0)
+        # Reading leaves freed strip-sized blocks in the heap; give them back.
+        release_free_memory()
         return {
             'index': index,
             'top': top,
@@ -192,6 +195,11 @@ class StripDataset(Dataset[dict[str, Tensor | int]]):
 
 class StripBlender:
     """Blend window probabilities strip by strip into final rows.
+
+    A strip's windows are spread over their pixels in one ``index_add_``: the tent
+    weights of window ``n`` land on columns ``columns[n] .. columns[n] + size``.
+    Whether a pixel has data does not depend on the window, so the running sums
+    take the strip's mask once.
 
     Args:
         grid: the windows.
@@ -204,10 +212,25 @@ class StripBlender:
     ) -> None:
         self.grid = grid
         size, width = grid.chip_size, grid.width
-        self.weights = torch.from_numpy(tent_weights(size)).to(device)
+        self.tent = torch.from_numpy(tent_weights(size)).to(device)
+        starts = torch.tensor(grid.columns, device=device)
+        offsets = torch.arange(size, device=device)
+        # The scene column of each (window, column in window), window by window.
+        self.pixel_columns = (starts[:, None] + offsets).ravel()
+        self.coverage = self._spread(torch.ones(1, len(starts), device=device))[0]
         self.total = torch.zeros(num_classes, size, width, device=device)
         self.weight = torch.zeros(size, width, device=device)
         self.valid = torch.zeros(size, width, dtype=torch.bool, device=device)
+
+    def _spread(self, values: Tensor) -> Tensor:
+        """Sum ``K x N`` per-window values, tent-weighted, over a strip's pixels."""
+        classes, windows = values.shape
+        size = self.grid.chip_size
+        weighted = values[:, None, :, None] * self.tent[None, :, None, :]
+        strip = values.new_zeros(classes, size, self.grid.width)
+        return strip.index_add_(
+            2, self.pixel_columns, weighted.reshape(classes, size, windows * size)
+        )
 
     def add(
         self, index: int, probabilities: Tensor, invalid: Tensor
@@ -225,14 +248,11 @@ class StripBlender:
             The first final row and the final rows' ``K x rows x width``
             probabilities, NaN where no window had data.
         """
+        known = ~invalid
+        self.total += self._spread(probabilities.T) * known
+        self.weight += self.coverage * known
+        self.valid |= known
         size = self.grid.chip_size
-        for column, window in zip(self.grid.columns, probabilities, strict=True):
-            span = slice(column, column + size)
-            known = ~invalid[:, span]
-            weights = self.weights * known
-            self.total[:, :, span] += window[:, None, None] * weights
-            self.weight[:, span] += weights
-            self.valid[:, span] |= known
         done = self.grid.final_rows(index)
         rows = self.total[:, :done] / self.weight[:done].clamp(min=1e-12)
         rows[:, ~self.valid[:done]] = float('nan')

@@ -71,3 +71,21 @@ def test_bands_blended_apart_equal_the_whole_scene_blended_at_once():
     # Blended values are weighted means of the windows over each pixel.
     assert (whole[:, :30] >= probabilities.min()).all()
     assert (whole[:, :30] <= probabilities.max()).all()
+
+
+def test_a_strip_blends_to_the_tent_weighted_mean_of_the_windows_over_each_pixel():
+    grid = WindowGrid(8, 29, 8, 3)  # one strip; the last window is off the stride
+    probabilities = torch.rand(len(grid.columns), 2, generator=torch.Generator())
+    invalid = torch.zeros(8, 29, dtype=torch.bool)
+    invalid[2, 5] = True
+    top, rows = StripBlender(grid, 2, 'cpu').add(0, probabilities, invalid)
+    tent = torch.from_numpy(tent_weights(8))
+    expected = torch.zeros(2, 8, 29)
+    weights = torch.zeros(8, 29)
+    for start, window in zip(grid.columns, probabilities, strict=True):
+        expected[:, :, start : start + 8] += window[:, None, None] * tent
+        weights[:, start : start + 8] += tent
+    expected /= weights
+    expected[:, 2, 5] = float('nan')
+    assert top == 0
+    torch.testing.assert_close(rows, expected, equal_nan=True)

@@ -1,0 +1,242 @@
+"""``geossl map`` speed and memory: the real 18SVG scene and a full 10,980 px tile.
+
+Two rasters:
+
+* the real 18SVG scene as shipped: 13 band files at 10, 20 and 60 m (1,830 x 1,830
+  px at 10 m);
+* a full Sentinel-2 tile, 10,980 x 10,980 px, 13 bands in one tiled DEFLATE GeoTIFF,
+  made from the real scene's bands (resampled to 10 m) mirrored across the tile. It
+  is written once into ``--workdir`` and reused.
+
+Each is mapped by the ``geossl map`` command in a process of its own (peak resident
+memory from the operating system, and the rate ``geossl map`` reports). The bound
+is the model alone: the same model's forward passes, in inference mode, over the
+same windows in the same batches, read beforehand from the same raster; its rate is
+the raster's pixels over (windows x median seconds per window).
+
+The model is the demo's: a ResNet-18 for 13 bands and 32 x 32 chips (untrained
+unless ``--checkpoint`` is given: speed and memory do not depend on the weights).
+
+Prints a Markdown table and writes ``results/mapping.csv`` and
+``results/mapping.json``.
+
+    .venv/bin/python benchmarks/mapping.py [--checkpoint CKPT] [--workdir DIR]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from itertools import batched, islice
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.transform import from_origin
+from report import SCENE, markdown, median_seconds, save
+from tqdm import tqdm
+
+from geossl.data.scene import SceneRaster, find_scenes
+from geossl.inference.checkpoint import load_task
+from geossl.inference.mapping import SceneMapper
+from geossl.inference.windows import StripDataset, WindowGrid
+from geossl.tasks.semi_supervised import SemiSupervisedTask
+
+BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09']
+BANDS += ['B10', 'B11', 'B12']
+#: The side of a Sentinel-2 tile at 10 m.
+TILE = 10_980
+
+
+def demo_checkpoint(path: Path) -> Path:
+    """An untrained model shaped like the demo's, saved as ``geossl fit`` saves it.
+
+    Args:
+        path: where to write it.
+
+    Returns:
+        ``path``.
+    """
+    torch.manual_seed(0)
+    task = SemiSupervisedTask(
+        num_classes=6,
+        in_channels=13,
+        algorithm='supervised',
+        backbone='resnet18',
+        chip_size=32,
+        band_names=BANDS,
+    )
+    task.views.set_statistics(torch.full((13,), 1000.0), torch.full((13,), 500.0))
+    state = {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()}
+    torch.save(state, path)
+    return path
+
+
+def full_tile(path: Path, size: int) -> Path:
+    """A ``size`` x ``size`` 13-band tile of the real 18SVG bands, mirrored.
+
+    Args:
+        path: where to write it (kept if it is already there).
+        size: its height and width in pixels.
+
+    Returns:
+        ``path``.
+    """
+    if path.exists():
+        return path
+    (scene,) = find_scenes(SCENE)
+    source = SceneRaster(scene, BANDS).read_chip(scene.bounds)[0].astype(np.uint16)
+    height, width = source.shape[1:]
+    # Reflected indices: 0 .. n-1, n-1 .. 0, 0 .. n-1, ...
+    columns = np.arange(size) % (2 * width)
+    columns = np.where(columns < width, columns, 2 * width - 1 - columns)
+    profile = {
+        'driver': 'GTiff',
+        'width': size,
+        'height': size,
+        'count': len(BANDS),
+        'dtype': 'uint16',
+        'crs': scene.crs,
+        'transform': from_origin(scene.bounds[0], scene.bounds[3], *scene.res),
+        'tiled': True,
+        'blockxsize': 512,
+        'blockysize': 512,
+        'compress': 'deflate',
+        'predictor': 2,
+        'BIGTIFF': 'YES',
+    }
+    partial = path.with_name(f'.{path.name}.partial')
+    with rasterio.open(partial, 'w', **profile) as tile:
+        tile.descriptions = tuple(BANDS)
+        for top in tqdm(range(0, size, 512), desc=f'Writing {path.name}', unit='block'):
+            rows = np.arange(top, min(top + 512, size)) % (2 * height)
+            rows = np.where(rows < height, rows, 2 * height - 1 - rows)
+            block = source[:, rows][:, :, columns]
+            window = rasterio.windows.Window(0, top, size, len(rows))
+            tile.write(block, window=window)
+    os.replace(partial, path)
+    return path
+
+
+def map_command(
+    checkpoint: Path, raster: Path, output: Path, batch_size: int
+) -> dict[str, float]:
+    """Run ``geossl map`` in its own process.
+
+    Args:
+        checkpoint: the model.
+        raster: the scene.
+        output: the class map.
+        batch_size: windows per forward pass.
+
+    Returns:
+        The rate it reports (Mpx/s) and its peak resident memory (GiB).
+    """
+    command = [sys.executable, '-m', 'geossl.cli', 'map', str(checkpoint), str(raster)]
+    command += ['-o', str(output), '--overwrite', 'true']
+    command += ['--batch_size', str(batch_size)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    printed = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status:
+        raise SystemExit(f'geossl map failed on {raster}:\n{printed}')
+    rate = float(re.search(r'([\d.]+) Mpx/s', printed).group(1))
+    return {'map Mpx/s': rate, 'peak RSS GiB': usage.ru_maxrss * 1024 / 2**30}
+
+
+@torch.inference_mode()
+def forward_bound(
+    task: SemiSupervisedTask, raster: Path, batch_size: int, strips: int
+) -> float:
+    """The rate of the model alone over the raster's windows, in Mpx/s.
+
+    Args:
+        task: the model.
+        raster: the scene.
+        batch_size: windows per forward pass.
+        strips: strips of windows to time (read beforehand).
+
+    Returns:
+        Pixels over (windows x median seconds per window), in millions per second.
+    """
+    (scene,) = find_scenes(raster)
+    mapper = SceneMapper(task)
+    grid = WindowGrid(*scene.shape, mapper.chip_size, mapper.stride)
+    dataset = StripDataset(mapper.raster(scene), grid, grid.band(0, 1))
+    size = grid.chip_size
+    batches = []
+    for strip in islice(dataset, strips):
+        image = task.views.normalise(strip['image'][None])[0]
+        for columns in batched(grid.columns, batch_size):
+            batches.append(torch.stack([image[:, :, c : c + size] for c in columns]))
+
+    def forward() -> None:
+        for windows in batches:
+            task(windows).softmax(1)
+
+    seconds = median_seconds(forward, repeats=3)
+    per_window = seconds / sum(len(windows) for windows in batches)
+    return grid.height * grid.width / (grid.windows * per_window) / 1e6
+
+
+def main() -> None:
+    """Map both rasters, time the model alone, and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--checkpoint', type=Path)
+    parser.add_argument('--workdir', type=Path, default=Path('/tmp/geossl-mapping'))
+    parser.add_argument('--tile_size', type=int, default=TILE)
+    parser.add_argument('--batch_size', type=int, default=64)
+    parser.add_argument('--strips', type=int, default=8)
+    options = parser.parse_args()
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint = options.checkpoint or demo_checkpoint(options.workdir / 'demo.ckpt')
+    task = load_task(checkpoint)
+    rasters = {
+        '18SVG scene (13 files, 10/20/60 m)': SCENE,
+        f'full tile {options.tile_size} px (one 13-band file)': full_tile(
+            options.workdir / f'tile-{options.tile_size}.tif', options.tile_size
+        ),
+    }
+    rows = []
+    for name, raster in rasters.items():
+        (scene,) = find_scenes(raster)
+        height, width = scene.shape
+        bound = forward_bound(task, raster, options.batch_size, options.strips)
+        measured = map_command(
+            checkpoint, raster, options.workdir / 'map.tif', options.batch_size
+        )
+        rows.append(
+            {
+                'raster': name,
+                'pixels': f'{height} x {width}',
+                'Mpx': height * width / 1e6,
+                **measured,
+                'model-only Mpx/s': bound,
+                'share of bound': measured['map Mpx/s'] / bound,
+            }
+        )
+    settings = vars(options) | {
+        'checkpoint': str(checkpoint),
+        'model': 'resnet18, 13 bands, chip 32, stride 16',
+        'device': 'cuda' if torch.cuda.is_available() else 'cpu',
+    }
+    save('mapping', rows, settings)
+    print(
+        f'geossl map, ResNet-18, chip 32, stride 16, batch {options.batch_size}, '
+        f'{settings["device"]}, {torch.get_num_threads()} threads'
+    )
+    formats = {
+        'raster': '',
+        'pixels': '',
+        'map Mpx/s': '.2f',
+        'model-only Mpx/s': '.2f',
+        'share of bound': '.2f',
+        'peak RSS GiB': '.2f',
+    }
+    print(markdown(rows, formats))
+
+
+if __name__ == '__main__':
+    main()

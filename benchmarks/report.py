@@ -1,0 +1,91 @@
+"""What the benchmarks share: data paths, timing, and the tables they print and save."""
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+#: The read-only sample data beside the repository.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+SCENE = SHARED_DATA / 'sentinel2-scene-18SVG-20160112'
+#: Where benchmarks write their tables, CSV and JSON.
+RESULTS = Path(__file__).parent / 'results'
+
+
+def median_seconds(
+    function: Callable[[], object],
+    repeats: int,
+    warmup: int = 1,
+    device: torch.device | None = None,
+) -> float:
+    """The median wall time of ``function`` after warm-up calls.
+
+    Args:
+        function: what to time.
+        repeats: timed calls.
+        warmup: untimed calls first (allocator, kernel choice, caches).
+        device: a CUDA device to synchronise before reading the clock.
+
+    Returns:
+        Seconds.
+    """
+    times = []
+    for call in range(warmup + repeats):
+        start = time.perf_counter()
+        function()
+        if device is not None and device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        if call >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def markdown(rows: Sequence[Mapping[str, object]], formats: Mapping[str, str]) -> str:
+    """A Markdown table of the rows' columns named in ``formats``.
+
+    Args:
+        rows: the table's rows.
+        formats: column -> format spec (``''`` to print as is); None values print
+            as ``-``.
+
+    Returns:
+        The table.
+    """
+    lines = ['| ' + ' | '.join(formats) + ' |', '|' + '---|' * len(formats)]
+    for row in rows:
+        cells = [
+            '-' if row.get(column) is None else format(row[column], spec)
+            for column, spec in formats.items()
+        ]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def save(
+    name: str,
+    rows: Sequence[Mapping[str, object]],
+    settings: Mapping[str, object],
+    output: Path = RESULTS,
+) -> Path:
+    """Write ``<name>.csv`` (the rows) and ``<name>.json`` (rows and settings).
+
+    Args:
+        name: the benchmark's name.
+        rows: the table's rows.
+        settings: how it was run (sizes, device, threads, command options).
+        output: the folder.
+
+    Returns:
+        The JSON file.
+    """
+    output.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(output / f'{name}.csv', index=False)
+    path = output / f'{name}.json'
+    machine = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
+    document = {'settings': dict(settings) | machine, 'rows': list(rows)}
+    path.write_text(json.dumps(document, indent=2, default=str) + '\n')
+    return path
