@@ -14,14 +14,93 @@ blur, noise), and applies each operation once to the group of samples that drew 
 with Kornia drawing a magnitude per sample. Equalize, solarize and posterize are left
 out: they assume 8-bit-like intensities in [0, 1] and would remap each band
 non-linearly, breaking the physical relation between bands.
+
+The weak view's flips, 90-degree turns and shift are exact pixel moves, done here by
+indexing rather than by Kornia's resampling warps, which cost most of a step's
+views (``benchmarks/views.py``).
 """
 
 from collections.abc import Mapping
 
 import kornia.augmentation as K
 import torch
+import torch.nn.functional as F
 from kornia.filters import box_blur
 from torch import Tensor, nn
+
+
+class RandomDihedral(nn.Module):
+    """A flip and 90-degree turn drawn per sample: the 8 symmetries of the square.
+
+    Each sample draws three bits: flip left-right, flip up-down, swap rows and
+    columns (square images only; others draw from the 4 flips). Each of the 8
+    moves is applied once, to the samples that drew it.
+    """
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Move the pixels of a batch.
+
+        Args:
+            images: ``B x C x H x W``.
+
+        Returns:
+            The batch, each sample flipped and turned.
+        """
+        height, width = images.shape[-2:]
+        moves = 8 if height == width else 4
+        choice = torch.randint(moves, (images.shape[0],), device=images.device)
+        result = torch.empty_like(images)
+        for move in range(moves):
+            group = (choice == move).nonzero().squeeze(1)
+            if not group.numel():
+                continue
+            moved = images[group]
+            if move & 1:
+                moved = moved.flip(-1)
+            if move & 2:
+                moved = moved.flip(-2)
+            if move & 4:
+                moved = moved.transpose(-1, -2)
+            result[group] = moved
+        return result
+
+
+class RandomShift(nn.Module):
+    """Shift each sample by up to ``padding`` pixels, filling by reflection.
+
+    The random crop of a reflect-padded image, as FixMatch's weak view, with one
+    offset per sample: the batch is padded once and each sample's crop is a view
+    of it, copied out together.
+    """
+
+    def __init__(self, padding: int) -> None:
+        """Initialise the shift.
+
+        Args:
+            padding: the largest shift in pixels, in each direction.
+        """
+        super().__init__()
+        self.padding = padding
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Shift a batch.
+
+        Args:
+            images: ``B x C x H x W``.
+
+        Returns:
+            The shifted batch, same shape.
+        """
+        pad = self.padding
+        height, width = images.shape[-2:]
+        padded = F.pad(images, (pad, pad, pad, pad), mode='reflect')
+        offsets = torch.randint(2 * pad + 1, (len(images), 2)).tolist()
+        return torch.stack(
+            [
+                sample[:, y : y + height, x : x + width]
+                for sample, (y, x) in zip(padded, offsets, strict=True)
+            ]
+        )
 
 
 class RandomSharpness(nn.Module):
@@ -120,7 +199,7 @@ class MultispectralRandAugment(nn.Module):
             choice = torch.randint(
                 len(operations), (images.shape[0],), device=images.device
             )
-            result = images.clone()
+            result = torch.empty_like(images)
             for number, operation in enumerate(operations):
                 group = (choice == number).nonzero().squeeze(1)
                 if group.numel():
@@ -154,11 +233,7 @@ class Views(nn.Module):
         self.register_buffer('mean', mean.reshape(1, -1, 1, 1).float())
         self.register_buffer('std', std.reshape(1, -1, 1, 1).float())
         self.crop_padding = crop_padding
-        self.flips = K.ImageSequential(
-            K.RandomHorizontalFlip(p=0.5),
-            K.RandomVerticalFlip(p=0.5),
-            K.RandomRotation90(times=(0, 3), p=1.0),
-        )
+        self.flips = RandomDihedral()
         self.rand_augment = MultispectralRandAugment(num_ops)
         # Erased pixels get the band mean (0 after normalisation), as Cutout does.
         self.cutout = K.RandomErasing(scale=(0.02, cutout), value=0.0, p=1.0)
@@ -199,14 +274,8 @@ class Views(nn.Module):
             The weak view, same shape.
         """
         images = self.flips(images)
-        height, width = images.shape[-2:]
-        padding = round(self.crop_padding * min(height, width))
-        if padding:
-            crop = K.RandomCrop(
-                (height, width), padding=padding, padding_mode='reflect'
-            )
-            images = crop(images)
-        return images
+        padding = round(self.crop_padding * min(images.shape[-2:]))
+        return RandomShift(padding)(images) if padding else images
 
     def strong(self, images: Tensor) -> Tensor:
         """The strong view: weak view, per-sample RandAugment, then Cutout.

@@ -1,8 +1,15 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from geossl.augment.views import MultispectralRandAugment, RandomSharpness, Views
+from geossl.augment.views import (
+    MultispectralRandAugment,
+    RandomDihedral,
+    RandomSharpness,
+    RandomShift,
+    Views,
+)
 
 
 def _views(bands):
@@ -36,13 +43,10 @@ def test_weak_view_keeps_the_pixels_it_moves():
     views = Views(torch.zeros(2), torch.ones(2), crop_padding=0.0)
     images = torch.randn(6, 2, 16, 16)
     weak = views.weak(images)
-    # Flips and 90-degree turns only permute pixels (Kornia warps: 1e-5 rounding).
+    # Flips and 90-degree turns only permute pixels, exactly.
     for original, view in zip(images, weak, strict=True):
-        torch.testing.assert_close(
-            original.flatten().sort().values,
-            view.flatten().sort().values,
-            atol=1e-4,
-            rtol=0,
+        assert torch.equal(
+            original.flatten().sort().values, view.flatten().sort().values
         )
 
 
@@ -83,3 +87,47 @@ def test_sharpness_is_not_clamped():
     images[..., 4, 4] = -50.0
     sharpened = RandomSharpness(0.9)(images)
     assert sharpened.min() < -50.0
+
+
+def _symmetries(image):
+    """The 8 flips and turns of a square image."""
+    turns = [torch.rot90(image, k, dims=(-2, -1)) for k in range(4)]
+    return turns + [turn.flip(-1) for turn in turns]
+
+
+def test_dihedral_draws_all_eight_symmetries_per_sample():
+    torch.manual_seed(0)
+    image = torch.arange(2 * 5 * 5.0).reshape(1, 2, 5, 5)
+    moved = RandomDihedral()(image.repeat(200, 1, 1, 1))
+    symmetries = _symmetries(image[0])
+    drawn = [
+        next(i for i, s in enumerate(symmetries) if torch.equal(s, sample))
+        for sample in moved
+    ]
+    assert set(drawn) == set(range(8))
+
+
+def test_dihedral_keeps_non_square_images_to_flips():
+    torch.manual_seed(0)
+    image = torch.arange(12.0).reshape(1, 1, 3, 4)
+    moved = RandomDihedral()(image.repeat(50, 1, 1, 1))
+    flips = [image[0], image[0].flip(-1), image[0].flip(-2), image[0].flip(-1, -2)]
+    assert moved.shape == (50, 1, 3, 4)
+    assert all(any(torch.equal(f, sample) for f in flips) for sample in moved)
+
+
+def test_shift_crops_the_reflect_padded_image_at_a_per_sample_offset():
+    torch.manual_seed(0)
+    images = torch.randn(40, 3, 8, 8)
+    shifted = RandomShift(2)(images)
+    padded = F.pad(images, (2, 2, 2, 2), mode='reflect')
+    offsets = set()
+    for original, view in zip(padded, shifted, strict=True):
+        (offset,) = [
+            (y, x)
+            for y in range(5)
+            for x in range(5)
+            if torch.equal(original[:, y : y + 8, x : x + 8], view)
+        ]
+        offsets.add(offset)
+    assert len(offsets) > 10
