@@ -40,15 +40,10 @@ from lightning import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from matplotlib.figure import Figure
-from torch import Tensor
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from geossl.data.datamodule import SemiSupervisedDataModule
-from geossl.data.datasets import (
-    GeoClassificationDataset,
-    ImageFolderDataset,
-)
+from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
 from geossl.data.metadata import MetadataReader
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
@@ -76,50 +71,6 @@ USB_ERROR = {
     },
     4: {'supervised': 16.1, 'fixmatch': 5.9, 'freematch': 5.8},
 }
-
-
-class InMemoryDataset(GeoClassificationDataset):
-    """Every image of a dataset read once, resized, and kept in memory as uint8.
-
-    Args:
-        source: the dataset (8-bit images, such as EuroSAT RGB's JPEGs).
-        size: the height and width to resize to.
-    """
-
-    def __init__(self, source: GeoClassificationDataset, size: int) -> None:
-        """Read and resize every image of ``source``.
-
-        Args:
-            source: the dataset.
-            size: the height and width to resize to.
-        """
-        super().__init__(
-            source.index, source.classes, source.multilabel, source.band_names
-        )
-        self.targets = source.targets
-        loader = DataLoader(
-            range(len(source)),
-            batch_size=500,
-            collate_fn=lambda positions: torch.stack(
-                [source.read_image(p) for p in positions]
-            ),
-        )
-        batches = []
-        for images in tqdm(loader, desc=f'Reading {len(source)} tiles', unit='batch'):
-            resized = F.interpolate(images, size, mode='bilinear', antialias=True)
-            batches.append(resized.round().clamp(0, 255).to(torch.uint8))
-        self.images = torch.cat(batches)
-
-    def read_image(self, position: int) -> Tensor:
-        """One resized image.
-
-        Args:
-            position: the sample's position.
-
-        Returns:
-            float32 ``C x size x size`` values in 0-255.
-        """
-        return self.images[position].float()
 
 
 def _run(
@@ -274,7 +225,16 @@ def main() -> None:
     source = ImageFolderDataset(
         options.data, reader=MetadataReader(require_location=False)
     )
-    dataset = InMemoryDataset(source, options.image_size)
+    size = options.image_size
+    dataset = InMemoryDataset(
+        source,
+        # Antialiased like PIL's resize, rounded back to 8 bits to store as uint8.
+        lambda image: (
+            F.interpolate(image[None], size, mode='bilinear', antialias=True)[0]
+            .round()
+            .clamp(0, 255)
+        ),
+    )
     options.output.mkdir(parents=True, exist_ok=True)
     runs = []
     plan = [

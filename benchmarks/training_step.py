@@ -1,12 +1,13 @@
 """Where a semi-supervised training step's time goes, for FixMatch and ST-FixMatch.
 
 Real training through ``Trainer.fit`` on the real EuroSAT-MS sample (13 bands,
-64 x 64 GeoTIFFs read by DataLoader workers), a labelled batch of B and an
-unlabelled batch of mu x B per step, on the device Lightning would pick. Lightning's
-``SimpleProfiler`` times the data wait, the views (``on_after_batch_transfer``), the
-forward pass (``training_step``), the backward pass and the optimiser step; hooks on
-the pseudo-label policy time the policy inside the forward pass, and the EMA update
-is the ``WeightAveraging`` callback. The step is the time from one step's start to
+64 x 64 GeoTIFFs), a labelled batch of B and an unlabelled batch of mu x B per
+step, on the device Lightning would pick; the tiles either read from their files
+by DataLoader workers each step, or held in memory (``--data.in_memory true``).
+Lightning's ``SimpleProfiler`` times the data wait, the views
+(``on_after_batch_transfer``), the forward pass (``training_step``), the backward
+pass and the optimiser step; hooks on the pseudo-label policy time the policy inside
+the forward pass, and the EMA update is the ``WeightAveraging`` callback. The step is the time from one step's start to
 the next's; "other" is what the parts leave of it (logging, loops, hooks).
 
 Prints a Markdown table (medians over the timed steps, after warm-up steps) and
@@ -30,11 +31,16 @@ from lightning.pytorch.profilers import SimpleProfiler
 from report import SHARED_DATA, markdown, save
 
 from geossl.data.datamodule import SemiSupervisedDataModule
-from geossl.data.datasets import ImageFolderDataset
+from geossl.data.datasets import (
+    GeoClassificationDataset,
+    ImageFolderDataset,
+    InMemoryDataset,
+)
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 RUNS = {'FixMatch': False, 'ST-FixMatch': True}
+DATA = {'files': False, 'in memory': True}
 
 
 class StepClock(Callback):
@@ -80,7 +86,7 @@ class StepClock(Callback):
 
 
 def _profile(
-    dataset: ImageFolderDataset,
+    dataset: GeoClassificationDataset,
     teacher_student: bool,
     options: argparse.Namespace,
     run_dir: Path,
@@ -119,8 +125,12 @@ def _profile(
     trainer.fit(task, datamodule)
     strategy = type(trainer.strategy).__name__
 
-    def durations(action: str) -> list[float]:
-        (key,) = [k for k in profiler.recorded_durations if k.startswith(action)]
+    def durations(action: str, hook: str = '') -> list[float]:
+        (key,) = [
+            k
+            for k in profiler.recorded_durations
+            if k.startswith(action) and k.endswith(hook)
+        ]
         # The last timed steps, after the warm-up.
         return profiler.recorded_durations[key][-options.steps :]
 
@@ -138,7 +148,7 @@ def _profile(
         'optimiser step': [
             s - f - b for s, f, b in zip(step_call, forward, backward, strict=True)
         ],
-        'EMA update': durations('[Callback]WeightAveraging'),
+        'EMA update': durations('[Callback]WeightAveraging', 'on_train_batch_end'),
     }
     medians = {name: statistics.median(times) for name, times in parts.items()}
     total = statistics.median(clock.steps[-options.steps :])
@@ -158,38 +168,36 @@ def main() -> None:
     options = parser.parse_args()
     warnings.filterwarnings('ignore')
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
-    dataset = ImageFolderDataset(SHARED_DATA / 'eurosat-ms-sample', progress=False)
+    files = ImageFolderDataset(SHARED_DATA / 'eurosat-ms-sample', progress=False)
+    datasets = {'files': files, 'in memory': InMemoryDataset(files, progress=False)}
     columns = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, teacher_student in RUNS.items():
-            columns[name] = _profile(
-                dataset, teacher_student, options, Path(scratch) / name
-            )
-    rows = []
-    for part in columns['FixMatch']:
-        row: dict[str, object] = {'part': part}
-        for name, medians in columns.items():
-            row[f'{name} s'] = medians[part]
-            row[f'{name} share'] = medians[part] / medians['step']
-        rows.append(row)
-    summary: dict[str, object] = {'part': 'all but forward + backward'}
-    for name, medians in columns.items():
+            for data, dataset in datasets.items():
+                columns[f'{name}, {data}'] = _profile(
+                    dataset, teacher_student, options, Path(scratch) / name / data
+                )
+    for medians in columns.values():
         learning = medians['forward (without policy)'] + medians['backward']
-        summary[f'{name} s'] = medians['step'] - learning
-        summary[f'{name} share'] = 1 - learning / medians['step']
-    rows.append(summary)
+        medians['all but forward + backward'] = medians['step'] - learning
+    rows = [
+        {'part': part}
+        | {
+            column: f'{1e3 * medians[part]:.1f} ms '
+            f'({medians[part] / medians["step"]:.0%})'
+            for column, medians in columns.items()
+        }
+        for part in next(iter(columns.values()))
+    ]
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     settings = vars(options) | {'device': device, 'image': '13 x 64 x 64'}
-    save('training_step', rows, settings)
+    save('training_step', [{'run': c} | m for c, m in columns.items()], settings)
     print(
         f'{options.backbone}, B={options.batch_size}, mu={options.mu}, 13 x 64 x 64 '
         f'EuroSAT-MS tiles, {options.num_workers} DataLoader worker(s), {device}, '
         f'{torch.get_num_threads()} threads; median of {options.steps} steps'
     )
-    formats = {'part': ''}
-    for name in RUNS:
-        formats |= {f'{name} s': '.3f', f'{name} share': '.0%'}
-    print(markdown(rows, formats))
+    print(markdown(rows, dict.fromkeys(['part', *columns], '')))
 
 
 if __name__ == '__main__':

@@ -21,7 +21,11 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
 
-from geossl.data.datasets import GeoClassificationDataset, ImageFolderDataset
+from geossl.data.datasets import (
+    GeoClassificationDataset,
+    ImageFolderDataset,
+    InMemoryDataset,
+)
 from geossl.data.metadata import MetadataReader
 from geossl.data.raster import NodataPolicy
 from geossl.data.scene import SceneDataset
@@ -289,6 +293,8 @@ class GeoDataModule(SemiSupervisedDataModule):
         mu: unlabelled samples per labelled sample.
         balance_classes: draw every class equally often in labelled batches.
         num_workers: data-loading processes.
+        in_memory: read every sample once and keep it in memory
+            (:class:`~geossl.data.datasets.InMemoryDataset`), for data that fits.
         run_dir: where the split is saved; None for the Trainer's root folder.
         seed: seed of the split, samplers and statistics.
     """
@@ -318,6 +324,7 @@ class GeoDataModule(SemiSupervisedDataModule):
         mu: int = 7,
         balance_classes: bool = False,
         num_workers: int = 0,
+        in_memory: bool = False,
         run_dir: str | None = None,
         seed: int = 0,
     ) -> None:
@@ -351,6 +358,8 @@ class GeoDataModule(SemiSupervisedDataModule):
                 reader=reader,
                 bigearthnet_classes=bigearthnet_classes,
             )
+        if in_memory:
+            data = InMemoryDataset(data)
         split = SplitConfig(
             labels_per_class=labels_per_class,
             label_fraction=label_fraction,

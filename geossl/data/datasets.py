@@ -15,7 +15,7 @@ pixels. Each sample is a dict:
 """
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchgeo.datasets import BigEarthNet
+from tqdm.auto import tqdm
 
 from geossl.data.index import (
     BOUNDS_COLUMNS,
@@ -359,3 +360,76 @@ class ImageFolderDataset(GeoClassificationDataset):
             path, self.band_count, self.band_positions, self.chip_size, self.nodata
         )
         return torch.from_numpy(image)
+
+
+#: Storage types tried in order for images held in memory: the first that holds
+#: every value exactly.
+_EXACT_TYPES = (torch.uint8, torch.int16, torch.uint16, torch.int32)
+
+
+def _narrowest_exact(image: Tensor) -> Tensor:
+    """``image`` in the smallest integer type that holds it exactly, else as is."""
+    if not torch.equal(image, image.round()):
+        return image
+    low, high = float(image.min()), float(image.max())
+    for dtype in _EXACT_TYPES:
+        info = torch.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return image.to(dtype)
+    return image
+
+
+class InMemoryDataset(GeoClassificationDataset):
+    """Another dataset's images read once and kept in memory.
+
+    For collections of small tiles (EuroSAT, BigEarthNet, scene chips) that fit in
+    memory, this takes file reading out of every training step: on a 2-core CPU,
+    reading 128 EuroSAT-MS GeoTIFFs per step cost 13 % of a FixMatch step even in a
+    DataLoader worker. Each image is stored in the smallest integer type that holds
+    its values exactly (uint16 reflectance: 106 kB per 13 x 64 x 64 tile), or as
+    float32.
+
+    Args:
+        source: the dataset to read.
+        transform: applied to each raw image before it is stored (e.g. a resize).
+        progress: show a progress bar while reading.
+    """
+
+    def __init__(
+        self,
+        source: GeoClassificationDataset,
+        transform: Callable[[Tensor], Tensor] | None = None,
+        progress: bool = True,
+    ) -> None:
+        """Read every image of ``source``.
+
+        Args:
+            source: the dataset to read.
+            transform: applied to each raw image before it is stored.
+            progress: show a progress bar while reading.
+        """
+        super().__init__(
+            source.index, source.classes, source.multilabel, source.band_names
+        )
+        self.targets = source.targets
+        self.images = [
+            _narrowest_exact(transform(image) if transform else image)
+            for image in tqdm(
+                map(source.read_image, range(len(source))),
+                total=len(source),
+                desc='Reading into memory',
+                unit='sample',
+                disable=not progress,
+            )
+        ]
+
+    def read_image(self, position: int) -> Tensor:
+        """One stored image.
+
+        Args:
+            position: the sample's position.
+
+        Returns:
+            float32 ``C x H x W`` values.
+        """
+        return self.images[position].float()

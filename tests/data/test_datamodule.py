@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
+from geossl.data.datamodule import (
+    GeoDataModule,
+    SemiSupervisedDataModule,
+    collate_samples,
+)
+from geossl.data.datasets import InMemoryDataset
 from geossl.data.scene import SceneDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import SplitError
@@ -109,3 +114,13 @@ def test_balanced_labelled_batches(shared_data, tmp_path):
 def test_balancing_refuses_multilabel_data(bigearthnet, tmp_path):
     with pytest.raises(SplitError, match='balance_classes: is for multi-class data'):
         SemiSupervisedDataModule(bigearthnet, run_dir=tmp_path, balance_classes=True)
+
+
+def test_the_command_datamodule_can_hold_the_data_in_memory(shared_data, tmp_path):
+    datamodule = GeoDataModule(
+        str(shared_data / 'eurosat-ms-sample'), in_memory=True, run_dir=str(tmp_path)
+    )
+    assert isinstance(datamodule.dataset, InMemoryDataset)
+    datamodule.setup('fit')
+    batch = next(iter(datamodule.train_dataloader()))[0]
+    assert batch['unlabelled']['image'].shape == (32 * 7, 13, 64, 64)

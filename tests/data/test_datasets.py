@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchgeo.datasets import EuroSAT
 
-from geossl.data.datasets import ImageFolderDataset, encode_labels
+from geossl.data.datasets import ImageFolderDataset, InMemoryDataset, encode_labels
 from geossl.data.metadata import MetadataReader
 from geossl.errors import (
     BandMismatchError,
@@ -133,3 +133,29 @@ def test_encode_labels():
     np.testing.assert_array_equal(renamed, [[1]])
     with pytest.raises(GeosslInputError, match="label 'c' is not one of the 2 classes"):
         encode_labels(['c'], ['a', 'b'], multilabel=False)
+
+
+def test_in_memory_samples_equal_the_files_and_are_stored_exactly(eurosat_ms):
+    held = InMemoryDataset(eurosat_ms, progress=False)
+    assert len(held) == len(eurosat_ms)
+    for position in (0, 57, 99):
+        read, kept = eurosat_ms[position], held[position]
+        assert torch.equal(kept['image'], read['image'])
+        assert kept['image'].dtype == torch.float32
+        for key in ('label', 'meta', 'meta_mask', 'index', 'bounds'):
+            assert torch.equal(kept[key], read[key])
+        assert kept['crs'] == read['crs']
+    # EuroSAT-MS reflectance is uint16: kept in two bytes per value.
+    assert {image.dtype for image in held.images} <= {
+        torch.uint8,
+        torch.int16,
+        torch.uint16,
+    }
+
+
+def test_in_memory_transforms_and_keeps_fractions_as_float(eurosat_ms):
+    held = InMemoryDataset(
+        eurosat_ms, transform=lambda image: image[:2, :8, :8] / 3, progress=False
+    )
+    assert held.images[0].dtype == torch.float32
+    torch.testing.assert_close(held[0]['image'], eurosat_ms[0]['image'][:2, :8, :8] / 3)
