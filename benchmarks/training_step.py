@@ -7,8 +7,9 @@ by DataLoader workers each step, or held in memory (``--data.in_memory true``).
 Lightning's ``SimpleProfiler`` times the data wait, the views
 (``on_after_batch_transfer``), the forward pass (``training_step``), the backward
 pass and the optimiser step; hooks on the pseudo-label policy time the policy inside
-the forward pass, and the EMA update is the ``WeightAveraging`` callback. The step is the time from one step's start to
-the next's; "other" is what the parts leave of it (logging, loops, hooks).
+the forward pass, and the EMA update is the ``WeightAveraging`` callback. The step
+is the time from one step's start to the next's; "other" is what the parts leave of
+it (logging, loops, hooks).
 
 Prints a Markdown table (medians over the timed steps, after warm-up steps) and
 writes ``results/training_step.csv`` and ``results/training_step.json``.
