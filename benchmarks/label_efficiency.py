@@ -60,6 +60,12 @@ NAMES = {
     'softmatch': 'SoftMatch',
 }
 
+#: What the curves show: logged column -> title.
+CURVES = {
+    'train/pseudo_label_accuracy': 'pseudo-label accuracy',
+    'train/mask_ratio': 'mask ratio (share of unlabelled tiles used)',
+}
+
 #: USB's error rates (%) on EuroSAT with an ImageNet-pretrained ViT-S, 204,800 steps.
 USB_ERROR = {
     2: {
@@ -101,7 +107,10 @@ def _run(
         class_names=dataset.classes,
     )
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / 'checkpoints', monitor='val/accuracy', mode='max'
+        dirpath=run_dir / 'checkpoints',
+        monitor='val/accuracy',
+        mode='max',
+        save_last=True,
     )
     trainer = Trainer(
         max_steps=options.steps,
@@ -116,13 +125,27 @@ def _run(
         enable_model_summary=False,
     )
     start = time.perf_counter()
-    trainer.fit(task, datamodule)
+    # A run stopped part-way (a session's end) goes on from its last validation.
+    last = run_dir / 'checkpoints' / 'last.ckpt'
+    trainer.fit(task, datamodule, ckpt_path=last if last.exists() else None)
     train_time = time.perf_counter() - start
     # A new Trainer loads the checkpoint's EMA weights, as `geossl test` does.
-    tester = Trainer(accelerator='auto', logger=False, enable_progress_bar=False)
+    tester = Trainer(
+        accelerator='auto',
+        logger=False,
+        default_root_dir=run_dir,
+        enable_progress_bar=False,
+    )
     (results,) = tester.test(
         task, datamodule, ckpt_path=checkpoint.best_model_path, verbose=False
     )
+    log = pd.read_csv(Path(trainer.logger.log_dir) / 'metrics.csv')
+    name = f'{options.steps}-steps-{labels_per_class}-labels-seed{seed}-{algorithm}'
+    curve = options.output / 'curves' / f'{name}.csv'
+    curve.parent.mkdir(exist_ok=True)
+    log.reindex(columns=['step', *CURVES]).dropna(
+        how='all', subset=list(CURVES)
+    ).to_csv(curve, index=False)
     return {
         'algorithm': algorithm,
         'labels_per_class': labels_per_class,
@@ -131,7 +154,19 @@ def _run(
         'val_accuracy': float(checkpoint.best_model_score),
         'test_error': 100 * (1 - results['test/accuracy']),
         'train_minutes': train_time / 60,
-        'log': str(Path(trainer.logger.log_dir) / 'metrics.csv'),
+        'curve': str(curve.relative_to(options.output)),
+    } | _budget(options)
+
+
+def _key(run: dict[str, object]) -> tuple[object, object, object]:
+    return run['labels_per_class'], run['seed'], run['algorithm']
+
+
+def _budget(options: argparse.Namespace) -> dict[str, object]:
+    """The settings a run's result depends on, so a rerun can reuse it."""
+    return {
+        key: getattr(options, key)
+        for key in ('steps', 'backbone', 'batch_size', 'mu', 'image_size')
     }
 
 
@@ -172,22 +207,18 @@ def _markdown(table: pd.DataFrame) -> str:
     return '\n'.join(lines)
 
 
-def _curves(runs: pd.DataFrame, path: Path) -> None:
+def _curves(runs: pd.DataFrame, output: Path) -> None:
     settings = sorted(runs['labels_per_class'].unique())
-    columns = {
-        'train/pseudo_label_accuracy': 'pseudo-label accuracy',
-        'train/mask_ratio': 'mask ratio (share of unlabelled tiles used)',
-    }
     figure = Figure(figsize=(11, 3.6 * len(settings)), layout='tight')
     axes = figure.subplots(len(settings), 2, squeeze=False)
     for row, labels in enumerate(settings):
         chosen = runs[
             (runs['labels_per_class'] == labels) & (runs['algorithm'] != 'supervised')
         ]
-        for (column, title), axis in zip(columns.items(), axes[row], strict=True):
+        for (column, title), axis in zip(CURVES.items(), axes[row], strict=True):
             for algorithm, group in chosen.groupby('algorithm', sort=False):
                 # The mean over seeds at each logged step.
-                curve = pd.concat(pd.read_csv(log) for log in group['log'])
+                curve = pd.concat(pd.read_csv(output / c) for c in group['curve'])
                 curve = curve.dropna(subset=[column]).groupby('step')[column].mean()
                 axis.plot(curve.index, curve.to_numpy(), label=NAMES[algorithm])
             axis.set_title(f'{labels} labels per class: {title}')
@@ -195,7 +226,7 @@ def _curves(runs: pd.DataFrame, path: Path) -> None:
             axis.set_ylim(0, 1)
             axis.grid(alpha=0.3)
         axes[row][0].legend()
-    figure.savefig(path, dpi=110)
+    figure.savefig(output / 'curves.png', dpi=110)
 
 
 def main() -> None:
@@ -236,15 +267,31 @@ def main() -> None:
         ),
     )
     options.output.mkdir(parents=True, exist_ok=True)
-    runs = []
-    plan = [
+    listing = options.output / 'runs.csv'
+    # Runs finished earlier with the same budget are kept, so a stopped benchmark
+    # goes on where it was.
+    runs, others = [], []
+    if listing.exists():
+        earlier = pd.read_csv(listing)
+        same = (earlier[list(_budget(options))] == pd.Series(_budget(options))).all(1)
+        runs = earlier[same].to_dict(orient='records')
+        others = earlier[~same].to_dict(orient='records')
+    wanted = [
         (labels, seed, algorithm)
         for labels in options.labels_per_class
         for seed in options.seeds
         for algorithm in options.algorithms
     ]
+    runs = [r for r in runs if _key(r) in wanted]
+    plan = [key for key in wanted if key not in {_key(r) for r in runs}]
     for labels, seed, algorithm in tqdm(plan, desc='Runs', unit='run'):
-        run_dir = options.output / f'{labels}-labels' / f'seed{seed}' / algorithm
+        run_dir = (
+            options.output
+            / f'{options.steps}-steps'
+            / f'{labels}-labels'
+            / f'seed{seed}'
+            / algorithm
+        )
         run = _run(dataset, algorithm, labels, seed, options, run_dir)
         tqdm.write(
             f'{labels} labels/class, seed {seed}, {NAMES[algorithm]}: '
@@ -252,10 +299,10 @@ def main() -> None:
             f'{run["best_step"]}), {run["train_minutes"]:.1f} min'
         )
         runs.append(run)
-        pd.DataFrame(runs).to_csv(options.output / 'runs.csv', index=False)
+        pd.DataFrame(others + runs).to_csv(listing, index=False)
     runs_table = pd.DataFrame(runs)
     table = _table(runs_table)
-    _curves(runs_table, options.output / 'curves.png')
+    _curves(runs_table, options.output)
     settings = {
         key: (str(value) if isinstance(value, Path) else value)
         for key, value in vars(options).items()

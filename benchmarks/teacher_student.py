@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import CSVLogger
 from report import SHARED_DATA, markdown, save
 
 from geossl.data.datamodule import SemiSupervisedDataModule
-from geossl.data.datasets import ImageFolderDataset
+from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -44,7 +44,7 @@ RUNS = {
 
 
 def _train(
-    dataset: ImageFolderDataset,
+    dataset: InMemoryDataset,
     split: SplitConfig,
     algorithm: str,
     teacher_student: bool,
@@ -124,7 +124,8 @@ def main() -> None:
     # Keep the output to the tables: Lightning's notices and warnings go.
     warnings.filterwarnings('ignore')
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
-    dataset = ImageFolderDataset(options.data, progress=False)
+    # Read once: the runs differ in training only.
+    dataset = InMemoryDataset(ImageFolderDataset(options.data, progress=False))
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in options.seeds:
