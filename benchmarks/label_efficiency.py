@@ -97,14 +97,8 @@ def _run(
     datamodule = SemiSupervisedDataModule(
         dataset, split, run_dir, options.batch_size, options.mu, seed=seed
     )
-    task = SemiSupervisedTask(
-        num_classes=len(dataset.classes),
-        in_channels=len(dataset.band_names),
-        algorithm=algorithm,
-        num_samples=len(dataset),
-        backbone=options.backbone,
-        chip_size=options.image_size,
-        class_names=dataset.classes,
+    task = SemiSupervisedTask.for_dataset(
+        dataset, algorithm, backbone=options.backbone, chip_size=options.image_size
     )
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / 'checkpoints',

@@ -55,12 +55,9 @@ def _train(
     datamodule = SemiSupervisedDataModule(
         dataset, split, run_dir, options.batch_size, options.mu, seed=split.seed
     )
-    task = SemiSupervisedTask(
-        num_classes=len(dataset.classes),
-        in_channels=len(dataset.band_names),
-        algorithm=algorithm,
-        num_samples=len(dataset),
-        class_names=dataset.classes,
+    task = SemiSupervisedTask.for_dataset(
+        dataset,
+        algorithm,
         teacher_student=teacher_student,
         metadata='location',
         ema_decay=0.99,

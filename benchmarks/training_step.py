@@ -101,11 +101,9 @@ def _profile(
         options.mu,
         num_workers=options.num_workers,
     )
-    task = SemiSupervisedTask(
-        num_classes=len(dataset.classes),
-        in_channels=len(dataset.band_names),
-        algorithm='fixmatch',
-        num_samples=len(dataset),
+    task = SemiSupervisedTask.for_dataset(
+        dataset,
+        'fixmatch',
         backbone=options.backbone,
         teacher_student=teacher_student,
         metadata='location',

@@ -239,6 +239,31 @@ class SemiSupervisedTask(LightningModule):
             }
         )
 
+    @classmethod
+    def for_dataset(
+        cls, dataset: GeoClassificationDataset, algorithm: str, **options: Any
+    ) -> 'SemiSupervisedTask':
+        """A task sized for a dataset, as ``geossl fit`` sizes it from the data.
+
+        Args:
+            dataset: the data: classes, bands, label kind, size and names.
+            algorithm: ``supervised`` or a pseudo-label policy name.
+            **options: the task's other arguments.
+
+        Returns:
+            The task.
+        """
+        return cls(
+            num_classes=len(dataset.classes),
+            in_channels=len(dataset.band_names),
+            multilabel=dataset.multilabel,
+            algorithm=algorithm,
+            num_samples=len(dataset),
+            class_names=dataset.classes,
+            band_names=dataset.band_names,
+            **options,
+        )
+
     def configure_callbacks(self) -> list[Callback]:
         """The compute report, and the EMA of the weights if enabled.
 

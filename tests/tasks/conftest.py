@@ -7,13 +7,5 @@ from geossl.tasks.semi_supervised import SemiSupervisedTask
 def task_for(
     dataset: GeoClassificationDataset, algorithm: str = 'fixmatch', **options: object
 ) -> SemiSupervisedTask:
-    """A task sized for a dataset (classes, bands, label kind, sample count)."""
-    return SemiSupervisedTask(
-        num_classes=len(dataset.classes),
-        in_channels=len(dataset.band_names),
-        multilabel=dataset.multilabel,
-        algorithm=algorithm,
-        num_samples=len(dataset),
-        class_names=dataset.classes,
-        **options,
-    )
+    """A task sized for a dataset, FixMatch unless told otherwise."""
+    return SemiSupervisedTask.for_dataset(dataset, algorithm, **options)
