@@ -40,6 +40,7 @@ from lightning import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from matplotlib.figure import Figure
+from report import RESULTS, SHARED_DATA
 from tqdm import tqdm
 
 from geossl.data.datamodule import SemiSupervisedDataModule
@@ -47,9 +48,6 @@ from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
 from geossl.data.metadata import MetadataReader
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
-
-DATA = Path(__file__).parents[1] / '..' / 'shared' / 'data' / 'eurosat-rgb'
-OUTPUT = Path(__file__).parent / 'results' / 'label_efficiency'
 
 ALGORITHMS = ('supervised', 'fixmatch', 'freematch', 'flexmatch', 'softmatch')
 NAMES = {
@@ -226,8 +224,8 @@ def _curves(runs: pd.DataFrame, output: Path) -> None:
 def main() -> None:
     """Train every algorithm, setting and seed; print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--data', type=Path, default=DATA)
-    parser.add_argument('--output', type=Path, default=OUTPUT)
+    parser.add_argument('--data', type=Path, default=SHARED_DATA / 'eurosat-rgb')
+    parser.add_argument('--output', type=Path, default=RESULTS / 'label_efficiency')
     parser.add_argument(
         '--quick', action='store_true', help='one seed and 300 steps: a smoke run'
     )

@@ -1,6 +1,7 @@
 """What the benchmarks share: data paths, timing, and the tables they print and save."""
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -9,8 +10,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-#: The read-only sample data beside the repository.
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+#: The read-only sample data: ``$GEOSSL_SHARED_DATA``, or beside the repository.
+SHARED_DATA = Path(
+    os.environ.get(
+        'GEOSSL_SHARED_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'
+    )
+)
 SCENE = SHARED_DATA / 'sentinel2-scene-18SVG-20160112'
 #: Where benchmarks write their tables, CSV and JSON.
 RESULTS = Path(__file__).parent / 'results'
