@@ -41,7 +41,6 @@ from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 RUNS = {'FixMatch': False, 'ST-FixMatch': True}
-DATA = {'files': False, 'in memory': True}
 
 
 class StepClock(Callback):
