@@ -153,6 +153,12 @@ def test_in_memory_samples_equal_the_files_and_are_stored_exactly(eurosat_ms):
     }
 
 
+def test_in_memory_keeps_bigearthnet_multilabels_mapped_to_19_classes(bigearthnet):
+    held = InMemoryDataset(bigearthnet, progress=False)
+    assert np.array_equal(held.targets, bigearthnet.targets)
+    assert torch.equal(held[0]['image'], bigearthnet[0]['image'])
+
+
 def test_in_memory_transforms_and_keeps_fractions_as_float(eurosat_ms):
     held = InMemoryDataset(
         eurosat_ms, transform=lambda image: image[:2, :8, :8] / 3, progress=False
