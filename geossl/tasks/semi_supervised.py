@@ -13,7 +13,7 @@ semi-supervised result is compared with.
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import torch
 import torch.nn.functional as F
@@ -242,7 +242,7 @@ class SemiSupervisedTask(LightningModule):
     @classmethod
     def for_dataset(
         cls, dataset: GeoClassificationDataset, algorithm: str, **options: Any
-    ) -> 'SemiSupervisedTask':
+    ) -> Self:
         """A task sized for a dataset, as ``geossl fit`` sizes it from the data.
 
         Args:
