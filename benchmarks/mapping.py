@@ -2,7 +2,7 @@
 
 Two rasters:
 
-* the real 18SVG scene as shipped: 13 band files at 10, 20 and 60 m (1,830 x 1,830
+* the real 18SVG scene as shipped: 13 band files at 10, 20 and 60 m (1,942 x 1,931
   px at 10 m);
 * a full Sentinel-2 tile, 10,980 x 10,980 px, 13 bands in one tiled DEFLATE GeoTIFF,
   made from the real scene's bands (resampled to 10 m) mirrored across the tile. It
@@ -28,6 +28,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from itertools import batched, islice
 from pathlib import Path
 
@@ -185,7 +186,9 @@ def main() -> None:
     """Map both rasters, time the model alone, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--checkpoint', type=Path)
-    parser.add_argument('--workdir', type=Path, default=Path('/tmp/geossl-mapping'))
+    parser.add_argument(
+        '--workdir', type=Path, default=Path(tempfile.gettempdir()) / 'geossl-mapping'
+    )
     parser.add_argument('--tile_size', type=int, default=TILE)
     parser.add_argument('--batch_size', type=int, default=64)
     parser.add_argument('--strips', type=int, default=8)
