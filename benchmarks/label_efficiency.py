@@ -17,12 +17,14 @@ policies) and each algorithm's published defaults.
 
 Prints the error-rate table (mean +- standard deviation over the seeds, beside
 USB's reference) and writes, into ``--output``: ``runs.csv`` (one row per run),
-``summary.json`` (the table and the settings), ``curves.png`` (pseudo-label
-accuracy and mask ratio during training) and each run's logs and
-``compute.json``.
+``curves/`` (each run's pseudo-label accuracy and mask ratio during training),
+``curves.png`` (their means over seeds), ``summary.json`` (the table and the
+settings), and each run's folder with its logs, checkpoints and ``compute.json``.
+Stopped and rerun with the same budget, it keeps the runs in ``runs.csv`` and goes
+on with a stopped run from its last validation.
 
-    .venv/bin/python benchmarks/label_efficiency.py --quick   # about 7 minutes
-    .venv/bin/python benchmarks/label_efficiency.py           # the full table
+    .venv/bin/python benchmarks/label_efficiency.py --quick   # 1 seed, 300 steps
+    .venv/bin/python benchmarks/label_efficiency.py           # 3 seeds, 1,000 steps
 """
 
 import argparse
