@@ -42,7 +42,7 @@ from lightning import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from matplotlib.figure import Figure
-from report import RESULTS, SHARED_DATA
+from report import RESULTS, SHARED_DATA, markdown
 from tqdm import tqdm
 
 from geossl.data.datamodule import SemiSupervisedDataModule
@@ -186,19 +186,19 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    lines = [
-        '| labels / class | algorithm | error % (ours) | USB error % | min / run |',
-        '|---|---|---|---|---|',
+    rows = [
+        {
+            'labels / class': row.labels_per_class,
+            'algorithm': row.algorithm,
+            'error % (ours)': f'{row.error_mean:.1f}'
+            + ('' if np.isnan(row.error_std) else f' +- {row.error_std:.1f}'),
+            'USB error %': None if pd.isna(row.usb_error) else row.usb_error,
+            'min / run': row.minutes_per_run,
+        }
+        for row in table.itertuples()
     ]
-    for row in table.itertuples():
-        spread = '' if np.isnan(row.error_std) else f' +- {row.error_std:.1f}'
-        reference = '-' if pd.isna(row.usb_error) else f'{row.usb_error:.1f}'
-        lines.append(
-            f'| {row.labels_per_class} | {row.algorithm} | '
-            f'{row.error_mean:.1f}{spread} | {reference} | '
-            f'{row.minutes_per_run:.1f} |'
-        )
-    return '\n'.join(lines)
+    formats = {'labels / class': '', 'algorithm': '', 'error % (ours)': ''}
+    return markdown(rows, formats | {'USB error %': '.1f', 'min / run': '.1f'})
 
 
 def _curves(runs: pd.DataFrame, output: Path) -> None:

@@ -29,7 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from itertools import batched, islice
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -166,12 +166,10 @@ def forward_bound(
     mapper = SceneMapper(task)
     grid = WindowGrid(*scene.shape, mapper.chip_size, mapper.stride)
     dataset = StripDataset(mapper.raster(scene), grid, grid.band(0, 1))
-    size = grid.chip_size
     batches = []
     for strip in islice(dataset, strips):
         image = task.views.normalise(strip['image'][None])[0]
-        for columns in batched(grid.columns, batch_size):
-            batches.append(torch.stack([image[:, :, c : c + size] for c in columns]))
+        batches.extend(grid.strip_windows(image, batch_size))
 
     def forward() -> None:
         for windows in batches:

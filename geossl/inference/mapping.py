@@ -20,7 +20,6 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from itertools import batched
 from pathlib import Path
 from typing import Any, Literal
 
@@ -264,11 +263,9 @@ class WindowClassifier(LightningModule):
             ``N x K`` probabilities, left to right.
         """
         image = self.task.views.normalise(strip['image'][None])[0]
-        size = self.grid.chip_size
         multilabel = self.task.hparams['multilabel']
         probabilities = []
-        for columns in batched(self.grid.columns, self.batch_size):
-            windows = torch.stack([image[:, :, c : c + size] for c in columns])
+        for windows in self.grid.strip_windows(image, self.batch_size):
             logits = self.task(windows)
             probabilities.append(logits.sigmoid() if multilabel else logits.softmax(1))
         return torch.cat(probabilities)

@@ -10,8 +10,10 @@ be given to each of several processes, each computing the few strips above its b
 that overlap it.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import batched
 
 import numpy as np
 import torch
@@ -100,6 +102,20 @@ class WindowGrid:
     def windows(self) -> int:
         """Number of windows."""
         return len(self.rows) * len(self.columns)
+
+    def strip_windows(self, strip: Tensor, batch_size: int) -> Iterator[Tensor]:
+        """The windows of a strip, left to right, in batches.
+
+        Args:
+            strip: ``C x chip_size x width`` pixels of one strip.
+            batch_size: windows per batch.
+
+        Yields:
+            ``N x C x chip_size x chip_size`` batches.
+        """
+        size = self.chip_size
+        for columns in batched(self.columns, batch_size):
+            yield torch.stack([strip[:, :, c : c + size] for c in columns])
 
     def final_rows(self, strip: int) -> int:
         """Rows at the top of a strip that no later strip touches.
