@@ -31,6 +31,7 @@ from geossl.inference.mapping import SceneMapper, check_output
 from geossl.inference.polygons import save_class_polygons
 from geossl.inference.quicklook import save_quicklook
 from geossl.qgis import PLUGIN_NAME, install_plugin, profile_plugins_dir
+from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Exit status for bad input, as argparse uses for bad arguments.
@@ -402,7 +403,7 @@ class GeosslCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Link the data's shape to the model's.
+        """Link the data's shape to the model's; add ``--resume.every_n_train_steps``.
 
         Args:
             parser: the CLI's parser.
@@ -418,6 +419,7 @@ class GeosslCLI(LightningCLI):
         }
         for target, compute in links.items():
             parser.link_arguments('data', target, compute, apply_on='instantiate')
+        parser.add_lightning_class_args(ResumeCheckpoint, 'resume')
 
     def after_instantiate_classes(self) -> None:
         """Keep checkpoints in ``<default_root_dir>/checkpoints`` for every run.

@@ -19,7 +19,7 @@ import torch
 from lightning import LightningDataModule
 from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, Subset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Subset
 
 from geossl.data.datasets import (
     GeoClassificationDataset,
@@ -28,6 +28,7 @@ from geossl.data.datasets import (
 )
 from geossl.data.metadata import MetadataReader
 from geossl.data.raster import NodataPolicy
+from geossl.data.samplers import ResumableSampler
 from geossl.data.scene import SceneDataset
 from geossl.data.splits import (
     SplitConfig,
@@ -163,24 +164,16 @@ class SemiSupervisedDataModule(LightningDataModule):
         if num_samples is not None:
             # Each training loader draws from its own stream of the run's seed.
             stream = ('labelled', 'unlabelled').index(name)
-            generator = torch.Generator().manual_seed(self.seed * 2 + stream)
+            weights = None
             if name == 'labelled' and self.balance_classes:
                 # Each class is drawn equally often, however few labels it has.
                 targets = self.dataset.targets[self.positions[name]]
                 counts = np.bincount(targets, minlength=len(self.dataset.classes))
-                sampler = WeightedRandomSampler(
-                    (1.0 / counts[targets]).tolist(),
-                    num_samples,
-                    replacement=True,
-                    generator=generator,
-                )
-            else:
-                sampler = RandomSampler(
-                    subset,
-                    replacement=len(subset) < num_samples,
-                    num_samples=num_samples,
-                    generator=generator,
-                )
+                weights = torch.as_tensor(1.0 / counts[targets])
+            sampler = ResumableSampler(
+                len(subset), num_samples, self.seed * 2 + stream, weights
+            )
+            sampler.position = self._batches_done() * batch_size
         return DataLoader(
             subset,
             batch_size=batch_size,
@@ -189,7 +182,25 @@ class SemiSupervisedDataModule(LightningDataModule):
             collate_fn=collate_samples,
             drop_last=num_samples is not None,
             persistent_workers=self.num_workers > 0,
+            # Worker seeds come from here, not from the global random state that
+            # the training step's augmentations draw from.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def _batches_done(self) -> int:
+        """Training batches drawn before this fit (those of a resumed checkpoint).
+
+        The Trainer restores its step count before it asks for the training loader,
+        so a resumed run's samplers start where the checkpointed run stopped.
+
+        Returns:
+            Batches per process times processes; 0 outside a Trainer.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        steps = trainer.global_step
+        return steps * trainer.accumulate_grad_batches * trainer.world_size
 
     def train_dataloader(self) -> CombinedLoader:
         """Labelled and unlabelled batches, the same number of steps each.

@@ -39,6 +39,7 @@ from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
 from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
+from geossl.tasks.resume import RandomStateCheckpoint
 
 Optimizer = Literal['sgd', 'adamw']
 Distillation = Literal['context', 'kl']
@@ -265,13 +266,13 @@ class SemiSupervisedTask(LightningModule):
         )
 
     def configure_callbacks(self) -> list[Callback]:
-        """The compute report, and the EMA of the weights if enabled.
+        """The compute report, the random state for resuming, and the EMA if enabled.
 
         Returns:
             Callbacks the Trainer adds (replacing its own of the same type).
         """
         decay = self.hparams['ema_decay']
-        callbacks: list[Callback] = [ComputeReport()]
+        callbacks: list[Callback] = [ComputeReport(), RandomStateCheckpoint()]
         if decay is not None:
             callbacks.append(WeightAveraging(avg_fn=ema_average(decay)))
         return callbacks
@@ -609,11 +610,28 @@ class SemiSupervisedTask(LightningModule):
             optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
         else:
             optimizer = torch.optim.AdamW(groups, lr=lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: math.cos(7 * math.pi * step / (16 * total))
+            optimizer, lambda step: self._cosine_factor(step)
         )
         return {
             'optimizer': optimizer,
             'lr_scheduler': {'scheduler': schedule, 'interval': 'step'},
         }
+
+    def _cosine_factor(self, step: int) -> float:
+        """FixMatch's cosine factor of the learning rate at a training step.
+
+        The number of training steps is asked for only once training runs: asking
+        while the optimiser is configured would set up the training loader before
+        a resumed run restores its step count, and its samplers would start over.
+
+        Args:
+            step: the scheduler's step.
+
+        Returns:
+            ``cos(7 pi step / (16 K))`` for K training steps.
+        """
+        if step == 0:
+            return 1.0
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        return math.cos(7 * math.pi * step / (16 * total))
