@@ -2,10 +2,14 @@
 
 Every file geossl writes (indexes, splits, maps, polygons, quick-looks, ONNX models)
 is written to a hidden sibling and renamed into place only when complete, so an
-interrupted run leaves no half-written output behind.
+interrupted run leaves no half-written output behind. A run killed outright (no
+chance to clean up) leaves only its hidden siblings; the next run writing the same
+output removes those of processes that no longer run.
 """
 
+import glob
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,9 +34,44 @@ def partial_path(
     return path.with_name(f'.{path.name}.partial-{owner}{suffix or path.suffix}')
 
 
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's process.
+        return True
+    return True
+
+
+def remove_stale_partials(path: str | Path) -> list[Path]:
+    """Remove the work in progress of ``path`` left by processes that were killed.
+
+    Work of a process that still runs (another run writing the same output) is
+    kept.
+
+    Args:
+        path: the final output.
+
+    Returns:
+        The files removed.
+    """
+    path = Path(path)
+    owner = re.compile(rf'\.{re.escape(path.name)}\.partial-(\d+)')
+    removed = []
+    for candidate in path.parent.glob(f'.{glob.escape(path.name)}.partial-*'):
+        match = owner.match(candidate.name)
+        if match and not _is_running(int(match[1])):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Write to a hidden sibling, then rename it to ``path`` if the block succeeds.
+
+    Siblings left by killed processes are removed first.
 
     Args:
         path: the final output.
@@ -41,6 +80,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         The path to write to.
     """
     path = Path(path)
+    remove_stale_partials(path)
     partial = partial_path(path)
     try:
         yield partial

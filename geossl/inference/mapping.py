@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from geossl.atomic import atomic_output, partial_path
+from geossl.atomic import atomic_output, partial_path, remove_stale_partials
 from geossl.data.scene import Scene, SceneRaster
 from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.inference.memory import bounded_gdal_cache
@@ -69,6 +69,8 @@ class MapResult:
 def check_output(path: Path, overwrite: bool) -> None:
     """Refuse an existing output (unless overwriting) or an unwritable folder.
 
+    Work in progress that a killed run left beside the output is removed.
+
     Args:
         path: the output file.
         overwrite: replace an existing file.
@@ -82,6 +84,7 @@ def check_output(path: Path, overwrite: bool) -> None:
         raise GeosslInputError(path, 'is a folder, not a file name')
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path)
         probe = partial_path(path, '.write-test')
         probe.touch()
         probe.unlink()

@@ -1,5 +1,7 @@
+import signal
 import subprocess
 import sys
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -216,3 +218,30 @@ def test_unnamed_bands_are_read_in_the_model_order_with_a_warning(tmp_path):
         rasterio.open(tmp_path / 'unnamed.tif') as b,
     ):
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_a_killed_map_leaves_only_work_in_progress_that_the_next_run_removes(
+    scene_crop, s2_checkpoint, tmp_path
+):
+    output = tmp_path / 'map.tif'
+    command = [sys.executable, '-m', 'geossl.cli', 'map', str(s2_checkpoint)]
+    command += [str(scene_crop), '-o', str(output), '--batch_size', '4']
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob('.map.tif.partial-*.part0.tif')):
+        assert process.poll() is None, 'map ended before it wrote anything'
+        assert time.monotonic() < deadline, 'map wrote nothing in 5 minutes'
+        time.sleep(0.01)
+    time.sleep(0.5)  # Mid-scene: some strips written, the map not assembled.
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left
+    assert all(name.startswith('.map.tif.partial-') for name in left)
+
+    assert main(['map', *command[4:]]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['map.tif']
+    reference = tmp_path / 'reference' / 'map.tif'
+    assert main(['map', *command[4:6], '-o', str(reference), '--batch_size', '4']) == 0
+    with rasterio.open(output) as rerun, rasterio.open(reference) as whole:
+        np.testing.assert_array_equal(rerun.read(), whole.read())
