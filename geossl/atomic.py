@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from geossl.errors import GeosslInputError
+
 
 def partial_path(
     path: Path, suffix: str | None = None, owner: int | None = None
@@ -87,3 +89,29 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse an existing output (unless overwriting) or an unwritable folder.
+
+    Work in progress that a killed run left beside the output is removed.
+
+    Args:
+        path: the output file.
+        overwrite: replace an existing file.
+
+    Raises:
+        GeosslInputError: if the output cannot or must not be written.
+    """
+    if path.exists() and not overwrite:
+        raise GeosslInputError(path, 'exists; pass --overwrite to replace it')
+    if path.is_dir():
+        raise GeosslInputError(path, 'is a folder, not a file name')
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path)
+        probe = partial_path(path, '.write-test')
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise GeosslInputError(path, f'cannot be written ({error.strerror})') from None

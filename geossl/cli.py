@@ -15,19 +15,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from jsonargparse import ArgumentParser, Namespace
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torchgeo.datasets.errors import DatasetNotFoundError
 
+from geossl.atomic import check_output
 from geossl.data.datamodule import GeoDataModule
 from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset, find_scenes
 from geossl.errors import GeosslInputError
-from geossl.inference.checkpoint import load_task
+from geossl.inference.checkpoint import (
+    SafeCheckpointIO,
+    check_checkpoint_fits,
+    load_task,
+    read_checkpoint,
+)
 from geossl.inference.export import export_onnx
-from geossl.inference.mapping import SceneMapper, check_output
+from geossl.inference.mapping import SceneMapper
 from geossl.inference.polygons import save_class_polygons
 from geossl.inference.quicklook import save_quicklook
 from geossl.qgis import PLUGIN_NAME, install_plugin, profile_plugins_dir
@@ -128,6 +134,8 @@ def _index_parser() -> ArgumentParser:
 
 
 def _run_index(options: Namespace) -> None:
+    # An index is updated in place, so an existing one is no error.
+    check_output(Path(options.output), overwrite=True)
     reader = _metadata_reader(options)
     if options.labels is None:
         index = index_source(options.source, options.output, reader)
@@ -351,7 +359,9 @@ def _run_qgis(options: Namespace) -> None:
 
 
 def _tools_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog='geossl', description=_DESCRIPTION)
+    parser = ArgumentParser(
+        prog='geossl', description=_DESCRIPTION, exit_on_error=False
+    )
     subcommands = parser.add_subcommands(dest='command')
     subcommands.add_subcommand(
         'index', _index_parser(), help='Index a data source into a GeoPackage.'
@@ -434,11 +444,50 @@ class GeosslCLI(LightningCLI):
                     Path(self.trainer.default_root_dir) / 'checkpoints'
                 )
 
+    def _parse_ckpt_path(self) -> None:
+        """Refuse an unsafe ``--ckpt_path`` before Lightning reads its settings.
+
+        Lightning reads a checkpoint's hyperparameters into the config first of
+        all; a pickled payload or a corrupt file then ends in one line, not in
+        Lightning's traceback.
+        """
+        subcommand = self.config.get('subcommand')
+        path = self.config[subcommand].get('ckpt_path') if subcommand else None
+        if path and Path(path).is_file():
+            read_checkpoint(path, 'cpu')
+        super()._parse_ckpt_path()
+
+    def _check_inputs(self) -> None:
+        """Refuse bad data or an unfitting ``--ckpt_path`` before anything is written.
+
+        The Trainer's loggers make the run folder before they set up the data; the
+        data is set up here first (split and statistics), so that bad data ends the
+        command with nothing written.
+        """
+        path = self.config_init[self.subcommand].get('ckpt_path')
+        if path == 'last':
+            lasts = [
+                Path(callback.dirpath) / 'last.ckpt'
+                for callback in self.trainer.checkpoint_callbacks
+            ]
+            path = max(
+                (last for last in lasts if last.is_file()),
+                key=lambda last: last.stat().st_mtime,
+                default=None,
+            )
+        if path is not None and path not in ('best', 'hpc') and '://' not in str(path):
+            check_checkpoint_fits(path, self.model)
+        self.datamodule.trainer = self.trainer  # Where the split is saved.
+        self.datamodule.setup(self.subcommand)
+
+    before_fit = before_validate = before_test = before_predict = _check_inputs
+
 
 def _trainer_defaults() -> dict[str, Any]:
     return {
         'default_root_dir': 'runs/geossl',
         'log_every_n_steps': 10,
+        'plugins': [SafeCheckpointIO()],
         'callbacks': [
             ModelCheckpoint(
                 filename='best-{epoch}-{step}',
@@ -459,6 +508,8 @@ def _run_lightning(argv: Sequence[str] | None) -> None:
         trainer_defaults=_trainer_defaults(),
         seed_everything_default=0,
         save_config_kwargs={'overwrite': True},
+        # Parse errors come back to main(), which prints them as one line.
+        parser_kwargs={'exit_on_error': False},
         # None reads sys.argv itself (Lightning warns when given both).
         args=None if argv is None else list(argv),
     )
@@ -490,6 +541,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ('-h', '--help'):
         print(_OVERVIEW)
         return 0 if argv else EXIT_BAD_INPUT
+    commands = [*_LIGHTNING_COMMANDS, *_TOOLS]
+    if argv[0] not in commands:
+        print(
+            f"geossl: error: unknown command '{argv[0]}' (choose from "
+            f'{", ".join(commands)}; see geossl --help)',
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     try:
         if argv[0] in _TOOLS:
             options = _tools_parser().parse_args(argv)
@@ -499,8 +558,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GeosslInputError, DatasetNotFoundError) as error:
         print(f'geossl: error: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ArgumentError as error:
+        # jsonargparse's messages run over several indented lines.
+        message = ' '.join(str(error).split())
+        help_command = ' '.join(['geossl', *argv[:1], '--help'])
+        print(f'geossl: error: {message} (see {help_command})', file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
+
+_LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
 
 _TOOLS = {
     'index': _run_index,

@@ -34,6 +34,7 @@ from geossl.data.splits import (
     SplitConfig,
     SplitStrategy,
     load_or_make_splits,
+    save_splits,
     split_counts,
 )
 from geossl.data.stats import band_statistics
@@ -130,9 +131,10 @@ class SemiSupervisedDataModule(LightningDataModule):
         """
         if self.splits is not None:
             return
-        self.splits = load_or_make_splits(
-            self.dataset, self.split, self.run_dir / 'splits.csv'
-        )
+        path = self.run_dir / 'splits.csv'
+        # A new split is saved only once the statistics have read the data, so
+        # that bad data leaves no run folder behind.
+        self.splits = load_or_make_splits(self.dataset, self.split, path, save=False)
         names = self.splits['split'].to_numpy()
         self.positions = {
             name: np.flatnonzero(names == name) for name in split_counts(self.splits)
@@ -146,6 +148,8 @@ class SemiSupervisedDataModule(LightningDataModule):
             self.mean, self.std = band_statistics(
                 self.dataset, train, self.stats_samples, self.seed
             )
+        if not path.exists():
+            save_splits(self.splits, self.split, path)
 
     @property
     def steps_per_epoch(self) -> int:

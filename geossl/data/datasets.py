@@ -44,10 +44,15 @@ from geossl.errors import (
 )
 
 #: The 43 CORINE classes of BigEarthNet v1 mapped onto the 19-class nomenclature
-#: (classes with no counterpart are dropped), from TorchGeo's own tables.
-BIGEARTHNET_43_TO_19: Mapping[str, str] = {
-    BigEarthNet.class_sets[43][old]: BigEarthNet.class_sets[19][new]
-    for old, new in BigEarthNet.label_converter.items()
+#: (None for classes with no counterpart, which are dropped), from TorchGeo's own
+#: tables.
+BIGEARTHNET_43_TO_19: Mapping[str, str | None] = {
+    name: (
+        BigEarthNet.class_sets[19][BigEarthNet.label_converter[old]]
+        if old in BigEarthNet.label_converter
+        else None
+    )
+    for old, name in enumerate(BigEarthNet.class_sets[43])
 }
 
 
@@ -55,7 +60,7 @@ def encode_labels(
     labels: Sequence[str | None],
     classes: Sequence[str],
     multilabel: bool,
-    label_map: Mapping[str, str] | None = None,
+    label_map: Mapping[str, str | None] | None = None,
 ) -> np.ndarray:
     """Turn label texts from an index into training targets.
 
@@ -64,8 +69,9 @@ def encode_labels(
             :data:`~geossl.data.index.LABEL_SEPARATOR`); None where unlabelled.
         classes: the class names, in target order.
         multilabel: encode multi-hot vectors instead of class indices.
-        label_map: optional renaming of label names before encoding; names it does
-            not list are dropped (e.g. :data:`BIGEARTHNET_43_TO_19`).
+        label_map: optional renaming of label names before encoding; names it maps
+            to None are dropped, names it does not list are kept as they are (e.g.
+            :data:`BIGEARTHNET_43_TO_19`).
 
     Returns:
         int64 ``(N,)`` class indices, or float32 ``(N, K)`` multi-hot rows; -1 marks
@@ -85,7 +91,8 @@ def encode_labels(
             continue
         names = label.split(LABEL_SEPARATOR) if multilabel else [label]
         if label_map is not None:
-            names = [label_map[name] for name in names if name in label_map]
+            renamed = (label_map.get(name, name) for name in names)
+            names = [name for name in renamed if name is not None]
         unknown = [name for name in names if name not in position]
         if unknown:
             raise GeosslInputError(
@@ -130,7 +137,7 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         classes: Sequence[str],
         multilabel: bool,
         band_names: Sequence[str],
-        label_map: Mapping[str, str] | None = None,
+        label_map: Mapping[str, str | None] | None = None,
     ) -> None:
         """Initialise from an index.
 
@@ -240,8 +247,22 @@ def resolve_bands(
     return positions
 
 
-def _common_value(index: gpd.GeoDataFrame, column: str) -> object:
+#: How the index columns that all samples must share read in an error.
+_DESCRIBED = {
+    'bands': '{} bands',
+    'width': 'a width of {} pixels',
+    'height': 'a height of {} pixels',
+    'band_names': 'bands named {}',
+}
+
+
+def _common_value(index: gpd.GeoDataFrame, column: str, hint: str = '') -> object:
     """The value most samples share in a column, refusing the first sample that differs.
+
+    Args:
+        index: the index.
+        column: the column.
+        hint: what to do about a sample that differs, appended to the error.
 
     Returns:
         The shared value.
@@ -251,8 +272,11 @@ def _common_value(index: gpd.GeoDataFrame, column: str) -> object:
     if len(odd):
         path = odd['path'].iloc[0]
         value = odd[column].iloc[0]
+        what = _DESCRIBED[column]
         raise BandMismatchError(
-            path, f'has {column} {value}, expected {common} like the others'
+            path,
+            f'has {what.format(value)}, expected {what.format(common)} like the '
+            f'others{hint}',
         )
     return common
 
@@ -300,8 +324,9 @@ class ImageFolderDataset(GeoClassificationDataset):
         self.nodata: NodataPolicy = nodata
         self.band_count = int(_common_value(index, 'bands'))
         if chip_size is None:
-            _common_value(index, 'width')
-            _common_value(index, 'height')
+            crop = '; give a chip size (--data.chip_size) to crop every tile to it'
+            _common_value(index, 'width', crop)
+            _common_value(index, 'height', crop)
         else:
             small = index[(index['width'] < chip_size) | (index['height'] < chip_size)]
             if len(small):

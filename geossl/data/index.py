@@ -28,7 +28,7 @@ import pandas as pd
 import pyogrio
 from tqdm.auto import tqdm
 
-from geossl.atomic import atomic_output
+from geossl.atomic import atomic_output, check_output
 from geossl.data.metadata import (
     IMAGE_SUFFIXES,
     MetadataReader,
@@ -245,7 +245,7 @@ def write_index(index: gpd.GeoDataFrame, path: str | Path) -> None:
         path: the ``.gpkg`` file to write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output(path, overwrite=True)
     with atomic_output(path) as partial:
         index.to_file(partial, layer=_LAYER, driver='GPKG', metadata=dict(index.attrs))
 

@@ -17,6 +17,7 @@ rather than NaN.
 import csv
 import functools
 import json
+import math
 import re
 import warnings
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from torch import Tensor
 
 from geossl.errors import (
     DateParseError,
+    GeosslInputError,
     LabelsFileError,
     MissingCRSError,
     RasterReadError,
@@ -145,6 +147,23 @@ def centre_lonlat(
     return ((lon + 180.0) % 360.0) - 180.0, lat
 
 
+def lonlat_problem(lon: float, lat: float) -> str | None:
+    """What is wrong with a longitude and latitude, if anything.
+
+    Args:
+        lon: longitude in degrees.
+        lat: latitude in degrees.
+
+    Returns:
+        None for a place on Earth; otherwise why not, as a sentence fragment.
+    """
+    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        return f'longitude {lon:.6g} is outside -180..180'
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        return f'latitude {lat:.6g} is outside -90..90'
+    return None
+
+
 def footprint_wgs84(
     crs: str, bounds: tuple[float, float, float, float]
 ) -> shapely.Geometry:
@@ -239,6 +258,12 @@ def read_sidecar(path: str | Path) -> dict[Path, _SidecarRow]:
                     raise LabelsFileError(
                         path, f'line {line}: cannot parse lon/lat/datetime ({error})'
                     ) from None
+                if (
+                    lon is not None
+                    and lat is not None
+                    and (problem := lonlat_problem(lon, lat))
+                ):
+                    raise LabelsFileError(path, f'line {line}: {problem}')
                 rows[(path.parent / row['path'].strip()).resolve()] = _SidecarRow(
                     lon, lat, time
                 )
@@ -375,6 +400,11 @@ class MetadataReader:
         footprint = None
         if crs is not None and bounds is not None:
             lon, lat = centre_lonlat(crs, bounds)
+            if problem := lonlat_problem(lon, lat):
+                raise GeosslInputError(
+                    raster or path,
+                    f'lies off the Earth ({problem}); check its CRS and geotransform',
+                )
             footprint = footprint_wgs84(crs, bounds)
         elif (
             sidecar is not None and sidecar.lon is not None and sidecar.lat is not None

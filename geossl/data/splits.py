@@ -270,14 +270,19 @@ def save_splits(splits: pd.DataFrame, config: SplitConfig, path: str | Path) -> 
 
 
 def load_or_make_splits(
-    dataset: GeoClassificationDataset, config: SplitConfig, path: str | Path
+    dataset: GeoClassificationDataset,
+    config: SplitConfig,
+    path: str | Path,
+    save: bool = True,
 ) -> pd.DataFrame:
-    """Reload the splits saved at ``path``, or make and save them.
+    """Reload the splits saved at ``path``, or make (and save) them.
 
     Args:
         dataset: the dataset.
         config: how to split.
         path: the CSV file of the run.
+        save: save new splits to ``path``; False to leave that to the caller
+            (e.g. once the data has been checked).
 
     Returns:
         The splits, in dataset order.
@@ -288,7 +293,8 @@ def load_or_make_splits(
     path = Path(path)
     if not path.exists():
         splits = make_splits(dataset, config)
-        save_splits(splits, config, path)
+        if save:
+            save_splits(splits, config, path)
         return splits
     with path.open() as f:
         header = f.readline().rstrip('\n')

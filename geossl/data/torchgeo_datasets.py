@@ -5,7 +5,7 @@ when each sample was taken, read from the files behind it, and the labels in the
 same encoding as every other geossl dataset.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +49,7 @@ class TorchGeoDataset(GeoClassificationDataset):
         band_names: Sequence[str],
         root: str | Path,
         reader: MetadataReader | None = None,
-        label_map: dict[str, str] | None = None,
+        label_map: Mapping[str, str | None] | None = None,
         progress: bool = True,
     ) -> None:
         self.dataset = dataset

@@ -1,21 +1,126 @@
-"""Load a trained geossl model from a checkpoint, safely.
+"""Read checkpoints safely, and load a trained geossl model from one.
 
-Checkpoints are read with ``torch.load(weights_only=True)``, which refuses pickled
-code: a checkpoint is data, never a program.
+Every checkpoint geossl reads, for ``map`` and ``export`` and for Lightning's
+``fit``/``validate``/``test``/``predict`` (through :class:`SafeCheckpointIO`), is
+read with ``torch.load(weights_only=True)``, which refuses pickled code: a
+checkpoint is data, never a program.
 """
 
 import inspect
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from geossl.errors import GeosslInputError
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Hyperparameters every geossl checkpoint has, which mapping and export need.
 REQUIRED_HPARAMS = ('num_classes', 'in_channels', 'class_names', 'band_names')
+
+
+def read_checkpoint(
+    path: str | Path, map_location: str | torch.device | Callable | None = None
+) -> Any:
+    """The contents of a checkpoint file, refusing anything but data.
+
+    Args:
+        path: the file.
+        map_location: where tensors go, as for :func:`torch.load`.
+
+    Returns:
+        The checkpoint.
+
+    Raises:
+        GeosslInputError: if the file is missing, corrupt or holds pickled code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GeosslInputError(path, 'does not exist')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        EOFError,
+    ) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        # torch names the refused code on a line of its own, after general advice.
+        if code := next((line for line in lines if 'GLOBAL' in line), None):
+            problem = f'holds pickled code, which geossl never runs ({code})'
+        else:
+            reason = lines[0] if lines else type(error).__name__
+            problem = f'cannot be read as a safe checkpoint ({reason})'
+        raise GeosslInputError(path, problem) from None
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reading and writing, with :func:`read_checkpoint`.
+
+    Lightning would leave ``weights_only`` to the caller; geossl never unpickles
+    code, whatever ``--weights_only`` says.
+    """
+
+    def load_checkpoint(
+        self,
+        path: str | Path,
+        map_location: Callable | None = None,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        """Read a checkpoint for the Trainer.
+
+        Args:
+            path: the file.
+            map_location: where tensors go.
+            weights_only: ignored: always True.
+
+        Returns:
+            The checkpoint.
+        """
+        if '://' in str(path):  # Remote: Lightning's fsspec reading, still safe.
+            return super().load_checkpoint(path, map_location, weights_only=True)
+        return read_checkpoint(path, map_location)
+
+
+def check_checkpoint_fits(path: str | Path, task: SemiSupervisedTask) -> None:
+    """Refuse a checkpoint whose weights do not fit a task, before any work.
+
+    Args:
+        path: a ``.ckpt`` to resume or evaluate.
+        task: the task the command line or config built.
+
+    Raises:
+        GeosslInputError: if the file is unsafe or corrupt, not a Lightning
+            checkpoint, or holds weights of another shape or set.
+    """
+    checkpoint = read_checkpoint(path, 'cpu')
+    state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise GeosslInputError(path, 'is not a Lightning checkpoint (no state_dict)')
+    expected = task.state_dict()
+    for name, tensor in expected.items():
+        if name not in state:
+            raise GeosslInputError(
+                path, f'has no {name}: it was written for other model settings'
+            )
+        if state[name].shape != tensor.shape:
+            raise GeosslInputError(
+                path,
+                f'holds {name} of shape {tuple(state[name].shape)} where this model '
+                f'has {tuple(tensor.shape)}: it was written for other data or '
+                'settings',
+            )
+    if extra := sorted(set(state) - set(expected)):
+        raise GeosslInputError(
+            path,
+            f'holds {extra[0]}, which this model does not have: it was written for '
+            'other model settings',
+        )
 
 
 def load_task(
@@ -38,20 +143,7 @@ def load_task(
             or holds pickled code.
     """
     path = Path(path)
-    if not path.is_file():
-        raise GeosslInputError(path, 'does not exist')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        RuntimeError,
-        EOFError,
-    ) as error:
-        reason = str(error).splitlines()[0]
-        raise GeosslInputError(
-            path, f'cannot be read as a safe checkpoint ({reason})'
-        ) from None
+    checkpoint = read_checkpoint(path, 'cpu')
     hparams = (
         checkpoint.get('hyper_parameters') if isinstance(checkpoint, dict) else None
     )

@@ -17,9 +17,8 @@ import onnxruntime
 import torch
 from torch import Tensor, nn
 
-from geossl.atomic import atomic_output
+from geossl.atomic import atomic_output, check_output
 from geossl.errors import GeosslInputError
-from geossl.inference.mapping import check_output
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 

@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from geossl.atomic import atomic_output, partial_path, remove_stale_partials
+from geossl.atomic import atomic_output, check_output, partial_path
 from geossl.data.scene import Scene, SceneRaster
 from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.inference.memory import bounded_gdal_cache
@@ -64,32 +64,6 @@ class MapResult:
     probabilities: Path | None
     pixels: int
     seconds: float
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output (unless overwriting) or an unwritable folder.
-
-    Work in progress that a killed run left beside the output is removed.
-
-    Args:
-        path: the output file.
-        overwrite: replace an existing file.
-
-    Raises:
-        GeosslInputError: if the output cannot or must not be written.
-    """
-    if path.exists() and not overwrite:
-        raise GeosslInputError(path, 'exists; pass --overwrite to replace it')
-    if path.is_dir():
-        raise GeosslInputError(path, 'is a folder, not a file name')
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(path)
-        probe = partial_path(path, '.write-test')
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise GeosslInputError(path, f'cannot be written ({error.strerror})') from None
 
 
 def _profile(

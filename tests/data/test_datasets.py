@@ -72,7 +72,9 @@ def test_wrong_band_count_among_chips(tmp_path):
     for i in range(3):
         write_raster(tmp_path / 'C' / f'{i}.tif', random_chip(bands=4, seed=i))
     write_raster(tmp_path / 'C' / 'odd.tif', random_chip(bands=3))
-    with pytest.raises(BandMismatchError, match=r'odd\.tif: has bands 3, expected 4'):
+    with pytest.raises(
+        BandMismatchError, match=r'odd\.tif: has 3 bands, expected 4 bands'
+    ):
         ImageFolderDataset(tmp_path, progress=False)
 
 
@@ -80,7 +82,8 @@ def test_odd_sizes_need_a_chip_size(tmp_path):
     write_raster(tmp_path / 'C' / 'a.tif', random_chip(size=16))
     write_raster(tmp_path / 'C' / 'b.tif', random_chip(size=16, seed=1))
     write_raster(tmp_path / 'C' / 'c.tif', random_chip(size=20))
-    with pytest.raises(BandMismatchError, match=r'c\.tif: has width 20, expected 16'):
+    message = r'c\.tif: has a width of 20 pixels, .*\(--data\.chip_size\)'
+    with pytest.raises(BandMismatchError, match=message):
         ImageFolderDataset(tmp_path, progress=False)
     ds = ImageFolderDataset(tmp_path, chip_size=12, progress=False)
     assert {ds[i]['image'].shape for i in range(3)} == {(4, 12, 12)}
@@ -129,8 +132,11 @@ def test_encode_labels():
     np.testing.assert_array_equal(targets, [1, -1, 0])
     multi = encode_labels(['a; b', None], ['a', 'b'], multilabel=True)
     np.testing.assert_array_equal(multi, [[1, 1], [-1, -1]])
-    renamed = encode_labels(['x; y'], ['A'], multilabel=True, label_map={'x': 'A'})
+    renaming = {'x': 'A', 'y': None}
+    renamed = encode_labels(['x; y; A'], ['A'], multilabel=True, label_map=renaming)
     np.testing.assert_array_equal(renamed, [[1]])
+    with pytest.raises(GeosslInputError, match="label 'z' is not one of the 1 classes"):
+        encode_labels(['x; z'], ['A'], multilabel=True, label_map=renaming)
     with pytest.raises(GeosslInputError, match="label 'c' is not one of the 2 classes"):
         encode_labels(['c'], ['a', 'b'], multilabel=False)
 

@@ -94,7 +94,9 @@ def test_geossl_errors_come_back_as_their_one_line(tmp_path):
     assert str(error.value) == f'{missing}: does not exist'
     with pytest.raises(GeosslRunError) as error:
         _run(['index', str(tmp_path), '-o'])
-    assert str(error.value) == 'argument -o/--output: expected one argument'
+    assert str(error.value) == (
+        'argument -o/--output: expected one argument (see geossl index --help)'
+    )
 
 
 def test_cancel_stops_geossl_and_leaves_no_output(shared_data, tmp_path):

@@ -1,0 +1,585 @@
+"""The catalogue of bad input: one clear line, exit status 2, nothing written.
+
+Each case builds its bad input in a fresh folder and names the command, the words
+its error line must hold, and the outputs that must not appear. The commands run
+as ``geossl`` runs them (:func:`geossl.cli.main`); the QGIS provider's cases go
+through the provider's runner, which runs ``geossl`` in a subprocess as QGIS does.
+"""
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geossl.cli import main
+from geossl.qgis_plugin.runner import GeosslRunError, run_geossl
+from tests.conftest import random_chip, write_raster
+from tests.inference.conftest import save_checkpoint
+
+BANDS = ['B02', 'B03', 'B04', 'B08']
+
+
+@dataclass
+class Case:
+    """A bad input: the arguments, the words of its error, what must not appear."""
+
+    arguments: list[str]
+    message: str
+    absent: list[Path] = field(default_factory=list)
+    via_qgis: bool = False
+
+
+def _tiles(root: Path, classes: int = 2, per_class: int = 6, **options) -> Path:
+    """A folder of small georeferenced 4-band tiles, one sub-folder per class."""
+    for c in range(classes):
+        for i in range(per_class):
+            data = random_chip(bands=4, size=16, seed=10 * c + i)
+            write_raster(root / f'class{c}' / f'tile{i}.tif', data, **options)
+    return root
+
+
+def _checkpoint(path: Path, bands: int = 4, chip: int = 16) -> Path:
+    return save_checkpoint(
+        path,
+        num_classes=2,
+        in_channels=bands,
+        band_names=BANDS[:bands] if bands <= 4 else [f'b{i}' for i in range(bands)],
+        chip_size=chip,
+        backbone='resnet10t',
+    )
+
+
+class _Payload:
+    """Pickled code: runs a shell command if unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f'touch {self.marker}',))
+
+
+def _pickled_checkpoint(path: Path) -> Path:
+    torch.save(
+        {'state_dict': {}, 'payload': _Payload(path.with_suffix('.pwned'))}, path
+    )
+    return path
+
+
+def _garbage(path: Path, content: bytes = b'not what it claims to be') -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def _fit(tmp: Path, data: Path, *options: str) -> list[str]:
+    return [
+        'fit',
+        '--data.root',
+        str(data),
+        '--data.labels_per_class',
+        '2',
+        '--data.batch_size',
+        '2',
+        '--data.mu',
+        '1',
+        '--model.backbone',
+        'resnet10t',
+        '--trainer.max_steps',
+        '1',
+        '--trainer.default_root_dir',
+        str(tmp / 'run'),
+        *options,
+    ]
+
+
+# -- index ---------------------------------------------------------------------
+
+
+def index_zero_byte_file(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    _garbage(data / 'class0' / 'empty.tif', b'')
+    out = tmp / 'index.gpkg'
+    return Case(['index', str(data), '-o', str(out)], 'empty.tif: is empty', [out])
+
+
+def index_not_a_raster(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    _garbage(data / 'class1' / 'notes.tif')
+    out = tmp / 'index.gpkg'
+    return Case(
+        ['index', str(data), '-o', str(out)],
+        'notes.tif: cannot be read as a raster',
+        [out],
+    )
+
+
+def index_missing_crs(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data', crs=None)
+    out = tmp / 'index.gpkg'
+    return Case(['index', str(data), '-o', str(out)], 'has no CRS', [out])
+
+
+def index_date_that_does_not_parse(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    write_raster(data / 'class0' / 'T18SVG_20161399_B02.tif', random_chip())
+    out = tmp / 'index.gpkg'
+    return Case(['index', str(data), '-o', str(out)], "'20161399' is not a date", [out])
+
+
+def index_latitude_off_the_earth(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data', crs='EPSG:4326', origin=(10.0, 123.0), res=0.001)
+    out = tmp / 'index.gpkg'
+    return Case(
+        ['index', str(data), '-o', str(out)],
+        'lies off the Earth (latitude 122.992 is outside -90..90)',
+        [out],
+    )
+
+
+def index_sidecar_longitude_out_of_range(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data', crs=None)
+    sidecar = tmp / 'where.csv'
+    rows = [f'class{c}/tile{i}.tif,200.5,40,' for c in range(2) for i in range(6)]
+    sidecar.write_text('path,lon,lat,datetime\n' + '\n'.join(rows) + '\n')
+    out = tmp / 'index.gpkg'
+    # Paths in the sidecar are relative to it, so it sits beside the classes.
+    sidecar = sidecar.rename(data / 'where.csv')
+    return Case(
+        ['index', str(data), '-o', str(out), '--sidecar', str(sidecar)],
+        'where.csv: line 2: longitude 200.5 is outside -180..180',
+        [out],
+    )
+
+
+def index_empty_class_folder(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    (data / 'class2').mkdir()
+    out = tmp / 'index.gpkg'
+    return Case(['index', str(data), '-o', str(out)], 'class2', [out])
+
+
+def _labels(path: Path, properties: dict) -> Path:
+    """One labelled point inside the generated scene, as GeoJSON in EPSG:32618."""
+    path.write_text(
+        json.dumps(
+            {
+                'type': 'FeatureCollection',
+                'crs': {'type': 'name', 'properties': {'name': 'EPSG:32618'}},
+                'features': [
+                    {
+                        'type': 'Feature',
+                        'properties': properties,
+                        'geometry': {'type': 'Point', 'coordinates': [440500, 4169500]},
+                    }
+                ],
+            }
+        )
+    )
+    return path
+
+
+def index_labels_without_class_column(tmp: Path) -> Case:
+    scene = write_raster(tmp / 'scene.tif', random_chip(size=128), descriptions=BANDS)
+    labels = _labels(tmp / 'labels.geojson', {'kind': 'water'})
+    out = tmp / 'index.gpkg'
+    return Case(
+        ['index', str(scene), '-o', str(out), '--labels', str(labels)],
+        "labels.geojson: has no column 'class'",
+        [out],
+    )
+
+
+def index_labels_file_not_a_vector(tmp: Path) -> Case:
+    scene = write_raster(tmp / 'scene.tif', random_chip(size=128), descriptions=BANDS)
+    labels = _garbage(tmp / 'labels.gpkg', b'')
+    out = tmp / 'index.gpkg'
+    return Case(
+        ['index', str(scene), '-o', str(out), '--labels', str(labels)],
+        'labels.gpkg: cannot be read as a vector file',
+        [out],
+    )
+
+
+def index_chip_larger_than_scene(tmp: Path) -> Case:
+    scene = write_raster(tmp / 'scene.tif', random_chip(size=128), descriptions=BANDS)
+    labels = _labels(tmp / 'labels.geojson', {'class': 'water'})
+    out = tmp / 'index.gpkg'
+    arguments = ['index', str(scene), '-o', str(out), '--labels', str(labels)]
+    return Case(
+        [*arguments, '--chip_size', '256'],
+        'is 128 x 128 pixels, smaller than the',
+        [out],
+    )
+
+
+def index_output_in_a_file(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    blocker = _garbage(tmp / 'blocker')
+    return Case(
+        ['index', str(data), '-o', str(blocker / 'index.gpkg')],
+        'cannot be written',
+    )
+
+
+# -- fit -----------------------------------------------------------------------
+
+
+def fit_mismatched_band_counts(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    write_raster(data / 'class1' / 'three.tif', random_chip(bands=3, size=16))
+    return Case(
+        _fit(tmp, data),
+        'three.tif: has 3 bands, expected 4 bands like the others',
+        [tmp / 'run'],
+    )
+
+
+def fit_unknown_class_in_labels(tmp: Path) -> Case:
+    for i in range(4):
+        patch = tmp / 'data' / f'S2A_MSIL2A_20170613T101031_{i}_0'
+        for band in ('B02', 'B03'):
+            write_raster(patch / f'{patch.name}_{band}.tif', random_chip(bands=1))
+        label = 'Moon craters' if i == 3 else 'Pastures'
+        (patch / f'{patch.name}_labels_metadata.json').write_text(
+            json.dumps({'labels': [label], 'acquisition_date': '2017-06-13'})
+        )
+    return Case(
+        _fit(tmp, tmp / 'data', '--model.algorithm', 'multilabel'),
+        "label 'Moon craters' is not one of the",
+        [tmp / 'run'],
+    )
+
+
+def fit_missing_data(tmp: Path) -> Case:
+    return Case(
+        _fit(tmp, tmp / 'nowhere'),
+        'nowhere: is neither a folder nor an image file',
+        [tmp / 'run'],
+    )
+
+
+def fit_option_typo(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        [*_fit(tmp, data), '--data.batchsize', '4'],
+        'unrecognized arguments: --data.batchsize 4 (see geossl fit --help)',
+        [tmp / 'run'],
+    )
+
+
+def fit_config_file_typo(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    config = tmp / 'config.yaml'
+    config.write_text(f'data:\n  rooot: {data}\n')
+    return Case(
+        [
+            'fit',
+            '--config',
+            str(config),
+            '--trainer.default_root_dir',
+            str(tmp / 'run'),
+        ],
+        'rooot',
+        [tmp / 'run'],
+    )
+
+
+def fit_chip_larger_than_tiles(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        _fit(tmp, data, '--data.chip_size', '32'),
+        'is 16 x 16 pixels, smaller than the chip size 32',
+        [tmp / 'run'],
+    )
+
+
+def fit_nodata_only_chip(tmp: Path) -> Case:
+    # Every tile of a class is nodata, so the statistics meet one whatever the split.
+    data = _tiles(tmp / 'data', classes=1)
+    for i in range(6):
+        blank = np.zeros((4, 16, 16), np.uint16)
+        write_raster(data / 'blank' / f'tile{i}.tif', blank, nodata=0)
+    return Case(
+        _fit(tmp, data),
+        'pixels are nodata or NaN',
+        [tmp / 'run'],
+    )
+
+
+def fit_more_labels_than_tiles(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        _fit(tmp, data, '--data.labels_per_class', '50'),
+        'labels_per_class',
+        [tmp / 'run'],
+    )
+
+
+def fit_corrupt_checkpoint(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    checkpoint = _garbage(tmp / 'broken.ckpt')
+    return Case(
+        _fit(tmp, data, '--ckpt_path', str(checkpoint)),
+        'broken.ckpt: cannot be read as a safe checkpoint',
+        [tmp / 'run'],
+    )
+
+
+def fit_pickled_checkpoint(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    checkpoint = _pickled_checkpoint(tmp / 'evil.ckpt')
+    return Case(
+        _fit(tmp, data, '--ckpt_path', str(checkpoint)),
+        'evil.ckpt: holds pickled code, which geossl never runs',
+        [tmp / 'run', checkpoint.with_suffix('.pwned')],
+    )
+
+
+def fit_checkpoint_of_another_model(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    checkpoint = _checkpoint(tmp / 'other.ckpt', bands=13)
+    return Case(
+        _fit(tmp, data, '--ckpt_path', str(checkpoint)),
+        'other.ckpt: holds student.backbone.conv1.0.weight of shape',
+        [tmp / 'run'],
+    )
+
+
+def fit_config_path_is_not_run(tmp: Path) -> Case:
+    marker = tmp / 'pwned'
+    return Case(
+        _fit(tmp, Path(f'$(touch {marker})')),
+        'is neither a folder nor an image file',
+        [tmp / 'run', marker],
+    )
+
+
+# -- map -------------------------------------------------------------------------
+
+
+def _scene(tmp: Path, size: int = 48, bands: int = 4) -> Path:
+    return write_raster(
+        tmp / 'scene.tif',
+        random_chip(bands=bands, size=size) + 1,
+        descriptions=BANDS[:bands],
+    )
+
+
+def map_corrupt_checkpoint(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _garbage(tmp / 'broken.ckpt')
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out)],
+        'broken.ckpt: cannot be read as a safe checkpoint',
+        [out],
+    )
+
+
+def map_pickled_checkpoint(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _pickled_checkpoint(tmp / 'evil.ckpt')
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out)],
+        'evil.ckpt: holds pickled code',
+        [out, checkpoint.with_suffix('.pwned')],
+    )
+
+
+def map_existing_output(tmp: Path) -> Case:
+    out = _garbage(tmp / 'map.tif', b'keep me')
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out)],
+        'map.tif: exists; pass --overwrite to replace it',
+    )
+
+
+def map_unwritable_output(tmp: Path) -> Case:
+    blocker = _garbage(tmp / 'blocker')
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(blocker / 'map.tif')],
+        'cannot be written',
+    )
+
+
+def map_chip_larger_than_raster(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt', chip=64)
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp, size=40)), '-o', str(out)],
+        'is 40 x 40 pixels, smaller than the',
+        [out],
+    )
+
+
+def map_bands_the_model_lacks(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp, bands=3)), '-o', str(out)],
+        'B08',
+        [out],
+    )
+
+
+def map_non_raster_source(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    source = _garbage(tmp / 'scene.tif')
+    return Case(
+        ['map', str(checkpoint), str(source), '-o', str(out)],
+        'scene.tif: cannot be read as a raster',
+        [out],
+    )
+
+
+def map_stride_zero(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), '--stride', '0'],
+        'stride',
+        [out],
+    )
+
+
+# -- export ----------------------------------------------------------------------
+
+
+def export_existing_output(tmp: Path) -> Case:
+    out = _garbage(tmp / 'model.onnx', b'keep me')
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    return Case(
+        ['export', str(checkpoint), '-o', str(out)],
+        'model.onnx: exists; pass --overwrite to replace it',
+    )
+
+
+def export_foreign_checkpoint(tmp: Path) -> Case:
+    out = tmp / 'model.onnx'
+    checkpoint = tmp / 'foreign.ckpt'
+    torch.save({'state_dict': {'weight': torch.zeros(2)}}, checkpoint)
+    return Case(
+        ['export', str(checkpoint), '-o', str(out)],
+        'foreign.ckpt: is not a geossl checkpoint',
+        [out],
+    )
+
+
+# -- the QGIS provider -------------------------------------------------------------
+
+
+def qgis_classify_raster_missing_checkpoint(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    return Case(
+        ['map', str(tmp / 'missing.ckpt'), str(_scene(tmp)), '-o', str(out)],
+        'missing.ckpt: does not exist',
+        [out],
+        via_qgis=True,
+    )
+
+
+def qgis_build_index_not_a_raster(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    _garbage(data / 'class1' / 'notes.tif')
+    out = tmp / 'index.gpkg'
+    return Case(
+        ['index', str(data), '-o', str(out)],
+        'notes.tif: cannot be read as a raster',
+        [out],
+        via_qgis=True,
+    )
+
+
+def qgis_train_bad_option(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        [*_fit(tmp, data), '--model.algorithm', 'fixmatchh'],
+        'fixmatchh',
+        [tmp / 'run'],
+        via_qgis=True,
+    )
+
+
+CASES: list[Callable[[Path], Case]] = [
+    index_zero_byte_file,
+    index_not_a_raster,
+    index_missing_crs,
+    index_date_that_does_not_parse,
+    index_latitude_off_the_earth,
+    index_sidecar_longitude_out_of_range,
+    index_empty_class_folder,
+    index_labels_without_class_column,
+    index_labels_file_not_a_vector,
+    index_chip_larger_than_scene,
+    index_output_in_a_file,
+    fit_mismatched_band_counts,
+    fit_unknown_class_in_labels,
+    fit_missing_data,
+    fit_option_typo,
+    fit_config_file_typo,
+    fit_chip_larger_than_tiles,
+    fit_nodata_only_chip,
+    fit_more_labels_than_tiles,
+    fit_corrupt_checkpoint,
+    fit_pickled_checkpoint,
+    fit_checkpoint_of_another_model,
+    fit_config_path_is_not_run,
+    map_corrupt_checkpoint,
+    map_pickled_checkpoint,
+    map_existing_output,
+    map_unwritable_output,
+    map_chip_larger_than_raster,
+    map_bands_the_model_lacks,
+    map_non_raster_source,
+    map_stride_zero,
+    export_existing_output,
+    export_foreign_checkpoint,
+    qgis_classify_raster_missing_checkpoint,
+    qgis_build_index_not_a_raster,
+    qgis_train_bad_option,
+]
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob('*') if p.is_file()}
+
+
+@pytest.mark.parametrize('build', CASES, ids=[case.__name__ for case in CASES])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(build, tmp_path, capsys):
+    case = build(tmp_path)
+    before = _files(tmp_path)
+    if case.via_qgis:
+        lines: list[str] = []
+        with pytest.raises(GeosslRunError) as raised:
+            run_geossl(
+                Path(sys.executable),
+                case.arguments,
+                lambda _: None,
+                lines.append,
+                lambda: False,
+            )
+        error = str(raised.value)
+        assert case.message in error
+        assert 'exited with status' not in error  # a crash, not an input error
+        assert not [line for line in lines if 'Traceback' in line]
+    else:
+        assert main(case.arguments) == 2
+        stderr = capsys.readouterr().err
+        errors = [line for line in stderr.splitlines() if 'error' in line.lower()]
+        assert len(errors) == 1, stderr
+        assert errors[0].startswith('geossl: error: ')
+        assert case.message in errors[0]
+        assert 'Traceback' not in stderr
+    for path in case.absent:
+        assert not path.exists(), f'{path} was written'
+    # Inputs are left as they were, and nothing new appears beside them.
+    assert _files(tmp_path) == before
