@@ -152,13 +152,19 @@ class SemiSupervisedDataModule(LightningDataModule):
             save_splits(self.splits, self.split, path)
 
     @property
+    def _processes(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    @property
     def steps_per_epoch(self) -> int:
-        """Training steps per epoch: one pass over the unlabelled pool (or labelled)."""
+        """Training steps per epoch: one pass over the unlabelled pool (or labelled).
+
+        With several processes (DDP), each step takes a batch in each process.
+        """
+        batch = self.batch_size * self._processes
         if self.mu and len(self.positions['unlabelled']):
-            return math.ceil(
-                len(self.positions['unlabelled']) / (self.mu * self.batch_size)
-            )
-        return math.ceil(len(self.positions['labelled']) / self.batch_size)
+            return math.ceil(len(self.positions['unlabelled']) / (self.mu * batch))
+        return math.ceil(len(self.positions['labelled']) / batch)
 
     def _loader(
         self, name: str, batch_size: int, num_samples: int | None
@@ -175,7 +181,12 @@ class SemiSupervisedDataModule(LightningDataModule):
                 counts = np.bincount(targets, minlength=len(self.dataset.classes))
                 weights = torch.as_tensor(1.0 / counts[targets])
             sampler = ResumableSampler(
-                len(subset), num_samples, self.seed * 2 + stream, weights
+                len(subset),
+                num_samples,
+                self.seed * 2 + stream,
+                weights,
+                self._processes,
+                self.trainer.global_rank if self.trainer is not None else 0,
             )
             sampler.position = self._batches_done() * batch_size
         return DataLoader(
@@ -200,11 +211,10 @@ class SemiSupervisedDataModule(LightningDataModule):
         Returns:
             Batches per process times processes; 0 outside a Trainer.
         """
-        trainer = self.trainer
-        if trainer is None:
+        if self.trainer is None:
             return 0
-        steps = trainer.global_step
-        return steps * trainer.accumulate_grad_batches * trainer.world_size
+        steps = self.trainer.global_step * self.trainer.accumulate_grad_batches
+        return steps * self._processes
 
     def train_dataloader(self) -> CombinedLoader:
         """Labelled and unlabelled batches, the same number of steps each.
@@ -213,15 +223,17 @@ class SemiSupervisedDataModule(LightningDataModule):
             A loader of ``{'labelled': batch, 'unlabelled': batch}``; without
             unlabelled data (or with ``mu=0``) only ``labelled``.
         """
-        steps = self.steps_per_epoch
+        # One stream of draws for all processes, which Lightning deals out among
+        # them: DDP draws the samples one process would with the global batch.
+        draws = self.steps_per_epoch * self._processes
         loaders = {
             'labelled': self._loader(
-                'labelled', self.batch_size, steps * self.batch_size
+                'labelled', self.batch_size, draws * self.batch_size
             )
         }
         if self.mu and len(self.positions['unlabelled']):
             size = self.mu * self.batch_size
-            loaders['unlabelled'] = self._loader('unlabelled', size, steps * size)
+            loaders['unlabelled'] = self._loader('unlabelled', size, draws * size)
         return CombinedLoader(loaders, mode='min_size')
 
     def val_dataloader(self) -> DataLoader:

@@ -79,6 +79,7 @@ class ComputeReport(Callback):
         """Start with no run measured."""
         self._start_time = 0.0
         self._start_step = 0
+        self._log_dir: str | None = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start the clock and the CUDA peak-memory counter.
@@ -89,6 +90,9 @@ class ComputeReport(Callback):
         """
         self._start_time = time.perf_counter()
         self._start_step = trainer.global_step
+        # Every process asks at once: the property is a collective under DDP, which
+        # one process alone (say, failing) could not call later.
+        self._log_dir = trainer.log_dir
         if pl_module.device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(pl_module.device)
 
@@ -150,10 +154,10 @@ class ComputeReport(Callback):
         }
 
     def _write(self, trainer: Trainer, pl_module: LightningModule, status: str) -> None:
-        if not trainer.is_global_zero or trainer.log_dir is None:
+        if not trainer.is_global_zero or self._log_dir is None:
             return
         report = {'status': status} | self.report(trainer, pl_module)
-        path = Path(trainer.log_dir) / REPORT_NAME
+        path = Path(self._log_dir) / REPORT_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path) as partial:
             partial.write_text(json.dumps(report, indent=2) + '\n')

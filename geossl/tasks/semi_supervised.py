@@ -525,7 +525,13 @@ class SemiSupervisedTask(LightningModule):
         logits = self(batch['image'])
         labels = batch['label']
         loss = self.supervised_loss(logits, labels)
-        self.log(f'{stage}/loss', loss, batch_size=len(labels), prog_bar=stage == 'val')
+        self.log(
+            f'{stage}/loss',
+            loss,
+            batch_size=len(labels),
+            prog_bar=stage == 'val',
+            sync_dist=True,
+        )
         if self.hparams['multilabel']:
             self.metrics[stage].update(logits.sigmoid(), labels.long())
         else:
@@ -535,16 +541,20 @@ class SemiSupervisedTask(LightningModule):
     def _evaluation_epoch_end(self, stage: str) -> None:
         results = self.metrics[stage].compute()
         per_class = results.pop(f'{stage}/f1_per_class')
-        self.log_dict(results | self._per_class(f'{stage}/f1', per_class))
+        # The metrics are already gathered from every process; syncing says so.
+        self.log_dict(
+            results | self._per_class(f'{stage}/f1', per_class), sync_dist=True
+        )
         self.metrics[stage].reset()
         if stage in self.confusion:
             matrix = self.confusion[stage].compute()
             self.confusion[stage].reset()
+            log_dir = self.trainer.log_dir  # A collective: every process asks.
             if self.trainer.is_global_zero and not self.trainer.sanity_checking:
                 save_confusion_matrix(
                     matrix,
                     self.class_names,
-                    f'{self.trainer.log_dir}/confusion_{stage}_epoch{self.current_epoch}.png',
+                    f'{log_dir}/confusion_{stage}_epoch{self.current_epoch}.png',
                     f'{stage}, epoch {self.current_epoch}',
                 )
 

@@ -48,3 +48,21 @@ def test_epochs_and_seeds_draw_differently():
     assert first != second
     assert list(ResumableSampler(50, 50, 1)) != first
     assert list(ResumableSampler(50, 50, 0)) == first
+
+
+@pytest.mark.parametrize('start', [0, 3, 6])
+def test_processes_deal_out_the_one_stream(start):
+    whole = ResumableSampler(10, 12, 5)
+    whole.position = start
+    expected = list(whole)
+    shares = []
+    for rank in (0, 1):
+        share = ResumableSampler(10, 12, 5, processes=2, rank=rank)
+        share.position = start
+        shares.append(list(share))
+        assert len(share) == 6
+    # Global draw p falls to process p % 2; the first one here is number start.
+    dealt = [None] * len(expected)
+    dealt[0::2] = shares[start % 2]
+    dealt[1::2] = shares[1 - start % 2]
+    assert dealt == expected
