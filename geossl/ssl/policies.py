@@ -393,7 +393,13 @@ class SoftMatch(PseudoLabelPolicy):
             probs = aligned / aligned.sum(dim=1, keepdim=True)
         confidence, targets = probs.max(dim=1)
         if self.training:
-            batch = torch.stack([confidence.mean(), confidence.var(unbiased=True)])
+            # One sample has no variance: it leaves the running variance as it is.
+            variance = (
+                confidence.var(unbiased=True)
+                if len(confidence) > 1
+                else self.confidence_var.clone()
+            )
+            batch = torch.stack([confidence.mean(), variance])
             batch = mean_across_processes(batch)
             self.confidence_mean.mul_(keep).add_((1 - keep) * batch[0])
             self.confidence_var.mul_(keep).add_((1 - keep) * batch[1])

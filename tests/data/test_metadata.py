@@ -4,12 +4,16 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from pyproj import Transformer
 
 from geossl.data.metadata import (
     MetadataReader,
     TileMetadata,
     centre_lonlat,
     footprint_wgs84,
+    lonlat_problem,
     parse_datetime,
 )
 from geossl.errors import (
@@ -218,3 +222,44 @@ def test_to_tensors_masks_missing_values_with_zeros():
     assert np.isclose(
         TileMetadata(1.5, -2.5, None).to_tensors()[0][:2].numpy(), [1.5, -2.5]
     ).all()
+
+
+@given(
+    when=st.datetimes(
+        min_value=datetime(1970, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.just(UTC),
+    )
+)
+def test_dates_round_trip_through_every_accepted_form(when):
+    when = when.replace(microsecond=0)
+    assert parse_datetime(when.isoformat()) == when
+    assert parse_datetime(when.strftime('%Y%m%dT%H%M%S')) == when
+    assert parse_datetime(when.strftime('%Y:%m:%d %H:%M:%S')) == when
+    assert (
+        parse_datetime(when.strftime('%d/%m/%Y %H-%M-%S'), '%d/%m/%Y %H-%M-%S') == when
+    )
+
+
+@given(
+    zone=st.integers(1, 60),
+    north=st.booleans(),
+    lon_offset=st.floats(-2.9, 2.9),
+    lat=st.floats(0.0, 80.0),
+)
+def test_utm_positions_come_back_as_the_lon_lat_they_were(zone, north, lon_offset, lat):
+    lat = lat if north else -lat
+    lon = -183.0 + 6 * zone + lon_offset  # within the zone
+    crs = f'EPSG:{32600 + zone if north else 32700 + zone}'
+    x, y = Transformer.from_crs('EPSG:4326', crs, always_xy=True).transform(lon, lat)
+    got_lon, got_lat = centre_lonlat(crs, (x, y, x, y))
+    wrapped = ((lon + 180.0) % 360.0) - 180.0
+    assert abs(((got_lon - wrapped + 180.0) % 360.0) - 180.0) < 1e-6
+    assert got_lat == pytest.approx(lat, abs=1e-6)
+    assert lonlat_problem(got_lon, got_lat) is None
+
+
+@given(lon=st.floats(allow_nan=True), lat=st.floats(allow_nan=True))
+def test_only_places_on_earth_pass(lon, lat):
+    on_earth = -180 <= lon <= 180 and -90 <= lat <= 90
+    assert (lonlat_problem(lon, lat) is None) == on_earth

@@ -1,5 +1,8 @@
+import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from geossl.inference.windows import (
     StripBlender,
@@ -89,3 +92,50 @@ def test_a_strip_blends_to_the_tent_weighted_mean_of_the_windows_over_each_pixel
     expected[:, 2, 5] = float('nan')
     assert top == 0
     torch.testing.assert_close(rows, expected, equal_nan=True)
+
+
+@st.composite
+def _grids(draw: st.DrawFn) -> WindowGrid:
+    size = draw(st.integers(1, 12))
+    return WindowGrid(
+        draw(st.integers(size, 40)),
+        draw(st.integers(size, 40)),
+        size,
+        draw(st.integers(1, size)),
+    )
+
+
+@given(
+    length=st.integers(1, 200),
+    size=st.integers(1, 50),
+    stride=st.integers(1, 50),
+)
+def test_windows_cover_every_pixel_once_at_least(length, size, stride):
+    assume(size <= length and stride <= size)
+    starts = window_starts(length, size, stride)
+    assert starts == sorted(set(starts))
+    assert starts[0] == 0
+    assert starts[-1] == length - size
+    covered = np.zeros(length, dtype=bool)
+    for start in starts:
+        covered[start : start + size] = True
+    assert covered.all()
+
+
+@settings(deadline=None, max_examples=60)
+@given(grid=_grids(), classes=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_blending_weights_sum_to_one(grid, classes, seed):
+    generator = torch.Generator().manual_seed(seed)
+    blender = StripBlender(grid, classes, 'cpu')
+    no_gaps = torch.zeros(grid.chip_size, grid.width, dtype=torch.bool)
+    rows = []
+    for strip in range(len(grid.rows)):
+        logits = torch.randn(len(grid.columns), classes, generator=generator)
+        top, blended = blender.add(strip, logits.softmax(dim=1), no_gaps)
+        assert top == grid.rows[strip]
+        rows.append(blended)
+    scene = torch.cat(rows, dim=1)
+    assert scene.shape == (classes, grid.height, grid.width)
+    # Probabilities that sum to one per window blend into ones that do per pixel.
+    torch.testing.assert_close(scene.sum(dim=0), torch.ones(grid.height, grid.width))
+    assert bool(((scene >= 0) & (scene <= 1 + 1e-6)).all())

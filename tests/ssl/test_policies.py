@@ -4,14 +4,19 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor
 
 from geossl.errors import GeosslInputError
 from geossl.ssl.policies import (
+    POLICIES,
     FixMatch,
     FlexMatch,
     FreeMatch,
     MultiLabelFreeMatch,
     MultiLabelThreshold,
+    PseudoLabelPolicy,
     PseudoLabels,
     SoftMatch,
     build_policy,
@@ -163,3 +168,76 @@ def test_policy_state_is_shared_across_ddp_processes():
         for key, value in single.state_dict().items():
             torch.testing.assert_close(results[rank]['freematch'][key], value)
         assert results[rank]['selected'].tolist() == [0, -1, 1, -1]
+
+
+def _batches(seed: int, classes: int, steps: int, size: int) -> list[Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    scales = torch.rand(steps, size, 1, generator=generator) * 8
+    return list(torch.randn(steps, size, classes, generator=generator) * scales)
+
+
+def _policy(name: str, classes: int, samples: int) -> PseudoLabelPolicy:
+    multilabel = name.startswith('multilabel')
+    return build_policy(name, classes, multilabel, samples).train()
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    name=st.sampled_from(sorted(POLICIES)),
+    classes=st.integers(2, 6),
+    size=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_weights_stay_in_unit_interval_step_after_step(name, classes, size, seed):
+    policy = _policy(name, classes, samples=4 * size)
+    for step, logits in enumerate(_batches(seed, classes, 4, size)):
+        index = torch.arange(step * size, (step + 1) * size)
+        pseudo = policy(policy.probabilities(logits), index)
+        assert bool(((pseudo.weights >= 0) & (pseudo.weights <= 1)).all())
+        assert pseudo.targets.shape[0] == size
+
+
+def _monotone_within_classes(probs: Tensor, weights: Tensor) -> bool:
+    """Among samples predicted as the same class, more confidence never weighs less."""
+    confidence, predicted = probs.max(dim=1)
+    for cls in predicted.unique():
+        order = confidence[predicted == cls].argsort()
+        if not bool((weights[predicted == cls][order].diff() >= 0).all()):
+            return False
+    return True
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    name=st.sampled_from(['fixmatch', 'freematch', 'flexmatch', 'softmatch']),
+    classes=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_more_confident_samples_never_weigh_less(name, classes, seed):
+    options = {'uniform_alignment': False} if name == 'softmatch' else None
+    policy = build_policy(name, classes, False, 48, options).train()
+    for step, logits in enumerate(_batches(seed, classes, 4, 12)):
+        probs = policy.probabilities(logits)
+        pseudo = policy(probs, torch.arange(step * 12, (step + 1) * 12))
+        assert _monotone_within_classes(probs, pseudo.weights)
+
+
+@settings(deadline=None, max_examples=40)
+@given(classes=st.integers(2, 6), seed=st.integers(0, 2**16))
+def test_class_thresholds_follow_what_each_class_has_learnt(classes, seed):
+    freematch = FreeMatch(classes).train()
+    flexmatch = FlexMatch(classes, num_samples=48).train()
+    for step, logits in enumerate(_batches(seed, classes, 4, 12)):
+        index = torch.arange(step * 12, (step + 1) * 12)
+        freematch(freematch.probabilities(logits), index)
+        flexmatch(flexmatch.probabilities(logits), index)
+        # FreeMatch: the global threshold scaled by each class's share, at most 1x.
+        local = freematch.class_thresholds
+        assert bool((local <= freematch.global_threshold + 1e-6).all())
+        order = freematch.class_probs.argsort()
+        assert bool((local[order].diff() >= -1e-6).all())
+        # FlexMatch: thresholds rise with learning status, up to the fixed one.
+        thresholds = flexmatch.class_thresholds
+        assert bool((thresholds <= flexmatch.threshold).all())
+        order = flexmatch.learning_status.argsort()
+        assert bool((thresholds[order].diff() >= 0).all())
