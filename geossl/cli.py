@@ -538,6 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings(
         'ignore', r'.isinstance\(treespec, LeafSpec\)', FutureWarning
     )
+    # geossl's training samplers start from the restored step count
+    # (geossl.data.samplers), so a run resumed mid-epoch draws exactly what it
+    # would have: Lightning cannot see that and warns otherwise.
+    warnings.filterwarnings('ignore', r"You're resuming from a checkpoint that ended")
     if not argv or argv[0] in ('-h', '--help'):
         print(_OVERVIEW)
         return 0 if argv else EXIT_BAD_INPUT
