@@ -87,3 +87,35 @@ def random_chip(bands: int = 4, size: int = 16, seed: int = 0) -> np.ndarray:
         .integers(1, 10000, (bands, size, size))
         .astype(np.uint16)
     )
+
+
+def sample_fit_args(shared_data: Path, run_dir: Path, *options: str) -> list[str]:
+    """``geossl fit`` arguments for a few quick steps on the real EuroSAT-MS sample.
+
+    Two labels per class, tiles in memory, timm's tiny ``test_resnet``, one
+    validation batch, no progress bar or logger; ``options`` come last and win.
+    """
+    return [
+        'fit',
+        '--config',
+        str(Path(__file__).parents[1] / 'configs' / 'eurosat-ms.yaml'),
+        '--data.root',
+        str(shared_data / 'eurosat-ms-sample'),
+        '--data.labels_per_class',
+        '2',
+        '--data.num_workers',
+        '0',
+        '--data.in_memory',
+        'true',
+        '--model.backbone',
+        'test_resnet',
+        '--trainer.limit_val_batches',
+        '1',
+        '--trainer.enable_progress_bar',
+        'false',
+        '--trainer.logger',
+        'false',
+        '--trainer.default_root_dir',
+        str(run_dir),
+        *options,
+    ]

@@ -9,7 +9,7 @@ import torch
 from geossl.cli import main
 from geossl.data.index import read_index
 from geossl.data.metadata import footprint_wgs84
-from tests.conftest import random_chip, write_raster
+from tests.conftest import random_chip, sample_fit_args, write_raster
 
 
 def test_index_scene(shared_data, tmp_path, capsys):
@@ -154,27 +154,11 @@ def test_fit_help_explains_data_and_model_options():
 
 
 def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):
-    args = [
-        'fit',
-        '--config',
-        str(Path(__file__).parents[1] / 'configs' / 'eurosat-ms.yaml'),
-        '--data.root',
-        str(shared_data / 'eurosat-ms-sample'),
-        '--data.labels_per_class',
-        '2',
-        '--data.batch_size',
-        '2',
-        '--data.mu',
-        '1',
-        '--model.algorithm',
-        'fixmatch',
-        '--trainer.default_root_dir',
-        str(tmp_path),
-        '--trainer.limit_val_batches',
-        '1',
-        '--trainer.enable_progress_bar',
-        'false',
-    ]
+    args = sample_fit_args(
+        shared_data,
+        tmp_path,
+        *['--data.batch_size', '2', '--data.mu', '1', '--model.algorithm', 'fixmatch'],
+    )
     assert main([*args, '--trainer.max_steps', '2']) == 0
     last = tmp_path / 'checkpoints' / 'last.ckpt'
     assert torch.load(last, weights_only=True)['global_step'] == 2

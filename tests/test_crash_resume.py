@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from geossl.cli import main
+from tests.conftest import sample_fit_args
 
 #: Steps between resume points, the kill's step, and the whole run (the sample's
 #: epoch is 40 steps, so the resumed run crosses an epoch end and a validation).
@@ -19,40 +20,13 @@ STEPS = 45
 
 
 def _fit_args(shared_data: Path, root: Path, algorithm: list[str]) -> list[str]:
-    return [
-        'fit',
-        '--config',
-        str(Path(__file__).parents[1] / 'configs' / 'eurosat-ms.yaml'),
-        '--data.root',
-        str(shared_data / 'eurosat-ms-sample'),
-        '--data.labels_per_class',
-        '2',
-        '--data.batch_size',
-        '2',
-        '--data.mu',
-        '1',
-        '--data.num_workers',
-        '0',
-        '--data.in_memory',
-        'true',
-        '--model.backbone',
-        'test_resnet',
-        *algorithm,
-        '--resume.every_n_train_steps',
-        str(EVERY),
-        '--trainer.max_steps',
-        str(STEPS),
-        '--trainer.limit_val_batches',
-        '1',
-        '--trainer.deterministic',
-        'true',
-        '--trainer.enable_progress_bar',
-        'false',
-        '--trainer.logger',
-        'false',
-        '--trainer.default_root_dir',
-        str(root),
-    ]
+    return sample_fit_args(
+        shared_data,
+        root,
+        *['--data.batch_size', '2', '--data.mu', '1', *algorithm],
+        *['--resume.every_n_train_steps', str(EVERY)],
+        *['--trainer.max_steps', str(STEPS), '--trainer.deterministic', 'true'],
+    )
 
 
 def _kill_at_first_resume_point(args: list[str], last: Path) -> int:

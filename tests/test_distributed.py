@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 
+from tests.conftest import sample_fit_args
+
 REPO = Path(__file__).parents[1]
 STEPS = 6
 
@@ -40,45 +42,18 @@ class RecordRankState(Callback):
 def _fit(shared_data: Path, folder: Path, *options: str) -> None:
     folder.mkdir()
     callback = f'{__name__}.RecordRankState'
+    options = [
+        *['--data.mu', '2', '--model.algorithm', 'freematch'],
+        *['--trainer.accelerator', 'cpu', '--trainer.max_steps', str(STEPS)],
+        *['--trainer.callbacks+', callback, '--trainer.callbacks.folder', str(folder)],
+        *options,
+    ]
     subprocess.run(
         [
             sys.executable,
             '-m',
             'geossl.cli',
-            'fit',
-            '--config',
-            str(REPO / 'configs' / 'eurosat-ms.yaml'),
-            '--data.root',
-            str(shared_data / 'eurosat-ms-sample'),
-            '--data.labels_per_class',
-            '2',
-            '--data.mu',
-            '2',
-            '--data.num_workers',
-            '0',
-            '--data.in_memory',
-            'true',
-            '--model.backbone',
-            'test_resnet',
-            '--model.algorithm',
-            'freematch',
-            '--trainer.accelerator',
-            'cpu',
-            '--trainer.max_steps',
-            str(STEPS),
-            '--trainer.limit_val_batches',
-            '1',
-            '--trainer.enable_progress_bar',
-            'false',
-            '--trainer.logger',
-            'false',
-            '--trainer.default_root_dir',
-            str(folder),
-            '--trainer.callbacks+',
-            callback,
-            '--trainer.callbacks.folder',
-            str(folder),
-            *options,
+            *sample_fit_args(shared_data, folder, *options),
         ],
         cwd=REPO,  # DDP starts the second process by running the command again.
         check=True,
