@@ -28,6 +28,7 @@ def _fit(task, dataset, run_dir, steps=2, **split):
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
+        default_root_dir=run_dir,  # Where the compute report goes.
     )
     trainer.fit(task, datamodule)
     return trainer, datamodule
