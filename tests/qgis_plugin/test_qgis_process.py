@@ -50,13 +50,20 @@ def qgis(tmp_path_factory):
     }
 
     def run(*arguments, **variables):
-        return subprocess.run(
-            [QGIS_PROCESS, *arguments],
-            env=environment | variables,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        for _ in range(2):
+            result = subprocess.run(
+                [QGIS_PROCESS, *arguments],
+                env=environment | variables,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            # QGIS 3.22 headless once crashed (SIGSEGV) while loading its own
+            # Python, before any plugin ran (a full CI run; never reproduced in
+            # isolation): a crash by signal is QGIS's, so it gets one more try.
+            if result.returncode >= 0:
+                break
+        return result
 
     enabled = run('plugins', 'enable', PLUGIN_NAME)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
