@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -35,35 +34,27 @@ def qgis(tmp_path_factory):
         pytest.skip('QGIS is not installed (apt install qgis python3-qgis)')
     config = tmp_path_factory.mktemp('qgis-config')
     install_plugin(config / 'profiles' / 'default' / 'python' / 'plugins')
-    # QGIS's own Python, not the venv the tests run in.
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join(
-        p for p in os.environ['PATH'].split(os.pathsep) if p != venv_bin
-    )
+    # QGIS as a user starts it: its own Python, and nothing of the test process's
+    # environment (the venv, and what torch, GDAL or Lightning set in it).
     environment = {
-        k: v for k, v in os.environ.items() if k not in ('VIRTUAL_ENV', 'PYTHONPATH')
+        name: os.environ[name]
+        for name in ('HOME', 'LANG', 'TMPDIR', 'GEOSSL_CACHE_DIR')
+        if name in os.environ
     } | {
-        'PATH': path,
+        'PATH': '/usr/local/bin:/usr/bin:/bin',
         'QT_QPA_PLATFORM': 'offscreen',
         'QGIS_CUSTOM_CONFIG_PATH': str(config),
         'XDG_RUNTIME_DIR': str(config),
     }
 
     def run(*arguments, **variables):
-        for _ in range(2):
-            result = subprocess.run(
-                [QGIS_PROCESS, *arguments],
-                env=environment | variables,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            # QGIS 3.22 headless once crashed (SIGSEGV) while loading its own
-            # Python, before any plugin ran (a full CI run; never reproduced in
-            # isolation): a crash by signal is QGIS's, so it gets one more try.
-            if result.returncode >= 0:
-                break
-        return result
+        return subprocess.run(
+            [QGIS_PROCESS, *arguments],
+            env=environment | variables,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     enabled = run('plugins', 'enable', PLUGIN_NAME)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
