@@ -115,6 +115,7 @@ def _profile(
         profiler=profiler,
         callbacks=[clock],
         logger=False,
+        default_root_dir=run_dir,
         limit_val_batches=0,
         enable_checkpointing=False,
         enable_progress_bar=False,

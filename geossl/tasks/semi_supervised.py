@@ -550,7 +550,12 @@ class SemiSupervisedTask(LightningModule):
             matrix = self.confusion[stage].compute()
             self.confusion[stage].reset()
             log_dir = self.trainer.log_dir  # A collective: every process asks.
-            if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            # A logger without a folder (save_dir None) gets no picture.
+            if (
+                log_dir is not None
+                and self.trainer.is_global_zero
+                and not self.trainer.sanity_checking
+            ):
                 save_confusion_matrix(
                     matrix,
                     self.class_names,

@@ -1,9 +1,11 @@
+from typing import Any
+
 import pandas as pd
 import pytest
 import torch
 from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 
 from geossl.data.datamodule import SemiSupervisedDataModule
 from geossl.data.splits import SplitConfig
@@ -21,11 +23,13 @@ def _trainer(run_dir, max_steps, **options):
     return Trainer(
         max_steps=max_steps,
         accelerator='cpu',
-        logger=CSVLogger(run_dir, name='logs'),
         log_every_n_steps=1,
         enable_progress_bar=False,
         enable_model_summary=False,
-        **({'enable_checkpointing': False} | options),
+        **(
+            {'enable_checkpointing': False, 'logger': CSVLogger(run_dir, name='logs')}
+            | options
+        ),
     )
 
 
@@ -122,6 +126,32 @@ def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp
     assert 'val/kappa' in trainer.callback_metrics
     assert 'val/f1/Forest' in trainer.callback_metrics
     assert any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
+
+
+class _FolderlessLogger(Logger):
+    """A logger that keeps nothing on disk, as some experiment trackers do."""
+
+    name = 'folderless'
+    version = 0
+
+    def log_hyperparams(self, params: Any) -> None:
+        """Keep nothing."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Keep nothing."""
+
+
+def test_a_logger_without_a_folder_gets_no_confusion_picture(
+    eurosat_ms, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    seed_everything(0)
+    trainer = _trainer(
+        tmp_path, max_steps=2, logger=_FolderlessLogger(), val_check_interval=2
+    )
+    trainer.fit(task_for(eurosat_ms, 'fixmatch'), _datamodule(eurosat_ms, tmp_path))
+    assert 'val/kappa' in trainer.callback_metrics
+    assert not list(tmp_path.rglob('confusion_*.png'))
 
 
 def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
