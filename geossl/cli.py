@@ -11,7 +11,7 @@ naming the file or option at fault and exit status 2.
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torchgeo.datasets.errors import DatasetNotFoundError
 
 from geossl.atomic import check_output
-from geossl.data.datamodule import GeoDataModule
+from geossl.data.datamodule import GeoDataModule, PretrainDataModule
 from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset, find_scenes
@@ -37,6 +37,7 @@ from geossl.inference.mapping import SceneMapper
 from geossl.inference.polygons import save_class_polygons
 from geossl.inference.quicklook import save_quicklook
 from geossl.qgis import PLUGIN_NAME, install_plugin, profile_plugins_dir
+from geossl.tasks.pretrain import PretrainingTask
 from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -393,6 +394,8 @@ Training (Lightning's commands; YAML configs with --config, options as
   validate   evaluate a checkpoint on the validation split
   test       evaluate a checkpoint on the test split
   predict    class probabilities of the test split
+  pretrain   self-supervised pretraining of a backbone (--model SimCLR, MoCo,
+             BYOL, SimSiam or BarlowTwins) for fit's --model.backbone_weights
 
 Tools:
   index      index a data source into a GeoPackage of footprints
@@ -418,7 +421,17 @@ class GeosslCLI(LightningCLI):
         Args:
             parser: the CLI's parser.
         """
-        links = {
+        for target, compute in self.data_links().items():
+            parser.link_arguments('data', target, compute, apply_on='instantiate')
+        parser.add_lightning_class_args(ResumeCheckpoint, 'resume')
+
+    def data_links(self) -> dict[str, Callable[[GeoDataModule], Any]]:
+        """The model's arguments that the data sets.
+
+        Returns:
+            Model argument -> its value from the instantiated DataModule.
+        """
+        return {
             'model.num_classes': lambda dm: len(dm.dataset.classes),
             'model.in_channels': lambda dm: len(dm.dataset.band_names),
             'model.multilabel': lambda dm: dm.dataset.multilabel,
@@ -427,9 +440,6 @@ class GeosslCLI(LightningCLI):
             'model.band_names': lambda dm: list(dm.dataset.band_names),
             'model.chip_size': lambda dm: dm.chip_size,
         }
-        for target, compute in links.items():
-            parser.link_arguments('data', target, compute, apply_on='instantiate')
-        parser.add_lightning_class_args(ResumeCheckpoint, 'resume')
 
     def after_instantiate_classes(self) -> None:
         """Keep checkpoints in ``<default_root_dir>/checkpoints`` for every run.
@@ -483,6 +493,22 @@ class GeosslCLI(LightningCLI):
     before_fit = before_validate = before_test = before_predict = _check_inputs
 
 
+class PretrainCLI(GeosslCLI):
+    """``geossl pretrain``: a self-supervised method, chosen with ``--model``."""
+
+    def data_links(self) -> dict[str, Callable[[GeoDataModule], Any]]:
+        """The method's arguments that the data sets: bands and chip size.
+
+        Returns:
+            Model argument -> its value from the instantiated DataModule.
+        """
+        return {
+            'model.init_args.in_channels': lambda dm: len(dm.dataset.band_names),
+            'model.init_args.band_names': lambda dm: list(dm.dataset.band_names),
+            'model.init_args.chip_size': lambda dm: dm.chip_size,
+        }
+
+
 def _trainer_defaults() -> dict[str, Any]:
     return {
         'default_root_dir': 'runs/geossl',
@@ -515,6 +541,30 @@ def _run_lightning(argv: Sequence[str] | None) -> None:
     )
 
 
+def _pretrain_trainer_defaults() -> dict[str, Any]:
+    return _trainer_defaults() | {
+        'default_root_dir': 'runs/pretrain',
+        'max_epochs': 100,
+        # The methods have no validation: held-out tiles wait for evaluation.
+        'limit_val_batches': 0,
+        'callbacks': [ModelCheckpoint(save_last=True, enable_version_counter=False)],
+    }
+
+
+def _run_pretrain(argv: Sequence[str]) -> None:
+    PretrainCLI(
+        PretrainingTask,
+        PretrainDataModule,
+        subclass_mode_model=True,
+        trainer_defaults=_pretrain_trainer_defaults(),
+        seed_everything_default=0,
+        save_config_kwargs={'overwrite': True},
+        parser_kwargs={'exit_on_error': False, 'fit': {'prog': 'geossl pretrain'}},
+        # Lightning's fit, under geossl's name for it.
+        args=['fit', *argv],
+    )
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -542,10 +592,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (geossl.data.samplers), so a run resumed mid-epoch draws exactly what it
     # would have: Lightning cannot see that and warns otherwise.
     warnings.filterwarnings('ignore', r"You're resuming from a checkpoint that ended")
+    # pretrain hands Lightning its arguments as fit's, which Lightning warns of.
+    warnings.filterwarnings('ignore', r"LightningCLI's args parameter is intended")
     if not argv or argv[0] in ('-h', '--help'):
         print(_OVERVIEW)
         return 0 if argv else EXIT_BAD_INPUT
-    commands = [*_LIGHTNING_COMMANDS, *_TOOLS]
+    commands = [*_LIGHTNING_COMMANDS, 'pretrain', *_TOOLS]
     if argv[0] not in commands:
         print(
             f"geossl: error: unknown command '{argv[0]}' (choose from "
@@ -554,7 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_BAD_INPUT
     try:
-        if argv[0] in _TOOLS:
+        if argv[0] == 'pretrain':
+            _run_pretrain(argv[1:])
+        elif argv[0] in _TOOLS:
             options = _tools_parser().parse_args(argv)
             _TOOLS[options.command](options[options.command])
         else:

@@ -287,3 +287,27 @@ class Views(nn.Module):
             The strong view, same shape.
         """
         return self.cutout(self.rand_augment(self.weak(images)))
+
+
+def contrastive_view(
+    chip_size: int, num_ops: int = 2, min_scale: float = 0.2
+) -> nn.Module:
+    """The view self-supervised pretraining draws twice from each normalised image.
+
+    A random resized crop (the augmentation contrastive learning owes most to), a
+    flip and turn, then the per-sample multispectral RandAugment, which takes the
+    place of SimCLR's colour jitter and grayscale: those assume three RGB bands.
+
+    Args:
+        chip_size: output height and width.
+        num_ops: RandAugment operations per sample.
+        min_scale: the smallest crop, as a fraction of the image area.
+
+    Returns:
+        A module from ``B x C x H x W`` to ``B x C x chip_size x chip_size``.
+    """
+    return nn.Sequential(
+        K.RandomResizedCrop((chip_size, chip_size), scale=(min_scale, 1.0)),
+        RandomDihedral(),
+        MultispectralRandAugment(num_ops),
+    )

@@ -134,7 +134,7 @@ class SemiSupervisedDataModule(LightningDataModule):
         path = self.run_dir / 'splits.csv'
         # A new split is saved only once the statistics have read the data, so
         # that bad data leaves no run folder behind.
-        self.splits = load_or_make_splits(self.dataset, self.split, path, save=False)
+        self.splits = self._load_or_make_splits(path)
         names = self.splits['split'].to_numpy()
         self.positions = {
             name: np.flatnonzero(names == name) for name in split_counts(self.splits)
@@ -150,6 +150,9 @@ class SemiSupervisedDataModule(LightningDataModule):
             )
         if not path.exists():
             save_splits(self.splits, self.split, path)
+
+    def _load_or_make_splits(self, path: Path) -> pd.DataFrame:
+        return load_or_make_splits(self.dataset, self.split, path, save=False)
 
     @property
     def _processes(self) -> int:
@@ -418,3 +421,38 @@ class GeoDataModule(SemiSupervisedDataModule):
         if not self._run_dir_given and self.trainer is not None:
             self.run_dir = Path(self.trainer.default_root_dir)
         super().setup(stage)
+
+
+class PretrainDataModule(GeoDataModule):
+    """The DataModule of ``geossl pretrain``: batches of the training tiles.
+
+    Every tile of the training split (labelled or not) is drawn, in batches of
+    ``{'image': raw pixels, ...}``; validation and test tiles are held out as
+    ``geossl fit`` holds them out with the same split options, so that a
+    pretrained backbone is never evaluated on tiles it trained on. Data with no
+    labels at all pretrains on every tile. Options are
+    :class:`GeoDataModule`'s; ``mu`` is not used.
+    """
+
+    def _load_or_make_splits(self, path: Path) -> pd.DataFrame:
+        if not self.dataset.is_labelled.any():
+            # Nothing to hold out for evaluation: every tile pretrains.
+            return pd.DataFrame(
+                {'sample_id': self.dataset.sample_ids, 'split': 'unlabelled'}
+            )
+        return super()._load_or_make_splits(path)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Training steps per epoch: one pass over the training tiles."""
+        batch = self.batch_size * self._processes
+        return math.ceil(len(self.positions['unlabelled']) / batch)
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches of training tiles, from a resumable seeded stream.
+
+        Returns:
+            The loader.
+        """
+        draws = self.steps_per_epoch * self._processes * self.batch_size
+        return self._loader('unlabelled', self.batch_size, draws)

@@ -7,8 +7,6 @@ checkpoint is data, never a program.
 """
 
 import inspect
-import pickle
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,46 +15,11 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from geossl.errors import GeosslInputError
+from geossl.models.weights import read_checkpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Hyperparameters every geossl checkpoint has, which mapping and export need.
 REQUIRED_HPARAMS = ('num_classes', 'in_channels', 'class_names', 'band_names')
-
-
-def read_checkpoint(
-    path: str | Path, map_location: str | torch.device | Callable | None = None
-) -> Any:
-    """The contents of a checkpoint file, refusing anything but data.
-
-    Args:
-        path: the file.
-        map_location: where tensors go, as for :func:`torch.load`.
-
-    Returns:
-        The checkpoint.
-
-    Raises:
-        GeosslInputError: if the file is missing, corrupt or holds pickled code.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise GeosslInputError(path, 'does not exist')
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        RuntimeError,
-        EOFError,
-    ) as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        # torch names the refused code on a line of its own, after general advice.
-        if code := next((line for line in lines if 'GLOBAL' in line), None):
-            problem = f'holds pickled code, which geossl never runs ({code})'
-        else:
-            reason = lines[0] if lines else type(error).__name__
-            problem = f'cannot be read as a safe checkpoint ({reason})'
-        raise GeosslInputError(path, problem) from None
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -151,7 +114,9 @@ def load_task(
         raise GeosslInputError(
             path, 'is not a geossl checkpoint (no geossl model settings)'
         )
-    accepted = inspect.signature(SemiSupervisedTask.__init__).parameters
+    accepted = set(inspect.signature(SemiSupervisedTask.__init__).parameters)
+    # The trained weights are in the checkpoint: its initial ones are not needed.
+    accepted.discard('backbone_weights')
     task = SemiSupervisedTask(**{k: v for k, v in hparams.items() if k in accepted})
     try:
         task.load_state_dict(checkpoint['state_dict'])

@@ -11,7 +11,6 @@ With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference e
 semi-supervised result is compared with.
 """
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Self
 
@@ -35,11 +34,13 @@ from geossl.models.classifier import (
     default_fusion,
 )
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
+from geossl.models.weights import load_backbone_weights
 from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
 from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
 from geossl.tasks.resume import RandomStateCheckpoint
+from geossl.tasks.schedules import cosine_schedule
 
 Optimizer = Literal['sgd', 'adamw']
 Distillation = Literal['context', 'kl']
@@ -87,6 +88,9 @@ class SemiSupervisedTask(LightningModule):
             (needed by FlexMatch).
         backbone: timm model name.
         pretrained: start from timm's pretrained weights.
+        backbone_weights: a checkpoint of ``geossl pretrain`` (or ``fit``, or a
+            TorchGeo self-supervised task) whose backbone initialises the
+            student's and the teacher's.
         chip_size: input height and width.
         lambda_u: weight of the unsupervised loss.
         optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``; None
@@ -133,6 +137,7 @@ class SemiSupervisedTask(LightningModule):
         num_samples: int | None = None,
         backbone: str = 'resnet18',
         pretrained: bool = False,
+        backbone_weights: str | None = None,
         chip_size: int = 64,
         lambda_u: float = 1.0,
         optimizer: Optimizer | None = None,
@@ -199,6 +204,15 @@ class SemiSupervisedTask(LightningModule):
             pretrained,
             context_token=teacher_student and fusion == 'token',
         )
+        if backbone_weights is not None:
+            if pretrained:
+                raise GeosslInputError(
+                    'backbone_weights',
+                    'and pretrained both give initial weights: choose one',
+                )
+            for network in (self.student, self.teacher):
+                if network is not None:
+                    load_backbone_weights(network.backbone, backbone, backbone_weights)
         self.views = Views(
             torch.zeros(in_channels),
             torch.ones(in_channels),
@@ -625,28 +639,10 @@ class SemiSupervisedTask(LightningModule):
             optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
         else:
             optimizer = torch.optim.AdamW(groups, lr=lr)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: self._cosine_factor(step)
-        )
         return {
             'optimizer': optimizer,
-            'lr_scheduler': {'scheduler': schedule, 'interval': 'step'},
+            'lr_scheduler': {
+                'scheduler': cosine_schedule(optimizer, self, 7 / 16),
+                'interval': 'step',
+            },
         }
-
-    def _cosine_factor(self, step: int) -> float:
-        """FixMatch's cosine factor of the learning rate at a training step.
-
-        The number of training steps is asked for only once training runs: asking
-        while the optimiser is configured would set up the training loader before
-        a resumed run restores its step count, and its samplers would start over.
-
-        Args:
-            step: the scheduler's step.
-
-        Returns:
-            ``cos(7 pi step / (16 K))`` for K training steps.
-        """
-        if step == 0:
-            return 1.0
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        return math.cos(7 * math.pi * step / (16 * total))
