@@ -37,17 +37,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from lightning import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from matplotlib.figure import Figure
-from report import RESULTS, SHARED_DATA, markdown
+from report import RESULTS, SHARED_DATA, eurosat_rgb, markdown
 from tqdm import tqdm
 
 from geossl.data.datamodule import SemiSupervisedDataModule
-from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
-from geossl.data.metadata import MetadataReader
+from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -79,14 +77,30 @@ USB_ERROR = {
 }
 
 
-def _run(
+def train_and_test(
     dataset: InMemoryDataset,
     algorithm: str,
     labels_per_class: int,
     seed: int,
     options: argparse.Namespace,
     run_dir: Path,
+    **task_options: object,
 ) -> dict[str, object]:
+    """Train one algorithm on one seed's split; test the best validation checkpoint.
+
+    Args:
+        dataset: the tiles.
+        algorithm: ``supervised`` or a policy name.
+        labels_per_class: labelled tiles per class.
+        seed: the split's and the run's seed.
+        options: the budget (steps, batch_size, mu, backbone, image_size,
+            val_every, log_every) and the output folder of the curves.
+        run_dir: the run's folder.
+        **task_options: more arguments of the task (e.g. backbone_weights).
+
+    Returns:
+        The run's row: test error, best step, minutes, curve file.
+    """
     seed_everything(seed)
     split = SplitConfig(
         labels_per_class=labels_per_class,
@@ -98,7 +112,11 @@ def _run(
         dataset, split, run_dir, options.batch_size, options.mu, seed=seed
     )
     task = SemiSupervisedTask.for_dataset(
-        dataset, algorithm, backbone=options.backbone, chip_size=options.image_size
+        dataset,
+        algorithm,
+        backbone=options.backbone,
+        chip_size=options.image_size,
+        **task_options,
     )
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / 'checkpoints',
@@ -247,19 +265,7 @@ def main() -> None:
     # Keep the output to progress and the table: Lightning's notices go.
     warnings.filterwarnings('ignore')
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
-    source = ImageFolderDataset(
-        options.data, reader=MetadataReader(require_location=False)
-    )
-    size = options.image_size
-    dataset = InMemoryDataset(
-        source,
-        # Antialiased like PIL's resize, rounded back to 8 bits to store as uint8.
-        lambda image: (
-            F.interpolate(image[None], size, mode='bilinear', antialias=True)[0]
-            .round()
-            .clamp(0, 255)
-        ),
-    )
+    dataset = eurosat_rgb(options.data, options.image_size)
     options.output.mkdir(parents=True, exist_ok=True)
     listing = options.output / 'runs.csv'
     # Runs finished earlier with the same budget are kept, so a stopped benchmark
@@ -286,7 +292,7 @@ def main() -> None:
             / f'seed{seed}'
             / algorithm
         )
-        run = _run(dataset, algorithm, labels, seed, options, run_dir)
+        run = train_and_test(dataset, algorithm, labels, seed, options, run_dir)
         tqdm.write(
             f'{labels} labels/class, seed {seed}, {NAMES[algorithm]}: '
             f'test error {run["test_error"]:.1f} % (best val at step '

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
+
+from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
+from geossl.data.metadata import MetadataReader
 
 #: The read-only sample data: ``$GEOSSL_SHARED_DATA``, or beside the repository.
 SHARED_DATA = Path(
@@ -94,3 +98,25 @@ def save(
     document = {'settings': dict(settings) | machine, 'rows': list(rows)}
     path.write_text(json.dumps(document, indent=2, default=str) + '\n')
     return path
+
+
+def eurosat_rgb(root: Path, size: int) -> InMemoryDataset:
+    """EuroSAT RGB read once, resized as USB does, and kept in memory.
+
+    Args:
+        root: the folder of class folders of JPEGs.
+        size: the tiles' new height and width.
+
+    Returns:
+        The dataset (uint8 values, no locations).
+    """
+    source = ImageFolderDataset(root, reader=MetadataReader(require_location=False))
+    return InMemoryDataset(
+        source,
+        # Antialiased like PIL's resize, rounded back to 8 bits to store as uint8.
+        lambda image: (
+            F.interpolate(image[None], size, mode='bilinear', antialias=True)[0]
+            .round()
+            .clamp(0, 255)
+        ),
+    )

@@ -3,25 +3,30 @@
 ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's CLI over
 :class:`~geossl.tasks.semi_supervised.SemiSupervisedTask` and
 :class:`~geossl.data.datamodule.GeoDataModule` (YAML configs with ``--config``; the
-model is sized from the data). ``index``, ``map`` and ``export`` are geossl's own
-tools, with options in the same underscore style. Bad input ends with one line
+model is sized from the data); ``pretrain`` is Lightning's ``fit`` over
+:class:`~geossl.tasks.pretrain.PretrainingTask`. ``index``, ``map``, ``export``,
+``evaluate-representation``, ``embed`` and ``qgis`` are geossl's own tools, with
+options in the same underscore style. Bad input ends with one line
 naming the file or option at fault and exit status 2.
 """
 
 import signal
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import torch
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torchgeo.datasets.errors import DatasetNotFoundError
 
 from geossl.atomic import check_output
-from geossl.data.datamodule import GeoDataModule, PretrainDataModule
+from geossl.data.datamodule import GeoDataModule, GeoPretrainingDataModule
 from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset, find_scenes
@@ -32,10 +37,26 @@ from geossl.inference.checkpoint import (
     load_task,
     read_checkpoint,
 )
+from geossl.inference.embeddings import (
+    check_table_path,
+    embedding_table,
+    save_tsne_plot,
+    tile_classes,
+    tsne_coordinates,
+    write_table,
+)
 from geossl.inference.export import export_onnx
 from geossl.inference.mapping import SceneMapper
 from geossl.inference.polygons import save_class_polygons
 from geossl.inference.quicklook import save_quicklook
+from geossl.inference.representation import (
+    Encoder,
+    check_bands,
+    embed_samples,
+    load_encoder,
+    resolve_device,
+    score_representation,
+)
 from geossl.qgis import PLUGIN_NAME, install_plugin, profile_plugins_dir
 from geossl.tasks.pretrain import PretrainingTask
 from geossl.tasks.resume import ResumeCheckpoint
@@ -319,6 +340,210 @@ def _run_export(options: Namespace) -> None:
     )
 
 
+def _add_encoder_options(parser: ArgumentParser) -> None:
+    """A checkpoint to embed with, the data options of fit, and how to run."""
+    parser.add_argument(
+        'checkpoint', type=str, help='A .ckpt from geossl pretrain or geossl fit.'
+    )
+    parser.add_class_arguments(
+        GeoPretrainingDataModule,
+        'data',
+        skip={'batch_size', 'mu', 'balance_classes', 'num_workers'},
+    )
+    parser.add_argument(
+        '--batch_size', type=int, default=256, help='Tiles per forward pass.'
+    )
+    parser.add_argument(
+        '--workers', type=int, default=0, help='DataLoader processes reading tiles.'
+    )
+    parser.add_argument(
+        '--device',
+        type=str,
+        default='auto',
+        help='auto (a GPU if there is one), cpu, cuda, cuda:N or mps.',
+    )
+
+
+def _encoder_and_data(
+    options: Namespace,
+) -> tuple[Encoder, GeoPretrainingDataModule, str]:
+    """The checkpoint's encoder, and the data split as the checkpoint's run split it.
+
+    The split is the run's ``splits.csv`` (beside the ``checkpoints`` folder) when
+    there is one, else ``--data.run_dir``'s, else made from the data options
+    without being saved.
+
+    Returns:
+        The encoder, the set-up DataModule and where its split came from.
+    """
+    checkpoint = Path(options.checkpoint)
+    encoder = load_encoder(checkpoint, resolve_device(options.device))
+    data = options.data.as_dict()
+    data['chip_size'] = data['chip_size'] or encoder.hparams['chip_size']
+    run_split = checkpoint.parent.parent / 'splits.csv'
+    with tempfile.TemporaryDirectory() as scratch:
+        if data['run_dir'] is None:
+            data['run_dir'] = str(run_split.parent if run_split.exists() else scratch)
+        datamodule = GeoPretrainingDataModule(**data)
+        check_bands(encoder, datamodule.dataset.band_names, options.data.root)
+        # The encoder's statistics, not the data's: no pass over the data needed.
+        datamodule.mean = encoder.views.mean.flatten().cpu()
+        datamodule.std = encoder.views.std.flatten().cpu()
+        datamodule.setup('fit')
+    split = Path(data['run_dir']) / 'splits.csv'
+    source = str(split) if data['run_dir'] != scratch else 'the --data options'
+    return encoder, datamodule, source
+
+
+def _evaluate_representation_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        description="Measure a checkpoint's frozen features on labelled tiles: "
+        'weighted kNN (cosine similarity, votes weighted by exp(similarity / '
+        'temperature)) and a linear probe (logistic regression on standardised '
+        'features), top-1 and top-5 accuracy. Both are fitted on training tiles and '
+        "evaluated on the held-out split of the checkpoint's run. Single-label data "
+        'only.'
+    )
+    _add_encoder_options(parser)
+    parser.add_argument(
+        '--fitted_on',
+        type=Literal['labelled', 'train'],
+        default='labelled',
+        help="labelled: the run's labelled tiles (the few-label setting); train: "
+        'every training tile with its label (the usual linear-evaluation protocol).',
+    )
+    parser.add_argument(
+        '--split',
+        type=Literal['test', 'val'],
+        default='test',
+        help='The held-out tiles to evaluate on.',
+    )
+    parser.add_argument('--k', type=int, default=200, help='kNN neighbours.')
+    parser.add_argument(
+        '--temperature', type=float, default=0.1, help='kNN vote temperature.'
+    )
+    return parser
+
+
+def _run_evaluate_representation(options: Namespace) -> None:
+    if options.k < 1 or options.temperature <= 0:
+        raise GeosslInputError(
+            '--k' if options.k < 1 else '--temperature', 'must be positive'
+        )
+    encoder, datamodule, source = _encoder_and_data(options)
+    dataset = datamodule.dataset
+    if dataset.multilabel:
+        raise GeosslInputError(
+            options.data.root,
+            'is multi-label: kNN and linear-probe accuracy are for one class per tile',
+        )
+    positions = datamodule.positions
+    fitted = positions['labelled']
+    if options.fitted_on == 'train':
+        fitted = np.union1d(fitted, positions['unlabelled'])
+    fitted = fitted[dataset.is_labelled[fitted]]
+    evaluated = positions[options.split]
+    targets = torch.as_tensor(dataset.targets)
+    if not len(evaluated):
+        raise GeosslInputError(
+            '--split',
+            f'is {options.split} but that split holds no labelled tiles (see '
+            f'--data.{options.split}_fraction)',
+        )
+    if len(targets[fitted].unique()) < 2:
+        raise GeosslInputError(
+            '--fitted_on',
+            f'is {options.fitted_on} but those tiles hold fewer than two classes',
+        )
+    features = embed_samples(
+        encoder,
+        dataset,
+        np.concatenate([fitted, evaluated]),
+        options.batch_size,
+        options.workers,
+    )['features']
+    scores = score_representation(
+        features[: len(fitted)],
+        targets[fitted],
+        features[len(fitted) :],
+        targets[evaluated],
+        len(dataset.classes),
+        options.k,
+        options.temperature,
+    )
+    hparams = encoder.hparams
+    print(
+        f'{options.checkpoint}: {hparams.get("method") or hparams["algorithm"]} '
+        f'{hparams.get("model") or hparams["backbone"]}, '
+        f'{features.shape[1]} features\n'
+        f'Fitted on {len(fitted)} {options.fitted_on} tiles, evaluated on '
+        f'{len(evaluated)} {options.split} tiles (split: {source})\n'
+    )
+    print('| measure | top-1 % | top-5 % |\n|---|---|---|')
+    for name, key in (
+        (f'kNN (k={options.k}, T={options.temperature})', 'knn'),
+        ('linear probe', 'linear'),
+    ):
+        top1, top5 = scores[f'{key}_top1'], scores[f'{key}_top5']
+        print(f'| {name} | {100 * top1:.1f} | {100 * top5:.1f} |')
+
+
+def _embed_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        description="Write a checkpoint's features (and projection-head outputs, "
+        'for geossl pretrain) of every tile, with its split, class, date and lon/lat '
+        'point (EPSG:4326), to a GeoPackage or GeoParquet; optionally a 2-D t-SNE '
+        'of the features coloured by class.'
+    )
+    _add_encoder_options(parser)
+    parser.add_argument(
+        '-o',
+        '--output',
+        type=str,
+        required=True,
+        help='The table: .gpkg (layer tiles) or .parquet.',
+    )
+    parser.add_argument(
+        '--tsne', type=str | None, default=None, help='Also write this t-SNE .png.'
+    )
+    parser.add_argument(
+        '--overwrite', type=bool, default=False, help='Replace existing outputs.'
+    )
+    return parser
+
+
+def _run_embed(options: Namespace) -> None:
+    output = Path(options.output)
+    check_table_path(output, 0)
+    check_output(output, options.overwrite)
+    plot = Path(options.tsne) if options.tsne else None
+    if plot is not None:
+        if plot.suffix != '.png':
+            raise GeosslInputError(plot, 'must end in .png')
+        check_output(plot, options.overwrite)
+    encoder, datamodule, _ = _encoder_and_data(options)
+    dataset = datamodule.dataset
+    embeddings = embed_samples(
+        encoder, dataset, range(len(dataset)), options.batch_size, options.workers
+    )
+    check_table_path(output, sum(values.shape[1] for values in embeddings.values()))
+    classes = tile_classes(dataset.targets, dataset.classes)
+    splits = datamodule.splits['split']
+    write_table(embedding_table(dataset.index, classes, splits, embeddings), output)
+    sizes = ', '.join(f'{name} {v.shape[1]}' for name, v in embeddings.items())
+    print(f'Embedded {len(dataset)} tiles ({sizes}) -> {output}')
+    if plot is None:
+        return
+    if len(dataset) < 5:
+        raise GeosslInputError(options.data.root, 'has fewer than 5 tiles for a t-SNE')
+    coordinates = tsne_coordinates(embeddings['features'])
+    # A multi-label tile takes the colour of its first class.
+    colours = classes.str.split('; ').str[0]
+    title = f't-SNE of {Path(options.checkpoint).name} features, {len(dataset)} tiles'
+    save_tsne_plot(coordinates, colours, dataset.classes, title, plot)
+    print(f't-SNE -> {plot}')
+
+
 def _qgis_parser() -> ArgumentParser:
     parser = ArgumentParser(
         description='Install the geossl Processing provider into QGIS (3.22 or '
@@ -374,6 +599,16 @@ def _tools_parser() -> ArgumentParser:
         'export', _export_parser(), help='Export the student to ONNX.'
     )
     subcommands.add_subcommand(
+        'evaluate-representation',
+        _evaluate_representation_parser(),
+        help="kNN and linear-probe accuracy of a checkpoint's frozen features.",
+    )
+    subcommands.add_subcommand(
+        'embed',
+        _embed_parser(),
+        help="Write every tile's features with its place; a t-SNE picture.",
+    )
+    subcommands.add_subcommand(
         'qgis', _qgis_parser(), help='Install the QGIS Processing provider.'
     )
     return parser
@@ -401,6 +636,10 @@ Tools:
   index      index a data source into a GeoPackage of footprints
   map        classify whole scenes into Cloud-Optimized GeoTIFF class maps
   export     export the student to ONNX (normalisation folded in)
+  evaluate-representation
+             kNN and linear-probe accuracy of a checkpoint's frozen features
+  embed      every tile's features with its lon/lat to GeoPackage/Parquet, and
+             a t-SNE picture
   qgis       install the geossl Processing provider into QGIS
 
 Run 'geossl COMMAND --help' for the options of a command.
@@ -554,7 +793,7 @@ def _pretrain_trainer_defaults() -> dict[str, Any]:
 def _run_pretrain(argv: Sequence[str]) -> None:
     PretrainCLI(
         PretrainingTask,
-        PretrainDataModule,
+        GeoPretrainingDataModule,
         subclass_mode_model=True,
         trainer_defaults=_pretrain_trainer_defaults(),
         seed_everything_default=0,
@@ -631,6 +870,8 @@ _TOOLS = {
     'index': _run_index,
     'map': _run_map,
     'export': _run_export,
+    'evaluate-representation': _run_evaluate_representation,
+    'embed': _run_embed,
     'qgis': _run_qgis,
 }
 

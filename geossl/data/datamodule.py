@@ -287,6 +287,40 @@ class SemiSupervisedDataModule(LightningDataModule):
         self.std = state_dict['std']
 
 
+class PretrainingDataModule(SemiSupervisedDataModule):
+    """Batches of the training tiles, for self-supervised pretraining.
+
+    Every tile of the training split (labelled or not) is drawn, in batches of
+    ``{'image': raw pixels, ...}``; validation and test tiles are held out as
+    ``geossl fit`` holds them out with the same split options, so that a
+    pretrained backbone is never evaluated on tiles it trained on. Data with no
+    labels at all pretrains on every tile. ``mu`` is not used.
+    """
+
+    def _load_or_make_splits(self, path: Path) -> pd.DataFrame:
+        if not self.dataset.is_labelled.any():
+            # Nothing to hold out for evaluation: every tile pretrains.
+            return pd.DataFrame(
+                {'sample_id': self.dataset.sample_ids, 'split': 'unlabelled'}
+            )
+        return super()._load_or_make_splits(path)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Training steps per epoch: one pass over the training tiles."""
+        batch = self.batch_size * self._processes
+        return math.ceil(len(self.positions['unlabelled']) / batch)
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches of training tiles, from a resumable seeded stream.
+
+        Returns:
+            The loader.
+        """
+        draws = self.steps_per_epoch * self._processes * self.batch_size
+        return self._loader('unlabelled', self.batch_size, draws)
+
+
 DatasetKind = Literal['auto', 'eurosat', 'bigearthnet']
 
 
@@ -423,36 +457,11 @@ class GeoDataModule(SemiSupervisedDataModule):
         super().setup(stage)
 
 
-class PretrainDataModule(GeoDataModule):
-    """The DataModule of ``geossl pretrain``: batches of the training tiles.
+class GeoPretrainingDataModule(GeoDataModule, PretrainingDataModule):
+    """The DataModule of ``geossl pretrain``: ``fit``'s data options, training tiles.
 
-    Every tile of the training split (labelled or not) is drawn, in batches of
-    ``{'image': raw pixels, ...}``; validation and test tiles are held out as
-    ``geossl fit`` holds them out with the same split options, so that a
-    pretrained backbone is never evaluated on tiles it trained on. Data with no
-    labels at all pretrains on every tile. Options are
-    :class:`GeoDataModule`'s; ``mu`` is not used.
+    Every tile of the training split (labelled or not) is drawn; validation and
+    test tiles are held out as ``geossl fit`` holds them out with the same split
+    options, so that a pretrained backbone is never evaluated on tiles it trained
+    on. Data with no labels at all pretrains on every tile.
     """
-
-    def _load_or_make_splits(self, path: Path) -> pd.DataFrame:
-        if not self.dataset.is_labelled.any():
-            # Nothing to hold out for evaluation: every tile pretrains.
-            return pd.DataFrame(
-                {'sample_id': self.dataset.sample_ids, 'split': 'unlabelled'}
-            )
-        return super()._load_or_make_splits(path)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Training steps per epoch: one pass over the training tiles."""
-        batch = self.batch_size * self._processes
-        return math.ceil(len(self.positions['unlabelled']) / batch)
-
-    def train_dataloader(self) -> DataLoader:
-        """Batches of training tiles, from a resumable seeded stream.
-
-        Returns:
-            The loader.
-        """
-        draws = self.steps_per_epoch * self._processes * self.batch_size
-        return self._loader('unlabelled', self.batch_size, draws)

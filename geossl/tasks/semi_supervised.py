@@ -302,6 +302,18 @@ class SemiSupervisedTask(LightningModule):
         """
         return self.student(images)[0]
 
+    @torch.no_grad()
+    def embed(self, images: Tensor) -> dict[str, Tensor]:
+        """The student's pooled features of normalised images.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+
+        Returns:
+            ``features`` ``(B, F)``.
+        """
+        return {'features': self.student.features(images)[0]}
+
     def setup(self, stage: str) -> None:
         """Check the data against the model and take its normalisation statistics.
 

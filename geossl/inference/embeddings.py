@@ -1,0 +1,194 @@
+"""Embeddings of every tile as a table with places, and their 2-D t-SNE picture.
+
+The table has one row per tile: its id, split, class, date, lon/lat and one column
+per embedding dimension (``feature_0`` ..., ``projection_0`` ...), with a point
+geometry in EPSG:4326 (none for tiles of unknown location). It is written as a
+GeoPackage (``.gpkg``, opens in QGIS) or GeoParquet (``.parquet``, for pandas and
+DuckDB), atomically.
+"""
+
+from pathlib import Path
+
+import geopandas as gpd
+import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from torch import Tensor
+
+from geossl.atomic import atomic_output
+from geossl.errors import GeosslInputError
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+
+#: Table formats by file suffix.
+FORMATS = ('.gpkg', '.parquet')
+
+#: SQLite's default column limit, less the table's other columns.
+GEOPACKAGE_MAX_DIMENSIONS = 1990
+
+#: The class shown for tiles without a label.
+UNLABELLED = 'unlabelled'
+
+
+def check_table_path(path: Path, dimensions: int) -> None:
+    """Refuse a table format that cannot hold the embeddings.
+
+    Args:
+        path: the output file.
+        dimensions: embedding columns to write.
+
+    Raises:
+        GeosslInputError: for another suffix, or too many columns for a GeoPackage.
+    """
+    if path.suffix not in FORMATS:
+        raise GeosslInputError(
+            path, f'must end in {" or ".join(FORMATS)} (GeoPackage or GeoParquet)'
+        )
+    if path.suffix == '.gpkg' and dimensions > GEOPACKAGE_MAX_DIMENSIONS:
+        raise GeosslInputError(
+            path,
+            f'cannot hold {dimensions} embedding columns (a GeoPackage holds at most '
+            f'{GEOPACKAGE_MAX_DIMENSIONS}); write .parquet instead',
+        )
+
+
+def tile_classes(targets: np.ndarray, class_names: list[str]) -> pd.Series:
+    """Each tile's class name; ``; ``-joined names for multi-label targets.
+
+    Args:
+        targets: encoded labels (class positions, or multi-hot rows), -1 where a
+            tile has no label.
+        class_names: class names in target order.
+
+    Returns:
+        The names, ``unlabelled`` for tiles without a label.
+    """
+    if targets.ndim == 1:
+        names = [class_names[t] if t >= 0 else UNLABELLED for t in targets]
+    else:
+        names = [
+            '; '.join(class_names[i] for i in np.flatnonzero(row == 1)) or UNLABELLED
+            if (row >= 0).all()
+            else UNLABELLED
+            for row in targets
+        ]
+    return pd.Series(names)
+
+
+def embedding_table(
+    index: pd.DataFrame,
+    classes: pd.Series,
+    splits: pd.Series,
+    embeddings: dict[str, Tensor],
+) -> gpd.GeoDataFrame:
+    """One row per tile: id, split, class, date, place and embedding columns.
+
+    Args:
+        index: the dataset's index (``sample_id``, ``datetime``, ``lon``, ``lat``).
+        classes: each tile's class name (``unlabelled`` where it has none).
+        splits: each tile's split.
+        embeddings: name -> ``(N, D)`` embeddings, in the index's order.
+
+    Returns:
+        The table, with point geometries in EPSG:4326.
+    """
+    columns = {
+        'sample_id': index['sample_id'].to_numpy(),
+        'split': splits.to_numpy(),
+        'class': classes.to_numpy(),
+        'datetime': index['datetime'].to_numpy(),
+        'lon': index['lon'].to_numpy(dtype=float),
+        'lat': index['lat'].to_numpy(dtype=float),
+    }
+    for name, values in embeddings.items():
+        array = values.numpy().astype(np.float32)
+        columns |= {f'{name}_{i}': array[:, i] for i in range(array.shape[1])}
+    table = pd.DataFrame(columns)
+    located = table['lon'].notna() & table['lat'].notna()
+    points = gpd.points_from_xy(table['lon'], table['lat'])
+    return gpd.GeoDataFrame(
+        table, geometry=np.where(located, points, None), crs='EPSG:4326'
+    )
+
+
+def write_table(table: gpd.GeoDataFrame, path: Path) -> None:
+    """Write the table atomically, by the path's suffix.
+
+    Args:
+        table: from :func:`embedding_table`.
+        path: a ``.gpkg`` or ``.parquet`` file.
+    """
+    with atomic_output(path) as partial:
+        if path.suffix == '.parquet':
+            table.to_parquet(partial)
+        else:
+            table.to_file(partial, layer='tiles', driver='GPKG')
+
+
+def tsne_coordinates(features: Tensor, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE of features (PCA to 50 dimensions first, as is usual).
+
+    Args:
+        features: ``(N, D)`` features, N >= 5.
+        seed: the embedding's seed.
+
+    Returns:
+        ``(N, 2)`` coordinates.
+    """
+    values = features.numpy().astype(np.float64)
+    if values.shape[1] > 50 and len(values) > 50:
+        values = PCA(50, random_state=seed).fit_transform(values)
+    perplexity = min(30.0, (len(values) - 1) / 3)
+    return TSNE(2, perplexity=perplexity, init='pca', random_state=seed).fit_transform(
+        values
+    )
+
+
+def save_tsne_plot(
+    coordinates: np.ndarray,
+    classes: pd.Series,
+    class_names: list[str],
+    title: str,
+    path: Path,
+) -> None:
+    """A scatter of the 2-D t-SNE coloured by class, written atomically as a PNG.
+
+    Args:
+        coordinates: ``(N, 2)`` from :func:`tsne_coordinates`.
+        classes: each point's class name (``unlabelled`` where it has none).
+        class_names: all classes, in the model's order (sets the colours).
+        title: the picture's title.
+        path: the ``.png`` to write.
+    """
+    # Distinct colours, not the maps' land-cover ones (which share a colour among
+    # kindred classes such as highway, industrial and residential).
+    palette = matplotlib.colormaps['tab10' if len(class_names) <= 10 else 'tab20']
+    colours = {name: palette(i % palette.N) for i, name in enumerate(class_names)}
+    colours[UNLABELLED] = '#bbbbbb'
+    figure, axes = plt.subplots(figsize=(8, 7))
+    # Unlabelled tiles first, so labelled ones stay visible on top.
+    for name in [UNLABELLED, *class_names]:
+        chosen = (classes == name).to_numpy()
+        if chosen.any():
+            axes.scatter(
+                *coordinates[chosen].T,
+                s=6,
+                color=colours[name],
+                label=f'{name} ({chosen.sum()})',
+                linewidths=0,
+            )
+    axes.set_title(title)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.legend(
+        loc='center left', bbox_to_anchor=(1, 0.5), markerscale=3, frameon=False
+    )
+    figure.tight_layout()
+    try:
+        with atomic_output(path) as partial:
+            figure.savefig(partial, dpi=110, format='png')
+    finally:
+        plt.close(figure)

@@ -1,0 +1,277 @@
+"""What a backbone's features are worth: embeddings, weighted kNN and a linear probe.
+
+Any geossl checkpoint is an encoder here: one of ``geossl pretrain`` (backbone
+features and projection-head outputs) or of ``geossl fit`` (the student's
+features). Both normalise raw pixels with the statistics they trained with.
+
+The two standard measures of a frozen representation, on a labelled split:
+
+* weighted kNN (Wu et al., 2018, as lightly and the SSL literature run it):
+  cosine similarity to the ``k`` nearest training features, votes weighted by
+  ``exp(similarity / temperature)``;
+* a linear probe: scikit-learn's multinomial logistic regression on standardised
+  features.
+"""
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightly.utils.benchmarking import knn_predict
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from geossl.augment.views import Views
+from geossl.data.datamodule import collate_samples
+from geossl.errors import GeosslInputError
+from geossl.inference.checkpoint import load_task
+from geossl.models.weights import read_checkpoint
+from geossl.tasks.pretrain import METHODS
+
+
+class Encoder(Protocol):
+    """A trained task that embeds normalised images."""
+
+    views: Views
+    hparams: Any
+
+    def embed(self, images: Tensor) -> dict[str, Tensor]:
+        """Named embeddings (``features``, maybe ``projection``) of images."""
+        ...
+
+
+def load_encoder(path: str | Path, device: str | torch.device = 'cpu') -> Encoder:
+    """The task of a ``geossl pretrain`` or ``geossl fit`` checkpoint, to embed with.
+
+    Args:
+        path: the ``.ckpt``.
+        device: where to put the model.
+
+    Returns:
+        The task, in evaluation mode.
+
+    Raises:
+        GeosslInputError: if the file is unsafe, corrupt or not geossl's.
+    """
+    checkpoint = read_checkpoint(path, 'cpu')
+    hparams = checkpoint.get('hyper_parameters') if isinstance(checkpoint, dict) else {}
+    method = (hparams or {}).get('method')
+    if method is None:
+        return load_task(path, device)
+    if method not in METHODS:
+        raise GeosslInputError(path, f'holds an unknown pretraining method {method!r}')
+    task_class = METHODS[method]
+    accepted = inspect.signature(task_class.__init__).parameters
+    task = task_class(**{k: v for k, v in hparams.items() if k in accepted})
+    try:
+        task.load_state_dict(checkpoint['state_dict'])
+    except (KeyError, RuntimeError) as error:
+        reason = str(error).splitlines()[0]
+        raise GeosslInputError(
+            path, f'holds weights that do not fit ({reason})'
+        ) from None
+    return task.eval().to(device)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``--device`` option.
+
+    Args:
+        name: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:N`` or
+            ``mps``.
+
+    Returns:
+        The device.
+
+    Raises:
+        GeosslInputError: for a name torch does not know or a GPU that is absent.
+    """
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GeosslInputError(
+            '--device', f'is {name!r}, not one of auto, cpu, cuda, cuda:N, mps'
+        ) from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise GeosslInputError('--device', f'is {name} but no CUDA GPU is visible')
+    return device
+
+
+def check_bands(encoder: Encoder, band_names: Sequence[str], source: object) -> None:
+    """Refuse data whose bands are not those the encoder trained on.
+
+    Args:
+        encoder: the trained task.
+        band_names: the data's bands.
+        source: the data, for the message.
+
+    Raises:
+        GeosslInputError: if the band count differs.
+    """
+    trained = encoder.hparams['band_names']
+    if len(band_names) != len(trained):
+        raise GeosslInputError(
+            source,
+            f'has {len(band_names)} bands but the model was trained on '
+            f'{len(trained)} ({", ".join(trained)})',
+        )
+
+
+@torch.no_grad()
+def embed_samples(
+    encoder: Encoder,
+    dataset: Dataset,
+    positions: Sequence[int],
+    batch_size: int = 256,
+    num_workers: int = 0,
+    description: str = 'Embedding',
+) -> dict[str, Tensor]:
+    """The embeddings of some samples of a dataset, in their order.
+
+    Args:
+        encoder: the trained task.
+        dataset: a geossl dataset (raw pixels).
+        positions: which samples.
+        batch_size: samples per forward pass.
+        num_workers: data-loading processes.
+        description: the progress bar's label.
+
+    Returns:
+        Name -> ``(N, D)`` float tensor on the CPU.
+    """
+    loader = DataLoader(
+        Subset(dataset, list(positions)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_samples,
+    )
+    device = encoder.views.mean.device
+    parts: dict[str, list[Tensor]] = {}
+    for batch in tqdm(loader, desc=description, unit='batch', leave=False):
+        images = encoder.views.normalise(batch['image'].to(device))
+        for name, value in encoder.embed(images).items():
+            parts.setdefault(name, []).append(value.float().cpu())
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
+def knn_accuracy(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    num_classes: int,
+    k: int = 200,
+    temperature: float = 0.1,
+) -> tuple[float, float]:
+    """Top-1 and top-5 accuracy of weighted kNN on cosine similarity.
+
+    Args:
+        train_features: ``(N, D)`` features of the labelled bank.
+        train_labels: ``(N,)`` their classes.
+        test_features: ``(M, D)`` features to classify.
+        test_labels: ``(M,)`` their classes.
+        num_classes: number of classes.
+        k: neighbours (at most the bank's size).
+        temperature: the softness of the similarity weights.
+
+    Returns:
+        Top-1 and top-5 accuracy in [0, 1].
+    """
+    bank = F.normalize(train_features, dim=1).T.contiguous()
+    queries = F.normalize(test_features, dim=1)
+    ranked = torch.cat(
+        [
+            knn_predict(
+                chunk,
+                bank,
+                train_labels,
+                num_classes,
+                min(k, len(train_labels)),
+                temperature,
+            )
+            for chunk in queries.split(1024)
+        ]
+    )
+    return _top_accuracies(ranked, test_labels)
+
+
+def linear_probe_accuracy(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Top-1 and top-5 accuracy of logistic regression on frozen features.
+
+    Args:
+        train_features: ``(N, D)`` features to fit on.
+        train_labels: ``(N,)`` their classes.
+        test_features: ``(M, D)`` features to classify.
+        test_labels: ``(M,)`` their classes.
+        seed: the solver's seed.
+
+    Returns:
+        Top-1 and top-5 accuracy in [0, 1].
+    """
+    probe = make_pipeline(
+        StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)
+    )
+    probe.fit(train_features.numpy(), train_labels.numpy())
+    scores = probe.predict_proba(test_features.numpy())
+    # Columns are the classes seen in training, which may be fewer than all.
+    classes = torch.as_tensor(probe.classes_)
+    ranked = classes[torch.as_tensor(np.argsort(-scores, axis=1))]
+    return _top_accuracies(ranked, test_labels)
+
+
+def score_representation(
+    fit_features: Tensor,
+    fit_labels: Tensor,
+    eval_features: Tensor,
+    eval_labels: Tensor,
+    num_classes: int,
+    k: int = 200,
+    temperature: float = 0.1,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Weighted kNN and linear-probe accuracy of frozen features.
+
+    Args:
+        fit_features: ``(N, D)`` features of labelled tiles (the kNN bank and the
+            probe's training set).
+        fit_labels: ``(N,)`` their classes.
+        eval_features: ``(M, D)`` features of the tiles to classify.
+        eval_labels: ``(M,)`` their classes.
+        num_classes: number of classes.
+        k: kNN neighbours.
+        temperature: kNN temperature.
+        seed: the probe solver's seed.
+
+    Returns:
+        ``knn_top1``, ``knn_top5``, ``linear_top1``, ``linear_top5`` in [0, 1].
+    """
+    tiles = (fit_features, fit_labels, eval_features, eval_labels)
+    knn = knn_accuracy(*tiles, num_classes, k, temperature)
+    linear = linear_probe_accuracy(*tiles, seed)
+    return {
+        'knn_top1': knn[0],
+        'knn_top5': knn[1],
+        'linear_top1': linear[0],
+        'linear_top5': linear[1],
+    }
+
+
+def _top_accuracies(ranked: Tensor, labels: Tensor) -> tuple[float, float]:
+    hits = ranked[:, :5] == labels[:, None]
+    return float(hits[:, 0].float().mean()), float(hits.any(dim=1).float().mean())
