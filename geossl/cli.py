@@ -58,7 +58,7 @@ from geossl.inference.representation import (
     score_representation,
 )
 from geossl.qgis import PLUGIN_NAME, install_plugin, profile_plugins_dir
-from geossl.tasks.pretrain import PretrainingTask
+from geossl.tasks.pretrain import METHODS, PretrainingTask, SimCLR
 from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -735,6 +735,35 @@ class GeosslCLI(LightningCLI):
 class PretrainCLI(GeosslCLI):
     """``geossl pretrain``: a self-supervised method, chosen with ``--model``."""
 
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Fit's links and resume points; SimCLR unless ``--model`` says otherwise.
+
+        Args:
+            parser: the CLI's parser.
+        """
+        super().add_arguments_to_parser(parser)
+        parser.set_defaults({'model': {'class_path': f'{SimCLR.__module__}.SimCLR'}})
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        super()._add_subcommands(parser, **kwargs)
+        # Lightning's fit, shown under geossl's name for it.
+        self._subcommand_parsers['fit'].prog = 'geossl pretrain'
+
+    def instantiate_classes(self) -> None:
+        """Build the data, method and Trainer; a bad method setting is one line.
+
+        Raises:
+            GeosslInputError: the method's own refusal, which jsonargparse wraps
+                when it builds a ``--model`` subclass.
+        """
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, GeosslInputError):
+                raise cause from None
+            raise
+
     def data_links(self) -> dict[str, Callable[[GeoDataModule], Any]]:
         """The method's arguments that the data sets: bands and chip size.
 
@@ -790,7 +819,27 @@ def _pretrain_trainer_defaults() -> dict[str, Any]:
     }
 
 
+def _check_pretraining_method(argv: Sequence[str]) -> None:
+    """Refuse a ``--model`` that names no method, in one line, not jsonargparse's.
+
+    Raises:
+        GeosslInputError: for a bare name that is not a method's.
+    """
+    names = [task.__name__ for task in METHODS.values()]
+    for option, value in zip(argv, [*argv[1:], None], strict=True):
+        if option.startswith('--model='):
+            value = option.removeprefix('--model=')
+        elif option != '--model':
+            continue
+        # Dotted class paths and config files are jsonargparse's to check.
+        if value is not None and '.' not in value and value not in names:
+            raise GeosslInputError(
+                '--model', f'is {value!r}, not a method: choose from {", ".join(names)}'
+            )
+
+
 def _run_pretrain(argv: Sequence[str]) -> None:
+    _check_pretraining_method(argv)
     PretrainCLI(
         PretrainingTask,
         GeoPretrainingDataModule,
@@ -798,7 +847,7 @@ def _run_pretrain(argv: Sequence[str]) -> None:
         trainer_defaults=_pretrain_trainer_defaults(),
         seed_everything_default=0,
         save_config_kwargs={'overwrite': True},
-        parser_kwargs={'exit_on_error': False, 'fit': {'prog': 'geossl pretrain'}},
+        parser_kwargs={'exit_on_error': False},
         # Lightning's fit, under geossl's name for it.
         args=['fit', *argv],
     )

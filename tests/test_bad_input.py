@@ -19,6 +19,7 @@ import torch
 
 from geossl.cli import main
 from geossl.qgis_plugin.runner import GeosslRunError, run_geossl
+from geossl.tasks.pretrain import SimSiam
 from tests.conftest import random_chip, write_raster
 from tests.inference.conftest import save_checkpoint
 
@@ -474,6 +475,126 @@ def export_foreign_checkpoint(tmp: Path) -> Case:
     )
 
 
+# -- pretrain, evaluate-representation, embed -------------------------------------
+
+
+def _pretrained(path: Path, bands: int = 4, chip: int = 16) -> Path:
+    """A checkpoint as geossl pretrain writes it (SimSiam, timm's test_resnet)."""
+    task = SimSiam(model='test_resnet', in_channels=bands, chip_size=chip)
+    torch.save(
+        {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()}, path
+    )
+    return path
+
+
+def _pretrain(tmp: Path, data: Path, *options: str) -> list[str]:
+    return [
+        'pretrain',
+        *['--data.root', str(data), '--data.labels_per_class', '2'],
+        *['--model', 'SimSiam', '--model.model', 'test_resnet'],
+        *['--trainer.max_steps', '1', '--trainer.default_root_dir', str(tmp / 'run')],
+        *options,
+    ]
+
+
+def pretrain_unknown_method(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        [*_pretrain(tmp, data), '--model', 'DINO'],
+        'DINO',
+        [tmp / 'run'],
+    )
+
+
+def pretrain_vision_transformer_on_small_chips(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        [*_pretrain(tmp, data), '--model.model', 'vit_small_patch16_224'],
+        'builds vision transformers for 224 x 224 chips only',
+        [tmp / 'run'],
+    )
+
+
+def fit_backbone_weights_of_another_backbone(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    weights = _pretrained(tmp / 'simsiam.ckpt')
+    return Case(
+        _fit(tmp, data, '--model.backbone_weights', str(weights)),
+        'simsiam.ckpt: holds a test_resnet backbone, but the model is a resnet10t',
+        [tmp / 'run'],
+    )
+
+
+def evaluate_representation_of_other_bands(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    checkpoint = _pretrained(tmp / 'simsiam.ckpt', bands=13)
+    return Case(
+        ['evaluate-representation', str(checkpoint), '--data.root', str(data)],
+        'has 4 bands but the model was trained on 13',
+    )
+
+
+def evaluate_representation_of_multilabel_data(tmp: Path) -> Case:
+    for i in range(4):
+        patch = tmp / 'data' / f'S2A_MSIL2A_20170613T101031_{i}_0'
+        for band in ('B02', 'B03'):
+            write_raster(patch / f'{patch.name}_{band}.tif', random_chip(bands=1))
+        (patch / f'{patch.name}_labels_metadata.json').write_text(
+            json.dumps({'labels': ['Pastures'], 'acquisition_date': '2017-06-13'})
+        )
+    checkpoint = _pretrained(tmp / 'simsiam.ckpt', bands=2)
+    return Case(
+        [
+            'evaluate-representation',
+            str(checkpoint),
+            *['--data.root', str(tmp / 'data'), '--data.labels_per_class', '1'],
+        ],
+        'is multi-label: kNN and linear-probe accuracy are for one class per tile',
+    )
+
+
+def evaluate_representation_empty_split(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    checkpoint = _pretrained(tmp / 'simsiam.ckpt')
+    return Case(
+        [
+            'evaluate-representation',
+            str(checkpoint),
+            *['--data.root', str(data), '--data.labels_per_class', '2'],
+            *['--data.val_fraction', '0'],
+            *['--split', 'val'],
+        ],
+        '--split: is val but that split holds no labelled tiles',
+    )
+
+
+def embed_output_not_a_table(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    out = tmp / 'tiles.csv'
+    checkpoint = _pretrained(tmp / 'simsiam.ckpt')
+    return Case(
+        ['embed', str(checkpoint), '--data.root', str(data), '-o', str(out)],
+        'tiles.csv: must end in .gpkg or .parquet',
+        [out],
+    )
+
+
+def embed_existing_picture(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    out = tmp / 'tiles.gpkg'
+    picture = _garbage(tmp / 'tsne.png', b'keep me')
+    checkpoint = _pretrained(tmp / 'simsiam.ckpt')
+    return Case(
+        [
+            'embed',
+            str(checkpoint),
+            *['--data.root', str(data), '-o', str(out), '--tsne', str(picture)],
+        ],
+        'tsne.png: exists; pass --overwrite to replace it',
+        [out],
+    )
+
+
 # -- the QGIS provider -------------------------------------------------------------
 
 
@@ -543,6 +664,14 @@ CASES: list[Callable[[Path], Case]] = [
     map_stride_zero,
     export_existing_output,
     export_foreign_checkpoint,
+    pretrain_unknown_method,
+    pretrain_vision_transformer_on_small_chips,
+    fit_backbone_weights_of_another_backbone,
+    evaluate_representation_of_other_bands,
+    evaluate_representation_of_multilabel_data,
+    evaluate_representation_empty_split,
+    embed_output_not_a_table,
+    embed_existing_picture,
     qgis_classify_raster_missing_checkpoint,
     qgis_build_index_not_a_raster,
     qgis_train_bad_option,

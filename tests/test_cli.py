@@ -137,8 +137,11 @@ def test_index_scene_chips_with_labels(shared_data, tmp_path, capsys):
 def test_overview_help_lists_every_command(capsys):
     assert main(['--help']) == 0
     out = capsys.readouterr().out
-    for command in ('fit', 'validate', 'test', 'predict', 'index'):
-        assert f'\n  {command} ' in out
+    for command in (
+        *('fit', 'validate', 'test', 'predict', 'pretrain'),
+        *('index', 'map', 'export', 'evaluate-representation', 'embed', 'qgis'),
+    ):
+        assert f'\n  {command}' in out
     assert main([]) == 2
 
 

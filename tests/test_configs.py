@@ -74,3 +74,33 @@ def test_scene_walkthrough_config(shared_data, tmp_path):
         ],
     )
     assert status == 0
+
+
+PRETRAINING = sorted(p.name for p in (CONFIGS / 'pretrain').glob('*.yaml'))
+
+
+def test_every_pretraining_method_has_a_config():
+    assert PRETRAINING == [
+        'barlowtwins.yaml',
+        'byol.yaml',
+        'moco.yaml',
+        'simclr.yaml',
+        'simsiam.yaml',
+    ]
+
+
+@pytest.mark.parametrize('config', PRETRAINING)
+def test_pretraining_configs(shared_data, tmp_path, config):
+    status = main(
+        [
+            'pretrain',
+            *['--config', str(CONFIGS / 'pretrain' / config)],
+            *['--data.root', str(shared_data / 'eurosat-ms-sample')],
+            # Small and quick: the configs' methods and settings, a tiny backbone.
+            *['--model.model', 'test_resnet', '--data.batch_size', '4'],
+            *['--data.chip_size', '32', '--trainer.fast_dev_run', '1'],
+            *['--trainer.default_root_dir', str(tmp_path)],
+        ]
+    )
+    assert status == 0
+    assert (tmp_path / 'splits.csv').exists()

@@ -164,6 +164,11 @@ class SemiSupervisedTask(LightningModule):
         self.save_hyperparameters()
         if num_classes < 2 and not multilabel:
             raise GeosslInputError('num_classes', f'is {num_classes}; need at least 2')
+        if backbone_weights is not None and pretrained:
+            raise GeosslInputError(
+                'backbone_weights',
+                'and pretrained both give initial weights: choose one',
+            )
         self.policy: PseudoLabelPolicy | None = build_policy(
             algorithm, num_classes, multilabel, num_samples, algorithm_options
         )
@@ -205,11 +210,6 @@ class SemiSupervisedTask(LightningModule):
             context_token=teacher_student and fusion == 'token',
         )
         if backbone_weights is not None:
-            if pretrained:
-                raise GeosslInputError(
-                    'backbone_weights',
-                    'and pretrained both give initial weights: choose one',
-                )
             for network in (self.student, self.teacher):
                 if network is not None:
                     load_backbone_weights(network.backbone, backbone, backbone_weights)

@@ -6,13 +6,15 @@ import torch
 
 from geossl.data.datamodule import (
     GeoDataModule,
+    PretrainingDataModule,
     SemiSupervisedDataModule,
     collate_samples,
 )
-from geossl.data.datasets import InMemoryDataset
+from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
 from geossl.data.scene import SceneDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import SplitError
+from tests.conftest import random_chip, write_raster
 
 
 def test_training_batches_pair_labelled_and_unlabelled(eurosat_ms, tmp_path):
@@ -124,3 +126,34 @@ def test_the_command_datamodule_can_hold_the_data_in_memory(shared_data, tmp_pat
     datamodule.setup('fit')
     batch = next(iter(datamodule.train_dataloader()))[0]
     assert batch['unlabelled']['image'].shape == (32 * 7, 13, 64, 64)
+
+
+def test_pretraining_on_data_without_labels_uses_every_tile(tmp_path):
+    for i in range(10):
+        write_raster(tmp_path / 'tiles' / f'tile{i}.tif', random_chip(seed=i))
+    dataset = ImageFolderDataset(tmp_path / 'tiles', progress=False)
+    assert not dataset.is_labelled.any()
+    datamodule = PretrainingDataModule(dataset, run_dir=tmp_path / 'run', batch_size=4)
+    datamodule.setup('fit')
+    assert sorted(datamodule.positions['unlabelled']) == list(range(10))
+    assert datamodule.steps_per_epoch == 3
+    batches = list(datamodule.train_dataloader())
+    assert len(batches) == 3
+    assert all(batch['image'].shape == (4, 4, 16, 16) for batch in batches)
+    # The split is saved like fit's, and reloaded as it is.
+    again = PretrainingDataModule(dataset, run_dir=tmp_path / 'run', batch_size=4)
+    again.setup('fit')
+    assert (again.splits['split'] == 'unlabelled').all()
+
+
+def test_pretraining_draws_only_training_tiles(eurosat_ms, tmp_path):
+    split = SplitConfig(labels_per_class=2, val_fraction=0.1, test_fraction=0.1)
+    datamodule = PretrainingDataModule(eurosat_ms, split, tmp_path, batch_size=8)
+    datamodule.setup('fit')
+    held_out = set(datamodule.positions['val']) | set(datamodule.positions['test'])
+    assert len(held_out) == 20
+    drawn = [int(i) for batch in datamodule.train_dataloader() for i in batch['index']]
+    # One epoch is one pass over the 80 training tiles, labelled or not.
+    assert datamodule.steps_per_epoch == 10
+    assert len(drawn) == 80
+    assert not set(drawn) & held_out
