@@ -77,6 +77,20 @@ USB_ERROR = {
 }
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of :func:`train_and_test` other than the step budget.
+
+    Args:
+        parser: the benchmark's parser.
+    """
+    parser.add_argument('--batch_size', type=int, default=16)
+    parser.add_argument('--mu', type=int, default=7)
+    parser.add_argument('--image_size', type=int, default=32)
+    parser.add_argument('--backbone', default='test_resnet')
+    parser.add_argument('--val_every', type=int, default=200)
+    parser.add_argument('--log_every', type=int, default=25)
+
+
 def train_and_test(
     dataset: InMemoryDataset,
     algorithm: str,
@@ -253,12 +267,7 @@ def main() -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--labels_per_class', type=int, nargs='+', default=[2, 4])
     parser.add_argument('--algorithms', nargs='+', default=list(ALGORITHMS))
-    parser.add_argument('--batch_size', type=int, default=16)
-    parser.add_argument('--mu', type=int, default=7)
-    parser.add_argument('--image_size', type=int, default=32)
-    parser.add_argument('--backbone', default='test_resnet')
-    parser.add_argument('--val_every', type=int, default=200)
-    parser.add_argument('--log_every', type=int, default=25)
+    add_run_arguments(parser)
     options = parser.parse_args()
     if options.quick:
         options.steps, options.seeds, options.val_every = 300, [0], 100

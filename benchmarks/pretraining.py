@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from label_efficiency import train_and_test
+from label_efficiency import add_run_arguments, train_and_test
 from lightning import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from report import RESULTS, SHARED_DATA, eurosat_rgb, markdown
@@ -130,12 +130,7 @@ def main() -> None:
     parser.add_argument('--steps', type=int, default=2000)
     parser.add_argument('--finetune_steps', type=int, default=1000)
     parser.add_argument('--algorithms', nargs='+', default=['supervised', 'fixmatch'])
-    parser.add_argument('--batch_size', type=int, default=16)
-    parser.add_argument('--mu', type=int, default=7)
-    parser.add_argument('--image_size', type=int, default=32)
-    parser.add_argument('--backbone', default='test_resnet')
-    parser.add_argument('--val_every', type=int, default=200)
-    parser.add_argument('--log_every', type=int, default=25)
+    add_run_arguments(parser)
     options = parser.parse_args()
     if options.quick:
         options.seeds, options.pretrain_epochs = [0], 2

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning import LightningModule
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from geossl.errors import GeosslInputError
-from geossl.models.weights import read_checkpoint
+from geossl.models.weights import check_weights_fit, read_checkpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Hyperparameters every geossl checkpoint has, which mapping and export need.
@@ -66,18 +67,9 @@ def check_checkpoint_fits(path: str | Path, task: SemiSupervisedTask) -> None:
     if not isinstance(state, dict):
         raise GeosslInputError(path, 'is not a Lightning checkpoint (no state_dict)')
     expected = task.state_dict()
-    for name, tensor in expected.items():
-        if name not in state:
-            raise GeosslInputError(
-                path, f'has no {name}: it was written for other model settings'
-            )
-        if state[name].shape != tensor.shape:
-            raise GeosslInputError(
-                path,
-                f'holds {name} of shape {tuple(state[name].shape)} where this model '
-                f'has {tuple(tensor.shape)}: it was written for other data or '
-                'settings',
-            )
+    check_weights_fit(
+        state, expected, path, 'it was written for other data or model settings'
+    )
     if extra := sorted(set(state) - set(expected)):
         raise GeosslInputError(
             path,
@@ -114,10 +106,36 @@ def load_task(
         raise GeosslInputError(
             path, 'is not a geossl checkpoint (no geossl model settings)'
         )
-    accepted = set(inspect.signature(SemiSupervisedTask.__init__).parameters)
     # The trained weights are in the checkpoint: its initial ones are not needed.
-    accepted.discard('backbone_weights')
-    task = SemiSupervisedTask(**{k: v for k, v in hparams.items() if k in accepted})
+    hparams = {k: v for k, v in hparams.items() if k != 'backbone_weights'}
+    return restore_task(SemiSupervisedTask, hparams, checkpoint, path, device)
+
+
+def restore_task[T: LightningModule](
+    task_class: type[T],
+    hparams: dict[str, Any],
+    checkpoint: dict[str, Any],
+    path: str | Path,
+    device: str | torch.device,
+) -> T:
+    """A task built from its hyperparameters, with a checkpoint's weights.
+
+    Args:
+        task_class: the task's class.
+        hparams: the checkpoint's hyperparameters; those the class does not take
+            (e.g. ones a base class adds) are left out.
+        checkpoint: the checkpoint, read safely.
+        path: its file, for errors.
+        device: where to put the task.
+
+    Returns:
+        The task, in evaluation mode.
+
+    Raises:
+        GeosslInputError: if the weights do not fit the task.
+    """
+    accepted = inspect.signature(task_class.__init__).parameters
+    task = task_class(**{k: v for k, v in hparams.items() if k in accepted})
     try:
         task.load_state_dict(checkpoint['state_dict'])
     except (KeyError, RuntimeError) as error:

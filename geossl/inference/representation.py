@@ -13,7 +13,6 @@ The two standard measures of a frozen representation, on a labelled split:
   features.
 """
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +31,7 @@ from tqdm import tqdm
 from geossl.augment.views import Views
 from geossl.data.datamodule import collate_samples
 from geossl.errors import GeosslInputError
-from geossl.inference.checkpoint import load_task
+from geossl.inference.checkpoint import load_task, restore_task
 from geossl.models.weights import read_checkpoint
 from geossl.tasks.pretrain import METHODS
 
@@ -68,17 +67,7 @@ def load_encoder(path: str | Path, device: str | torch.device = 'cpu') -> Encode
         return load_task(path, device)
     if method not in METHODS:
         raise GeosslInputError(path, f'holds an unknown pretraining method {method!r}')
-    task_class = METHODS[method]
-    accepted = inspect.signature(task_class.__init__).parameters
-    task = task_class(**{k: v for k, v in hparams.items() if k in accepted})
-    try:
-        task.load_state_dict(checkpoint['state_dict'])
-    except (KeyError, RuntimeError) as error:
-        reason = str(error).splitlines()[0]
-        raise GeosslInputError(
-            path, f'holds weights that do not fit ({reason})'
-        ) from None
-    return task.eval().to(device)
+    return restore_task(METHODS[method], hparams, checkpoint, path, device)
 
 
 def resolve_device(name: str) -> torch.device:

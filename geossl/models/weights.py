@@ -10,7 +10,7 @@ SimCLR, MoCo and BYOL tasks, by the prefix its weights carry there.
 
 import pickle
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +116,35 @@ def load_backbone_weights(backbone: nn.Module, name: str, path: str | Path) -> N
             path, f'holds a {source} backbone, but the model is a {name}'
         )
     expected = backbone.state_dict()
-    for key, tensor in expected.items():
-        if key not in weights:
-            raise GeosslInputError(path, f'has no backbone weight {key}')
-        if weights[key].shape != tensor.shape:
+    check_weights_fit(
+        weights, expected, path, 'it holds a backbone for another band count'
+    )
+    backbone.load_state_dict({key: weights[key] for key in expected})
+
+
+def check_weights_fit(
+    weights: Mapping[str, Tensor],
+    expected: Mapping[str, Tensor],
+    path: str | Path,
+    reason: str,
+) -> None:
+    """Refuse weights that lack one of a model's, or have another shape.
+
+    Args:
+        weights: the checkpoint's weights by name.
+        expected: the model's state dict.
+        path: the checkpoint, for errors.
+        reason: the likely cause, for errors.
+
+    Raises:
+        GeosslInputError: naming the first weight that does not fit.
+    """
+    for name, tensor in expected.items():
+        if name not in weights:
+            raise GeosslInputError(path, f'has no {name}: {reason}')
+        if weights[name].shape != tensor.shape:
             raise GeosslInputError(
                 path,
-                f'holds backbone weight {key} of shape {tuple(weights[key].shape)} '
-                f'where the model has {tuple(tensor.shape)} (another band count or '
-                'chip size?)',
+                f'holds {name} of shape {tuple(weights[name].shape)} where the model '
+                f'has {tuple(tensor.shape)}: {reason}',
             )
-    backbone.load_state_dict({key: weights[key] for key in expected})

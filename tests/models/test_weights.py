@@ -85,7 +85,7 @@ def test_another_backbone_is_refused_with_both_names(tmp_path):
 
 def test_another_band_count_is_refused_with_the_shapes(tmp_path):
     path = _pretrained('byol', tmp_path / 'pretrained.ckpt')
-    with pytest.raises(GeosslInputError, match=r'of shape \(.*another band count'):
+    with pytest.raises(GeosslInputError, match=r'of shape \(.*for another band count'):
         _task(in_channels=BANDS + 1, backbone_weights=str(path))
 
 
