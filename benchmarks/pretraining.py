@@ -5,7 +5,7 @@ model of ``label_efficiency.py`` (32 x 32 tiles in memory, timm's ``test_resnet`
 
 1. ``geossl pretrain``'s SimCLR on every training tile (labelled and unlabelled
    alike; validation and test tiles unseen), with geossl's multispectral
-   contrastive view;
+   contrastive view, SimCLR's learning rate for the batch and no memory bank;
 2. the representation on the test split, frozen: weighted kNN (cosine, k=200,
    temperature 0.1) and a logistic-regression linear probe, fitted on the 40
    labelled tiles and, as the SSL literature reports, on all training tiles with
@@ -65,6 +65,7 @@ def _pretrain(
         chip_size=options.image_size,
         band_names=dataset.band_names,
         lr=0.3 * options.pretrain_batch_size / 256,
+        memory_bank_size=options.memory_bank_size,
     )
     checkpoint = ModelCheckpoint(dirpath=run_dir / 'checkpoints', save_last=True)
     trainer = Trainer(
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--pretrain_epochs', type=int, default=8)
     parser.add_argument('--pretrain_batch_size', type=int, default=256)
+    # A few epochs are too short for a bank of stale negatives: with 4,096, the
+    # loss had barely fallen after 4 epochs, and the features were worse.
+    parser.add_argument('--memory_bank_size', type=int, default=0)
     parser.add_argument('--steps', type=int, default=2000)
     parser.add_argument('--finetune_steps', type=int, default=1000)
     parser.add_argument('--algorithms', nargs='+', default=['supervised', 'fixmatch'])

@@ -133,6 +133,53 @@ class RandomSharpness(nn.Module):
         return images + self.strength * factor * detail
 
 
+class SpectralJitter(nn.Module):
+    """Colour jitter and grayscale for any number of bands, per sample.
+
+    SimCLR owes much to colour distortion: without it, two crops of a tile are
+    matched by their colour histograms alone. RGB hue and saturation mean nothing
+    for 13 bands; here, with probability ``p``, every band of a sample gets its own
+    gain in ``[1 - strength, 1 + strength]`` and offset in ``[-strength, strength]``
+    (normalised units), which changes the spectrum as hue and saturation change
+    colour; with probability ``grayscale``, all bands then take their mean.
+
+    Args:
+        strength: the largest change of gain and offset.
+        p: the chance that a sample's bands are jittered.
+        grayscale: the chance that a sample's bands are averaged.
+    """
+
+    def __init__(
+        self, strength: float = 0.4, p: float = 0.8, grayscale: float = 0.2
+    ) -> None:
+        super().__init__()
+        self.strength = strength
+        self.p = p
+        self.grayscale = grayscale
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Jitter a batch.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+
+        Returns:
+            The jittered batch.
+        """
+        batch, bands = images.shape[:2]
+        options = {'device': images.device, 'dtype': images.dtype}
+
+        def uniform(low: float, high: float) -> Tensor:
+            return torch.empty(batch, bands, 1, 1, **options).uniform_(low, high)
+
+        jittered = torch.rand(batch, 1, 1, 1, **options) < self.p
+        gain = torch.where(jittered, uniform(1 - self.strength, 1 + self.strength), 1.0)
+        offset = torch.where(jittered, uniform(-self.strength, self.strength), 0.0)
+        images = images * gain + offset
+        gray = torch.rand(batch, 1, 1, 1, **options) < self.grayscale
+        return torch.where(gray, images.mean(dim=1, keepdim=True), images)
+
+
 def multispectral_operations() -> dict[str, nn.Module]:
     """The strong-view operations, each drawing its magnitude per sample.
 
@@ -295,8 +342,8 @@ def contrastive_view(
     """The view self-supervised pretraining draws twice from each normalised image.
 
     A random resized crop (the augmentation contrastive learning owes most to), a
-    flip and turn, then the per-sample multispectral RandAugment, which takes the
-    place of SimCLR's colour jitter and grayscale: those assume three RGB bands.
+    flip and turn, the :class:`SpectralJitter` in place of SimCLR's RGB colour
+    jitter and grayscale, then the per-sample multispectral RandAugment.
 
     Args:
         chip_size: output height and width.
@@ -309,5 +356,6 @@ def contrastive_view(
     return nn.Sequential(
         K.RandomResizedCrop((chip_size, chip_size), scale=(min_scale, 1.0)),
         RandomDihedral(),
+        SpectralJitter(),
         MultispectralRandAugment(num_ops),
     )

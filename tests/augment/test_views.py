@@ -8,7 +8,9 @@ from geossl.augment.views import (
     RandomDihedral,
     RandomSharpness,
     RandomShift,
+    SpectralJitter,
     Views,
+    contrastive_view,
 )
 
 
@@ -131,3 +133,43 @@ def test_shift_crops_the_reflect_padded_image_at_a_per_sample_offset():
         ]
         offsets.add(offset)
     assert len(offsets) > 10
+
+
+def test_spectral_jitter_gives_each_band_of_each_sample_its_own_gain_and_offset():
+    torch.manual_seed(0)
+    images = torch.ones(64, 13, 4, 4)
+    jittered = SpectralJitter(strength=0.4, p=1.0, grayscale=0.0)(images)
+    # Each band of a sample moves as one (a gain and an offset, not noise).
+    assert (jittered == jittered[:, :, :1, :1]).all()
+    values = jittered[:, :, 0, 0]
+    # gain * 1 + offset, each within 0.4 of the identity.
+    assert values.min() >= 1 - 0.8
+    assert values.max() <= 1 + 0.8
+    assert len(values.flatten().unique()) == values.numel()
+    # A spread over the whole range, not a few fixed values.
+    assert values.std() > 0.2
+
+
+def test_spectral_jitter_leaves_or_averages_bands_as_told():
+    torch.manual_seed(0)
+    images = torch.randn(16, 13, 8, 8)
+    untouched = SpectralJitter(p=0.0, grayscale=0.0)(images)
+    torch.testing.assert_close(untouched, images)
+    gray = SpectralJitter(p=0.0, grayscale=1.0)(images)
+    torch.testing.assert_close(gray, images.mean(dim=1, keepdim=True).expand_as(gray))
+    # By default about 80 % of samples are jittered and 20 % made gray.
+    many = torch.randn(4000, 3, 2, 2)
+    out = SpectralJitter()(many)
+    changed = (out != many).flatten(1).any(dim=1).float().mean()
+    single = (out == out[:, :1]).flatten(1).all(dim=1).float().mean()
+    assert 0.8 < changed < 0.9  # jittered or grayed: 1 - 0.2 x 0.8 = 0.84
+    assert 0.15 < single < 0.25
+
+
+def test_contrastive_view_crops_to_the_chip_size():
+    torch.manual_seed(0)
+    view = contrastive_view(chip_size=24)
+    images = torch.randn(6, 13, 64, 64)
+    first, second = view(images), view(images)
+    assert first.shape == (6, 13, 24, 24)
+    assert not torch.equal(first, second)
