@@ -443,6 +443,7 @@ def _run_evaluate_representation(options: Namespace) -> None:
         fitted = np.union1d(fitted, positions['unlabelled'])
     fitted = fitted[dataset.is_labelled[fitted]]
     evaluated = positions[options.split]
+    evaluated = evaluated[dataset.is_labelled[evaluated]]
     targets = torch.as_tensor(dataset.targets)
     if not len(evaluated):
         raise GeosslInputError(
@@ -523,6 +524,8 @@ def _run_embed(options: Namespace) -> None:
         check_output(plot, options.overwrite)
     encoder, datamodule, _ = _encoder_and_data(options)
     dataset = datamodule.dataset
+    if plot is not None and len(dataset) < 5:
+        raise GeosslInputError(options.data.root, 'has fewer than 5 tiles for a t-SNE')
     embeddings = embed_samples(
         encoder, dataset, range(len(dataset)), options.batch_size, options.workers
     )
@@ -534,8 +537,6 @@ def _run_embed(options: Namespace) -> None:
     print(f'Embedded {len(dataset)} tiles ({sizes}) -> {output}')
     if plot is None:
         return
-    if len(dataset) < 5:
-        raise GeosslInputError(options.data.root, 'has fewer than 5 tiles for a t-SNE')
     coordinates = tsne_coordinates(embeddings['features'])
     # A multi-label tile takes the colour of its first class.
     colours = classes.str.split('; ').str[0]
