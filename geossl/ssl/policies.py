@@ -130,6 +130,18 @@ class PseudoLabelPolicy(nn.Module, abc.ABC):
             Targets and weights.
         """
 
+    def observe_labelled(self, logits: Tensor, labels: Tensor) -> None:
+        """Learn from the labelled batch of a training step (before :meth:`forward`).
+
+        Most policies learn from the unlabelled batch only; Dash sets its
+        threshold from the labelled loss.
+
+        Args:
+            logits: ``(B, K)`` logits of the labelled weak views, detached, from
+                the network whose predictions are pseudo-labelled.
+            labels: their labels.
+        """
+
     def unsupervised_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:
         """Weighted loss of the strong-view logits against the pseudo-labels.
 
@@ -414,6 +426,97 @@ class SoftMatch(PseudoLabelPolicy):
         }
 
 
+class Dash(PseudoLabelPolicy):
+    """A loss threshold that falls over training, set by the labelled loss.
+
+    Xu et al., Dash, ICML 2021. For ``warmup_steps`` training steps no unlabelled
+    sample is kept (supervised warm-up) while the policy follows the labelled
+    cross-entropy with a moving average; at the end of warm-up that average is
+    ``rho_hat``. Then, in stage ``t = 1 + (step - warmup_steps) // decay_every``,
+    the threshold is ``rho_t = max(scale * gamma^-(t - 1) * rho_hat, rho_min)``, and a
+    sample is kept when the cross-entropy of its weak view against its hard
+    pseudo-label, ``-log(max p)``, is below ``rho_t``.
+
+    ``rho_hat`` comes from the labelled training batches, not, as in USB, from the
+    evaluation set, whose labels training must not see. Pseudo-labels are hard
+    throughout (USB sharpens soft ones until ``rho_t`` reaches ``rho_min``).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        warmup_steps: int = 2048,
+        decay_every: int = 10240,
+        gamma: float = 1.27,
+        scale: float = 1.0001,
+        rho_min: float = 0.05,
+        ema: float = 0.99,
+    ) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            warmup_steps: supervised steps before pseudo-labels are used.
+            decay_every: steps per stage of the threshold (USB: 10 epochs of 1,024).
+            gamma: the threshold's decay per stage (> 1).
+            scale: the threshold's scale at the first stage (the paper's C).
+            rho_min: the threshold's floor.
+            ema: momentum of the labelled-loss average.
+        """
+        super().__init__(num_classes)
+        _check_momentum(ema)
+        if warmup_steps < 1 or decay_every < 1:
+            raise GeosslInputError(
+                'warmup_steps' if warmup_steps < 1 else 'decay_every',
+                'must be a positive number of steps',
+            )
+        if gamma <= 1 or scale <= 0 or rho_min <= 0:
+            raise GeosslInputError(
+                'algorithm_options', 'dash needs gamma > 1, scale > 0 and rho_min > 0'
+            )
+        self.warmup_steps = warmup_steps
+        self.decay_every = decay_every
+        self.gamma = gamma
+        self.scale = scale
+        self.rho_min = rho_min
+        self.ema = ema
+        self.register_buffer('step', torch.tensor(0))
+        self.register_buffer('labelled_loss', torch.tensor(float('nan')))
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether the supervised warm-up is still running."""
+        return int(self.step) <= self.warmup_steps
+
+    def threshold(self) -> Tensor:
+        """The current loss threshold ``rho_t`` (0 during warm-up)."""
+        if self.warming_up:
+            return torch.zeros_like(self.labelled_loss)
+        stage = 1 + (int(self.step) - self.warmup_steps - 1) // self.decay_every
+        rho = self.scale * self.gamma ** -(stage - 1) * self.labelled_loss
+        return rho.clamp(min=self.rho_min)
+
+    def observe_labelled(self, logits: Tensor, labels: Tensor) -> None:  # noqa: D102
+        if not self.training:
+            return
+        self.step.add_(1)
+        if not self.warming_up:
+            return  # rho_hat is fixed at the end of warm-up.
+        loss = mean_across_processes(F.cross_entropy(logits, labels).detach())
+        if self.labelled_loss.isnan():
+            self.labelled_loss.copy_(loss)
+        else:
+            self.labelled_loss.mul_(self.ema).add_((1 - self.ema) * loss)
+
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102
+        confidence, targets = probs.max(dim=1)
+        loss = -confidence.clamp(min=1e-12).log()
+        return PseudoLabels(targets, (loss < self.threshold()).float())
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {'threshold': self.threshold(), 'rho_hat': self.labelled_loss}
+
+
 class MultiLabelThreshold(PseudoLabelPolicy):
     """Multi-label pseudo-labels: keep a class where it is clearly on or clearly off.
 
@@ -513,6 +616,7 @@ POLICIES: dict[str, type[PseudoLabelPolicy]] = {
     'freematch': FreeMatch,
     'flexmatch': FlexMatch,
     'softmatch': SoftMatch,
+    'dash': Dash,
     'multilabel': MultiLabelThreshold,
     'multilabel_freematch': MultiLabelFreeMatch,
 }

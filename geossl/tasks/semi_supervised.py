@@ -437,7 +437,7 @@ class SemiSupervisedTask(LightningModule):
         images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
         logits, context = self.student(images)
         if self.teacher is None:
-            pseudo = self._pseudo_labels(logits, size, unlabelled['index'])
+            pseudo = self._pseudo_labels(logits, labelled['label'], unlabelled['index'])
             losses = self._semi_supervised_losses(logits, labelled['label'], pseudo)
         else:
             meta = torch.cat([labelled['meta'], unlabelled['meta'], unlabelled['meta']])
@@ -449,7 +449,9 @@ class SemiSupervisedTask(LightningModule):
                 ]
             )
             teacher_logits, teacher_context = self.teacher(images, meta, mask)
-            pseudo = self._pseudo_labels(teacher_logits, size, unlabelled['index'])
+            pseudo = self._pseudo_labels(
+                teacher_logits, labelled['label'], unlabelled['index']
+            )
             losses = self._semi_supervised_losses(logits, labelled['label'], pseudo)
             teacher_losses = self._semi_supervised_losses(
                 teacher_logits, labelled['label'], pseudo
@@ -475,8 +477,16 @@ class SemiSupervisedTask(LightningModule):
             return self.hparams['lambda_d']
         return 1.0
 
-    def _pseudo_labels(self, logits: Tensor, size: int, index: Tensor) -> PseudoLabels:
-        """The policy's pseudo-labels from the weak-view part of a batch's logits."""
+    def _pseudo_labels(
+        self, logits: Tensor, labels: Tensor, index: Tensor
+    ) -> PseudoLabels:
+        """The policy's pseudo-labels of [labelled, weak, strong] logits.
+
+        The policy first sees the labelled logits (Dash learns its threshold from
+        them), then pseudo-labels the weak views.
+        """
+        size = len(labels)
+        self.policy.observe_labelled(logits[:size].detach(), labels)
         weak = logits[size:].chunk(2)[0].detach()
         return self.policy(self.policy.probabilities(weak), index)
 

@@ -55,6 +55,39 @@ def test_training_reduces_loss_and_uses_unlabelled_data(
     assert {f'train/utilisation/{c}' for c in eurosat_ms.classes} <= set(log.columns)
 
 
+@pytest.mark.parametrize('teacher_student', [False, True])
+def test_dash_warms_up_on_the_labelled_loss_of_the_pseudo_labelling_network(
+    eurosat_ms, tmp_path, teacher_student
+):
+    seed_everything(0)
+    task = task_for(
+        eurosat_ms,
+        'dash',
+        algorithm_options={'warmup_steps': 4, 'decay_every': 2},
+        teacher_student=teacher_student,
+        metadata='location',
+    )
+    trainer = _trainer(tmp_path, max_steps=8, limit_val_batches=0)
+    trainer.fit(task, _datamodule(eurosat_ms, tmp_path, batch_size=8))
+    log = pd.read_csv(f'{trainer.logger.log_dir}/metrics.csv')
+    steps = log.dropna(subset=['train/loss'])
+    # Supervised warm-up: nothing kept for 4 steps, then the threshold is set.
+    assert (steps['train/mask_ratio'].iloc[:4] == 0).all()
+    assert (steps['train/threshold'].iloc[:4] == 0).all()
+    assert (steps['train/threshold'].iloc[4:] > 0).all()
+    assert task.policy.step.item() == 8
+    # rho_hat is the moving average (momentum 0.99) of the labelled cross-entropy
+    # of the network that pseudo-labels (the teacher's, in teacher-student), over
+    # warm-up: mostly its first step's.
+    name = 'teacher/supervised_loss' if teacher_student else 'supervised_loss'
+    losses = steps[f'train/{name}'].iloc[:4].to_numpy()
+    expected = losses[0]
+    for loss in losses[1:]:
+        expected = 0.99 * expected + 0.01 * loss
+    assert task.policy.labelled_loss.item() == pytest.approx(expected, rel=1e-4)
+    assert steps['train/rho_hat'].iloc[-1] == pytest.approx(expected, rel=1e-4)
+
+
 class _PolicyAtSave(Callback):
     """Keeps the live policy state at each checkpoint save."""
 
