@@ -77,6 +77,24 @@ USB_ERROR = {
 }
 
 
+def split_config(labels_per_class: int, seed: int) -> SplitConfig:
+    """The benchmark's split: 20 % test, 5 % validation, the rest training.
+
+    Args:
+        labels_per_class: labelled tiles per class.
+        seed: the split's seed.
+
+    Returns:
+        The split settings.
+    """
+    return SplitConfig(
+        labels_per_class=labels_per_class,
+        val_fraction=0.05,
+        test_fraction=0.2,
+        seed=seed,
+    )
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of :func:`train_and_test` other than the step budget.
 
@@ -116,14 +134,13 @@ def train_and_test(
         The run's row: test error, best step, minutes, curve file.
     """
     seed_everything(seed)
-    split = SplitConfig(
-        labels_per_class=labels_per_class,
-        val_fraction=0.05,
-        test_fraction=0.2,
-        seed=seed,
-    )
     datamodule = SemiSupervisedDataModule(
-        dataset, split, run_dir, options.batch_size, options.mu, seed=seed
+        dataset,
+        split_config(labels_per_class, seed),
+        run_dir,
+        options.batch_size,
+        options.mu,
+        seed=seed,
     )
     task = SemiSupervisedTask.for_dataset(
         dataset,

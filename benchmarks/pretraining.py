@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from label_efficiency import add_run_arguments, train_and_test
+from label_efficiency import add_run_arguments, split_config, train_and_test
 from lightning import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from report import RESULTS, SHARED_DATA, eurosat_rgb, markdown
@@ -40,16 +40,8 @@ from tqdm import tqdm
 
 from geossl.data.datamodule import PretrainingDataModule
 from geossl.data.datasets import InMemoryDataset
-from geossl.data.splits import SplitConfig
 from geossl.inference.representation import embed_samples, score_representation
 from geossl.tasks.pretrain import SimCLR
-
-
-def _split(seed: int) -> SplitConfig:
-    # label_efficiency.py's split of the same seed.
-    return SplitConfig(
-        labels_per_class=4, val_fraction=0.05, test_fraction=0.2, seed=seed
-    )
 
 
 def _pretrain(
@@ -57,7 +49,7 @@ def _pretrain(
 ) -> tuple[SimCLR, PretrainingDataModule, float]:
     seed_everything(seed)
     datamodule = PretrainingDataModule(
-        dataset, _split(seed), run_dir, options.pretrain_batch_size, seed=seed
+        dataset, split_config(4, seed), run_dir, options.pretrain_batch_size, seed=seed
     )
     task = SimCLR(
         model=options.backbone,
@@ -91,25 +83,19 @@ def _representation(
     targets = torch.as_tensor(dataset.targets)
     positions = datamodule.positions
     train = np.union1d(positions['labelled'], positions['unlabelled'])
-    features = {
-        split: embed_samples(task, dataset, chosen, description=f'{name} {split}')[
-            'features'
-        ]
-        for split, chosen in (
-            ('labelled', positions['labelled']),
-            ('train', train),
-            ('test', positions['test']),
-        )
-    }
+    train_features, test_features = (
+        embed_samples(task, dataset, chosen, description=f'{name} {split}')['features']
+        for split, chosen in (('train', train), ('test', positions['test']))
+    )
+    # The labelled tiles are among the training tiles: their features are too.
     banks = {'labelled': positions['labelled'], 'train': train}
-    test_labels = targets[positions['test']]
     rows = []
     for bank, chosen in banks.items():
         scores = score_representation(
-            features[bank],
+            train_features[np.searchsorted(train, chosen)],
             targets[chosen],
-            features['test'],
-            test_labels,
+            test_features,
+            targets[positions['test']],
             len(dataset.classes),
         )
         rows.append(

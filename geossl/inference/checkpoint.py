@@ -97,8 +97,25 @@ def load_task(
         GeosslInputError: if the file is missing, corrupt, not a geossl checkpoint,
             or holds pickled code.
     """
-    path = Path(path)
-    checkpoint = read_checkpoint(path, 'cpu')
+    return fit_task_from(read_checkpoint(path, 'cpu'), path, device)
+
+
+def fit_task_from(
+    checkpoint: Any, path: str | Path, device: str | torch.device = 'cpu'
+) -> SemiSupervisedTask:
+    """The trained task of a checkpoint of ``geossl fit`` already read.
+
+    Args:
+        checkpoint: the contents, from :func:`read_checkpoint`.
+        path: its file, for errors.
+        device: where to put the model.
+
+    Returns:
+        The task, in evaluation mode.
+
+    Raises:
+        GeosslInputError: if it is not a geossl checkpoint or its weights do not fit.
+    """
     hparams = (
         checkpoint.get('hyper_parameters') if isinstance(checkpoint, dict) else None
     )

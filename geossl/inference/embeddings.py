@@ -1,7 +1,7 @@
 """Embeddings of every tile as a table with places, and their 2-D t-SNE picture.
 
 The table has one row per tile: its id, split, class, date, lon/lat and one column
-per embedding dimension (``feature_0`` ..., ``projection_0`` ...), with a point
+per embedding dimension (``features_0`` ..., ``projection_0`` ...), with a point
 geometry in EPSG:4326 (none for tiles of unknown location). It is written as a
 GeoPackage (``.gpkg``, opens in QGIS) or GeoParquet (``.parquet``, for pandas and
 DuckDB), atomically.

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from geossl.augment.views import Views
 from geossl.data.datamodule import collate_samples
 from geossl.errors import GeosslInputError
-from geossl.inference.checkpoint import load_task, restore_task
+from geossl.inference.checkpoint import fit_task_from, restore_task
 from geossl.models.weights import read_checkpoint
 from geossl.tasks.pretrain import METHODS
 
@@ -64,7 +64,7 @@ def load_encoder(path: str | Path, device: str | torch.device = 'cpu') -> Encode
     hparams = checkpoint.get('hyper_parameters') if isinstance(checkpoint, dict) else {}
     method = (hparams or {}).get('method')
     if method is None:
-        return load_task(path, device)
+        return fit_task_from(checkpoint, path, device)
     if method not in METHODS:
         raise GeosslInputError(path, f'holds an unknown pretraining method {method!r}')
     return restore_task(METHODS[method], hparams, checkpoint, path, device)

@@ -10,7 +10,7 @@ SimCLR, MoCo and BYOL tasks, by the prefix its weights carry there.
 
 import pickle
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +98,14 @@ def read_backbone(path: str | Path) -> tuple[str, dict[str, Tensor]]:
     )
 
 
-def load_backbone_weights(backbone: nn.Module, name: str, path: str | Path) -> None:
-    """Initialise a backbone from the backbone a checkpoint holds.
+def load_backbone_weights(
+    backbones: Sequence[nn.Module], name: str, path: str | Path
+) -> None:
+    """Initialise backbones from the backbone a checkpoint holds, read once.
 
     Args:
-        backbone: the timm model to initialise.
-        name: its timm model name.
+        backbones: the timm models to initialise (e.g. student's and teacher's).
+        name: their timm model name.
         path: the checkpoint (see :func:`read_backbone`).
 
     Raises:
@@ -115,11 +117,12 @@ def load_backbone_weights(backbone: nn.Module, name: str, path: str | Path) -> N
         raise GeosslInputError(
             path, f'holds a {source} backbone, but the model is a {name}'
         )
-    expected = backbone.state_dict()
-    check_weights_fit(
-        weights, expected, path, 'it holds a backbone for another band count'
-    )
-    backbone.load_state_dict({key: weights[key] for key in expected})
+    for backbone in backbones:
+        expected = backbone.state_dict()
+        check_weights_fit(
+            weights, expected, path, 'it holds a backbone for another band count'
+        )
+        backbone.load_state_dict({key: weights[key] for key in expected})
 
 
 def check_weights_fit(

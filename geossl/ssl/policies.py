@@ -432,10 +432,11 @@ class Dash(PseudoLabelPolicy):
     Xu et al., Dash, ICML 2021. For ``warmup_steps`` training steps no unlabelled
     sample is kept (supervised warm-up) while the policy follows the labelled
     cross-entropy with a moving average; at the end of warm-up that average is
-    ``rho_hat``. Then, in stage ``t = 1 + (step - warmup_steps) // decay_every``,
-    the threshold is ``rho_t = max(scale * gamma^-(t - 1) * rho_hat, rho_min)``, and a
-    sample is kept when the cross-entropy of its weak view against its hard
-    pseudo-label, ``-log(max p)``, is below ``rho_t``.
+    ``rho_hat``. Then the k-th step after warm-up (k = 1, 2, ...) is in stage
+    ``t = 1 + (k - 1) // decay_every``, with the threshold
+    ``rho_t = max(scale * gamma^-(t - 1) * rho_hat, rho_min)``. A sample is kept
+    when the cross-entropy of its weak view against its hard pseudo-label,
+    ``-log(max p)``, is below ``rho_t``.
 
     ``rho_hat`` comes from the labelled training batches, not, as in USB, from the
     evaluation set, whose labels training must not see. Pseudo-labels are hard

@@ -210,9 +210,12 @@ class SemiSupervisedTask(LightningModule):
             context_token=teacher_student and fusion == 'token',
         )
         if backbone_weights is not None:
-            for network in (self.student, self.teacher):
-                if network is not None:
-                    load_backbone_weights(network.backbone, backbone, backbone_weights)
+            networks = (self.student, self.teacher)
+            load_backbone_weights(
+                [net.backbone for net in networks if net is not None],
+                backbone,
+                backbone_weights,
+            )
         self.views = Views(
             torch.zeros(in_channels),
             torch.ones(in_channels),

@@ -36,7 +36,7 @@ def test_the_backbone_of_every_method_is_found(method, tmp_path):
     assert name == 'test_resnet'
     backbone = create_backbone(name, BANDS, CHIP)
     assert weights.keys() == backbone.state_dict().keys()
-    load_backbone_weights(backbone, name, path)
+    load_backbone_weights([backbone], name, path)
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, weights[key]), key
 
