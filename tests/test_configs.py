@@ -33,7 +33,7 @@ def _fit(tmp_path, *configs, data_root, extra=()):
 
 
 def test_every_algorithm_config_is_tested():
-    assert len(MULTI_CLASS) == 11
+    assert len(MULTI_CLASS) == 13
     assert len(MULTI_LABEL) == 2
 
 

@@ -91,8 +91,15 @@ def _assert_equal(resumed: object, uninterrupted: object, where: str = '') -> No
         ['--model.algorithm', 'freematch', '--model.teacher_student', 'true'],
         ['--model.algorithm', 'flexmatch'],
         ['--model.algorithm', 'softmatch'],
+        # A bank of 3 steps: full, smoothing and overwritten across the kill.
+        [
+            '--model.algorithm',
+            'comatch',
+            '--model.algorithm_options',
+            '{bank_size: 12}',
+        ],
     ],
-    ids=['st-freematch', 'flexmatch', 'softmatch'],
+    ids=['st-freematch', 'flexmatch', 'softmatch', 'comatch'],
 )
 def test_killed_fit_resumes_exactly(shared_data, tmp_path, algorithm):
     _assert_resumes_exactly(

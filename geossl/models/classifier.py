@@ -1,6 +1,8 @@
 """Image classifiers: the image-only student and the metadata-fed teacher.
 
-Both return logits and a *context* vector, which is what distillation compares:
+Both return :class:`NetworkOutputs`: logits, a *context* vector, which is what
+distillation compares, and, for algorithms that learn embeddings (CoMatch), the
+L2-normalised output of a projection head on the pooled features. Context is:
 
 * vision transformers with ``fusion='token'``: the teacher gets one extra token made
   from the metadata embedding (with its own learned position embedding) that passes
@@ -12,9 +14,10 @@ Both return logits and a *context* vector, which is what distillation compares:
   feature vector.
 """
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geossl.errors import GeosslInputError
@@ -22,6 +25,61 @@ from geossl.models.backbones import create_backbone, is_vision_transformer
 from geossl.models.metadata import MetadataEncoder
 
 Fusion = Literal['token', 'film', 'concat']
+
+
+class NetworkOutputs(NamedTuple):
+    """What a network returns.
+
+    Attributes:
+        logits: ``(B, K)`` class logits.
+        context: ``(B, D)`` what distillation compares.
+        embeddings: ``(B, P)`` L2-normalised projection-head outputs, or None for a
+            network without a head.
+    """
+
+    logits: Tensor
+    context: Tensor
+    embeddings: Tensor | None
+
+
+class ProjectionHead(nn.Module):
+    """CoMatch's projection: a two-layer MLP onto the unit sphere.
+
+    Args:
+        width: size of the pooled features.
+        dim: size of the embeddings.
+    """
+
+    def __init__(self, width: int, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, dim)
+        )
+
+    def forward(self, features: Tensor) -> Tensor:
+        """L2-normalised embeddings of pooled features.
+
+        Args:
+            features: ``(B, width)``.
+
+        Returns:
+            ``(B, dim)`` unit vectors.
+        """
+        return F.normalize(self.mlp(features), dim=1)
+
+
+def _projection_head(width: int, dim: int | None) -> ProjectionHead | None:
+    return None if dim is None else ProjectionHead(width, dim)
+
+
+def _outputs(
+    head: nn.Module,
+    projection: ProjectionHead | None,
+    pooled: Tensor,
+    context: Tensor,
+) -> NetworkOutputs:
+    embeddings = None if projection is None else projection(pooled)
+    return NetworkOutputs(head(pooled), context, embeddings)
 
 
 def default_fusion(backbone: str) -> Fusion:
@@ -77,6 +135,8 @@ class Classifier(nn.Module):
         pretrained: start from timm's pretrained weights.
         context_token: give a vision transformer the extra learned token whose
             output is distilled from the teacher's metadata token.
+        projection_dim: size of the projection head's embeddings; None for no
+            head.
     """
 
     def __init__(
@@ -87,6 +147,7 @@ class Classifier(nn.Module):
         chip_size: int,
         pretrained: bool = False,
         context_token: bool = False,
+        projection_dim: int | None = None,
     ) -> None:
         super().__init__()
         if context_token:
@@ -100,6 +161,7 @@ class Classifier(nn.Module):
             )
             nn.init.trunc_normal_(self.context_token, std=0.02)
         self.head = nn.Linear(self.backbone.num_features, num_classes)
+        self.projection = _projection_head(self.backbone.num_features, projection_dim)
 
     def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Pooled features and context of normalised images.
@@ -115,17 +177,16 @@ class Classifier(nn.Module):
         pooled = self.backbone(images)
         return pooled, pooled
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Logits and context.
+    def forward(self, images: Tensor) -> NetworkOutputs:
+        """Logits, context and (with a projection head) embeddings.
 
         Args:
             images: ``B x C x H x W`` normalised images.
 
         Returns:
-            ``(B, K)`` logits and ``(B, D)`` context.
+            The outputs.
         """
-        pooled, context = self.features(images)
-        return self.head(pooled), context
+        return _outputs(self.head, self.projection, *self.features(images))
 
 
 class MetadataClassifier(nn.Module):
@@ -139,6 +200,8 @@ class MetadataClassifier(nn.Module):
         encoder: the metadata encoder.
         fusion: ``token`` (vision transformers), ``film`` or ``concat``.
         pretrained: start from timm's pretrained weights.
+        projection_dim: size of the projection head's embeddings (of the
+            metadata-conditioned features); None for no head.
     """
 
     def __init__(
@@ -150,6 +213,7 @@ class MetadataClassifier(nn.Module):
         encoder: MetadataEncoder,
         fusion: Fusion,
         pretrained: bool = False,
+        projection_dim: int | None = None,
     ) -> None:
         super().__init__()
         _check_fusion(fusion, backbone)
@@ -174,6 +238,7 @@ class MetadataClassifier(nn.Module):
                 nn.Linear(width, width),
             )
         self.head = nn.Linear(width, num_classes)
+        self.projection = _projection_head(width, projection_dim)
 
     def features(
         self, images: Tensor, meta: Tensor, mask: Tensor
@@ -200,10 +265,8 @@ class MetadataClassifier(nn.Module):
             fused = self.mix(torch.cat([pooled, embedding], dim=1))
         return fused, fused
 
-    def forward(
-        self, images: Tensor, meta: Tensor, mask: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Logits and context.
+    def forward(self, images: Tensor, meta: Tensor, mask: Tensor) -> NetworkOutputs:
+        """Logits, context and (with a projection head) embeddings.
 
         Args:
             images: ``B x C x H x W`` normalised images.
@@ -211,7 +274,6 @@ class MetadataClassifier(nn.Module):
             mask: ``(B, 3)`` True where known.
 
         Returns:
-            ``(B, K)`` logits and ``(B, D)`` context.
+            The outputs.
         """
-        pooled, context = self.features(images, meta, mask)
-        return self.head(pooled), context
+        return _outputs(self.head, self.projection, *self.features(images, meta, mask))

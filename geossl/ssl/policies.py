@@ -1,19 +1,21 @@
-"""Pseudo-label policies: from weak-view predictions to targets and weights.
+"""Pseudo-label policies: what each semi-supervised algorithm adds to the step.
 
-A policy is the whole difference between FixMatch, FreeMatch, FlexMatch, SoftMatch
-and their multi-label variants; the training step around it is shared (see
-:class:`geossl.tasks.SemiSupervisedTask`). Given the class probabilities of the weak
-views of an unlabelled batch and the samples' dataset positions, a policy returns
-targets and per-sample weights (per sample and class for multi-label data), and it
-keeps whatever it learns over training in registered buffers, so a checkpoint resumes
-it exactly. Under DDP, the batch statistics a policy learns from are averaged (or
-gathered) across processes, so every process holds the same state.
+A policy is the whole difference between FixMatch, FreeMatch, FlexMatch, SoftMatch,
+Dash, CoMatch and the multi-label variants; the training step around it is shared
+(see :class:`geossl.tasks.semi_supervised.SemiSupervisedTask`). From the outputs of
+the pseudo-labelling network on the step's views (most policies need only the weak
+views' class probabilities and the samples' dataset positions), a policy returns
+targets and per-sample weights (per sample and class for multi-label data), then the
+unsupervised losses of any network against them. It keeps whatever it learns over
+training in registered buffers, so a checkpoint resumes it exactly. Under DDP, the
+batch statistics a policy learns from are averaged (or gathered) across processes,
+so every process holds the same state.
 """
 
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import torch
 import torch.distributed as dist
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geossl.errors import GeosslInputError
+from geossl.ssl.memory import RingBuffer
 
 
 @dataclass
@@ -86,17 +89,58 @@ def gather_across_processes(value: Tensor) -> Tensor:
     return gathered
 
 
-class PseudoLabelPolicy(nn.Module, abc.ABC):
-    """Turns weak-view probabilities into pseudo-labels and weights.
+@dataclass
+class ViewRows:
+    """Rows of a training step's network outputs, split by the view they come from.
 
-    Subclasses implement :meth:`forward`; they update their state only in training
-    mode, so evaluating a policy does not change it.
+    The step runs one forward pass over ``[labelled weak views, unlabelled weak
+    views, unlabelled strong views 1..V]``; this is that output, cut apart.
+
+    Attributes:
+        labelled: ``(L, ...)`` rows of the labelled weak views.
+        weak: ``(B, ...)`` rows of the unlabelled weak views.
+        strong: ``(V, B, ...)`` rows of the V strong views of the same samples.
+    """
+
+    labelled: Tensor
+    weak: Tensor
+    strong: Tensor
+
+    @classmethod
+    def split(cls, rows: Tensor, num_labelled: int, strong_views: int) -> Self:
+        """Cut ``[labelled, weak, strong 1..V]`` rows apart.
+
+        Args:
+            rows: ``(L + (1 + V) B, ...)`` outputs.
+            num_labelled: L.
+            strong_views: V.
+
+        Returns:
+            The rows by view.
+        """
+        unlabelled = rows[num_labelled:].unflatten(0, (1 + strong_views, -1))
+        return cls(rows[:num_labelled], unlabelled[0], unlabelled[1:])
+
+
+class PseudoLabelPolicy(nn.Module, abc.ABC):
+    """What an algorithm adds to the shared training step.
+
+    From one network's outputs on the step's views it makes the pseudo-labels
+    (:meth:`pseudo_label`), and from any network's outputs and those pseudo-labels
+    the unsupervised losses (:meth:`unsupervised_losses`). Policies update their
+    state only in training mode, so evaluating a policy does not change it.
 
     Attributes:
         multilabel: True for policies of multi-label (sigmoid) models.
+        strong_views: strong views made of each unlabelled sample per step.
+        projection_dim: size of the L2-normalised embeddings the policy needs from
+            a projection head on each network; None for none.
+        loss_weights: weights of the losses other than ``unsupervised_loss`` that
+            :meth:`unsupervised_losses` returns (1 where not listed).
     """
 
     multilabel: ClassVar[bool] = False
+    strong_views: ClassVar[int] = 1
 
     def __init__(self, num_classes: int) -> None:
         """Initialise the policy.
@@ -106,6 +150,8 @@ class PseudoLabelPolicy(nn.Module, abc.ABC):
         """
         super().__init__()
         self.num_classes = num_classes
+        self.projection_dim: int | None = None
+        self.loss_weights: dict[str, float] = {}
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Class probabilities of logits: softmax, or sigmoid for multi-label data.
@@ -119,30 +165,44 @@ class PseudoLabelPolicy(nn.Module, abc.ABC):
         return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
 
     @abc.abstractmethod
-    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:
-        """Pseudo-label a batch (and, in training mode, learn from it).
+    def pseudo_label(
+        self,
+        logits: ViewRows,
+        embeddings: ViewRows | None,
+        labels: Tensor,
+        index: Tensor,
+    ) -> PseudoLabels:
+        """Pseudo-label the unlabelled batch (and, in training mode, learn from it).
 
         Args:
-            probs: ``(B, K)`` weak-view probabilities, detached.
-            index: ``(B,)`` dataset positions of the samples.
+            logits: the pseudo-labelling network's ``(., K)`` logits by view (the
+                teacher's under the teacher-student); detached here.
+            embeddings: its projection-head embeddings by view, when
+                :attr:`projection_dim` asks for them.
+            labels: the labelled batch's labels.
+            index: ``(B,)`` dataset positions of the unlabelled samples.
 
         Returns:
-            Targets and weights.
+            Targets and weights of the unlabelled samples.
         """
 
-    def observe_labelled(self, logits: Tensor, labels: Tensor) -> None:
-        """Learn from the labelled batch of a training step (before :meth:`forward`).
-
-        Most policies learn from the unlabelled batch only; Dash sets its
-        threshold from the labelled loss.
+    def unsupervised_losses(
+        self, logits: ViewRows, embeddings: ViewRows | None, pseudo: PseudoLabels
+    ) -> dict[str, Tensor]:
+        """The losses that teach a network from the pseudo-labels.
 
         Args:
-            logits: ``(B, K)`` logits of the labelled weak views, detached, from
-                the network whose predictions are pseudo-labelled.
-            labels: their labels.
-        """
+            logits: the trained network's logits by view.
+            embeddings: its projection-head embeddings by view, if it has a head.
+            pseudo: the step's pseudo-labels.
 
-    def unsupervised_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:
+        Returns:
+            ``{'unsupervised_loss': ...}``: the first strong view's
+            :meth:`consistency_loss`, plus any loss named in :attr:`loss_weights`.
+        """
+        return {'unsupervised_loss': self.consistency_loss(logits.strong[0], pseudo)}
+
+    def consistency_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:
         """Weighted loss of the strong-view logits against the pseudo-labels.
 
         The mean runs over the whole batch (and classes), so dropped samples count
@@ -172,7 +232,36 @@ class PseudoLabelPolicy(nn.Module, abc.ABC):
         return {}
 
 
-class FixMatch(PseudoLabelPolicy):
+class WeakViewPolicy(PseudoLabelPolicy):
+    """A policy that pseudo-labels from the weak views' probabilities alone.
+
+    Subclasses implement :meth:`forward`, which sees the probabilities and the
+    samples' dataset positions.
+    """
+
+    def pseudo_label(  # noqa: D102
+        self,
+        logits: ViewRows,
+        embeddings: ViewRows | None,
+        labels: Tensor,
+        index: Tensor,
+    ) -> PseudoLabels:
+        return self(self.probabilities(logits.weak.detach()), index)
+
+    @abc.abstractmethod
+    def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:
+        """Pseudo-label a batch (and, in training mode, learn from it).
+
+        Args:
+            probs: ``(B, K)`` weak-view probabilities, detached.
+            index: ``(B,)`` dataset positions of the samples.
+
+        Returns:
+            Targets and weights.
+        """
+
+
+class FixMatch(WeakViewPolicy):
     """Hard labels where the weak view's confidence reaches a fixed threshold.
 
     Sohn et al., FixMatch, NeurIPS 2020.
@@ -197,7 +286,7 @@ class FixMatch(PseudoLabelPolicy):
         return {'threshold': torch.tensor(self.threshold)}
 
 
-class FreeMatch(PseudoLabelPolicy):
+class FreeMatch(WeakViewPolicy):
     """Self-adaptive global and class-wise thresholds, plus a fairness loss.
 
     The global threshold is an EMA of the mean confidence; each class's threshold
@@ -254,8 +343,8 @@ class FreeMatch(PseudoLabelPolicy):
         weights = (confidence >= self.class_thresholds[targets]).float()
         return PseudoLabels(targets, weights)
 
-    def unsupervised_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:  # noqa: D102
-        loss = super().unsupervised_loss(logits, pseudo)
+    def consistency_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:  # noqa: D102
+        loss = super().consistency_loss(logits, pseudo)
         kept = pseudo.weights > 0
         if self.fairness_weight and kept.any():
             loss = loss + self.fairness_weight * self.fairness_loss(logits[kept])
@@ -290,7 +379,7 @@ def _sum_normalise(values: Tensor) -> Tensor:
     return values / values.sum()
 
 
-class FlexMatch(PseudoLabelPolicy):
+class FlexMatch(WeakViewPolicy):
     """Curriculum pseudo-labelling: per-class thresholds from learning status.
 
     Each unlabelled sample remembers the class it was last confidently (above the
@@ -360,7 +449,7 @@ class FlexMatch(PseudoLabelPolicy):
         return {'threshold': self.class_thresholds}
 
 
-class SoftMatch(PseudoLabelPolicy):
+class SoftMatch(WeakViewPolicy):
     """Soft weights from a truncated Gaussian of the confidence, with uniform alignment.
 
     Probabilities are first aligned towards a uniform class distribution (divided by
@@ -426,7 +515,7 @@ class SoftMatch(PseudoLabelPolicy):
         }
 
 
-class Dash(PseudoLabelPolicy):
+class Dash(WeakViewPolicy):
     """A loss threshold that falls over training, set by the labelled loss.
 
     Xu et al., Dash, ICML 2021. For ``warmup_steps`` training steps no unlabelled
@@ -497,7 +586,23 @@ class Dash(PseudoLabelPolicy):
         rho = self.scale * self.gamma ** -(stage - 1) * self.labelled_loss
         return rho.clamp(min=self.rho_min)
 
-    def observe_labelled(self, logits: Tensor, labels: Tensor) -> None:  # noqa: D102
+    def pseudo_label(  # noqa: D102
+        self,
+        logits: ViewRows,
+        embeddings: ViewRows | None,
+        labels: Tensor,
+        index: Tensor,
+    ) -> PseudoLabels:
+        self.observe_labelled(logits.labelled.detach(), labels)
+        return super().pseudo_label(logits, embeddings, labels, index)
+
+    def observe_labelled(self, logits: Tensor, labels: Tensor) -> None:
+        """Count a training step and, during warm-up, average its labelled loss.
+
+        Args:
+            logits: ``(B, K)`` logits of the labelled weak views, detached.
+            labels: their labels.
+        """
         if not self.training:
             return
         self.step.add_(1)
@@ -518,7 +623,210 @@ class Dash(PseudoLabelPolicy):
         return {'threshold': self.threshold(), 'rho_hat': self.labelled_loss}
 
 
-class MultiLabelThreshold(PseudoLabelPolicy):
+@dataclass
+class GraphPseudoLabels(PseudoLabels):
+    """CoMatch's pseudo-labels: soft targets, and the graph the embeddings learn.
+
+    Attributes:
+        probs: ``(B, K)`` memory-smoothed class probabilities, the strong view's
+            soft targets (``targets`` is their arg max).
+        graph: ``(B, B)`` pseudo-label graph, rows summing to 1: how strongly
+            sample i's embedding should be drawn to sample j's.
+    """
+
+    probs: Tensor
+    graph: Tensor
+
+
+class CoMatch(PseudoLabelPolicy):
+    """Class probabilities and embeddings that regularise each other.
+
+    Li, Xiong and Hoi, CoMatch, ICCV 2021, with USB's defaults. Each network gets a
+    projection head (:attr:`projection_dim`) and each unlabelled sample two strong
+    views. Per step, from the pseudo-labelling network's weak views:
+
+    1. *distribution alignment*: the probabilities are divided by the mean class
+       distribution of the last ``alignment_steps`` batches and renormalised, which
+       pulls the predictions towards balanced classes;
+    2. *memory smoothing*, once the memory bank is full:
+       ``p = alpha p + (1 - alpha) A q``, with ``A`` the softmax over the bank of
+       the embeddings' similarities / ``temperature`` and ``q`` the bank's class
+       probabilities;
+    3. a sample is kept where its smoothed confidence reaches ``threshold``; its
+       first strong view learns the smoothed probabilities (soft cross-entropy);
+    4. the *pseudo-label graph* ``W = p p^T``, with self-loops, without edges below
+       ``graph_threshold`` and with rows normalised, is the target of the
+       contrastive loss: the cross-entropy from ``W`` to the softmax of the
+       similarities / ``temperature`` between the first and the second strong
+       views' embeddings;
+    5. the bank then takes the weak views' embeddings with their aligned (not
+       smoothed) probabilities, and the labelled views' embeddings with their
+       one-hot labels.
+
+    The bank and the alignment history are buffers, so they checkpoint and resume.
+    """
+
+    strong_views = 2
+
+    def __init__(
+        self,
+        num_classes: int,
+        threshold: float = 0.95,
+        graph_threshold: float = 0.8,
+        alpha: float = 0.9,
+        temperature: float = 0.2,
+        contrast_weight: float = 1.0,
+        projection_dim: int = 64,
+        bank_size: int = 2560,
+        alignment_steps: int = 32,
+    ) -> None:
+        """Initialise the policy.
+
+        Args:
+            num_classes: number of classes.
+            threshold: the smoothed confidence a pseudo-label needs.
+            graph_threshold: the least similarity of two samples' probabilities
+                that links them in the pseudo-label graph.
+            alpha: weight of a sample's own probabilities against its neighbours'
+                in the bank.
+            temperature: temperature of the embedding similarities.
+            contrast_weight: weight of the contrastive loss.
+            projection_dim: size of the embeddings.
+            bank_size: samples in the memory bank (USB: 5 steps of 64 + 448).
+            alignment_steps: batches whose mean class distribution is aligned.
+        """
+        super().__init__(num_classes)
+        _check_threshold('threshold', threshold)
+        _check_threshold('graph_threshold', graph_threshold)
+        if not 0.0 <= alpha <= 1.0:
+            raise GeosslInputError('alpha', f'is {alpha}; it must be in [0, 1]')
+        if temperature <= 0:
+            raise GeosslInputError('temperature', f'is {temperature}; it must be > 0')
+        for name, size in (
+            ('projection_dim', projection_dim),
+            ('bank_size', bank_size),
+            ('alignment_steps', alignment_steps),
+        ):
+            if size < 1:
+                raise GeosslInputError(name, f'is {size}; it must be at least 1')
+        self.threshold = threshold
+        self.graph_threshold = graph_threshold
+        self.alpha = alpha
+        self.temperature = temperature
+        self.projection_dim = projection_dim
+        self.loss_weights = {'contrastive_loss': contrast_weight}
+        self.bank = RingBuffer(bank_size, projection_dim + num_classes)
+        self.class_history = RingBuffer(alignment_steps, num_classes)
+
+    def class_prior(self) -> Tensor:
+        """Mean class distribution of the remembered batches (uniform before any)."""
+        history = self.class_history.stored()
+        if not len(history):
+            return torch.full_like(self.class_history.rows[0], 1 / self.num_classes)
+        return history.mean(dim=0)
+
+    def align(self, probs: Tensor) -> Tensor:
+        """Distribution alignment (remembering the batch in training mode).
+
+        Args:
+            probs: ``(B, K)`` weak-view probabilities.
+
+        Returns:
+            ``(B, K)`` probabilities divided by the class prior, renormalised.
+        """
+        if self.training:
+            self.class_history.push(mean_across_processes(probs.mean(dim=0))[None])
+        aligned = probs / (self.class_prior() + 1e-6)
+        return aligned / aligned.sum(dim=1, keepdim=True)
+
+    def smooth(self, probs: Tensor, embeddings: Tensor) -> Tensor:
+        """Memory smoothing: mix in the probabilities of similar remembered samples.
+
+        Args:
+            probs: ``(B, K)`` aligned probabilities.
+            embeddings: ``(B, D)`` embeddings of the same views.
+
+        Returns:
+            ``(B, K)`` smoothed probabilities; ``probs`` until the bank is full.
+        """
+        if not self.bank.full:
+            return probs
+        remembered, remembered_probs = self.bank.rows.split(
+            [self.projection_dim, self.num_classes], dim=1
+        )
+        affinity = (embeddings @ remembered.T / self.temperature).softmax(dim=1)
+        return self.alpha * probs + (1 - self.alpha) * affinity @ remembered_probs
+
+    def graph(self, probs: Tensor) -> Tensor:
+        """The pseudo-label graph of a batch.
+
+        Args:
+            probs: ``(B, K)`` smoothed probabilities.
+
+        Returns:
+            ``(B, B)``: ``p_i . p_j`` (1 on the diagonal) where it reaches
+            ``graph_threshold``, else 0, each row divided by its sum.
+        """
+        similarity = probs @ probs.T
+        similarity.fill_diagonal_(1.0)
+        edges = similarity * (similarity >= self.graph_threshold)
+        return edges / edges.sum(dim=1, keepdim=True)
+
+    def pseudo_label(  # noqa: D102
+        self,
+        logits: ViewRows,
+        embeddings: ViewRows | None,
+        labels: Tensor,
+        index: Tensor,
+    ) -> GraphPseudoLabels:
+        probs = self.align(self.probabilities(logits.weak.detach().float()))
+        weak = embeddings.weak.detach().float()
+        smoothed = self.smooth(probs, weak)
+        confidence, targets = smoothed.max(dim=1)
+        if self.training:
+            labelled = torch.cat(
+                [
+                    embeddings.labelled.detach().float(),
+                    F.one_hot(labels, self.num_classes).to(probs.dtype),
+                ],
+                dim=1,
+            )
+            remembered = torch.cat([torch.cat([weak, probs], dim=1), labelled])
+            self.bank.push(gather_across_processes(remembered))
+        weights = (confidence >= self.threshold).float()
+        return GraphPseudoLabels(targets, weights, smoothed, self.graph(smoothed))
+
+    def consistency_loss(self, logits: Tensor, pseudo: PseudoLabels) -> Tensor:
+        """Weighted soft cross-entropy of the strong view against ``pseudo.probs``.
+
+        Args:
+            logits: ``(B, K)`` strong-view logits.
+            pseudo: :class:`GraphPseudoLabels` of the same samples.
+
+        Returns:
+            The scalar loss (mean over the whole batch).
+        """
+        loss = F.cross_entropy(logits, pseudo.probs, reduction='none')
+        return (loss * pseudo.weights).mean()
+
+    def unsupervised_losses(  # noqa: D102
+        self, logits: ViewRows, embeddings: ViewRows | None, pseudo: PseudoLabels
+    ) -> dict[str, Tensor]:
+        losses = super().unsupervised_losses(logits, embeddings, pseudo)
+        first, second = embeddings.strong
+        similarity = first @ second.T / self.temperature
+        log_affinity = similarity.log_softmax(dim=1)
+        losses['contrastive_loss'] = -(pseudo.graph * log_affinity).sum(dim=1).mean()
+        return losses
+
+    def diagnostics(self) -> Mapping[str, Tensor]:  # noqa: D102
+        return {
+            'threshold': torch.tensor(self.threshold),
+            'class_prior': self.class_prior(),
+        }
+
+
+class MultiLabelThreshold(WeakViewPolicy):
     """Multi-label pseudo-labels: keep a class where it is clearly on or clearly off.
 
     A sample-class pair is kept as positive where ``p >= positive`` and as negative
@@ -559,7 +867,7 @@ class MultiLabelThreshold(PseudoLabelPolicy):
         }
 
 
-class MultiLabelFreeMatch(PseudoLabelPolicy):
+class MultiLabelFreeMatch(WeakViewPolicy):
     """FreeMatch's self-adaptive thresholds for multi-label data, class by class.
 
     Each class is a binary decision whose confidence is ``max(p, 1 - p)``; the global
@@ -618,6 +926,7 @@ POLICIES: dict[str, type[PseudoLabelPolicy]] = {
     'flexmatch': FlexMatch,
     'softmatch': SoftMatch,
     'dash': Dash,
+    'comatch': CoMatch,
     'multilabel': MultiLabelThreshold,
     'multilabel_freematch': MultiLabelFreeMatch,
 }

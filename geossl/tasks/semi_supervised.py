@@ -3,10 +3,12 @@
 Per step the task gets a labelled batch and an unlabelled batch of raw pixels
 (:class:`~geossl.data.datamodule.SemiSupervisedDataModule`). On the device, in
 ``on_after_batch_transfer``, it normalises them and makes the views: the weak view
-of the labelled batch, and the weak and strong views of the unlabelled batch. One
-forward pass over all three gives the supervised loss on the labelled weak view;
-the pseudo-label policy turns the unlabelled weak-view probabilities into targets
-and weights for the strong view; the loss is ``supervised + lambda_u * unsupervised``.
+of the labelled batch, and the weak and strong views (two for CoMatch) of the
+unlabelled batch. One forward pass over all of them gives the supervised loss on
+the labelled weak view; the pseudo-label policy turns the unlabelled weak-view
+predictions into targets and weights, and the strong views' outputs into the
+unsupervised losses; the loss is ``supervised + lambda_u * unsupervised`` (plus
+CoMatch's weighted contrastive loss).
 With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference every
 semi-supervised result is compared with.
 """
@@ -31,12 +33,18 @@ from geossl.models.classifier import (
     Classifier,
     Fusion,
     MetadataClassifier,
+    NetworkOutputs,
     default_fusion,
 )
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
 from geossl.models.weights import load_backbone_weights
 from geossl.ssl.distillation import context_distillation, logit_distillation
-from geossl.ssl.policies import PseudoLabelPolicy, PseudoLabels, build_policy
+from geossl.ssl.policies import (
+    PseudoLabelPolicy,
+    PseudoLabels,
+    ViewRows,
+    build_policy,
+)
 from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
 from geossl.tasks.resume import RandomStateCheckpoint
@@ -74,7 +82,7 @@ def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
 
 
 class SemiSupervisedTask(LightningModule):
-    """Supervised, FixMatch, FreeMatch, FlexMatch, SoftMatch or multi-label training.
+    """Supervised training, or semi-supervised with any pseudo-label policy.
 
     Args:
         num_classes: number of classes.
@@ -173,6 +181,7 @@ class SemiSupervisedTask(LightningModule):
             algorithm, num_classes, multilabel, num_samples, algorithm_options
         )
         fusion = fusion or default_fusion(backbone)
+        projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
         if teacher_student:
             if self.policy is None:
@@ -200,6 +209,7 @@ class SemiSupervisedTask(LightningModule):
                 encoder,
                 fusion,
                 pretrained,
+                projection_dim,
             )
         self.student = Classifier(
             backbone,
@@ -208,6 +218,7 @@ class SemiSupervisedTask(LightningModule):
             chip_size,
             pretrained,
             context_token=teacher_student and fusion == 'token',
+            projection_dim=projection_dim,
         )
         if backbone_weights is not None:
             networks = (self.student, self.teacher)
@@ -303,19 +314,23 @@ class SemiSupervisedTask(LightningModule):
         Returns:
             ``B x K`` logits.
         """
-        return self.student(images)[0]
+        return self.student(images).logits
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> dict[str, Tensor]:
-        """The student's pooled features of normalised images.
+        """The student's pooled features (and projections) of normalised images.
 
         Args:
             images: ``B x C x H x W`` normalised images.
 
         Returns:
-            ``features`` ``(B, F)``.
+            ``features`` ``(B, F)``, and ``projection`` ``(B, P)`` if the student
+            has a projection head (CoMatch).
         """
-        return {'features': self.student.features(images)[0]}
+        features = self.student.features(images)[0]
+        if self.student.projection is None:
+            return {'features': features}
+        return {'features': features, 'projection': self.student.projection(features)}
 
     def setup(self, stage: str) -> None:
         """Check the data against the model and take its normalisation statistics.
@@ -390,7 +405,9 @@ class SemiSupervisedTask(LightningModule):
         if unlabelled is not None and self.policy is not None:
             images = self.views.normalise(self._checked(unlabelled['image']))
             unlabelled['weak'] = self.views.weak(images)
-            unlabelled['strong'] = self.views.strong(images)
+            unlabelled['strong'] = torch.cat(
+                [self.views.strong(images) for _ in range(self.policy.strong_views)]
+            )
         return batch
 
     def _checked(self, images: Tensor) -> Tensor:
@@ -438,31 +455,29 @@ class SemiSupervisedTask(LightningModule):
             self.log('train/loss', loss, prog_bar=True, batch_size=size)
             return loss
         images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
-        logits, context = self.student(images)
+        labels = labelled['label']
+        student = self.student(images)
         if self.teacher is None:
-            pseudo = self._pseudo_labels(logits, labelled['label'], unlabelled['index'])
-            losses = self._semi_supervised_losses(logits, labelled['label'], pseudo)
+            pseudo = self._pseudo_labels(student, labels, unlabelled['index'])
+            losses = self._semi_supervised_losses(student, labels, pseudo)
         else:
-            meta = torch.cat([labelled['meta'], unlabelled['meta'], unlabelled['meta']])
+            # The unlabelled tiles' metadata goes with each of their views.
+            views = 1 + self.policy.strong_views
+            meta = torch.cat([labelled['meta'], *[unlabelled['meta']] * views])
             mask = torch.cat(
-                [
-                    labelled['meta_mask'],
-                    unlabelled['meta_mask'],
-                    unlabelled['meta_mask'],
-                ]
+                [labelled['meta_mask'], *[unlabelled['meta_mask']] * views]
             )
-            teacher_logits, teacher_context = self.teacher(images, meta, mask)
-            pseudo = self._pseudo_labels(
-                teacher_logits, labelled['label'], unlabelled['index']
-            )
-            losses = self._semi_supervised_losses(logits, labelled['label'], pseudo)
-            teacher_losses = self._semi_supervised_losses(
-                teacher_logits, labelled['label'], pseudo
-            )
+            teacher = self.teacher(images, meta, mask)
+            pseudo = self._pseudo_labels(teacher, labels, unlabelled['index'])
+            losses = self._semi_supervised_losses(student, labels, pseudo)
+            teacher_losses = self._semi_supervised_losses(teacher, labels, pseudo)
             # Distil on the weak views, the ones the pseudo-labels come from.
             weak = slice(0, size + len(unlabelled['weak']))
             losses['distillation_loss'] = self.distillation_loss(
-                logits[weak], context[weak], teacher_logits[weak], teacher_context[weak]
+                student.logits[weak],
+                student.context[weak],
+                teacher.logits[weak],
+                teacher.context[weak],
             )
             losses |= {
                 f'teacher/{name}': value for name, value in teacher_losses.items()
@@ -474,34 +489,41 @@ class SemiSupervisedTask(LightningModule):
         return loss
 
     def _loss_weight(self, name: str) -> float:
-        if name.endswith('unsupervised_loss'):
+        name = name.removeprefix('teacher/')
+        if name == 'unsupervised_loss':
             return self.hparams['lambda_u']
         if name == 'distillation_loss':
             return self.hparams['lambda_d']
-        return 1.0
+        return self.policy.loss_weights.get(name, 1.0)
+
+    def _by_view(
+        self, outputs: NetworkOutputs, num_labelled: int
+    ) -> tuple[ViewRows, ViewRows | None]:
+        """A network's logits and embeddings on [labelled, weak, strong...] by view."""
+        views = self.policy.strong_views
+        embeddings = outputs.embeddings
+        return ViewRows.split(outputs.logits, num_labelled, views), (
+            None
+            if embeddings is None
+            else ViewRows.split(embeddings, num_labelled, views)
+        )
 
     def _pseudo_labels(
-        self, logits: Tensor, labels: Tensor, index: Tensor
+        self, outputs: NetworkOutputs, labels: Tensor, index: Tensor
     ) -> PseudoLabels:
-        """The policy's pseudo-labels of [labelled, weak, strong] logits.
-
-        The policy first sees the labelled logits (Dash learns its threshold from
-        them), then pseudo-labels the weak views.
-        """
-        size = len(labels)
-        self.policy.observe_labelled(logits[:size].detach(), labels)
-        weak = logits[size:].chunk(2)[0].detach()
-        return self.policy(self.policy.probabilities(weak), index)
+        """The policy's pseudo-labels from the pseudo-labelling network's outputs."""
+        return self.policy.pseudo_label(
+            *self._by_view(outputs, len(labels)), labels, index
+        )
 
     def _semi_supervised_losses(
-        self, logits: Tensor, labels: Tensor, pseudo: PseudoLabels
+        self, outputs: NetworkOutputs, labels: Tensor, pseudo: PseudoLabels
     ) -> dict[str, Tensor]:
-        """Supervised and unsupervised losses of [labelled, weak, strong] logits."""
-        size = len(labels)
-        strong = logits[size:].chunk(2)[1]
+        """Supervised and unsupervised losses of a network's outputs."""
+        logits, embeddings = self._by_view(outputs, len(labels))
         return {
-            'supervised_loss': self.supervised_loss(logits[:size], labels),
-            'unsupervised_loss': self.policy.unsupervised_loss(strong, pseudo),
+            'supervised_loss': self.supervised_loss(logits.labelled, labels),
+            **self.policy.unsupervised_losses(logits, embeddings, pseudo),
         }
 
     def distillation_loss(

@@ -7,7 +7,7 @@ from lightning import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from geossl.data.datamodule import SemiSupervisedDataModule
+from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
 from geossl.data.splits import SplitConfig
 from geossl.errors import GeosslInputError
 from geossl.tasks.semi_supervised import SemiSupervisedTask
@@ -86,6 +86,54 @@ def test_dash_warms_up_on_the_labelled_loss_of_the_pseudo_labelling_network(
         expected = 0.99 * expected + 0.01 * loss
     assert task.policy.labelled_loss.item() == pytest.approx(expected, rel=1e-4)
     assert steps['train/rho_hat'].iloc[-1] == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize('teacher_student', [False, True])
+def test_comatch_remembers_the_pseudo_labelling_networks_embeddings(
+    eurosat_ms, teacher_student
+):
+    seed_everything(0)
+    task = task_for(
+        eurosat_ms,
+        'comatch',
+        algorithm_options={'projection_dim': 8, 'bank_size': 64},
+        teacher_student=teacher_student,
+        metadata='location',
+    ).train()
+    samples = [eurosat_ms[i] for i in range(5)]
+    batch = task.on_after_batch_transfer(
+        {
+            'labelled': collate_samples(samples[:2]),
+            'unlabelled': collate_samples(samples[2:]),
+        },
+        0,
+    )
+    assert batch['unlabelled']['strong'].shape[0] == 2 * 3  # two strong views each
+    pseudo_labelling = task.teacher if teacher_student else task.student
+    embeddings = []
+    pseudo_labelling.projection.register_forward_hook(
+        lambda module, inputs, output: embeddings.append(output.detach())
+    )
+    loss = task.training_step(batch, 0)
+    # Rows: 2 labelled, 3 weak, 3 + 3 strong. The bank takes the weak views with
+    # their (aligned) probabilities, then the labelled views with one-hot labels.
+    (rows,) = embeddings
+    bank = task.policy.bank
+    assert bank.pushed.item() == 5
+    torch.testing.assert_close(bank.rows[:3, :8], rows[2:5])
+    torch.testing.assert_close(bank.rows[3:5, :8], rows[:2])
+    labels = batch['labelled']['label']
+    assert torch.equal(bank.rows[3:5, 8:].argmax(dim=1), labels)
+    assert bank.rows[3:5, 8:].sum().item() == 2
+    torch.testing.assert_close(bank.rows[:3, 8:].sum(dim=1), torch.ones(3))
+    # Every network learns its own embeddings from the pseudo-label graph.
+    loss.backward()
+    for network in filter(None, (task.student, task.teacher)):
+        assert network.projection.mlp[0].weight.grad.abs().sum() > 0
+    # `geossl embed` writes the student's projections beside its features.
+    embedded = task.eval().embed(batch['labelled']['weak'])
+    assert embedded.keys() == {'features', 'projection'}
+    torch.testing.assert_close(embedded['projection'].norm(dim=1), torch.ones(2))
 
 
 class _PolicyAtSave(Callback):

@@ -39,15 +39,18 @@ def _batch(dataset, positions):
 
 
 @pytest.mark.parametrize(
-    'algorithm', ['fixmatch', 'freematch', 'flexmatch', 'softmatch']
+    'algorithm', ['fixmatch', 'freematch', 'flexmatch', 'softmatch', 'dash', 'comatch']
 )
 def test_every_policy_runs_wrapped(eurosat_ms, tmp_path, algorithm):
     seed_everything(0)
     task = _task(eurosat_ms, algorithm)
     trainer, _ = _fit(task, eurosat_ms, tmp_path)
     metrics = trainer.callback_metrics
-    for name in ('distillation_loss', 'teacher/unsupervised_loss', 'unsupervised_loss'):
-        assert torch.isfinite(metrics[f'train/{name}'])
+    names = ['distillation_loss', 'teacher/unsupervised_loss', 'unsupervised_loss']
+    if algorithm == 'comatch':
+        names += ['teacher/contrastive_loss', 'contrastive_loss']
+    for name in names:
+        assert torch.isfinite(metrics[f'train/{name}']), name
 
 
 def test_multilabel_teacher_student_with_location_and_time(bigearthnet, tmp_path):
@@ -77,11 +80,12 @@ def test_vision_transformer_token_fusion(eurosat_ms, tmp_path):
     assert task.student.context_token is not None
     _fit(task, eurosat_ms, tmp_path, steps=1)
     batch = _batch(eurosat_ms, [0, 1])
-    logits, context = task.teacher(
+    outputs = task.teacher(
         task.views.normalise(batch['image']), batch['meta'], batch['meta_mask']
     )
-    assert logits.shape == (2, 10)
-    assert context.shape == (2, 384)
+    assert outputs.logits.shape == (2, 10)
+    assert outputs.context.shape == (2, 384)
+    assert outputs.embeddings is None  # no projection head without CoMatch
 
 
 def test_student_sees_images_only_and_is_what_is_evaluated(eurosat_ms, tmp_path):
