@@ -35,7 +35,17 @@ PYTHON_SETTING = 'GEOSSL_PYTHON'
 PLUGIN_DIR = Path(__file__).resolve().parent
 
 PROBABILITY_FORMATS = ['none', 'uint8', 'float16']
-ALGORITHMS = ['supervised', 'fixmatch', 'freematch', 'flexmatch', 'softmatch']
+#: The Train algorithm's choices: every multi-class algorithm of ``geossl fit`` (QGIS's
+#: Python cannot import geossl to ask it).
+ALGORITHMS = [
+    'supervised',
+    'fixmatch',
+    'freematch',
+    'flexmatch',
+    'softmatch',
+    'dash',
+    'comatch',
+]
 
 Parameters = dict[str, Any]
 

@@ -233,10 +233,10 @@ class PseudoLabelPolicy(nn.Module, abc.ABC):
 
 
 class WeakViewPolicy(PseudoLabelPolicy):
-    """A policy that pseudo-labels from the weak views' probabilities alone.
+    """A policy that pseudo-labels from the weak views' probabilities.
 
     Subclasses implement :meth:`forward`, which sees the probabilities and the
-    samples' dataset positions.
+    samples' dataset positions (Dash also reads the labelled logits first).
     """
 
     def pseudo_label(  # noqa: D102

@@ -500,13 +500,12 @@ class SemiSupervisedTask(LightningModule):
         self, outputs: NetworkOutputs, num_labelled: int
     ) -> tuple[ViewRows, ViewRows | None]:
         """A network's logits and embeddings on [labelled, weak, strong...] by view."""
-        views = self.policy.strong_views
+
+        def split(rows: Tensor) -> ViewRows:
+            return ViewRows.split(rows, num_labelled, self.policy.strong_views)
+
         embeddings = outputs.embeddings
-        return ViewRows.split(outputs.logits, num_labelled, views), (
-            None
-            if embeddings is None
-            else ViewRows.split(embeddings, num_labelled, views)
-        )
+        return split(outputs.logits), None if embeddings is None else split(embeddings)
 
     def _pseudo_labels(
         self, outputs: NetworkOutputs, labels: Tensor, index: Tensor
