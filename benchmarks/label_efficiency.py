@@ -246,6 +246,9 @@ def _budget(options: argparse.Namespace) -> dict[str, object]:
 
 def _table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
+    # By labels, then in the order of ALGORITHMS (runs of later algorithms come last).
+    order = runs['algorithm'].map(ALGORITHMS.index)
+    runs = runs.assign(order=order).sort_values(['labels_per_class', 'order'])
     for (labels, algorithm), group in runs.groupby(
         ['labels_per_class', 'algorithm'], sort=False
     ):
