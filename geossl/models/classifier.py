@@ -78,6 +78,7 @@ def _outputs(
     pooled: Tensor,
     context: Tensor,
 ) -> NetworkOutputs:
+    """A network's outputs from its class head, projection head and features."""
     embeddings = None if projection is None else projection(pooled)
     return NetworkOutputs(head(pooled), context, embeddings)
 
