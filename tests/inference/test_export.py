@@ -30,6 +30,8 @@ def test_export_matches_pytorch_on_real_chips(
     task = load_task(s2_checkpoint)
     with torch.no_grad():
         expected = task(task.views.normalise(images)).softmax(dim=1).numpy()
-    np.testing.assert_allclose(exported, expected, atol=1e-5)
+    # onnxruntime's kernels sum in another order than PyTorch's, and both depend
+    # on the CPU: probabilities agree within export_onnx's own check (1e-4).
+    np.testing.assert_allclose(exported, expected, rtol=0, atol=1e-4)
     assert main(['export', str(s2_checkpoint), '-o', str(output)]) == 2
     assert 'exists; pass --overwrite' in capsys.readouterr().err

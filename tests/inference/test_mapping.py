@@ -15,7 +15,7 @@ from geossl.inference.checkpoint import load_task
 from geossl.inference.mapping import NODATA_CLASS, SceneMapper
 from geossl.inference.windows import tent_weights, window_starts
 from tests.conftest import random_chip, write_raster
-from tests.inference.conftest import S2_BANDS, save_checkpoint
+from tests.inference.conftest import S2_BANDS, assert_same_classes, save_checkpoint
 
 
 def test_blended_map_equals_an_in_memory_reference(tmp_path):
@@ -52,16 +52,18 @@ def test_blended_map_equals_an_in_memory_reference(tmp_path):
                     probs[:, None, None] * weights
                 )
                 weight[top : top + 16, left : left + 16] += weights
-    expected = (total / weight).argmax(dim=0).numpy().astype(np.uint8)
+    blended = (total / weight).numpy()
+    expected = blended.argmax(axis=0).astype(np.uint8)
     expected[30:, 40:] = NODATA_CLASS
+    blended[:, 30:, 40:] = np.nan
     with rasterio.open(output) as src:
-        np.testing.assert_array_equal(src.read(1), expected)
+        # Batches of 3 windows against one at a time: float32 rounding may differ.
+        clear = assert_same_classes(src.read(1), expected, blended, margin=1e-4)
+    assert clear > 0.95
     with rasterio.open(tmp_path / 'map_probabilities.tif') as src:
         probabilities = src.read()
         assert src.count == 4
-    np.testing.assert_allclose(
-        probabilities[:, :30], (total / weight).numpy()[:, :30], atol=2e-3
-    )
+    np.testing.assert_allclose(probabilities[:, :30], blended[:, :30], atol=2e-3)
     assert np.isnan(probabilities[:, 30:, 40:]).all()
 
 
@@ -164,7 +166,21 @@ def test_two_ddp_processes_write_the_same_map_as_one(
             assert {**ddp.profile, 'nodata': 0} == {**one.profile, 'nodata': 0}
             assert ddp.nodata == one.nodata or np.isnan([ddp.nodata, one.nodata]).all()
             assert ddp.tags(1) == one.tags(1)
-            np.testing.assert_array_equal(ddp.read(), one.read())
+    # Each process batches its own rows of windows with its share of the cores, so
+    # float32 rounding may differ from one process's: by at most one float16 step
+    # in the probabilities, and so in the class only where two classes nearly tie.
+    with (
+        rasterio.open(tmp_path / 'one_probabilities.tif') as one,
+        rasterio.open(tmp_path / 'ddp_probabilities.tif') as ddp,
+    ):
+        probabilities = one.read()
+        np.testing.assert_allclose(ddp.read(), probabilities, rtol=0, atol=2**-11)
+    with (
+        rasterio.open(tmp_path / 'one.tif') as one,
+        rasterio.open(tmp_path / 'ddp.tif') as ddp,
+    ):
+        clear = assert_same_classes(ddp.read(1), one.read(1), probabilities, 2e-3)
+    assert clear > 0.95
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'ddp.tif',
         'ddp_probabilities.tif',

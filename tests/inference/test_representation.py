@@ -127,16 +127,23 @@ def test_an_unknown_method_is_refused(tmp_path):
         load_encoder(path)
 
 
-def test_samples_are_embedded_in_the_order_asked(eurosat_ms, tmp_path):
+def test_samples_are_embedded_in_the_order_asked(eurosat_ms):
     torch.manual_seed(0)
     task = SimSiam(model='test_resnet', in_channels=13, chip_size=64).eval()
     positions = [7, 3, 50]
-    embedded = embed_samples(task, eurosat_ms, positions, batch_size=2)
-    assert embedded['features'].shape == (3, task.backbone.num_features)
-    alone = embed_samples(task, eurosat_ms, [3])['features']
-    assert torch.allclose(embedded['features'][1:2], alone, atol=1e-5)
+    embedded = embed_samples(task, eurosat_ms, positions, batch_size=2)['features']
+    assert embedded.shape == (3, task.backbone.num_features)
+    alone = torch.cat(
+        [embed_samples(task, eurosat_ms, [p])['features'] for p in positions]
+    )
+    # float32 convolutions round differently with the batch's size and the CPU's
+    # kernels, so the batched and the lone features agree only relative to their
+    # scale (ReLU outputs of up to hundreds); the order is each row's nearest tile.
+    scale = float(alone.abs().max())
+    torch.testing.assert_close(embedded, alone, rtol=1e-4, atol=1e-4 * scale)
+    assert torch.cdist(embedded, alone).argmin(dim=1).tolist() == [0, 1, 2]
     assert not math.isclose(
-        float(embedded['features'][0].sum()), float(alone.sum()), rel_tol=1e-3
+        float(embedded[0].sum()), float(embedded[1].sum()), rel_tol=1e-3
     )
 
 
