@@ -30,7 +30,7 @@ from geossl.data.datamodule import GeoDataModule, GeoPretrainingDataModule
 from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset, find_scenes
-from geossl.errors import GeosslInputError
+from geossl.errors import GeosslInputError, input_error_in_worker
 from geossl.inference.checkpoint import (
     SafeCheckpointIO,
     check_checkpoint_fits,
@@ -904,6 +904,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run_lightning(None if from_command_line else argv)
     except (GeosslInputError, DatasetNotFoundError) as error:
         print(f'geossl: error: {error}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeError as error:
+        if (line := input_error_in_worker(error)) is None:
+            raise
+        print(f'geossl: error: {line}', file=sys.stderr)
         return EXIT_BAD_INPUT
     except ArgumentError as error:
         # jsonargparse's messages run over several indented lines.

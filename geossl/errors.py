@@ -5,6 +5,9 @@ so the command line can print it as it is and exit with status 2.
 """
 
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class GeosslInputError(ValueError):
@@ -61,3 +64,72 @@ class LabelsFileError(GeosslInputError):
 
 class SplitError(GeosslInputError):
     """A split request that the data cannot satisfy, or a stale split file."""
+
+
+@contextmanager
+def reading(
+    source: str | os.PathLike[str],
+    what: str,
+    error: type[GeosslInputError] = GeosslInputError,
+) -> Iterator[None]:
+    """Turn any failure of a library reading a user's file into one line.
+
+    Wrap the library's reading call alone (``torch.load``, rasterio, pyogrio,
+    ``json``, ``csv``, YAML): whatever it raises on the file's bytes is a fact about
+    the file, whichever exception type the library picked for it. geossl's own
+    checks of what was read stay outside, so that a bug in geossl still surfaces
+    with its traceback.
+
+    Args:
+        source: the file at fault.
+        what: what it was read as, e.g. ``'a raster'``.
+        error: the error type to raise.
+
+    Raises:
+        GeosslInputError: (or ``error``) ``<source>: cannot be read as <what>
+            (<the library's first line>)``; errors geossl raised pass unchanged.
+    """
+    try:
+        yield
+    except GeosslInputError:
+        raise
+    except Exception as failure:
+        raise error(
+            source, f'cannot be read as {what} ({first_line(failure)})'
+        ) from None
+
+
+def first_line(failure: BaseException) -> str:
+    """The first non-blank line of an exception's message, or its type's name.
+
+    Args:
+        failure: the exception.
+
+    Returns:
+        The line.
+    """
+    lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
+    return lines[0] if lines else type(failure).__name__
+
+
+#: The last line of a worker's traceback that ends in one of geossl's input errors.
+_WORKER_INPUT_ERROR = re.compile(r'^geossl\.errors\.\w+: (.+)$', re.MULTILINE)
+
+
+def input_error_in_worker(error: BaseException) -> str | None:
+    """The one line of a geossl input error raised in a DataLoader worker process.
+
+    torch re-raises a worker's exception in the main process as a ``RuntimeError``
+    holding the worker's traceback when it cannot rebuild the exception from one
+    message, as it cannot geossl's (file, problem) errors.
+
+    Args:
+        error: an exception that reached the command line.
+
+    Returns:
+        ``<source>: <problem>``, or None if the error is not such a re-raise.
+    """
+    if not isinstance(error, RuntimeError) or not str(error).startswith('Caught '):
+        return None
+    lines = _WORKER_INPUT_ERROR.findall(str(error))
+    return lines[-1] if lines else None

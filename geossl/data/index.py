@@ -36,7 +36,7 @@ from geossl.data.metadata import (
     read_bigearthnet_json,
 )
 from geossl.data.raster import describe
-from geossl.errors import DatasetLayoutError, GeosslInputError
+from geossl.errors import DatasetLayoutError, GeosslInputError, reading
 
 Layout = Literal['classes', 'bigearthnet', 'rasters']
 
@@ -263,11 +263,9 @@ def read_index(path: str | Path) -> gpd.GeoDataFrame:
         GeosslInputError: if the file is not a geossl index.
     """
     path = Path(path)
-    try:
+    with reading(path, 'a geossl index'):
         info = pyogrio.read_info(path, layer=_LAYER)
         index = gpd.read_file(path, layer=_LAYER)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
-        raise GeosslInputError(path, f'is not a geossl index ({error})') from None
     metadata = info.get('layer_metadata') or {}
     if not {'source', 'layout', 'reader'} <= set(metadata):
         raise GeosslInputError(path, 'is a GeoPackage but not a geossl index')

@@ -8,9 +8,8 @@ import warnings
 from pathlib import Path
 
 import geopandas as gpd
-import pyogrio
 
-from geossl.errors import LabelsFileError
+from geossl.errors import LabelsFileError, reading
 
 #: Geometry types a labels file may hold.
 LABEL_GEOMETRY_TYPES = frozenset({'Point', 'MultiPoint', 'Polygon', 'MultiPolygon'})
@@ -43,12 +42,8 @@ def read_labels(
     path = Path(path)
     if not path.exists():
         raise LabelsFileError(path, 'does not exist')
-    try:
+    with reading(path, 'a vector file', LabelsFileError):
         features = gpd.read_file(path, layer=layer)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
-        raise LabelsFileError(
-            path, f'cannot be read as a vector file ({error})'
-        ) from None
     if class_column not in features.columns:
         columns = [c for c in features.columns if c != features.geometry.name]
         raise LabelsFileError(

@@ -40,6 +40,7 @@ from geossl.errors import (
     LabelsFileError,
     MissingCRSError,
     RasterReadError,
+    reading,
 )
 
 #: Sentinel-2 product and tile names: ``T18SVG_20160112T160652_B02.tif``,
@@ -237,38 +238,39 @@ def read_sidecar(path: str | Path) -> dict[Path, _SidecarRow]:
     """
     path = Path(path)
     required = {'path', 'lon', 'lat', 'datetime'}
+    with reading(path, 'a sidecar CSV', LabelsFileError), path.open(newline='') as f:
+        reader = csv.DictReader(f)
+        # A short row's missing cells are None; an empty cell is ''.
+        records = [{k: v or '' for k, v in row.items()} for row in reader]
+        columns = set(reader.fieldnames or ())
+    if missing := required - columns:
+        raise LabelsFileError(
+            path,
+            f'sidecar CSV lacks column(s) {", ".join(sorted(missing))}; '
+            'expected path,lon,lat,datetime',
+        )
     rows: dict[Path, _SidecarRow] = {}
-    try:
-        with path.open(newline='') as f:
-            reader = csv.DictReader(f)
-            missing = required - set(reader.fieldnames or ())
-            if missing:
-                raise LabelsFileError(
-                    path,
-                    f'sidecar CSV lacks column(s) {", ".join(sorted(missing))}; '
-                    'expected path,lon,lat,datetime',
-                )
-            for line, row in enumerate(reader, start=2):
-                try:
-                    lon = float(row['lon']) if row['lon'].strip() else None
-                    lat = float(row['lat']) if row['lat'].strip() else None
-                    when = row['datetime'].strip()
-                    time = parse_datetime(when) if when else None
-                except ValueError as error:
-                    raise LabelsFileError(
-                        path, f'line {line}: cannot parse lon/lat/datetime ({error})'
-                    ) from None
-                if (
-                    lon is not None
-                    and lat is not None
-                    and (problem := lonlat_problem(lon, lat))
-                ):
-                    raise LabelsFileError(path, f'line {line}: {problem}')
-                rows[(path.parent / row['path'].strip()).resolve()] = _SidecarRow(
-                    lon, lat, time
-                )
-    except OSError as error:
-        raise LabelsFileError(path, f'cannot read sidecar CSV ({error})') from None
+    for line, row in enumerate(records, start=2):
+        try:
+            lon = float(row['lon']) if row['lon'].strip() else None
+            lat = float(row['lat']) if row['lat'].strip() else None
+            when = row['datetime'].strip()
+            time = parse_datetime(when) if when else None
+        except ValueError as error:
+            raise LabelsFileError(
+                path, f'line {line}: cannot parse lon/lat/datetime ({error})'
+            ) from None
+        if (
+            lon is not None
+            and lat is not None
+            and (problem := lonlat_problem(lon, lat))
+        ):
+            raise LabelsFileError(path, f'line {line}: {problem}')
+        if '\0' in row['path']:
+            raise LabelsFileError(path, f'line {line}: the path holds a NUL byte')
+        rows[(path.parent / row['path'].strip()).resolve()] = _SidecarRow(
+            lon, lat, time
+        )
     return rows
 
 
@@ -303,10 +305,29 @@ def read_bigearthnet_json(path: Path) -> dict[str, object]:
     Raises:
         LabelsFileError: if the file is not valid JSON.
     """
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise LabelsFileError(path, f'cannot read metadata JSON ({error})') from None
+    with reading(path, 'JSON', LabelsFileError):
+        metadata = json.loads(path.read_bytes())
+    if not isinstance(metadata, dict):
+        raise LabelsFileError(path, 'holds no JSON object of patch metadata')
+    expected = {
+        'labels': lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        'coordinates': lambda v: (
+            isinstance(v, dict)
+            and all(_is_number(v.get(key)) for key in ('ulx', 'uly', 'lrx', 'lry'))
+        ),
+        'projection': lambda v: isinstance(v, str),
+        'acquisition_date': lambda v: isinstance(v, str),
+    }
+    for key, fits in expected.items():
+        if key in metadata and not fits(metadata[key]):
+            raise LabelsFileError(
+                path, f'{key!r} is not what BigEarthNet metadata holds there'
+            )
+    return metadata
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -319,14 +340,11 @@ class _RasterFacts:
 def _raster_facts(path: Path) -> _RasterFacts:
     if path.stat().st_size == 0:
         raise RasterReadError(path, 'is empty (0 bytes)')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                crs = crs_to_text(src.crs) if src.crs is not None else None
-                return _RasterFacts(crs, tuple(src.bounds), src.tags())
-    except rasterio.errors.RasterioIOError as error:
-        raise RasterReadError(path, f'cannot be read as a raster ({error})') from None
+    with reading(path, 'a raster', RasterReadError), warnings.catch_warnings():
+        warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            crs, bounds, tags = src.crs, tuple(src.bounds), src.tags()
+    return _RasterFacts(crs_to_text(crs) if crs is not None else None, bounds, tags)
 
 
 @dataclass(frozen=True)
@@ -392,7 +410,8 @@ class MetadataReader:
         crs, bounds = facts.crs, facts.bounds
         if crs is None and 'coordinates' in patch and 'projection' in patch:
             corners = patch['coordinates']
-            crs = crs_to_text(patch['projection'])
+            with reading(json_path, 'a CRS (projection)', LabelsFileError):
+                crs = crs_to_text(patch['projection'])
             bounds = (corners['ulx'], corners['lry'], corners['lrx'], corners['uly'])
 
         lon: float | None = None

@@ -25,6 +25,7 @@ from geossl.errors import (
     ChipSizeError,
     NodataError,
     RasterReadError,
+    reading,
 )
 
 #: What to do with nodata or NaN pixels: raise, or replace them with zero.
@@ -111,12 +112,9 @@ def open_raster(path: Path) -> rasterio.DatasetReader:
         raise RasterReadError(path, 'does not exist')
     if path.stat().st_size == 0:
         raise RasterReadError(path, 'is empty (0 bytes)')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as error:
-        raise RasterReadError(path, f'cannot be read as a raster ({error})') from None
+    with reading(path, 'a raster', RasterReadError), warnings.catch_warnings():
+        warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path)
 
 
 def _centre_window(height: int, width: int, size: int | None, path: Path) -> Window:
@@ -216,7 +214,9 @@ def _read_multiband(
                 path, f'has {src.count} bands, expected {band_count} like the others'
             )
         window = _centre_window(src.height, src.width, size, path)
-        image = src.read([p + 1 for p in positions], window=window).astype(np.float32)
+        with reading(path, 'a raster', RasterReadError):
+            image = src.read([p + 1 for p in positions], window=window)
+        image = image.astype(np.float32)
         return image, invalid_pixels(image, src.nodata)
 
 
@@ -237,12 +237,13 @@ def _read_band_folder(
         window = _centre_window(height, width, size, folder)
         bands, invalid = [], []
         for src in sources:
-            band = src.read(
-                1,
-                out_shape=(height, width),
-                resampling=Resampling.bilinear,
-                out_dtype=np.float32,
-            )[window.toslices()]
+            with reading(src.name, 'a raster', RasterReadError):
+                band = src.read(
+                    1,
+                    out_shape=(height, width),
+                    resampling=Resampling.bilinear,
+                    out_dtype=np.float32,
+                )[window.toslices()]
             bands.append(band)
             invalid.append(invalid_pixels(band, src.nodata))
     finally:

@@ -59,6 +59,8 @@ from geossl.errors import (
     DatasetLayoutError,
     LabelsFileError,
     MissingCRSError,
+    RasterReadError,
+    reading,
 )
 
 #: Per-band file names, ``<stem>_<band>.<ext>`` with a Sentinel-2 band name. The
@@ -267,7 +269,10 @@ class SceneRaster(RasterDataset):
         """
         minx, miny, maxx, maxy = bounds
         xres, yres = self.scene.res
-        image = self[minx:maxx:xres, miny:maxy:yres]['image'].numpy()
+        files = self.scene.files
+        source = files[0] if len(files) == 1 else files[0].parent
+        with reading(source, 'a raster', RasterReadError):
+            image = self[minx:maxx:xres, miny:maxy:yres]['image'].numpy()
         invalid = [
             invalid_pixels(band, nodata)
             for band, nodata in zip(image, self.band_nodata, strict=True)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from geossl.atomic import atomic_output
 from geossl.data.datasets import GeoClassificationDataset
-from geossl.errors import SplitError
+from geossl.errors import SplitError, reading
 
 SplitName = Literal['labelled', 'unlabelled', 'val', 'test']
 
@@ -296,7 +296,7 @@ def load_or_make_splits(
         if save:
             save_splits(splits, config, path)
         return splits
-    with path.open() as f:
+    with reading(path, 'a geossl split file', SplitError), path.open() as f:
         header = f.readline().rstrip('\n')
         splits = pd.read_csv(f, dtype=str)
     if header != _config_line(config):
@@ -309,6 +309,9 @@ def load_or_make_splits(
         or not splits['split'].isin(SPLIT_NAMES).all()
     ):
         raise SplitError(path, 'is not a geossl split file (columns sample_id,split)')
+    if splits['sample_id'].duplicated().any():
+        first = splits['sample_id'][splits['sample_id'].duplicated()].iloc[0]
+        raise SplitError(path, f'lists sample {first} twice')
     ordered = splits.set_index('sample_id').reindex(dataset.sample_ids)
     missing = int(ordered['split'].isna().sum())
     if missing or len(splits) != len(dataset):

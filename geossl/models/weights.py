@@ -9,7 +9,6 @@ SimCLR, MoCo and BYOL tasks, by the prefix its weights carry there.
 """
 
 import pickle
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geossl.errors import GeosslInputError
+from geossl.errors import GeosslInputError, reading
 
 #: Where each kind of checkpoint keeps its backbone: the prefix of its weights.
 BACKBONE_PREFIXES = ('student.backbone.', 'backbone.', 'model.backbone.model.')
@@ -42,24 +41,19 @@ def read_checkpoint(
         GeosslInputError: if the file is missing, corrupt or holds pickled code.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise GeosslInputError(path, 'does not exist')
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        RuntimeError,
-        EOFError,
-    ) as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        # torch names the refused code on a line of its own, after general advice.
-        if code := next((line for line in lines if 'GLOBAL' in line), None):
-            problem = f'holds pickled code, which geossl never runs ({code})'
-        else:
-            reason = lines[0] if lines else type(error).__name__
-            problem = f'cannot be read as a safe checkpoint ({reason})'
-        raise GeosslInputError(path, problem) from None
+    with reading(path, 'a safe checkpoint'):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as error:
+            # torch names the refused code on a line of its own, after advice.
+            lines = str(error).splitlines()
+            if code := next((line.strip() for line in lines if 'GLOBAL' in line), None):
+                raise GeosslInputError(
+                    path, f'holds pickled code, which geossl never runs ({code})'
+                ) from None
+            raise
 
 
 def read_backbone(path: str | Path) -> tuple[str, dict[str, Tensor]]:
