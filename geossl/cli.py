@@ -10,6 +10,7 @@ options in the same underscore style. Bad input ends with one line
 naming the file or option at fault and exit status 2.
 """
 
+import re
 import signal
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import yaml
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -30,7 +32,7 @@ from geossl.data.datamodule import GeoDataModule, GeoPretrainingDataModule
 from geossl.data.index import index_source, write_index
 from geossl.data.metadata import SENTINEL2_FILENAME_REGEX, MetadataReader
 from geossl.data.scene import SceneDataset, find_scenes
-from geossl.errors import GeosslInputError, input_error_in_worker
+from geossl.errors import GeosslInputError, input_error_in_worker, reading
 from geossl.inference.checkpoint import (
     SafeCheckpointIO,
     check_checkpoint_fits,
@@ -694,6 +696,25 @@ class GeosslCLI(LightningCLI):
                     Path(self.trainer.default_root_dir) / 'checkpoints'
                 )
 
+    def before_instantiate_classes(self) -> None:
+        """Refuse a null where an option takes no null, before anything is built.
+
+        jsonargparse checks each value of the command line, but lets a config
+        file's null (``mu:`` with no value) through as "unset" for any option.
+
+        Raises:
+            GeosslInputError: naming the option.
+        """
+        try:
+            self.parser.validate(self.config, skip_unset=False)
+        except TypeError as error:
+            message = ' '.join(str(error).split())
+            key = re.search(r'Parser key "([^"]+)"', message)
+            problem = message.split(':', 1)[-1].strip() if key else message
+            raise GeosslInputError(
+                f'--{key.group(1)}' if key else 'config', problem
+            ) from None
+
     def _parse_ckpt_path(self) -> None:
         """Refuse an unsafe ``--ckpt_path`` before Lightning reads its settings.
 
@@ -854,6 +875,26 @@ def _run_pretrain(argv: Sequence[str]) -> None:
     )
 
 
+def _check_configs(argv: Sequence[str]) -> None:
+    """Read every ``--config`` file first, so that unreadable bytes are one line.
+
+    jsonargparse reports a YAML syntax error itself, but lets other failures of
+    reading the file (bytes that are not UTF-8, say) escape as tracebacks.
+
+    Raises:
+        GeosslInputError: naming the config file that cannot be read.
+    """
+    for option, value in zip(argv, [*argv[1:], None], strict=True):
+        if option.startswith('--config='):
+            value = option.removeprefix('--config=')
+        elif option != '--config':
+            continue
+        # A value that names no file is YAML text, jsonargparse's to check.
+        if value is not None and Path(value).exists():
+            with reading(value, 'a YAML config'):
+                yaml.safe_load(Path(value).read_text(encoding='utf-8'))
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -895,6 +936,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_BAD_INPUT
     try:
+        if argv[0] not in _TOOLS:
+            _check_configs(argv[1:])
         if argv[0] == 'pretrain':
             _run_pretrain(argv[1:])
         elif argv[0] in _TOOLS:

@@ -109,6 +109,10 @@ def first_line(failure: BaseException) -> str:
         The line.
     """
     lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
+    cause = failure.__cause__ or failure.__context__
+    # rasterio's read errors say what went wrong in the GDAL error they chain.
+    if cause is not None and (not lines or 'previous exception' in lines[0]):
+        return first_line(cause)
     return lines[0] if lines else type(failure).__name__
 
 

@@ -286,6 +286,7 @@ class MapWriter(Callback):
         self.parts: list[tuple[list[Path], range]] = []
         self.scratch: list[Path] = []
         self.files: MapFiles | None = None
+        self.bar: tqdm | None = None
 
     def _files(self, paths: Sequence[Path], rows: range) -> MapFiles:
         return MapFiles(
@@ -353,7 +354,6 @@ class MapWriter(Callback):
             trainer: the trainer.
             pl_module: the :class:`WindowClassifier`.
         """
-        self.bar.close()
         self.close()
         trainer.strategy.barrier()
         if trainer.is_global_zero:
@@ -384,9 +384,14 @@ class MapWriter(Callback):
                 )
 
     def close(self) -> None:
-        """Close this process's part files."""
+        """Close this process's part files and progress bar.
+
+        Closing the bar ends its line, also when mapping stops on an error.
+        """
         if self.files is not None:
             self.files.close()
+        if self.bar is not None:
+            self.bar.close()
 
     def temporary_files(self) -> list[Path]:
         """Every part and scratch file of the run, whichever process wrote it.
