@@ -622,9 +622,7 @@ _DESCRIPTION = (
     'was taken.'
 )
 
-_OVERVIEW = f"""usage: geossl {{fit,validate,test,predict,index,map,export,qgis}} ...
-
-{_DESCRIPTION}
+_OVERVIEW = f"""{_DESCRIPTION}
 
 Training (Lightning's commands; YAML configs with --config, options as
 --data.*, --model.*, --trainer.*):
@@ -681,6 +679,7 @@ class GeosslCLI(LightningCLI):
             'model.class_names': lambda dm: list(dm.dataset.classes),
             'model.band_names': lambda dm: list(dm.dataset.band_names),
             'model.chip_size': lambda dm: dm.chip_size,
+            'model.data_metadata': lambda dm: dm.dataset.metadata_parts,
         }
 
     def after_instantiate_classes(self) -> None:
@@ -924,10 +923,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings('ignore', r"You're resuming from a checkpoint that ended")
     # pretrain hands Lightning its arguments as fit's, which Lightning warns of.
     warnings.filterwarnings('ignore', r"LightningCLI's args parameter is intended")
-    if not argv or argv[0] in ('-h', '--help'):
-        print(_OVERVIEW)
-        return 0 if argv else EXIT_BAD_INPUT
     commands = [*_LIGHTNING_COMMANDS, 'pretrain', *_TOOLS]
+    if not argv or argv[0] in ('-h', '--help'):
+        print(f'usage: geossl {{{",".join(commands)}}} ...\n\n{_OVERVIEW}')
+        return 0 if argv else EXIT_BAD_INPUT
     if argv[0] not in commands:
         print(
             f"geossl: error: unknown command '{argv[0]}' (choose from "

@@ -34,7 +34,7 @@ from geossl.data.index import (
     class_names,
     index_source,
 )
-from geossl.data.metadata import MetadataReader, TileMetadata
+from geossl.data.metadata import MetadataParts, MetadataReader, TileMetadata
 from geossl.data.raster import NodataPolicy, read_sample
 from geossl.errors import (
     BandMismatchError,
@@ -164,6 +164,18 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
     def sample_ids(self) -> list[str]:
         """Stable identifiers of the samples, used by split files."""
         return list(self.index['sample_id'])
+
+    @property
+    def metadata_parts(self) -> MetadataParts:
+        """The metadata the samples have: a part is there if any sample has it.
+
+        Samples that lack a part the others have are masked as missing by the
+        metadata encoder; a part no sample has is left out.
+        """
+        located = bool(self.index['lon'].notna().any())
+        dated = bool(self.index['datetime'].notna().any())
+        parts = [name for name, has in (('location', located), ('time', dated)) if has]
+        return '+'.join(parts) or 'none'  # type: ignore[return-value]
 
     @property
     def is_labelled(self) -> np.ndarray:

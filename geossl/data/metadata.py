@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import rasterio
 import rasterio.errors
@@ -42,6 +43,9 @@ from geossl.errors import (
     RasterReadError,
     reading,
 )
+
+#: Which metadata a model uses, or a dataset's samples have.
+MetadataParts = Literal['location+time', 'location', 'time', 'none']
 
 #: Sentinel-2 product and tile names: ``T18SVG_20160112T160652_B02.tif``,
 #: ``T18SVG_20160112_B02.tif``, ``S2A_MSIL2A_20170613T101031_87_48``.

@@ -15,10 +15,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from geossl.data.metadata import MetadataParts
 from geossl.errors import GeosslInputError
 
 LocationEncoding = Literal['sinusoidal', 'harmonics']
-MetadataParts = Literal['location+time', 'location', 'time', 'none']
 
 _SECONDS_PER_DAY = 86400.0
 

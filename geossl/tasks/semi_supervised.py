@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningModule
 from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -119,8 +120,11 @@ class SemiSupervisedTask(LightningModule):
             ECAI 2024): a teacher that also sees the metadata makes the
             pseudo-labels; the image-only student learns from them and from
             distillation, and is the model that is evaluated and shipped.
-        metadata: what the teacher sees: ``location+time``, ``location``, ``time``
-            or ``none`` (ablations).
+        metadata: what the teacher sees: ``auto`` (what the data has, from
+            ``data_metadata``), ``location+time``, ``location``, ``time`` or
+            ``none`` (ablations). Checkpoints keep the parts used, never ``auto``.
+        data_metadata: the metadata the data has (``geossl fit`` and
+            :meth:`for_dataset` set it from the data), for ``metadata='auto'``.
         location_encoding: ``sinusoidal`` or ``harmonics`` (spherical).
         metadata_year: add the year to the teacher's time features.
         metadata_time_of_day: add the time of day to the teacher's time features.
@@ -158,7 +162,8 @@ class SemiSupervisedTask(LightningModule):
         class_colours: Sequence[str] | None = None,
         band_names: Sequence[str] | None = None,
         teacher_student: bool = False,
-        metadata: MetadataParts = 'location+time',
+        metadata: MetadataParts | Literal['auto'] = 'auto',
+        data_metadata: MetadataParts = 'location+time',
         location_encoding: LocationEncoding = 'sinusoidal',
         metadata_year: bool = False,
         metadata_time_of_day: bool = False,
@@ -170,6 +175,14 @@ class SemiSupervisedTask(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if metadata == 'auto':
+            metadata = data_metadata
+            if teacher_student:
+                rank_zero_info(
+                    f'metadata: auto, so the teacher sees {metadata} (what the data '
+                    'has; set --model.metadata to choose)'
+                )
+        self.hparams['metadata'] = metadata
         if num_classes < 2 and not multilabel:
             raise GeosslInputError('num_classes', f'is {num_classes}; need at least 2')
         if backbone_weights is not None and pretrained:
@@ -290,6 +303,7 @@ class SemiSupervisedTask(LightningModule):
             num_samples=len(dataset),
             class_names=dataset.classes,
             band_names=dataset.band_names,
+            data_metadata=dataset.metadata_parts,
             **options,
         )
 

@@ -152,3 +152,20 @@ def test_bad_teacher_student_configurations(eurosat_ms, tmp_path):
         match="acquisition date of every sample is missing; use metadata='location'",
     ):
         _fit(dated, eurosat_ms, tmp_path)
+
+
+def test_the_teacher_sees_what_the_data_has_by_default(eurosat_ms, bigearthnet, caplog):
+    # EuroSAT-MS: every tile located, none dated; BigEarthNet: both.
+    assert eurosat_ms.metadata_parts == 'location'
+    assert bigearthnet.metadata_parts == 'location+time'
+    with caplog.at_level('INFO'):
+        task = task_for(eurosat_ms, 'fixmatch', teacher_student=True)
+    assert task.teacher.encoder.parts == 'location'
+    assert task.hparams['metadata'] == 'location'  # as checkpoints keep it
+    assert 'metadata: auto, so the teacher sees location' in caplog.text
+    assert (
+        task_for(
+            bigearthnet, 'multilabel_freematch', teacher_student=True
+        ).teacher.encoder.parts
+        == 'location+time'
+    )
