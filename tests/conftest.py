@@ -1,6 +1,12 @@
 """Shared fixtures: the real sample data beside the repository, and small rasters."""
 
 import os
+
+# Each pytest-xdist worker takes its share of the cores, as do the processes it
+# starts; set before torch starts its threads, so workers do not fight for cores.
+if workers := os.environ.get('PYTEST_XDIST_WORKER_COUNT'):
+    share = max(1, (os.cpu_count() or 1) // int(workers))
+    os.environ.setdefault('OMP_NUM_THREADS', str(share))
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 

@@ -1,9 +1,8 @@
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from geossl.cli import main
@@ -53,20 +52,16 @@ def test_index_bigearthnet(shared_data, tmp_path):
     )
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / 'C').mkdir()
     write_raster(tmp_path / 'C' / 'ok.tif', random_chip())
     (tmp_path / 'C' / 'broken.tif').write_bytes(b'garbage')
     output = tmp_path / 'out.gpkg'
-    result = subprocess.run(
-        [sys.executable, '-m', 'geossl.cli', 'index', str(tmp_path), '-o', str(output)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2
+    assert main(['index', str(tmp_path), '-o', str(output)]) == 2
     error_lines = [
-        line for line in result.stderr.splitlines() if line.startswith('geossl: error:')
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith('geossl: error:')
     ]
     assert len(error_lines) == 1
     assert 'broken.tif: cannot be read as a raster' in error_lines[0]
@@ -93,15 +88,18 @@ def test_options(tmp_path, capsys):
     )
 
 
-def test_help_lists_index():
-    result = subprocess.run(
-        [sys.executable, '-m', 'geossl.cli', 'index', '--help'],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert '--filename_regex' in result.stdout
-    assert '--sidecar' in result.stdout
+def _help(capsys, *command):
+    """What ``geossl COMMAND --help`` prints; it must exit with status 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, '--help'])
+    assert exit_info.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_help_lists_index(capsys):
+    out = _help(capsys, 'index')
+    assert '--filename_regex' in out
+    assert '--sidecar' in out
 
 
 def test_index_scene_chips_with_labels(shared_data, tmp_path, capsys):
@@ -137,6 +135,10 @@ def test_index_scene_chips_with_labels(shared_data, tmp_path, capsys):
 def test_overview_help_lists_every_command(capsys):
     assert main(['--help']) == 0
     out = capsys.readouterr().out
+    assert out.startswith(
+        'usage: geossl {fit,validate,test,predict,pretrain,index,map,export,'
+        'evaluate-representation,embed,qgis} ...\n'
+    )
     for command in (
         *('fit', 'validate', 'test', 'predict', 'pretrain'),
         *('index', 'map', 'export', 'evaluate-representation', 'embed', 'qgis'),
@@ -145,15 +147,10 @@ def test_overview_help_lists_every_command(capsys):
     assert main([]) == 2
 
 
-def test_fit_help_explains_data_and_model_options():
-    result = subprocess.run(
-        [sys.executable, '-m', 'geossl.cli', 'fit', '--help'],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def test_fit_help_explains_data_and_model_options(capsys):
+    out = _help(capsys, 'fit')
     for option in ('--data.root', '--data.labels', '--model.teacher_student'):
-        assert option in result.stdout
+        assert option in out
 
 
 def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):

@@ -16,16 +16,18 @@ from geossl.cli import main
 from tests.conftest import sample_fit_args
 
 #: Steps between resume points, the kill's step, and the whole run (the sample's
-#: epoch is 40 steps, so the resumed run crosses an epoch end and a validation).
+#: 80 unlabelled tiles make 10 steps an epoch of B=4, mu=2, so the resumed run
+#: crosses an epoch end and a validation).
 EVERY = 5
-STEPS = 45
+STEPS = 15
 
 
 def _fit_args(shared_data: Path, root: Path, algorithm: list[str]) -> list[str]:
     return sample_fit_args(
         shared_data,
         root,
-        *['--data.batch_size', '2', '--data.mu', '1', *algorithm],
+        *['--data.batch_size', '4', '--data.mu', '2', '--data.chip_size', '32'],
+        *algorithm,
         *['--resume.every_n_train_steps', str(EVERY)],
         *['--trainer.max_steps', str(STEPS), '--trainer.deterministic', 'true'],
     )
@@ -91,12 +93,13 @@ def _assert_equal(resumed: object, uninterrupted: object, where: str = '') -> No
         ['--model.algorithm', 'freematch', '--model.teacher_student', 'true'],
         ['--model.algorithm', 'flexmatch'],
         ['--model.algorithm', 'softmatch'],
-        # A bank of 3 steps: full, smoothing and overwritten across the kill.
+        # A bank of 3 steps (12 rows a step): full, smoothing and overwritten
+        # across the kill.
         [
             '--model.algorithm',
             'comatch',
             '--model.algorithm_options',
-            '{bank_size: 12}',
+            '{bank_size: 36}',
         ],
     ],
     ids=['st-freematch', 'flexmatch', 'softmatch', 'comatch'],
