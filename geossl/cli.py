@@ -840,6 +840,25 @@ def _pretrain_trainer_defaults() -> dict[str, Any]:
     }
 
 
+def _option_values(argv: Sequence[str], option: str) -> list[str | None]:
+    """The values given to an option, as ``OPTION VALUE`` or ``OPTION=VALUE``.
+
+    Args:
+        argv: the command's arguments.
+        option: e.g. ``--config``.
+
+    Returns:
+        Each value in order; None for the option given last with no value.
+    """
+    values = []
+    for argument, following in zip(argv, [*argv[1:], None], strict=True):
+        if argument.startswith(f'{option}='):
+            values.append(argument.removeprefix(f'{option}='))
+        elif argument == option:
+            values.append(following)
+    return values
+
+
 def _check_pretraining_method(argv: Sequence[str]) -> None:
     """Refuse a ``--model`` that names no method, in one line, not jsonargparse's.
 
@@ -847,11 +866,7 @@ def _check_pretraining_method(argv: Sequence[str]) -> None:
         GeosslInputError: for a bare name that is not a method's.
     """
     names = [task.__name__ for task in METHODS.values()]
-    for option, value in zip(argv, [*argv[1:], None], strict=True):
-        if option.startswith('--model='):
-            value = option.removeprefix('--model=')
-        elif option != '--model':
-            continue
+    for value in _option_values(argv, '--model'):
         # Dotted class paths and config files are jsonargparse's to check.
         if value is not None and '.' not in value and value not in names:
             raise GeosslInputError(
@@ -883,11 +898,7 @@ def _check_configs(argv: Sequence[str]) -> None:
     Raises:
         GeosslInputError: naming the config file that cannot be read.
     """
-    for option, value in zip(argv, [*argv[1:], None], strict=True):
-        if option.startswith('--config='):
-            value = option.removeprefix('--config=')
-        elif option != '--config':
-            continue
+    for value in _option_values(argv, '--config'):
         # A value that names no file is YAML text, jsonargparse's to check.
         if value is not None and Path(value).exists():
             with reading(value, 'a YAML config'):

@@ -134,8 +134,11 @@ def test_unsafe_or_foreign_checkpoints_are_refused(tmp_path, capsys):
     torch.save({'hyper_parameters': {'x': np.dtype('float32').type}}, pickled)
     foreign = tmp_path / 'foreign.ckpt'
     torch.save({'state_dict': {}}, foreign)
+    text = tmp_path / 'junk.ckpt'
+    text.write_text('junk\n')  # torch's unpickler raises a KeyError for these bytes
     for path, problem in (
         (garbage, 'cannot be read as a safe checkpoint'),
+        (text, 'cannot be read as a safe checkpoint'),
         (pickled, 'holds pickled code, which geossl never runs'),
         (foreign, 'is not a geossl checkpoint'),
     ):
