@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -5,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from geossl.cli import main
+from geossl.cli import TOOLS, main
+from geossl.commands import TOOL_RUNNERS
 from geossl.data.index import read_index
 from geossl.data.metadata import footprint_wgs84
 from tests.conftest import random_chip, sample_fit_args, write_raster
@@ -184,3 +187,17 @@ def test_fit_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     assert error == [
         f'geossl: error: {tmp_path / "nowhere"}: is neither a folder nor an image file'
     ]
+
+
+def test_help_answers_without_loading_torch():
+    # In a fresh interpreter: the test process has torch loaded already.
+    script = (
+        'import sys; from geossl.cli import main; '
+        "assert main(['--help']) == 0 and main(['nope']) == 2; "
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules"
+    )
+    subprocess.run([sys.executable, '-c', script], check=True, capture_output=True)
+
+
+def test_every_tool_has_its_runner():
+    assert tuple(TOOL_RUNNERS) == TOOLS
