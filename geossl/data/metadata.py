@@ -307,7 +307,9 @@ def read_bigearthnet_json(path: Path) -> dict[str, object]:
         The parsed JSON object.
 
     Raises:
-        LabelsFileError: if the file is not valid JSON.
+        LabelsFileError: if the file is not valid JSON, or holds labels,
+            coordinates, a projection or a date of another type than
+            BigEarthNet's.
     """
     with reading(path, 'JSON', LabelsFileError):
         metadata = json.loads(path.read_bytes())
