@@ -8,15 +8,21 @@ A backbone is found in a checkpoint of ``geossl fit`` (the student's), of
 SimCLR, MoCo and BYOL tasks, by the prefix its weights carry there.
 """
 
+import difflib
 import pickle
+import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.hub
+import torchgeo.models
 from torch import Tensor, nn
+from torchvision.models import WeightsEnum
 
-from geossl.errors import GeosslInputError, reading
+from geossl.errors import GeosslInputError, first_line, reading
 
 #: Where each kind of checkpoint keeps its backbone: the prefix of its weights.
 BACKBONE_PREFIXES = ('student.backbone.', 'backbone.', 'model.backbone.model.')
@@ -92,25 +98,193 @@ def read_backbone(path: str | Path) -> tuple[str, dict[str, Tensor]]:
     )
 
 
+def is_weights_name(text: str) -> bool:
+    """Whether a ``backbone_weights`` value names TorchGeo weights, not a file.
+
+    Args:
+        text: e.g. ``ResNet18_Weights.SENTINEL2_ALL_MOCO``.
+
+    Returns:
+        True for ``<Model>_Weights.<MEMBER>`` that is no existing file.
+    """
+    return '_Weights.' in text and not Path(text).exists()
+
+
+def torchgeo_weights_names() -> list[str]:
+    """Every weights name TorchGeo's :func:`~torchgeo.models.get_weight` resolves.
+
+    Returns:
+        The names, e.g. ``ResNet18_Weights.SENTINEL2_ALL_MOCO``.
+    """
+    enums = [
+        value
+        for key, value in vars(torchgeo.models).items()
+        if key.endswith('_Weights')
+        and isinstance(value, type)
+        and issubclass(value, WeightsEnum)
+    ]
+    return sorted(str(member) for enum in enums for member in enum)
+
+
+def read_torchgeo_backbone(
+    name: str,
+) -> tuple[str, dict[str, Tensor], list[str] | None]:
+    """The timm model, weights and band order of TorchGeo weights, by name.
+
+    The file comes through torch.hub's cache (``$TORCH_HOME/hub/checkpoints``),
+    downloaded on first use, as TorchGeo's own ``get_state_dict`` does.
+
+    Args:
+        name: a :class:`~torchvision.models.WeightsEnum` member's full name.
+
+    Returns:
+        The timm model name, its state dict, and the bands its first layer takes
+        (None where the weights do not say).
+
+    Raises:
+        GeosslInputError: if no weights have that name, the download fails, or the
+            cached file cannot be read safely.
+    """
+    try:
+        weights = torchgeo.models.get_weight(name)
+    except ValueError:
+        close = difflib.get_close_matches(name, torchgeo_weights_names(), n=3)
+        hint = f'; did you mean {", ".join(close)}?' if close else ''
+        raise GeosslInputError(name, f'is not a TorchGeo weights name{hint}') from None
+    file = Path(torch.hub.get_dir()) / 'checkpoints' / Path(weights.url).name
+    options = {'progress': True, 'map_location': 'cpu', 'weights_only': True}
+    if file.exists():
+        with reading(file, 'a safe checkpoint'):
+            state = weights.get_state_dict(**options)
+    else:
+        try:
+            state = weights.get_state_dict(**options)
+        except Exception as error:
+            raise GeosslInputError(
+                name,
+                f'could not be downloaded ({first_line(error)}); with no internet, '
+                f'put the file from {weights.url} at {file}',
+            ) from None
+    bands = weights.meta.get('bands')
+    return weights.meta['model'], state, list(bands) if bands else None
+
+
+def canonical_band(name: str) -> str:
+    """A band's name as weights and data may both spell it: B01 = B1, B8a = B8A.
+
+    Args:
+        name: e.g. ``B01``, ``B8a``.
+
+    Returns:
+        ``B1``, ``B8A``; names that are not Sentinel-2's, upper-cased.
+    """
+    name = name.strip().upper()
+    if match := re.fullmatch(r'B0*(\d+)(A?)', name):
+        return f'B{match[1]}{match[2]}'
+    return name
+
+
+def match_bands(
+    kernel: Tensor,
+    weight_bands: Sequence[str],
+    data_bands: Sequence[str],
+    source: str | Path,
+) -> Tensor:
+    """A first layer's kernel with its input channels in the data's band order.
+
+    Each band of the data takes the weights' kernel of the band of the same name;
+    bands the data lacks are dropped. A band the weights lack starts from the
+    mean of the weights' kernels, and then the whole layer is scaled by (the
+    weights' bands) / (the data's bands): timm's ``adapt_input_conv`` rule for
+    RGB to N bands, which keeps the layer's response to a uniform image. Data
+    whose bands have no names (1, 2, ...) and as many as the weights is taken in
+    the weights' order, with a warning.
+
+    Args:
+        kernel: ``out x W x ...``, W the weights' bands.
+        weight_bands: the weights' band order.
+        data_bands: the data's band order.
+        source: the weights, for errors.
+
+    Returns:
+        ``out x D x ...``, D the data's bands.
+
+    Raises:
+        GeosslInputError: if the data shares no band with the weights.
+    """
+    weights = [canonical_band(band) for band in weight_bands]
+    data = [canonical_band(band) for band in data_bands]
+    unnamed = list(data_bands) == [str(i) for i in range(1, len(data_bands) + 1)]
+    if unnamed and len(data) == len(weights):
+        warnings.warn(
+            f"the data's bands have no names; taking them as {source}'s "
+            f'{", ".join(weight_bands)}, in that order',
+            UserWarning,
+            stacklevel=2,
+        )
+        return kernel
+    if not set(data) & set(weights):
+        raise GeosslInputError(
+            source,
+            f'holds weights for bands {", ".join(weight_bands)}, none of which the '
+            f'data has ({", ".join(data_bands)})',
+        )
+    mean = kernel.mean(dim=1)
+    channels = [kernel[:, weights.index(b)] if b in weights else mean for b in data]
+    matched = torch.stack(channels, dim=1)
+    if any(band not in weights for band in data):
+        matched = matched * (len(weights) / len(data))
+    return matched
+
+
+def first_layer_key(backbone: nn.Module) -> str:
+    """The state-dict key of a timm model's first layer's kernel.
+
+    Args:
+        backbone: the timm model.
+
+    Returns:
+        e.g. ``conv1.weight`` (ResNet), ``patch_embed.proj.weight`` (ViT).
+    """
+    return f'{backbone.pretrained_cfg["first_conv"]}.weight'
+
+
 def load_backbone_weights(
-    backbones: Sequence[nn.Module], name: str, path: str | Path
+    backbones: Sequence[nn.Module],
+    name: str,
+    path: str | Path,
+    band_names: Sequence[str] | None = None,
 ) -> None:
-    """Initialise backbones from the backbone a checkpoint holds, read once.
+    """Initialise backbones from TorchGeo weights or a checkpoint's, read once.
 
     Args:
         backbones: the timm models to initialise (e.g. student's and teacher's).
         name: their timm model name.
-        path: the checkpoint (see :func:`read_backbone`).
+        path: TorchGeo weights by name (see :func:`read_torchgeo_backbone`), or a
+            checkpoint (see :func:`read_backbone`).
+        band_names: the data's bands, in order, to match the first layer to
+            weights that name their bands.
 
     Raises:
-        GeosslInputError: if the checkpoint holds another model, or weights of
-            other shapes (say, for another number of bands).
+        GeosslInputError: if the weights are for another model, share no band
+            with the data, or have other shapes (say, another number of bands).
     """
-    source, weights = read_backbone(path)
+    bands = None
+    if is_weights_name(str(path)):
+        source, weights, bands = read_torchgeo_backbone(str(path))
+    else:
+        source, weights = read_backbone(path)
     if source != name:
         raise GeosslInputError(
             path, f'holds a {source} backbone, but the model is a {name}'
         )
+    if bands is not None and band_names is not None:
+        key = first_layer_key(backbones[0])
+        if key in weights:
+            weights = {
+                **weights,
+                key: match_bands(weights[key], bands, band_names, path),
+            }
     for backbone in backbones:
         expected = backbone.state_dict()
         check_weights_fit(

@@ -97,9 +97,11 @@ class SemiSupervisedTask(LightningModule):
             (needed by FlexMatch).
         backbone: timm model name.
         pretrained: start from timm's pretrained weights.
-        backbone_weights: a checkpoint of ``geossl pretrain`` (or ``fit``, or a
-            TorchGeo self-supervised task) whose backbone initialises the
-            student's and the teacher's.
+        backbone_weights: TorchGeo weights by name (e.g.
+            ``ResNet18_Weights.SENTINEL2_ALL_MOCO``, their first layer matched to
+            ``band_names`` by band name), or a checkpoint of ``geossl pretrain``
+            (or ``fit``, or a TorchGeo self-supervised task), whose backbone
+            initialises the student's and the teacher's.
         chip_size: input height and width.
         lambda_u: weight of the unsupervised loss.
         optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``; None
@@ -239,6 +241,7 @@ class SemiSupervisedTask(LightningModule):
                 [net.backbone for net in networks if net is not None],
                 backbone,
                 backbone_weights,
+                band_names,
             )
         self.views = Views(
             torch.zeros(in_channels),

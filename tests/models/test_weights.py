@@ -6,14 +6,24 @@ from pathlib import Path
 import pytest
 import torch
 
+from geossl.data.datasets import ImageFolderDataset
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone
-from geossl.models.weights import load_backbone_weights, read_backbone
+from geossl.models.weights import (
+    canonical_band,
+    load_backbone_weights,
+    match_bands,
+    read_backbone,
+    read_torchgeo_backbone,
+)
 from geossl.tasks.pretrain import METHODS
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 BANDS = 4
 CHIP = 32
+#: EuroSAT-MS's band order (configs/eurosat-ms.yaml): B8A last.
+EUROSAT_BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09']
+EUROSAT_BANDS += ['B10', 'B11', 'B12', 'B8A']
 
 
 def _pretrained(method: str, path: Path, model: str = 'test_resnet') -> Path:
@@ -120,3 +130,164 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path):
     with pytest.raises(GeosslInputError, match='holds pickled code'):
         _task(backbone_weights=str(path))
     assert not marker.exists()
+
+
+#: The file torch.hub caches ResNet18_Weights.SENTINEL2_ALL_MOCO under.
+SSL4EO_RESNET18 = 'resnet18_sentinel2_all_moco-59bfdff9.pth'
+#: Its band order (TorchGeo's meta['bands']): B8a 9th, B10 11th.
+SSL4EO_BANDS = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8a', 'B9']
+SSL4EO_BANDS += ['B10', 'B11', 'B12']
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """torch.hub's cache holding ResNet-18 SSL4EO-S12 weights with the real keys.
+
+    No hub is reachable here: a state dict of timm's resnet18 (13 input bands, the
+    file's keys and shapes) lies under the real file name, where torch.hub looks
+    before it downloads, so the real get_weight -> get_state_dict path reads it.
+    Input channel i of the first layer holds the value i, to follow each band.
+    """
+    import timm
+
+    state = timm.create_model('resnet18', in_chans=13).state_dict()
+    kernel = state['conv1.weight']
+    state['conv1.weight'] = torch.arange(13.0)[None, :, None, None].expand_as(kernel)
+    cache = tmp_path / 'torch' / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True)
+    torch.save(state, cache / SSL4EO_RESNET18)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    return cache
+
+
+def _first_layer_bands(task):
+    """Which of the weights' channels each data band's kernel came from."""
+    kernel = task.student.backbone.conv1.weight
+    return kernel[0, :, 0, 0].round().int().tolist()
+
+
+def test_torchgeo_weights_by_name_match_the_bands_by_name(
+    torch_home, shared_data, bigearthnet
+):
+    name = 'ResNet18_Weights.SENTINEL2_ALL_MOCO'
+    eurosat_ms = ImageFolderDataset(
+        shared_data / 'eurosat-ms-sample',
+        band_names=EUROSAT_BANDS,
+        progress=False,
+    )
+    # EuroSAT keeps B8A last; SSL4EO-S12 keeps it 9th (index 8).
+    task = SemiSupervisedTask.for_dataset(
+        eurosat_ms,
+        'fixmatch',
+        backbone='resnet18',
+        backbone_weights=name,
+        teacher_student=True,
+    )
+    assert eurosat_ms.band_names[-1] == 'B8A'
+    expected = [SSL4EO_BANDS.index(b) for b in SSL4EO_BANDS if b != 'B8a']
+    assert _first_layer_bands(task) == [*expected, 8]
+    # The teacher starts from the same weights.
+    assert torch.equal(
+        task.teacher.backbone.conv1.weight, task.student.backbone.conv1.weight
+    )
+    # BigEarthNet has 12 bands, no B10: the weights minus B10.
+    task = SemiSupervisedTask.for_dataset(
+        bigearthnet, 'multilabel_freematch', backbone='resnet18', backbone_weights=name
+    )
+    assert 10 not in _first_layer_bands(task)
+    assert [SSL4EO_BANDS[i] for i in _first_layer_bands(task)] == [
+        {'B8A': 'B8a'}.get(b, b.replace('B0', 'B')) for b in bigearthnet.band_names
+    ]
+    # Every other weight comes as it is.
+    state = torch.load(torch_home / SSL4EO_RESNET18, weights_only=True)
+    assert torch.equal(
+        task.student.backbone.layer4[1].conv2.weight, state['layer4.1.conv2.weight']
+    )
+
+
+def test_bands_the_weights_lack_start_from_their_mean_kernel():
+    # RGB weights (R, G, B) into blue, green, red and near infrared.
+    kernel = torch.arange(3.0)[None, :, None, None].repeat(2, 1, 3, 3)
+    matched = match_bands(kernel, ['B4', 'B3', 'B2'], ['B02', 'B03', 'B04', 'B08'], 'w')
+    # timm's rule for RGB to N bands: the layer scaled by 3 / 4.
+    assert matched[0, :, 0, 0].tolist() == [2 * 0.75, 1 * 0.75, 0.0, 1 * 0.75]
+    # Bands only dropped or reordered are not rescaled.
+    assert match_bands(kernel, ['B4', 'B3', 'B2'], ['B02', 'B04'], 'w')[
+        0, :, 0, 0
+    ].tolist() == [2.0, 0.0]
+    with pytest.raises(
+        GeosslInputError,
+        match=r'^w: holds weights for bands B4, B3, B2, none of which the data has \(VV, VH\)$',
+    ):
+        match_bands(kernel, ['B4', 'B3', 'B2'], ['VV', 'VH'], 'w')
+    assert [canonical_band(b) for b in ('B01', 'b8a', 'B8A', 'B12', 'VV')] == [
+        'B1',
+        'B8A',
+        'B8A',
+        'B12',
+        'VV',
+    ]
+
+
+def test_bad_weights_names_and_downloads_are_one_line(
+    torch_home, eurosat_ms, tmp_path, monkeypatch
+):
+    with pytest.raises(
+        GeosslInputError,
+        match=r'SENTINEL2_ALL_MOC: is not a TorchGeo weights name; did you mean ResNet18_Weights.SENTINEL2_ALL_MOCO',
+    ):
+        read_torchgeo_backbone('ResNet18_Weights.SENTINEL2_ALL_MOC')
+    with pytest.raises(
+        GeosslInputError, match='holds a resnet18 backbone, but the model is a resnet50'
+    ):
+        SemiSupervisedTask.for_dataset(
+            eurosat_ms,
+            'fixmatch',
+            backbone='resnet50',
+            backbone_weights='ResNet18_Weights.SENTINEL2_ALL_MOCO',
+        )
+    # Not in the cache and no network: where to put the file.
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty'))
+    with pytest.raises(GeosslInputError) as error:
+        read_torchgeo_backbone('ResNet18_Weights.SENTINEL2_ALL_MOCO')
+    message = str(error.value)
+    assert message.startswith(
+        'ResNet18_Weights.SENTINEL2_ALL_MOCO: could not be downloaded ('
+    )
+    assert message.endswith(
+        f'at {tmp_path / "empty" / "hub" / "checkpoints" / SSL4EO_RESNET18}'
+    )
+    # A corrupt cached file is named as such.
+    (torch_home / SSL4EO_RESNET18).write_bytes(b'junk')
+    monkeypatch.setenv('TORCH_HOME', str(torch_home.parents[1]))
+    with pytest.raises(
+        GeosslInputError,
+        match=f'{SSL4EO_RESNET18}: cannot be read as a safe checkpoint',
+    ):
+        read_torchgeo_backbone('ResNet18_Weights.SENTINEL2_ALL_MOCO')
+
+
+def test_fit_takes_torchgeo_weights_by_name(torch_home, shared_data, tmp_path):
+    from geossl.cli import main
+    from tests.conftest import sample_fit_args
+
+    args = sample_fit_args(
+        shared_data,
+        tmp_path,
+        *['--model.backbone', 'resnet18', '--data.chip_size', '32'],
+        *['--model.backbone_weights', 'ResNet18_Weights.SENTINEL2_ALL_MOCO'],
+        *['--trainer.max_steps', '1', '--data.batch_size', '2', '--data.mu', '1'],
+    )
+    assert main(args) == 0
+    checkpoint = torch.load(tmp_path / 'checkpoints' / 'last.ckpt', weights_only=True)
+    assert (
+        checkpoint['hyper_parameters']['backbone_weights']
+        == 'ResNet18_Weights.SENTINEL2_ALL_MOCO'
+    )
+
+
+def test_unnamed_bands_of_the_weights_count_are_taken_in_their_order():
+    kernel = torch.arange(3.0)[None, :, None, None]
+    with pytest.warns(UserWarning, match="bands have no names; taking them as w's B4"):
+        matched = match_bands(kernel, ['B4', 'B3', 'B2'], ['1', '2', '3'], 'w')
+    assert torch.equal(matched, kernel)
