@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 import torch.hub
 import torchgeo.models
@@ -62,24 +63,38 @@ def read_checkpoint(
             raise
 
 
-def read_backbone(path: str | Path) -> tuple[str, dict[str, Tensor]]:
-    """The timm model name and backbone weights a checkpoint holds.
+def read_backbone(
+    path: str | Path, model: str | None = None
+) -> tuple[str | None, dict[str, Tensor]]:
+    """The timm model name and backbone weights a file holds.
 
     Args:
         path: a ``.ckpt`` of ``geossl fit``, ``geossl pretrain`` or a TorchGeo
-            self-supervised task.
+            self-supervised task; or a state dict of a timm model (``.pth``,
+            ``.pt``, or ``.safetensors``), taken to be ``model``'s.
+        model: the timm model a plain state dict is for.
 
     Returns:
-        The model name and the backbone's state dict (its own parameter names).
+        The model name (``model`` for a plain state dict) and the backbone's state
+        dict (its own parameter names).
 
     Raises:
         GeosslInputError: if the file is unsafe or corrupt, or holds no backbone.
     """
+    if Path(path).suffix == '.safetensors':
+        if not Path(path).exists():
+            raise GeosslInputError(path, 'does not exist')
+        with reading(path, 'safetensors'):
+            return model, safetensors.torch.load_file(path)
     checkpoint = read_checkpoint(path, 'cpu')
-    if not isinstance(checkpoint, dict) or not isinstance(
-        checkpoint.get('state_dict'), dict
-    ):
-        raise GeosslInputError(path, 'is not a Lightning checkpoint (no state_dict)')
+    if not isinstance(checkpoint, dict):
+        raise GeosslInputError(path, 'holds no state dict and no checkpoint')
+    if checkpoint and all(isinstance(v, Tensor) for v in checkpoint.values()):
+        return model, dict(checkpoint)
+    if not isinstance(checkpoint.get('state_dict'), dict):
+        raise GeosslInputError(
+            path, 'is neither a state dict nor a Lightning checkpoint (no state_dict)'
+        )
     hparams = checkpoint.get('hyper_parameters') or {}
     name = next((hparams[key] for key in BACKBONE_NAME_KEYS if key in hparams), None)
     state = checkpoint['state_dict']
@@ -260,8 +275,8 @@ def load_backbone_weights(
     Args:
         backbones: the timm models to initialise (e.g. student's and teacher's).
         name: their timm model name.
-        path: TorchGeo weights by name (see :func:`read_torchgeo_backbone`), or a
-            checkpoint (see :func:`read_backbone`).
+        path: TorchGeo weights by name (see :func:`read_torchgeo_backbone`), a
+            checkpoint or a state-dict file of the model (see :func:`read_backbone`).
         band_names: the data's bands, in order, to match the first layer to
             weights that name their bands.
 
@@ -273,10 +288,19 @@ def load_backbone_weights(
     if is_weights_name(str(path)):
         source, weights, bands = read_torchgeo_backbone(str(path))
     else:
-        source, weights = read_backbone(path)
+        source, weights = read_backbone(path, name)
     if source != name:
         raise GeosslInputError(
             path, f'holds a {source} backbone, but the model is a {name}'
+        )
+    # A whole timm model's classifier has no place in a backbone.
+    classifier = f'{backbones[0].pretrained_cfg.get("classifier")}.'
+    weights = {k: v for k, v in weights.items() if not k.startswith(classifier)}
+    if extra := sorted(set(weights) - set(backbones[0].state_dict())):
+        raise GeosslInputError(
+            path,
+            f'holds {", ".join(extra[:3])}{" ..." if len(extra) > 3 else ""}, '
+            f'which a {name} does not have: are these weights for another model?',
         )
     if bands is not None and band_names is not None:
         key = first_layer_key(backbones[0])

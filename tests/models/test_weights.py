@@ -110,8 +110,8 @@ def test_a_checkpoint_without_a_backbone_is_refused(tmp_path):
     torch.save({'hyper_parameters': {'model': 'x'}, 'state_dict': {'w': 1}}, path)
     with pytest.raises(GeosslInputError, match='holds no backbone'):
         read_backbone(path)
-    torch.save({'weights': torch.zeros(1)}, path)
-    with pytest.raises(GeosslInputError, match='no state_dict'):
+    torch.save({'weights': torch.zeros(1), 'epoch': 3}, path)
+    with pytest.raises(GeosslInputError, match='neither a state dict nor a Lightning'):
         read_backbone(path)
 
 
@@ -291,3 +291,38 @@ def test_unnamed_bands_of_the_weights_count_are_taken_in_their_order():
     with pytest.warns(UserWarning, match="bands have no names; taking them as w's B4"):
         matched = match_bands(kernel, ['B4', 'B3', 'B2'], ['1', '2', '3'], 'w')
     assert torch.equal(matched, kernel)
+
+
+@pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
+def test_a_state_dict_file_of_the_timm_model_initialises_the_backbone(tmp_path, suffix):
+    import safetensors.torch
+    import timm
+
+    torch.manual_seed(3)
+    # A whole timm model, classifier included, as timm and hubs save them.
+    model = timm.create_model('test_resnet', in_chans=BANDS, num_classes=7)
+    state = model.state_dict()
+    path = tmp_path / f'weights{suffix}'
+
+    def save(weights):
+        if suffix == '.safetensors':
+            safetensors.torch.save_file(weights, path)
+        else:
+            torch.save(weights, path)
+
+    save(state)
+    backbone = create_backbone('test_resnet', BANDS, CHIP)
+    load_backbone_weights([backbone], 'test_resnet', path)
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    # Keys the model does not have, beyond its classifier: named, refused.
+    save({**state, 'extra.a': torch.zeros(1), 'extra.b': torch.zeros(1)})
+    with pytest.raises(
+        GeosslInputError,
+        match=r'holds extra.a, extra.b, which a test_resnet does not have',
+    ):
+        load_backbone_weights([backbone], 'test_resnet', path)
+    # A key the model needs and the file lacks: named, refused.
+    save({k: v for k, v in state.items() if k != 'conv1.0.weight'})
+    with pytest.raises(GeosslInputError, match=r'has no conv1.0.weight'):
+        load_backbone_weights([backbone], 'test_resnet', path)
