@@ -20,6 +20,7 @@ import safetensors.torch
 import torch
 import torch.hub
 import torchgeo.models
+from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
@@ -264,6 +265,34 @@ def first_layer_key(backbone: nn.Module) -> str:
     return f'{backbone.pretrained_cfg["first_conv"]}.weight'
 
 
+def resample_position_embeddings(
+    weights: dict[str, Tensor], backbone: nn.Module
+) -> dict[str, Tensor]:
+    """A vision transformer's position embeddings resampled to the backbone's grid.
+
+    Weights trained on 224 px images hold a 14 x 14 grid of position embeddings;
+    a model for 64 px chips has 4 x 4. The grid is resampled bicubically (timm's
+    ``resample_abs_pos_embed``), the class and register tokens' kept as they are.
+
+    Args:
+        weights: the backbone's weights by name.
+        backbone: the timm model they are for.
+
+    Returns:
+        The weights, ``pos_embed`` resampled where its grid differs.
+    """
+    expected = backbone.state_dict().get('pos_embed')
+    given = weights.get('pos_embed')
+    if expected is None or given is None or given.shape == expected.shape:
+        return weights
+    resampled = resample_abs_pos_embed(
+        given,
+        new_size=list(backbone.patch_embed.grid_size),
+        num_prefix_tokens=backbone.num_prefix_tokens,
+    )
+    return {**weights, 'pos_embed': resampled}
+
+
 def load_backbone_weights(
     backbones: Sequence[nn.Module],
     name: str,
@@ -302,6 +331,7 @@ def load_backbone_weights(
             f'holds {", ".join(extra[:3])}{" ..." if len(extra) > 3 else ""}, '
             f'which a {name} does not have: are these weights for another model?',
         )
+    weights = resample_position_embeddings(weights, backbones[0])
     if bands is not None and band_names is not None:
         key = first_layer_key(backbones[0])
         if key in weights:

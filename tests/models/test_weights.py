@@ -326,3 +326,24 @@ def test_a_state_dict_file_of_the_timm_model_initialises_the_backbone(tmp_path, 
     save({k: v for k, v in state.items() if k != 'conv1.0.weight'})
     with pytest.raises(GeosslInputError, match=r'has no conv1.0.weight'):
         load_backbone_weights([backbone], 'test_resnet', path)
+
+
+def test_vision_transformer_position_embeddings_follow_the_chip_size(tmp_path):
+    import timm
+    from timm.layers import resample_abs_pos_embed
+
+    # Weights for 224 px images (a 14 x 14 grid) into a model for 32 px chips.
+    torch.manual_seed(0)
+    state = timm.create_model('vit_tiny_patch16_224', in_chans=BANDS).state_dict()
+    path = tmp_path / 'vit.pth'
+    torch.save(state, path)
+    backbone = create_backbone('vit_tiny_patch16_224', BANDS, CHIP)
+    assert backbone.pos_embed.shape == (1, 1 + 2 * 2, 192)
+    load_backbone_weights([backbone], 'vit_tiny_patch16_224', path)
+    expected = resample_abs_pos_embed(state['pos_embed'], new_size=[2, 2])
+    assert torch.equal(backbone.pos_embed, expected)
+    # The class token's embedding is kept; the patch embedding comes as it is.
+    assert torch.equal(backbone.pos_embed[:, 0], state['pos_embed'][:, 0])
+    assert torch.equal(
+        backbone.patch_embed.proj.weight, state['patch_embed.proj.weight']
+    )
