@@ -35,7 +35,7 @@ from geossl.data.index import (
     index_source,
 )
 from geossl.data.metadata import MetadataParts, MetadataReader, TileMetadata
-from geossl.data.raster import NodataPolicy, read_sample
+from geossl.data.raster import NodataPolicy, numbered_bands, read_sample
 from geossl.errors import (
     BandMismatchError,
     ChipSizeError,
@@ -383,7 +383,7 @@ class ImageFolderDataset(GeoClassificationDataset):
         stored = index['band_names'].dropna()
         if len(stored):
             return str(_common_value(index, 'band_names')).split(',')
-        return [str(i) for i in range(1, self.band_count + 1)]
+        return numbered_bands(self.band_count)
 
     def read_image(self, position: int) -> Tensor:
         """Read the pixels of one sample (see :func:`geossl.data.raster.read_sample`).

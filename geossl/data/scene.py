@@ -51,6 +51,7 @@ from geossl.data.raster import (
     apply_nodata_policy,
     describe,
     invalid_pixels,
+    numbered_bands,
     open_raster,
 )
 from geossl.errors import (
@@ -185,7 +186,7 @@ def _scenes_in(path: Path) -> list[Scene]:
 
 def _multiband_scene(file: Path) -> Scene:
     shape = describe(file)
-    names = shape.band_names or tuple(str(i) for i in range(1, shape.bands + 1))
+    names = shape.band_names or tuple(numbered_bands(shape.bands))
     return _scene(file.stem, (file,), names, per_band=False)
 
 

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, check_output, partial_path
+from geossl.data.raster import are_numbered
 from geossl.data.scene import Scene, SceneRaster
 from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.inference.memory import bounded_gdal_cache
@@ -491,7 +492,7 @@ class SceneMapper:
             ChipSizeError: if the scene is smaller than a window.
         """
         count = len(scene.band_names)
-        unnamed = scene.band_names == tuple(str(i) for i in range(1, count + 1))
+        unnamed = are_numbered(scene.band_names)
         if unnamed and count == len(self.band_names):
             warnings.warn(
                 f'{scene.files[0]}: its bands have no names; reading them as the '

@@ -24,6 +24,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
+from geossl.data.raster import are_numbered
 from geossl.errors import GeosslInputError, first_line, reading
 
 #: Where each kind of checkpoint keeps its backbone: the prefix of its weights.
@@ -230,8 +231,7 @@ def match_bands(
     """
     weights = [canonical_band(band) for band in weight_bands]
     data = [canonical_band(band) for band in data_bands]
-    unnamed = list(data_bands) == [str(i) for i in range(1, len(data_bands) + 1)]
-    if unnamed and len(data) == len(weights):
+    if are_numbered(data_bands) and len(data) == len(weights):
         warnings.warn(
             f"the data's bands have no names; taking them as {source}'s "
             f'{", ".join(weight_bands)}, in that order',

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torchgeo.tasks.byol import BYOLModule
 
 from geossl.augment.views import Views, contrastive_view
+from geossl.data.raster import numbered_bands
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone, is_vision_transformer
 from geossl.tasks.compute_report import ComputeReport
@@ -68,7 +69,7 @@ class PretrainingTask(LightningModule):
         self.views = Views(torch.zeros(channels), torch.ones(channels))
         self.hparams['method'] = self.method
         self.hparams['band_names'] = list(
-            self.hparams['band_names'] or map(str, range(1, channels + 1))
+            self.hparams['band_names'] or numbered_bands(channels)
         )
 
     def configure_networks(self) -> None:

@@ -27,6 +27,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from geossl.augment.views import Views
 from geossl.data.datasets import GeoClassificationDataset
+from geossl.data.raster import numbered_bands
 from geossl.errors import GeosslInputError
 from geossl.inference.colours import class_colours as default_class_colours
 from geossl.models.backbones import is_vision_transformer
@@ -260,9 +261,7 @@ class SemiSupervisedTask(LightningModule):
         self.hparams['class_colours'] = list(
             class_colours or default_class_colours(self.class_names)
         )
-        self.hparams['band_names'] = list(
-            band_names or map(str, range(1, in_channels + 1))
-        )
+        self.hparams['band_names'] = list(band_names or numbered_bands(in_channels))
         if len(self.hparams['band_names']) != in_channels:
             raise GeosslInputError(
                 'band_names',
