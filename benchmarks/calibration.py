@@ -28,7 +28,7 @@ CLASSES = 6
 
 def main() -> None:
     torch.manual_seed(0)
-    model = Classifier('resnet18', BANDS, CLASSES, CHIP, pretrained=False)
+    model = Classifier('resnet18', BANDS, CLASSES, CHIP)
     chips = torch.randn(64, BANDS, CHIP, CHIP)
     step_chips = torch.randn(12 + 48, BANDS, CHIP, CHIP)
     labels = torch.randint(0, CLASSES, (len(step_chips),))

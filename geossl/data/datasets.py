@@ -178,6 +178,14 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         return '+'.join(parts) or 'none'  # type: ignore[return-value]
 
     @property
+    def dtype(self) -> str | None:
+        """The pixels' data type as stored (``uint8``, ``uint16``, ...), or None."""
+        if 'dtype' not in self.index:
+            return None
+        types = self.index['dtype'].dropna()
+        return str(types.iloc[0]) if len(types) else None
+
+    @property
     def is_labelled(self) -> np.ndarray:
         """Boolean mask of the samples that carry a label."""
         if self.multilabel:

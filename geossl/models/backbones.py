@@ -21,17 +21,16 @@ def is_vision_transformer(name: str) -> bool:
     return name.startswith(VISION_TRANSFORMERS)
 
 
-def create_backbone(
-    name: str, in_channels: int, chip_size: int, pretrained: bool = False
-) -> nn.Module:
-    """A timm model without its classifier, returning pooled features.
+def create_backbone(name: str, in_channels: int, chip_size: int) -> nn.Module:
+    """A new timm model without its classifier, returning pooled features.
+
+    Its initial weights are loaded afterwards
+    (:func:`~geossl.models.weights.load_backbone_weights`), band-matched.
 
     Args:
         name: the timm model name, e.g. ``resnet18`` or ``vit_small_patch16_224``.
-        in_channels: number of input bands (timm adapts the first layer of
-            pretrained weights to it).
+        in_channels: number of input bands.
         chip_size: input height and width; vision transformers are built for it.
-        pretrained: load timm's pretrained weights (needs internet the first time).
 
     Returns:
         The backbone; its ``num_features`` is the feature size.
@@ -46,6 +45,4 @@ def create_backbone(
             'vit_small_patch16_224)',
         )
     options = {'img_size': chip_size} if is_vision_transformer(name) else {}
-    return timm.create_model(
-        name, pretrained=pretrained, in_chans=in_channels, num_classes=0, **options
-    )
+    return timm.create_model(name, in_chans=in_channels, num_classes=0, **options)

@@ -133,7 +133,6 @@ class Classifier(nn.Module):
         in_channels: number of input bands.
         num_classes: number of classes.
         chip_size: input height and width.
-        pretrained: start from timm's pretrained weights.
         context_token: give a vision transformer the extra learned token whose
             output is distilled from the teacher's metadata token.
         projection_dim: size of the projection head's embeddings; None for no
@@ -146,14 +145,13 @@ class Classifier(nn.Module):
         in_channels: int,
         num_classes: int,
         chip_size: int,
-        pretrained: bool = False,
         context_token: bool = False,
         projection_dim: int | None = None,
     ) -> None:
         super().__init__()
         if context_token:
             _check_fusion('token', backbone)
-        self.backbone = create_backbone(backbone, in_channels, chip_size, pretrained)
+        self.backbone = create_backbone(backbone, in_channels, chip_size)
         self.context_token = None
         if context_token:
             # A learned token with no input, in the place of the teacher's metadata.
@@ -200,7 +198,6 @@ class MetadataClassifier(nn.Module):
         chip_size: input height and width.
         encoder: the metadata encoder.
         fusion: ``token`` (vision transformers), ``film`` or ``concat``.
-        pretrained: start from timm's pretrained weights.
         projection_dim: size of the projection head's embeddings (of the
             metadata-conditioned features); None for no head.
     """
@@ -213,12 +210,11 @@ class MetadataClassifier(nn.Module):
         chip_size: int,
         encoder: MetadataEncoder,
         fusion: Fusion,
-        pretrained: bool = False,
         projection_dim: int | None = None,
     ) -> None:
         super().__init__()
         _check_fusion(fusion, backbone)
-        network = create_backbone(backbone, in_channels, chip_size, pretrained)
+        network = create_backbone(backbone, in_channels, chip_size)
         self.backbone = network
         self.encoder = encoder
         self.fusion = fusion

@@ -1,12 +1,14 @@
 """Encoders of where and when: ``meta = [lon, lat, unix_time]`` to an embedding.
 
 Location is encoded on the sphere, so that the antimeridian and the poles are not
-seams: the 3-D unit vector of the point plus multi-scale sinusoids of it, or real
-spherical harmonics (as SatCLIP does). Time is the cyclic day of year (leap years
-handled exactly), optionally with the year and the time of day. Where ``meta_mask``
-says a value is missing (EuroSAT has no dates; a raster may have no CRS), a learned
-"missing" vector takes the place of its features: the encoders never see NaN or a
-made-up zero.
+seams: the 3-D unit vector of the point plus multi-scale sinusoids of it, real
+spherical harmonics, or SatCLIP's pretrained location encoder (TorchGeo's
+:class:`~torchgeo.models.SatCLIP`: spherical harmonics and a SIREN network trained
+against Sentinel-2 images of the whole globe). Time is the cyclic day of year (leap
+years handled exactly), optionally with the year and the time of day. Where
+``meta_mask`` says a value is missing (EuroSAT has no dates; a raster may have no
+CRS), a learned "missing" vector takes the place of its features: the encoders
+never see NaN or a made-up zero.
 """
 
 import math
@@ -14,11 +16,20 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torchgeo.models import SatCLIP
 
 from geossl.data.metadata import MetadataParts
 from geossl.errors import GeosslInputError
 
-LocationEncoding = Literal['sinusoidal', 'harmonics']
+LocationEncoding = Literal['sinusoidal', 'harmonics', 'satclip']
+
+#: The sizes of SatCLIP's released location encoder (``SATCLIP_VIT16_L40``).
+SATCLIP_SIZES = {
+    'legendre_polys': 40,
+    'capacity': 512,
+    'embed_dim': 256,
+    'num_hidden_layers': 2,
+}
 
 _SECONDS_PER_DAY = 86400.0
 
@@ -187,13 +198,16 @@ class MetadataEncoder(nn.Module):
     Args:
         parts: which metadata to use: ``location+time``, ``location``, ``time`` or
             ``none`` (an ablation: the embedding is then a learned constant).
-        location_encoding: ``sinusoidal`` (unit vector + multi-scale sinusoids) or
-            ``harmonics`` (real spherical harmonics).
+        location_encoding: ``sinusoidal`` (unit vector + multi-scale sinusoids),
+            ``harmonics`` (real spherical harmonics) or ``satclip`` (SatCLIP's
+            network, whose weights :meth:`load_satclip` loads).
         location_scales: octaves of the sinusoidal encoding.
         harmonics_degrees: degrees of the spherical harmonics.
         year: add the year to the time features.
         time_of_day: add the time of day to the time features.
         dim: size of the embedding.
+        freeze_location_encoder: keep SatCLIP's network as loaded (in evaluation
+            mode, not trained); False fine-tunes it with the teacher.
     """
 
     def __init__(
@@ -205,16 +219,17 @@ class MetadataEncoder(nn.Module):
         year: bool = False,
         time_of_day: bool = False,
         dim: int = 128,
+        freeze_location_encoder: bool = True,
     ) -> None:
         super().__init__()
         if parts not in ('location+time', 'location', 'time', 'none'):
             raise GeosslInputError(
                 'metadata', f'is {parts!r}; use location+time, location, time or none'
             )
-        if location_encoding not in ('sinusoidal', 'harmonics'):
+        if location_encoding not in ('sinusoidal', 'harmonics', 'satclip'):
             raise GeosslInputError(
                 'location_encoding',
-                f'is {location_encoding!r}; use sinusoidal or harmonics',
+                f'is {location_encoding!r}; use sinusoidal, harmonics or satclip',
             )
         self.parts = parts
         self.uses_location = 'location' in parts
@@ -224,11 +239,17 @@ class MetadataEncoder(nn.Module):
         self.harmonics_degrees = harmonics_degrees
         self.year = year
         self.time_of_day = time_of_day
-        location_width = (
-            3 + 6 * location_scales
-            if location_encoding == 'sinusoidal'
-            else harmonics_degrees**2
-        )
+        self.freeze_location_encoder = freeze_location_encoder
+        self.satclip: SatCLIP | None = None
+        if location_encoding == 'satclip' and self.uses_location:
+            self.satclip = SatCLIP(**SATCLIP_SIZES)
+            self.satclip.requires_grad_(not freeze_location_encoder)
+            self.satclip.train(not freeze_location_encoder)
+        location_width = {
+            'sinusoidal': 3 + 6 * location_scales,
+            'harmonics': harmonics_degrees**2,
+            'satclip': SATCLIP_SIZES['embed_dim'],
+        }[location_encoding]
         time_width = 2 + int(year) + 2 * int(time_of_day)
         width = 1  # a constant input, so that 'none' still has something to map
         if self.uses_location:
@@ -239,6 +260,43 @@ class MetadataEncoder(nn.Module):
             width += time_width
         self.dim = dim
         self.mlp = nn.Sequential(nn.Linear(width, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def load_satclip(self, sizes: dict[str, int], state: dict[str, Tensor]) -> None:
+        """Load SatCLIP's pretrained location encoder.
+
+        Args:
+            sizes: the encoder's sizes, as its weights' ``meta`` gives them.
+            state: its state dict (see :func:`geossl.models.weights.read_satclip`).
+
+        Raises:
+            GeosslInputError: if the encoder is not SatCLIP's, or the weights are
+                for other sizes.
+        """
+        if self.satclip is None:
+            raise GeosslInputError(
+                'location_encoding',
+                f'is {self.location_encoding!r}: there is no SatCLIP to load',
+            )
+        if sizes != SATCLIP_SIZES:
+            raise GeosslInputError(
+                'location_encoding',
+                f"satclip's weights have sizes {sizes}, not {SATCLIP_SIZES}",
+            )
+        self.satclip.load_state_dict(state)
+
+    def train(self, mode: bool = True) -> 'MetadataEncoder':
+        """Set training mode; a frozen SatCLIP stays in evaluation mode (no dropout).
+
+        Args:
+            mode: training (True) or evaluation.
+
+        Returns:
+            The encoder.
+        """
+        super().train(mode)
+        if self.satclip is not None and self.freeze_location_encoder:
+            self.satclip.eval()
+        return self
 
     def forward(self, meta: Tensor, mask: Tensor) -> Tensor:
         """Embed a batch of metadata.
@@ -266,7 +324,10 @@ class MetadataEncoder(nn.Module):
             # Unknown coordinates are replaced before encoding, so nothing odd flows.
             lon = torch.where(located[:, 0], meta[:, 0], 0.0)
             lat = torch.where(located[:, 0], meta[:, 1], 0.0)
-            if self.location_encoding == 'sinusoidal':
+            if self.satclip is not None:
+                features = self.satclip(torch.stack([lon, lat], dim=1))
+                features = features.to(meta.dtype)
+            elif self.location_encoding == 'sinusoidal':
                 features = sinusoidal_location(lon, lat, self.location_scales)
             else:
                 features = spherical_harmonics(lon, lat, self.harmonics_degrees)

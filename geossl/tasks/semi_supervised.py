@@ -14,6 +14,7 @@ semi-supervised result is compared with.
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import torch
@@ -39,7 +40,15 @@ from geossl.models.classifier import (
     default_fusion,
 )
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
-from geossl.models.weights import load_backbone_weights
+from geossl.models.weights import (
+    BackboneWeights,
+    InputNormalisation,
+    WeightsKind,
+    load_backbone_weights,
+    read_initial_weights,
+    read_satclip,
+    timm_pretrained_weights,
+)
 from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.policies import (
     PseudoLabelPolicy,
@@ -54,6 +63,44 @@ from geossl.tasks.schedules import cosine_schedule
 
 Optimizer = Literal['sgd', 'adamw']
 Distillation = Literal['context', 'kl']
+Normalisation = Literal['auto', 'data', 'weights']
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the weights are optimised: optimiser, learning rate and its schedule.
+
+    Attributes:
+        optimizer: ``sgd`` (momentum 0.9, Nesterov) or ``adamw``.
+        lr: the peak learning rate, of the heads.
+        warmup: the fraction of training steps over which the rate rises linearly
+            from zero.
+        backbone_lr_factor: the backbones' rate as a fraction of ``lr``.
+    """
+
+    optimizer: Optimizer
+    lr: float
+    warmup: float = 0.0
+    backbone_lr_factor: float = 1.0
+
+
+#: From scratch: FixMatch's SGD for CNNs; AdamW for vision transformers.
+SCRATCH_RECIPES = {'sgd': Recipe('sgd', 0.03), 'adamw': Recipe('adamw', 5e-4)}
+
+#: From pretrained weights, chosen by measurement (benchmarks/fine_tuning.py):
+#: SGD at 0.03 wrecks pretrained features in the first steps.
+FINE_TUNING_RECIPE = Recipe('adamw', 3e-4, warmup=0.05, backbone_lr_factor=1.0)
+
+#: The normalisation ``auto`` picks for each kind of initial weights: the weights'
+#: own where they were trained on a fixed rule (SSL4EO-S12's DN / 10000, a geossl
+#: checkpoint's statistics), chosen by measurement for ImageNet's
+#: (benchmarks/fine_tuning.py).
+AUTO_NORMALISATION: dict[WeightsKind, Literal['data', 'weights']] = {
+    'torchgeo': 'weights',
+    'checkpoint': 'weights',
+    'imagenet': 'data',
+    'state_dict': 'data',
+}
 
 
 def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
@@ -97,17 +144,37 @@ class SemiSupervisedTask(LightningModule):
         num_samples: size of the dataset the unlabelled sample positions index
             (needed by FlexMatch).
         backbone: timm model name.
-        pretrained: start from timm's pretrained weights.
-        backbone_weights: TorchGeo weights by name (e.g.
-            ``ResNet18_Weights.SENTINEL2_ALL_MOCO``, their first layer matched to
-            ``band_names`` by band name), or a checkpoint of ``geossl pretrain``
-            (or ``fit``, or a TorchGeo self-supervised task), whose backbone
-            initialises the student's and the teacher's.
+        pretrained: start from timm's pretrained (ImageNet, RGB) weights, their
+            first layer matched to ``band_names``.
+        backbone_weights: the initial weights of the student's and the teacher's
+            backbone: TorchGeo weights by name (e.g.
+            ``ResNet18_Weights.SENTINEL2_ALL_MOCO``), a state-dict file of the
+            timm model (``.pth``, ``.pt``, ``.safetensors``; one whose first layer
+            takes 3 bands is taken as ImageNet's RGB), or a checkpoint of
+            ``geossl pretrain`` (or ``fit``, or a TorchGeo self-supervised task).
+            The first layer is matched to ``band_names`` by band name
+            (:func:`~geossl.models.weights.match_bands`).
+        initial_weights: load ``pretrained`` or ``backbone_weights`` (and SatCLIP's);
+            False builds the networks only, as when a checkpoint's trained weights
+            follow.
+        normalisation: how raw pixels are normalised: ``data`` (per-band mean and
+            standard deviation of the training data), ``weights`` (the rule the
+            initial weights were trained with: SSL4EO-S12's DN / 10000, ImageNet's
+            mean and std on 0-1 values, a geossl checkpoint's statistics) or
+            ``auto`` (:data:`AUTO_NORMALISATION` for the weights given, ``data``
+            without). Checkpoints keep the statistics used, so ``map`` and
+            ``export`` apply the same.
         chip_size: input height and width.
         lambda_u: weight of the unsupervised loss.
-        optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``; None
-            picks AdamW for vision transformers and SGD otherwise.
-        lr: learning rate; None for 0.03 (SGD) or 5e-4 (AdamW).
+        optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``. With
+            neither ``optimizer`` nor ``lr`` set, initial weights get the
+            :data:`FINE_TUNING_RECIPE`; from scratch, vision transformers get
+            AdamW and others SGD (:data:`SCRATCH_RECIPES`).
+        lr: peak learning rate; None for the recipe's.
+        warmup: fraction of training steps of linear warm-up; None for the
+            recipe's.
+        backbone_lr_factor: the backbones' learning rate as a fraction of ``lr``;
+            None for the recipe's.
         weight_decay: weight decay of weights (not of biases and norms).
         num_ops: RandAugment operations per sample in the strong view.
         crop_padding: the weak view's shift as a fraction of the chip size.
@@ -128,7 +195,11 @@ class SemiSupervisedTask(LightningModule):
             ``none`` (ablations). Checkpoints keep the parts used, never ``auto``.
         data_metadata: the metadata the data has (``geossl fit`` and
             :meth:`for_dataset` set it from the data), for ``metadata='auto'``.
-        location_encoding: ``sinusoidal`` or ``harmonics`` (spherical).
+        location_encoding: ``sinusoidal``, ``harmonics`` (spherical) or
+            ``satclip`` (SatCLIP's pretrained location encoder, TorchGeo's
+            ``SatCLIP_Weights.SATCLIP_VIT16_L40``, read through torch.hub's cache).
+        freeze_location_encoder: keep SatCLIP's encoder as pretrained; False
+            fine-tunes it with the teacher.
         metadata_year: add the year to the teacher's time features.
         metadata_time_of_day: add the time of day to the teacher's time features.
         metadata_dim: size of the metadata embedding.
@@ -153,10 +224,14 @@ class SemiSupervisedTask(LightningModule):
         backbone: str = 'resnet18',
         pretrained: bool = False,
         backbone_weights: str | None = None,
+        initial_weights: bool = True,
+        normalisation: Normalisation = 'auto',
         chip_size: int = 64,
         lambda_u: float = 1.0,
         optimizer: Optimizer | None = None,
         lr: float | None = None,
+        warmup: float | None = None,
+        backbone_lr_factor: float | None = None,
         weight_decay: float = 5e-4,
         num_ops: int = 2,
         crop_padding: float = 0.125,
@@ -168,6 +243,7 @@ class SemiSupervisedTask(LightningModule):
         metadata: MetadataParts | Literal['auto'] = 'auto',
         data_metadata: MetadataParts = 'location+time',
         location_encoding: LocationEncoding = 'sinusoidal',
+        freeze_location_encoder: bool = True,
         metadata_year: bool = False,
         metadata_time_of_day: bool = False,
         metadata_dim: int = 128,
@@ -216,7 +292,10 @@ class SemiSupervisedTask(LightningModule):
                 year=metadata_year,
                 time_of_day=metadata_time_of_day,
                 dim=metadata_dim,
+                freeze_location_encoder=freeze_location_encoder,
             )
+            if initial_weights and encoder.satclip is not None:
+                encoder.load_satclip(*read_satclip())
             self.teacher = MetadataClassifier(
                 backbone,
                 in_channels,
@@ -224,7 +303,6 @@ class SemiSupervisedTask(LightningModule):
                 chip_size,
                 encoder,
                 fusion,
-                pretrained,
                 projection_dim,
             )
         self.student = Classifier(
@@ -232,18 +310,18 @@ class SemiSupervisedTask(LightningModule):
             in_channels,
             num_classes,
             chip_size,
-            pretrained,
             context_token=teacher_student and fusion == 'token',
             projection_dim=projection_dim,
         )
-        if backbone_weights is not None:
-            networks = (self.student, self.teacher)
-            load_backbone_weights(
-                [net.backbone for net in networks if net is not None],
-                backbone,
-                backbone_weights,
-                band_names,
-            )
+        weights = None
+        if initial_weights and (pretrained or backbone_weights is not None):
+            weights = self._load_initial_weights(band_names)
+        self.input_normalisation: InputNormalisation | None = (
+            None if weights is None else weights.normalisation
+        )
+        if initial_weights:
+            self._choose_normalisation(weights)
+        self._choose_recipe(pretrained or backbone_weights is not None)
         self.views = Views(
             torch.zeros(in_channels),
             torch.ones(in_channels),
@@ -282,6 +360,60 @@ class SemiSupervisedTask(LightningModule):
                 for stage in (() if multilabel else ('val', 'test'))
             }
         )
+
+    def _load_initial_weights(
+        self, band_names: Sequence[str] | None
+    ) -> BackboneWeights:
+        """Load ``pretrained`` or ``backbone_weights`` into every backbone."""
+        backbone = self.hparams['backbone']
+        source = self.hparams['backbone_weights']
+        if source is None:
+            weights, source = timm_pretrained_weights(backbone), 'pretrained'
+        else:
+            weights = read_initial_weights(source, backbone)
+        networks = [net for net in (self.student, self.teacher) if net is not None]
+        return load_backbone_weights(
+            [net.backbone for net in networks], backbone, weights, source, band_names
+        )
+
+    def _choose_normalisation(self, weights: BackboneWeights | None) -> None:
+        """Resolve ``normalisation`` against the initial weights, and say so."""
+        chosen = self.hparams['normalisation']
+        has_rule = weights is not None and weights.normalisation is not None
+        if chosen == 'weights' and not has_rule:
+            what = 'no initial weights' if weights is None else 'no normalisation'
+            raise GeosslInputError(
+                'normalisation',
+                f"is 'weights' but there are {what} to take it from; use data",
+            )
+        if chosen == 'auto':
+            chosen = AUTO_NORMALISATION[weights.kind] if has_rule else 'data'
+            if weights is not None:
+                rank_zero_info(
+                    f'normalisation: auto, so {chosen} for {weights.kind} weights '
+                    '(set --model.normalisation to choose)'
+                )
+        self.hparams['normalisation'] = chosen
+
+    def _choose_recipe(self, fine_tuning: bool) -> None:
+        """Fill the optimiser settings left unset from the recipe, and say so."""
+        hparams = self.hparams
+        if fine_tuning and hparams['optimizer'] is None and hparams['lr'] is None:
+            recipe = FINE_TUNING_RECIPE
+            rank_zero_info(
+                f'initial weights and no optimiser set, so the fine-tuning recipe: '
+                f'{recipe.optimizer}, lr {recipe.lr:g}, warm-up {recipe.warmup:g}, '
+                f'backbone lr x {recipe.backbone_lr_factor:g} (set --model.optimizer '
+                'or --model.lr to choose)'
+            )
+        else:
+            optimizer = hparams['optimizer'] or (
+                'adamw' if is_vision_transformer(hparams['backbone']) else 'sgd'
+            )
+            recipe = SCRATCH_RECIPES[optimizer]
+        for name in ('optimizer', 'lr', 'warmup', 'backbone_lr_factor'):
+            if hparams[name] is None:
+                hparams[name] = getattr(recipe, name)
 
     @classmethod
     def for_dataset(
@@ -382,7 +514,12 @@ class SemiSupervisedTask(LightningModule):
             )
         if self.teacher is not None:
             self._check_metadata(dataset)
-        self.views.set_statistics(datamodule.mean, datamodule.std)
+        if self.hparams['normalisation'] == 'weights' and self.input_normalisation:
+            self.views.set_statistics(
+                *self.input_normalisation.statistics(dataset.band_names, dataset.dtype)
+            )
+        else:
+            self.views.set_statistics(datamodule.mean, datamodule.std)
 
     def _check_metadata(self, dataset: GeoClassificationDataset) -> None:
         """Refuse a teacher that would see only "missing" for a part of its metadata."""
@@ -679,32 +816,50 @@ class SemiSupervisedTask(LightningModule):
         return logits.sigmoid() if self.hparams['multilabel'] else logits.softmax(dim=1)
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        """SGD (or AdamW) without decay on biases and norms, and FixMatch's cosine.
+        """The recipe's optimiser, without decay on biases and norms, and its schedule.
 
-        The learning rate follows ``lr * cos(7 pi k / (16 K))`` over the K training
-        steps, as in FixMatch.
+        The learning rate rises linearly over the warm-up, then follows
+        ``lr * cos(7 pi k / (16 K))`` over the K training steps, as in FixMatch;
+        the backbones' is ``backbone_lr_factor`` times the rest's.
 
         Returns:
             The optimiser and its per-step schedule.
         """
-        name = self.hparams['optimizer'] or (
-            'adamw' if is_vision_transformer(self.hparams['backbone']) else 'sgd'
-        )
-        lr = self.hparams['lr'] or (0.03 if name == 'sgd' else 5e-4)
-        decay = [p for p in self.parameters() if p.requires_grad and p.ndim > 1]
-        no_decay = [p for p in self.parameters() if p.requires_grad and p.ndim <= 1]
-        groups = [
-            {'params': decay, 'weight_decay': self.hparams['weight_decay']},
-            {'params': no_decay, 'weight_decay': 0.0},
-        ]
-        if name == 'sgd':
-            optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+        hparams = self.hparams
+        backbones = {
+            id(p)
+            for net in (self.student, self.teacher)
+            if net is not None
+            for p in net.backbone.parameters()
+        }
+        groups = []
+        for in_backbone in (True, False):
+            factor = hparams['backbone_lr_factor'] if in_backbone else 1.0
+            trained = [
+                p
+                for p in self.parameters()
+                if p.requires_grad and (id(p) in backbones) == in_backbone
+            ]
+            for decayed in (True, False):
+                params = [p for p in trained if (p.ndim > 1) == decayed]
+                if params:
+                    groups.append(
+                        {
+                            'params': params,
+                            'lr': hparams['lr'] * factor,
+                            'weight_decay': hparams['weight_decay'] if decayed else 0.0,
+                        }
+                    )
+        if hparams['optimizer'] == 'sgd':
+            optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
         else:
-            optimizer = torch.optim.AdamW(groups, lr=lr)
+            optimizer = torch.optim.AdamW(groups)
         return {
             'optimizer': optimizer,
             'lr_scheduler': {
-                'scheduler': cosine_schedule(optimizer, self, 7 / 16),
+                'scheduler': cosine_schedule(
+                    optimizer, self, 7 / 16, hparams['warmup']
+                ),
                 'interval': 'step',
             },
         }

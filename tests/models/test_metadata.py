@@ -111,3 +111,120 @@ def test_bad_metadata():
         encoder(torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool))
     with pytest.raises(GeosslInputError, match="metadata: is 'place'"):
         MetadataEncoder('place')
+
+
+#: The file torch.hub caches SatCLIP_Weights.SATCLIP_VIT16_L40 under.
+SATCLIP_FILE = 'satclip-vit16-l40.ckpt'
+
+
+@pytest.fixture
+def satclip_cache(tmp_path, monkeypatch):
+    """torch.hub's cache holding a SatCLIP release as its real file is laid out.
+
+    A Lightning checkpoint of the whole CLIP model, the location encoder under
+    ``model.location.``, random values: the real get_weight -> get_state_dict
+    path reads it, as TorchGeo's own ``satclip()`` does.
+    """
+    from torchgeo.models import SatCLIP
+
+    from geossl.models.metadata import SATCLIP_SIZES
+
+    torch.manual_seed(0)
+    encoder = SatCLIP(**SATCLIP_SIZES)
+    state = {f'model.location.{k}': v for k, v in encoder.state_dict().items()}
+    state['model.visual.conv1.weight'] = torch.zeros(2)  # the image side, unread
+    cache = tmp_path / 'torch' / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True)
+    torch.save({'state_dict': state, 'epoch': 3}, cache / SATCLIP_FILE)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    return cache
+
+
+def _satclip_task(eurosat_ms, **options):
+    from tests.tasks.conftest import task_for
+
+    return task_for(
+        eurosat_ms,
+        teacher_student=True,
+        location_encoding='satclip',
+        **options,
+    )
+
+
+def test_the_teacher_encodes_location_with_satclips_pretrained_encoder(
+    satclip_cache, eurosat_ms
+):
+    from torchgeo.models import SatCLIP_Weights, satclip
+
+    task = _satclip_task(eurosat_ms)
+    encoder = task.teacher.encoder
+    reference = satclip(SatCLIP_Weights.SATCLIP_VIT16_L40)
+    coordinates = torch.tensor([[-74.0, 40.7], [13.4, 52.5], [151.2, -33.9]])
+    with torch.no_grad():
+        expected = reference(coordinates)
+        assert torch.equal(encoder.satclip(coordinates), expected)
+        # EuroSAT has no dates: the teacher sees location only. Where a tile has
+        # no location, the learned "missing" vector takes SatCLIP's place.
+        assert encoder.parts == 'location'
+        meta = torch.cat([coordinates, torch.zeros(3, 1)], dim=1)
+        mask = torch.tensor([[True, True, False]] * 2 + [[False, False, False]])
+        features = torch.cat([expected[:2], encoder.missing_location[None]])
+        assert torch.allclose(
+            encoder(meta, mask),
+            encoder.mlp(torch.cat([torch.ones(3, 1), features], dim=1)),
+        )
+    # Frozen by default: not trained, and no dropout while the teacher trains.
+    task.train()
+    assert not encoder.satclip.training
+    assert not any(p.requires_grad for p in encoder.satclip.parameters())
+    trained = {
+        id(p)
+        for g in task.configure_optimizers()['optimizer'].param_groups
+        for p in g['params']
+    }
+    assert not any(id(p) in trained for p in encoder.satclip.parameters())
+
+
+def test_satclip_can_be_fine_tuned_with_the_teacher(satclip_cache, eurosat_ms):
+    task = _satclip_task(eurosat_ms, freeze_location_encoder=False).train()
+    encoder = task.teacher.encoder
+    assert encoder.satclip.training
+    meta = torch.tensor([[13.4, 52.5, 0.0]])
+    encoder(meta, torch.tensor([[True, True, False]])).sum().backward()
+    gradients = [p.grad for p in encoder.satclip.parameters()]
+    assert all(g is not None for g in gradients)
+    assert any(g.abs().sum() > 0 for g in gradients)
+
+
+def test_fit_with_satclip_and_map_without_its_file(
+    satclip_cache, shared_data, tmp_path
+):
+    from geossl.cli import main
+    from geossl.inference.checkpoint import load_task
+    from tests.conftest import sample_fit_args
+
+    args = sample_fit_args(
+        shared_data,
+        tmp_path,
+        *['--model.teacher_student', 'true', '--model.location_encoding', 'satclip'],
+        *['--data.chip_size', '32', '--trainer.max_steps', '1'],
+        *['--data.batch_size', '2', '--data.mu', '1'],
+    )
+    assert main(args) == 0
+    checkpoint = tmp_path / 'checkpoints' / 'last.ckpt'
+    trained = torch.load(checkpoint, weights_only=True)['state_dict']
+    # The checkpoint holds SatCLIP's weights: mapping needs no download.
+    (satclip_cache / SATCLIP_FILE).unlink()
+    task = load_task(checkpoint)
+    key = 'teacher.encoder.satclip.nnet.last_layer.weight'
+    assert torch.equal(task.state_dict()[key], trained[key])
+
+
+def test_satclip_weights_without_a_location_encoder_are_refused(
+    satclip_cache, eurosat_ms
+):
+    torch.save(
+        {'state_dict': {'model.visual.w': torch.zeros(1)}}, satclip_cache / SATCLIP_FILE
+    )
+    with pytest.raises(GeosslInputError, match='holds no location encoder'):
+        _satclip_task(eurosat_ms)

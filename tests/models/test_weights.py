@@ -1,5 +1,6 @@
 """A backbone taken out of a checkpoint, and fit started from it."""
 
+import json
 import os
 from pathlib import Path
 
@@ -10,14 +11,21 @@ from geossl.data.datasets import ImageFolderDataset
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone
 from geossl.models.weights import (
+    RGB_BANDS,
+    InputNormalisation,
     canonical_band,
+    full_scale,
     load_backbone_weights,
     match_bands,
     read_backbone,
     read_torchgeo_backbone,
 )
 from geossl.tasks.pretrain import METHODS
-from geossl.tasks.semi_supervised import SemiSupervisedTask
+from geossl.tasks.semi_supervised import (
+    AUTO_NORMALISATION,
+    FINE_TUNING_RECIPE,
+    SemiSupervisedTask,
+)
 
 BANDS = 4
 CHIP = 32
@@ -42,13 +50,14 @@ def _pretrained(method: str, path: Path, model: str = 'test_resnet') -> Path:
 @pytest.mark.parametrize('method', sorted(METHODS))
 def test_the_backbone_of_every_method_is_found(method, tmp_path):
     path = _pretrained(method, tmp_path / 'pretrained.ckpt')
-    name, weights = read_backbone(path)
-    assert name == 'test_resnet'
-    backbone = create_backbone(name, BANDS, CHIP)
-    assert weights.keys() == backbone.state_dict().keys()
-    load_backbone_weights([backbone], name, path)
+    weights = read_backbone(path)
+    assert weights.model == 'test_resnet'
+    assert weights.kind == 'checkpoint'
+    backbone = create_backbone(weights.model, BANDS, CHIP)
+    assert weights.state.keys() == backbone.state_dict().keys()
+    load_backbone_weights([backbone], weights.model, weights, path)
     for key, value in backbone.state_dict().items():
-        assert torch.equal(value, weights[key]), key
+        assert torch.equal(value, weights.state[key]), key
 
 
 def _task(**options: object) -> SemiSupervisedTask:
@@ -70,7 +79,7 @@ def test_fit_starts_student_and_teacher_from_the_pretrained_backbone(
     teacher_student, tmp_path
 ):
     path = _pretrained('simclr', tmp_path / 'pretrained.ckpt')
-    _, weights = read_backbone(path)
+    weights = read_backbone(path).state
     task = _task(backbone_weights=str(path), teacher_student=teacher_student)
     networks = [task.student] + ([task.teacher] if teacher_student else [])
     for network in networks:
@@ -82,9 +91,9 @@ def test_fit_starts_student_and_teacher_from_the_pretrained_backbone(
         {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()},
         fitted,
     )
-    name, again = read_backbone(fitted)
-    assert name == 'test_resnet'
-    assert all(torch.equal(again[key], weights[key]) for key in weights)
+    again = read_backbone(fitted)
+    assert again.model == 'test_resnet'
+    assert all(torch.equal(again.state[key], weights[key]) for key in weights)
 
 
 def test_another_backbone_is_refused_with_both_names(tmp_path):
@@ -310,9 +319,13 @@ def test_a_state_dict_file_of_the_timm_model_initialises_the_backbone(tmp_path, 
         else:
             torch.save(weights, path)
 
+    def load():
+        weights = read_backbone(path, 'test_resnet')
+        return load_backbone_weights([backbone], 'test_resnet', weights, path)
+
     save(state)
     backbone = create_backbone('test_resnet', BANDS, CHIP)
-    load_backbone_weights([backbone], 'test_resnet', path)
+    assert load().kind == 'state_dict'  # 4 bands: not ImageNet's RGB
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, state[key]), key
     # Keys the model does not have, beyond its classifier: named, refused.
@@ -321,11 +334,11 @@ def test_a_state_dict_file_of_the_timm_model_initialises_the_backbone(tmp_path, 
         GeosslInputError,
         match=r'holds extra.a, extra.b, which a test_resnet does not have',
     ):
-        load_backbone_weights([backbone], 'test_resnet', path)
+        load()
     # A key the model needs and the file lacks: named, refused.
     save({k: v for k, v in state.items() if k != 'conv1.0.weight'})
     with pytest.raises(GeosslInputError, match=r'has no conv1.0.weight'):
-        load_backbone_weights([backbone], 'test_resnet', path)
+        load()
 
 
 def test_vision_transformer_position_embeddings_follow_the_chip_size(tmp_path):
@@ -339,7 +352,8 @@ def test_vision_transformer_position_embeddings_follow_the_chip_size(tmp_path):
     torch.save(state, path)
     backbone = create_backbone('vit_tiny_patch16_224', BANDS, CHIP)
     assert backbone.pos_embed.shape == (1, 1 + 2 * 2, 192)
-    load_backbone_weights([backbone], 'vit_tiny_patch16_224', path)
+    weights = read_backbone(path, 'vit_tiny_patch16_224')
+    load_backbone_weights([backbone], 'vit_tiny_patch16_224', weights, path)
     expected = resample_abs_pos_embed(state['pos_embed'], new_size=[2, 2])
     assert torch.equal(backbone.pos_embed, expected)
     # The class token's embedding is kept; the patch embedding comes as it is.
@@ -347,3 +361,132 @@ def test_vision_transformer_position_embeddings_follow_the_chip_size(tmp_path):
     assert torch.equal(
         backbone.patch_embed.proj.weight, state['patch_embed.proj.weight']
     )
+
+
+def test_torchgeo_weights_bring_their_normalisation_to_map_and_export(
+    torch_home, shared_data, tmp_path
+):
+    from geossl.cli import main
+    from geossl.inference.checkpoint import load_task
+    from geossl.inference.export import onnx_metadata
+    from tests.conftest import sample_fit_args
+
+    args = sample_fit_args(
+        shared_data,
+        tmp_path,
+        *['--model.backbone', 'resnet18', '--data.chip_size', '32'],
+        *['--model.backbone_weights', 'ResNet18_Weights.SENTINEL2_ALL_MOCO'],
+        *['--trainer.max_steps', '1', '--data.batch_size', '2', '--data.mu', '1'],
+    )
+    assert main(args) == 0
+    path = tmp_path / 'checkpoints' / 'last.ckpt'
+    checkpoint = torch.load(path, weights_only=True)
+    hparams = checkpoint['hyper_parameters']
+    # SSL4EO-S12's rule, DN / 10000, in every band; the data's statistics unused.
+    assert hparams['normalisation'] == 'weights'
+    assert torch.equal(checkpoint['state_dict']['views.mean'], torch.zeros(1, 13, 1, 1))
+    assert torch.equal(
+        checkpoint['state_dict']['views.std'], torch.full((1, 13, 1, 1), 1e4)
+    )
+    # The fine-tuning recipe, picked because weights were given, is recorded.
+    assert (hparams['optimizer'], hparams['lr']) == ('adamw', FINE_TUNING_RECIPE.lr)
+    # map and export take the model's normalisation from the checkpoint, offline.
+    (torch_home / SSL4EO_RESNET18).unlink()
+    task = load_task(path)
+    assert torch.equal(task.views.std.flatten(), torch.full((13,), 1e4))
+    assert json.loads(onnx_metadata(task)['geossl.std']) == [1e4] * 13
+
+
+def test_imagenet_normalisation_is_matched_to_the_data_bands():
+    imagenet = InputNormalisation(
+        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), RGB_BANDS, relative=True
+    )
+    # 8-bit RGB in blue, green, red order, plus near infrared.
+    mean, std = imagenet.statistics(['blue', 'green', 'red', 'B08'], 'uint8')
+    expected = torch.tensor([0.406, 0.456, 0.485, (0.485 + 0.456 + 0.406) / 3])
+    assert torch.allclose(mean, 255 * expected)
+    assert torch.allclose(std[:3], 255 * torch.tensor([0.225, 0.224, 0.229]))
+    # Sentinel-2 digital numbers: 1 is 10000.
+    mean, _ = imagenet.statistics(['B04', 'B03', 'B02'], 'uint16')
+    assert torch.allclose(mean, 1e4 * torch.tensor([0.485, 0.456, 0.406]))
+    assert [full_scale(t) for t in ('uint8', 'uint16', 'int16', 'float32', None)] == [
+        255,
+        1e4,
+        1e4,
+        1,
+        1e4,
+    ]
+    # One value for every band (SSL4EO-S12's).
+    ssl4eo = InputNormalisation((0.0,), (1e4,))
+    assert ssl4eo.statistics(['B1', 'B8A'], 'uint16')[1].tolist() == [1e4, 1e4]
+
+
+def test_a_three_band_state_dict_is_taken_as_imagenet_rgb(tmp_path):
+    import timm
+
+    state = timm.create_model('test_resnet', in_chans=3).state_dict()
+    key = 'conv1.0.weight'
+    state[key] = torch.arange(3.0)[None, :, None, None].expand_as(state[key]).clone()
+    path = tmp_path / 'imagenet.pth'
+    torch.save(state, path)
+    task = _task(
+        in_channels=3, band_names=['B02', 'B03', 'B04'], backbone_weights=str(path)
+    )
+    # R, G, B (channels 0, 1, 2 of the file) into the data's blue, green, red.
+    kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
+    assert kernel.tolist() == [2.0, 1.0, 0.0]
+    # ImageNet weights keep the data's statistics unless asked (measured).
+    assert task.hparams['normalisation'] == AUTO_NORMALISATION['imagenet']
+    task = _task(
+        in_channels=3,
+        band_names=['B02', 'B03', 'B04'],
+        backbone_weights=str(path),
+        normalisation='weights',
+    )
+    assert task.input_normalisation.bands == RGB_BANDS
+    assert task.input_normalisation.relative
+
+
+def test_weights_normalisation_needs_weights_that_have_one(tmp_path):
+    with pytest.raises(
+        GeosslInputError,
+        match=r"^normalisation: is 'weights' but there are no initial weights",
+    ):
+        _task(normalisation='weights')
+    path = tmp_path / 'four-bands.pth'
+    import timm
+
+    torch.save(timm.create_model('test_resnet', in_chans=BANDS).state_dict(), path)
+    with pytest.raises(GeosslInputError, match='no normalisation to take it from'):
+        _task(backbone_weights=str(path), normalisation='weights')
+
+
+def test_a_geossl_checkpoint_brings_its_bands_and_statistics(tmp_path):
+    path = _pretrained('simclr', tmp_path / 'pretrained.ckpt')
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint['state_dict']['views.mean'] = torch.arange(4.0).reshape(1, 4, 1, 1)
+    checkpoint['state_dict']['views.std'] = torch.full((1, 4, 1, 1), 7.0)
+    torch.save(checkpoint, path)
+    weights = read_backbone(path)
+    assert weights.bands == ('1', '2', '3', '4')
+    assert weights.normalisation.statistics(['1', '2', '3', '4'], None)[0].tolist() == [
+        0.0,
+        1.0,
+        2.0,
+        3.0,
+    ]
+    task = _task(backbone_weights=str(path))
+    assert task.hparams['normalisation'] == 'weights'
+
+
+def test_a_pickled_payload_in_cached_torchgeo_weights_never_runs(torch_home, tmp_path):
+    marker = tmp_path / 'ran'
+    torch.save({'conv1.weight': _Payload(marker)}, torch_home / SSL4EO_RESNET18)
+    with pytest.raises(GeosslInputError, match=f'{SSL4EO_RESNET18}: cannot be read'):
+        read_torchgeo_backbone('ResNet18_Weights.SENTINEL2_ALL_MOCO')
+    assert not marker.exists()
+    path = tmp_path / 'weights.pth'
+    torch.save({'conv1.weight': _Payload(marker)}, path)
+    with pytest.raises(GeosslInputError, match='holds pickled code'):
+        _task(backbone_weights=str(path))
+    assert not marker.exists()

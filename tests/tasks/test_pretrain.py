@@ -87,10 +87,11 @@ def test_every_method_trains_its_backbone_and_embeds(method, small_eurosat, tmp_
     checkpoint = torch.load(tmp_path / 'checkpoints' / 'last.ckpt', weights_only=True)
     assert checkpoint['hyper_parameters']['method'] == method
     assert checkpoint['hyper_parameters']['band_names'] == small_eurosat.band_names
-    name, weights = read_backbone(tmp_path / 'checkpoints' / 'last.ckpt')
-    assert name == 'test_resnet'
-    assert weights.keys() == after.keys()
-    assert all(torch.equal(weights[key], after[key]) for key in after)
+    weights = read_backbone(tmp_path / 'checkpoints' / 'last.ckpt')
+    assert weights.model == 'test_resnet'
+    assert weights.bands == tuple(small_eurosat.band_names)
+    assert weights.state.keys() == after.keys()
+    assert all(torch.equal(weights.state[key], after[key]) for key in after)
 
 
 def test_a_vision_transformer_needs_224_chips(small_eurosat):

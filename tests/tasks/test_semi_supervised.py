@@ -263,3 +263,61 @@ def test_bad_configurations_fail_before_training(eurosat_ms, tmp_path):
         _trainer(tmp_path, max_steps=1).fit(
             task_for(eurosat_ms), _datamodule(eurosat_ms, tmp_path, mu=0)
         )
+
+
+def test_initial_weights_get_the_fine_tuning_recipe_unless_one_is_set(
+    eurosat_ms, tmp_path, caplog
+):
+    from geossl.tasks.semi_supervised import FINE_TUNING_RECIPE, SCRATCH_RECIPES
+
+    # A checkpoint of a task: its backbone is the initial weights of the next.
+    path = tmp_path / 'weights.ckpt'
+    first = task_for(eurosat_ms)
+    torch.save(
+        {
+            'hyper_parameters': dict(first.hparams),
+            'state_dict': {k: v for k, v in first.state_dict().items()},
+        },
+        path,
+    )
+    with caplog.at_level('INFO'):
+        task = task_for(eurosat_ms, backbone_weights=str(path))
+    recipe = FINE_TUNING_RECIPE
+    assert [task.hparams[k] for k in ('optimizer', 'lr', 'warmup')] == [
+        recipe.optimizer,
+        recipe.lr,
+        recipe.warmup,
+    ]
+    assert 'so the fine-tuning recipe: adamw' in caplog.text
+    # Set by the user: kept, the rest from the optimiser's own recipe.
+    task = task_for(eurosat_ms, backbone_weights=str(path), optimizer='sgd')
+    assert (task.hparams['lr'], task.hparams['warmup']) == (
+        SCRATCH_RECIPES['sgd'].lr,
+        0.0,
+    )
+    # From scratch: FixMatch's SGD, as before.
+    assert task_for(eurosat_ms).hparams['optimizer'] == 'sgd'
+
+
+def test_the_backbones_learning_rate_is_a_fraction_of_the_heads(eurosat_ms):
+    task = task_for(
+        eurosat_ms,
+        teacher_student=True,
+        optimizer='adamw',
+        lr=1e-3,
+        backbone_lr_factor=0.1,
+    )
+    optimizer = task.configure_optimizers()['optimizer']
+    rate = {
+        id(p): (group['lr'], group['weight_decay'])
+        for group in optimizer.param_groups
+        for p in group['params']
+    }
+    for network in (task.student, task.teacher):
+        for parameter in network.backbone.parameters():
+            decay = task.hparams['weight_decay'] if parameter.ndim > 1 else 0.0
+            assert rate[id(parameter)] == (pytest.approx(1e-4), decay)
+        assert rate[id(network.head.weight)][0] == 1e-3
+    assert rate[id(task.teacher.encoder.mlp[0].weight)][0] == 1e-3
+    trained = [p for p in task.parameters() if p.requires_grad]
+    assert len(rate) == len(trained)
