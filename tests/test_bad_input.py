@@ -525,6 +525,49 @@ def fit_backbone_weights_of_another_backbone(tmp: Path) -> Case:
     )
 
 
+def fit_unknown_weights_name(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        _fit(tmp, data, '--model.backbone_weights', 'ResNet18_Weights.SENTINEL2_ALL'),
+        'ResNet18_Weights.SENTINEL2_ALL: is not a TorchGeo weights name; did you '
+        'mean ResNet18_Weights.SENTINEL2_ALL_MOCO',
+        [tmp / 'run'],
+    )
+
+
+def fit_weights_of_pickled_code(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    weights = tmp / 'weights.pth'
+    torch.save({'conv1.weight': _Payload(tmp / 'ran')}, weights)
+    return Case(
+        _fit(tmp, data, '--model.backbone_weights', str(weights)),
+        'weights.pth: holds pickled code, which geossl never runs',
+        [tmp / 'run', tmp / 'ran'],
+    )
+
+
+def fit_weights_normalisation_without_weights(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        _fit(tmp, data, '--model.normalisation', 'weights'),
+        "normalisation: is 'weights' but there are no initial weights",
+        [tmp / 'run'],
+    )
+
+
+def fit_weights_with_no_band_in_common(tmp: Path) -> Case:
+    import timm
+
+    data = _tiles(tmp / 'data')
+    weights = tmp / 'rgb.pth'
+    torch.save(timm.create_model('resnet10t', in_chans=3).state_dict(), weights)
+    return Case(
+        _fit(tmp, data, '--model.backbone_weights', str(weights)),
+        'rgb.pth: holds weights for bands B4, B3, B2, none of which the data has',
+        [tmp / 'run'],
+    )
+
+
 def evaluate_representation_of_other_bands(tmp: Path) -> Case:
     data = _tiles(tmp / 'data')
     checkpoint = _pretrained(tmp / 'simsiam.ckpt', bands=13)
@@ -667,6 +710,10 @@ CASES: list[Callable[[Path], Case]] = [
     pretrain_unknown_method,
     pretrain_vision_transformer_on_small_chips,
     fit_backbone_weights_of_another_backbone,
+    fit_unknown_weights_name,
+    fit_weights_of_pickled_code,
+    fit_weights_normalisation_without_weights,
+    fit_weights_with_no_band_in_common,
     evaluate_representation_of_other_bands,
     evaluate_representation_of_multilabel_data,
     evaluate_representation_empty_split,

@@ -441,7 +441,8 @@ class MetadataReader:
                 raster or path,
                 'has no CRS, so its location is unknown; georeference it, list it in '
                 'a sidecar CSV (path,lon,lat,datetime), or make location optional '
-                '(--location_optional true)',
+                '(--data.location_optional true; geossl index: --location_optional '
+                'true)',
             )
 
         time = self._time(path, facts.tags, patch, json_path, sidecar)

