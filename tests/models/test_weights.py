@@ -551,3 +551,62 @@ def test_real_imagenet_weights_tell_eurosat_classes_apart(shared_data, tmp_path)
     untrained = nearest_neighbour_accuracy()
     assert pretrained >= 0.6
     assert pretrained >= untrained + 0.25
+
+
+@pytest.fixture
+def timm_hub(tmp_path, monkeypatch):
+    """The Hugging Face cache holding timm's test_resnet weights, as hf_hub lays it.
+
+    No hub is reachable: offline, timm's real ``pretrained=True`` path finds the
+    file where a download would have put it. Input channel i of the first layer
+    holds the value i, to follow each band.
+    """
+    import safetensors.torch
+    import timm
+
+    repo = tmp_path / 'hf' / 'hub' / 'models--timm--test_resnet.r160_in1k'
+    revision = '0' * 40
+    (repo / 'snapshots' / revision).mkdir(parents=True)
+    (repo / 'refs').mkdir()
+    (repo / 'refs' / 'main').write_text(revision)
+    state = timm.create_model('test_resnet', num_classes=1000).state_dict()
+    key = 'conv1.0.weight'
+    state[key] = torch.arange(3.0)[None, :, None, None].expand_as(state[key]).clone()
+    safetensors.torch.save_file(
+        state, repo / 'snapshots' / revision / 'model.safetensors'
+    )
+    # What huggingface_hub reads from $HF_HOME and $HF_HUB_OFFLINE when imported.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(tmp_path / 'hf' / 'hub'))
+    monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
+    return repo
+
+
+def test_timms_pretrained_weights_are_matched_by_band_name(timm_hub, tmp_path):
+    from geossl.inference.checkpoint import load_task
+
+    task = _task(pretrained=True, band_names=['B02', 'B03', 'B04', 'B08'])
+    # R, G, B into blue, green, red; near infrared from their mean, all x 3/4.
+    kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
+    assert kernel.tolist() == [2 * 0.75, 1 * 0.75, 0.0, 1 * 0.75]
+    assert task.input_normalisation.bands == RGB_BANDS
+    assert task.hparams['optimizer'] == FINE_TUNING_RECIPE.optimizer
+    # A trained model is restored without timm's file.
+    path = tmp_path / 'model.ckpt'
+    torch.save(
+        {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()}, path
+    )
+    import shutil
+
+    shutil.rmtree(timm_hub)
+    assert torch.equal(
+        load_task(path).student.backbone.conv1[0].weight,
+        task.student.backbone.conv1[0].weight,
+    )
+    # And with no file and no network, one line.
+    with pytest.raises(
+        GeosslInputError,
+        match=r"^pretrained: timm's weights of test_resnet could not be loaded \(",
+    ):
+        _task(pretrained=True)
