@@ -726,7 +726,7 @@ class PretrainCLI(GeosslCLI):
             parser: the CLI's parser.
         """
         super().add_arguments_to_parser(parser)
-        parser.set_defaults({'model': {'class_path': f'{SimCLR.__module__}.SimCLR'}})
+        parser.set_defaults({'model': {'class_path': _class_path(SimCLR)}})
 
     def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
         super()._add_subcommands(parser, **kwargs)
@@ -761,11 +761,16 @@ class PretrainCLI(GeosslCLI):
         }
 
 
+def _class_path(cls: type) -> str:
+    return f'{cls.__module__}.{cls.__qualname__}'
+
+
 def _trainer_defaults() -> dict[str, Any]:
     return {
         'default_root_dir': 'runs/geossl',
         'log_every_n_steps': 10,
-        'plugins': [SafeCheckpointIO()],
+        # By class path, so that the run's saved config.yaml can be given back.
+        'plugins': [{'class_path': _class_path(SafeCheckpointIO)}],
         'callbacks': [
             ModelCheckpoint(
                 filename='best-{epoch}-{step}',

@@ -201,3 +201,18 @@ def test_help_answers_without_loading_torch():
 
 def test_every_tool_has_its_runner():
     assert tuple(TOOL_RUNNERS) == TOOLS
+
+
+def test_a_runs_saved_config_is_taken_back_by_test(shared_data, tmp_path):
+    args = sample_fit_args(
+        shared_data,
+        tmp_path,
+        *['--data.batch_size', '2', '--data.mu', '1', '--trainer.max_steps', '1'],
+        *['--trainer.logger', 'true'],
+    )
+    assert main(args) == 0
+    config = tmp_path / 'lightning_logs' / 'version_0' / 'config.yaml'
+    # The safe checkpoint reader is saved by name, not as an unreadable object.
+    assert 'geossl.inference.checkpoint.SafeCheckpointIO' in config.read_text()
+    last = tmp_path / 'checkpoints' / 'last.ckpt'
+    assert main(['test', '--config', str(config), '--ckpt_path', str(last)]) == 0
