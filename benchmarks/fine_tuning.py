@@ -52,11 +52,15 @@ RECIPES: dict[str, dict[str, object]] = {
 }
 
 
+#: Where the converted weights are kept: outside the repository (18.8 MB).
+LITE0_WEIGHTS = Path.home() / '.cache' / 'geossl' / f'{MODEL}-imagenet.pth'
+
+
 def lite0_weights(path: Path) -> Path:
     """The converted ImageNet Lite0 state dict, written once.
 
     Args:
-        path: where to keep it (outside the repository: 18.8 MB).
+        path: where to keep it.
 
     Returns:
         The file.
@@ -76,11 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', type=Path, default=SHARED_DATA / 'eurosat-rgb')
     parser.add_argument('--output', type=Path, default=RESULTS / 'fine_tuning')
-    parser.add_argument(
-        '--weights',
-        type=Path,
-        default=Path.home() / '.cache' / 'geossl' / f'{MODEL}-imagenet.pth',
-    )
+    parser.add_argument('--weights', type=Path, default=LITE0_WEIGHTS)
     parser.add_argument('--recipes', nargs='+', default=list(RECIPES))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--labels_per_class', type=int, default=4)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from fine_tuning import lite0_weights
+from fine_tuning import LITE0_WEIGHTS, lite0_weights
 from report import RESULTS, SHARED_DATA, markdown
 from weights.lite0_to_timm import MODEL
 
@@ -42,11 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', type=Path, default=SHARED_DATA / 'eurosat-rgb')
     parser.add_argument('--output', type=Path, default=RESULTS / 'fine_tuning_cli')
-    parser.add_argument(
-        '--weights',
-        type=Path,
-        default=Path.home() / '.cache' / 'geossl' / f'{MODEL}-imagenet.pth',
-    )
+    parser.add_argument('--weights', type=Path, default=LITE0_WEIGHTS)
     parser.add_argument('--steps', type=int, default=300)
     parser.add_argument('--val_every', type=int, default=50)
     options = parser.parse_args()

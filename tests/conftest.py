@@ -132,3 +132,22 @@ def sample_fit_args(shared_data: Path, run_dir: Path, *options: str) -> list[str
         str(run_dir),
         *options,
     ]
+
+
+def fit_one_step(shared_data: Path, run_dir: Path, *options: str) -> Path:
+    """Run ``geossl fit`` for one small step (:func:`sample_fit_args`), 32 px chips.
+
+    Returns:
+        The run's ``last.ckpt``.
+    """
+    from geossl.cli import main
+
+    args = sample_fit_args(
+        shared_data,
+        run_dir,
+        *['--data.chip_size', '32', '--trainer.max_steps', '1'],
+        *['--data.batch_size', '2', '--data.mu', '1'],
+        *options,
+    )
+    assert main(args) == 0
+    return run_dir / 'checkpoints' / 'last.ckpt'

@@ -11,7 +11,7 @@ from geossl.cli import TOOLS, main
 from geossl.commands import TOOL_RUNNERS
 from geossl.data.index import read_index
 from geossl.data.metadata import footprint_wgs84
-from tests.conftest import random_chip, sample_fit_args, write_raster
+from tests.conftest import fit_one_step, random_chip, sample_fit_args, write_raster
 
 
 def test_index_scene(shared_data, tmp_path, capsys):
@@ -204,15 +204,8 @@ def test_every_tool_has_its_runner():
 
 
 def test_a_runs_saved_config_is_taken_back_by_test(shared_data, tmp_path):
-    args = sample_fit_args(
-        shared_data,
-        tmp_path,
-        *['--data.batch_size', '2', '--data.mu', '1', '--trainer.max_steps', '1'],
-        *['--trainer.logger', 'true'],
-    )
-    assert main(args) == 0
+    last = fit_one_step(shared_data, tmp_path, '--trainer.logger', 'true')
     config = tmp_path / 'lightning_logs' / 'version_0' / 'config.yaml'
     # The safe checkpoint reader is saved by name, not as an unreadable object.
     assert 'geossl.inference.checkpoint.SafeCheckpointIO' in config.read_text()
-    last = tmp_path / 'checkpoints' / 'last.ckpt'
     assert main(['test', '--config', str(config), '--ckpt_path', str(last)]) == 0

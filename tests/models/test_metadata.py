@@ -199,19 +199,14 @@ def test_satclip_can_be_fine_tuned_with_the_teacher(satclip_cache, eurosat_ms):
 def test_fit_with_satclip_and_map_without_its_file(
     satclip_cache, shared_data, tmp_path
 ):
-    from geossl.cli import main
     from geossl.inference.checkpoint import load_task
-    from tests.conftest import sample_fit_args
+    from tests.conftest import fit_one_step
 
-    args = sample_fit_args(
+    checkpoint = fit_one_step(
         shared_data,
         tmp_path,
         *['--model.teacher_student', 'true', '--model.location_encoding', 'satclip'],
-        *['--data.chip_size', '32', '--trainer.max_steps', '1'],
-        *['--data.batch_size', '2', '--data.mu', '1'],
     )
-    assert main(args) == 0
-    checkpoint = tmp_path / 'checkpoints' / 'last.ckpt'
     trained = torch.load(checkpoint, weights_only=True)['state_dict']
     # The checkpoint holds SatCLIP's weights: mapping needs no download.
     (satclip_cache / SATCLIP_FILE).unlink()

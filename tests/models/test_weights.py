@@ -276,25 +276,6 @@ def test_bad_weights_names_and_downloads_are_one_line(
         read_torchgeo_backbone('ResNet18_Weights.SENTINEL2_ALL_MOCO')
 
 
-def test_fit_takes_torchgeo_weights_by_name(torch_home, shared_data, tmp_path):
-    from geossl.cli import main
-    from tests.conftest import sample_fit_args
-
-    args = sample_fit_args(
-        shared_data,
-        tmp_path,
-        *['--model.backbone', 'resnet18', '--data.chip_size', '32'],
-        *['--model.backbone_weights', 'ResNet18_Weights.SENTINEL2_ALL_MOCO'],
-        *['--trainer.max_steps', '1', '--data.batch_size', '2', '--data.mu', '1'],
-    )
-    assert main(args) == 0
-    checkpoint = torch.load(tmp_path / 'checkpoints' / 'last.ckpt', weights_only=True)
-    assert (
-        checkpoint['hyper_parameters']['backbone_weights']
-        == 'ResNet18_Weights.SENTINEL2_ALL_MOCO'
-    )
-
-
 def test_unnamed_bands_of_the_weights_count_are_taken_in_their_order():
     kernel = torch.arange(3.0)[None, :, None, None]
     with pytest.warns(UserWarning, match="bands have no names; taking them as w's B4"):
@@ -363,25 +344,22 @@ def test_vision_transformer_position_embeddings_follow_the_chip_size(tmp_path):
     )
 
 
-def test_torchgeo_weights_bring_their_normalisation_to_map_and_export(
+def test_fit_takes_torchgeo_weights_by_name_and_their_normalisation(
     torch_home, shared_data, tmp_path
 ):
-    from geossl.cli import main
     from geossl.inference.checkpoint import load_task
     from geossl.inference.export import onnx_metadata
-    from tests.conftest import sample_fit_args
+    from tests.conftest import fit_one_step
 
-    args = sample_fit_args(
+    name = 'ResNet18_Weights.SENTINEL2_ALL_MOCO'
+    path = fit_one_step(
         shared_data,
         tmp_path,
-        *['--model.backbone', 'resnet18', '--data.chip_size', '32'],
-        *['--model.backbone_weights', 'ResNet18_Weights.SENTINEL2_ALL_MOCO'],
-        *['--trainer.max_steps', '1', '--data.batch_size', '2', '--data.mu', '1'],
+        *['--model.backbone', 'resnet18', '--model.backbone_weights', name],
     )
-    assert main(args) == 0
-    path = tmp_path / 'checkpoints' / 'last.ckpt'
     checkpoint = torch.load(path, weights_only=True)
     hparams = checkpoint['hyper_parameters']
+    assert hparams['backbone_weights'] == name
     # SSL4EO-S12's rule, DN / 10000, in every band; the data's statistics unused.
     assert hparams['normalisation'] == 'weights'
     assert torch.equal(checkpoint['state_dict']['views.mean'], torch.zeros(1, 13, 1, 1))
