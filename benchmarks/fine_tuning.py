@@ -37,6 +37,7 @@ RECIPES: dict[str, dict[str, object]] = {
     'adamw-3e-4': {'optimizer': 'adamw', 'lr': 3e-4, 'warmup': 0.0},
     'adamw-1e-3': {'optimizer': 'adamw', 'lr': 1e-3, 'warmup': 0.0},
     'adamw-3e-4-warmup': {'optimizer': 'adamw', 'lr': 3e-4, 'warmup': 0.05},
+    'adamw-1e-3-warmup': {'optimizer': 'adamw', 'lr': 1e-3, 'warmup': 0.05},
     'adamw-3e-4-backbone-0.1': {
         'optimizer': 'adamw',
         'lr': 3e-4,

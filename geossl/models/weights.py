@@ -107,16 +107,16 @@ class InputNormalisation:
         scale = full_scale(dtype) if self.relative else 1.0
 
         def per_band(values: tuple[float, ...]) -> Tensor:
-            values_ = torch.tensor(values, dtype=torch.float32)
+            given = torch.tensor(values, dtype=torch.float32)
             if self.bands is None:
-                return values_.expand(len(band_names)).clone()
+                return given.expand(len(band_names)).clone()
             with warnings.catch_warnings():  # The first layer's matching says so.
                 warnings.simplefilter('ignore')
                 sources = band_sources(self.bands, band_names, 'the weights')
             if sources is None:
-                return values_
+                return given
             return torch.stack(
-                [values_.mean() if i is None else values_[i] for i in sources]
+                [given.mean() if i is None else given[i] for i in sources]
             )
 
         return per_band(self.mean) * scale, per_band(self.std) * scale

@@ -22,7 +22,6 @@ from geossl.models.weights import (
 )
 from geossl.tasks.pretrain import METHODS
 from geossl.tasks.semi_supervised import (
-    AUTO_NORMALISATION,
     FINE_TUNING_RECIPE,
     SemiSupervisedTask,
 )
@@ -413,16 +412,17 @@ def test_a_three_band_state_dict_is_taken_as_imagenet_rgb(tmp_path):
     # R, G, B (channels 0, 1, 2 of the file) into the data's blue, green, red.
     kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
     assert kernel.tolist() == [2.0, 1.0, 0.0]
-    # ImageNet weights keep the data's statistics unless asked (measured).
-    assert task.hparams['normalisation'] == AUTO_NORMALISATION['imagenet']
+    # ImageNet's normalisation, unless asked for the data's.
+    assert task.hparams['normalisation'] == 'weights'
+    assert task.input_normalisation.bands == RGB_BANDS
+    assert task.input_normalisation.relative
     task = _task(
         in_channels=3,
         band_names=['B02', 'B03', 'B04'],
         backbone_weights=str(path),
-        normalisation='weights',
+        normalisation='data',
     )
-    assert task.input_normalisation.bands == RGB_BANDS
-    assert task.input_normalisation.relative
+    assert task.hparams['normalisation'] == 'data'
 
 
 def test_weights_normalisation_needs_weights_that_have_one(tmp_path):
