@@ -110,7 +110,8 @@ def main() -> None:
             'supervised',
             options.labels_per_class,
             seed,
-            options,
+            # Supervised runs have no pseudo-label curves to keep beside the table.
+            argparse.Namespace(**vars(options) | {'output': run_dir}),
             run_dir,
             backbone_weights=str(weights),
             **RECIPES[recipe],
