@@ -174,15 +174,19 @@ def _first_layer_bands(task):
     return kernel[0, :, 0, 0].round().int().tolist()
 
 
+@pytest.fixture(scope='module')
+def eurosat_ms_bands(shared_data):
+    """The EuroSAT-MS sample with its bands named, B8A last."""
+    return ImageFolderDataset(
+        shared_data / 'eurosat-ms-sample', band_names=EUROSAT_BANDS, progress=False
+    )
+
+
 def test_torchgeo_weights_by_name_match_the_bands_by_name(
-    torch_home, shared_data, bigearthnet
+    torch_home, eurosat_ms_bands, bigearthnet
 ):
     name = 'ResNet18_Weights.SENTINEL2_ALL_MOCO'
-    eurosat_ms = ImageFolderDataset(
-        shared_data / 'eurosat-ms-sample',
-        band_names=EUROSAT_BANDS,
-        progress=False,
-    )
+    eurosat_ms = eurosat_ms_bands
     # EuroSAT keeps B8A last; SSL4EO-S12 keeps it 9th (index 8).
     task = SemiSupervisedTask.for_dataset(
         eurosat_ms,
@@ -588,3 +592,33 @@ def test_timms_pretrained_weights_are_matched_by_band_name(timm_hub, tmp_path):
         match=r"^pretrained: timm's weights of test_resnet could not be loaded \(",
     ):
         _task(pretrained=True)
+
+
+def test_torchgeo_vision_transformer_weights_fit_the_chip_and_the_bands(
+    torch_home, eurosat_ms_bands
+):
+    import timm
+
+    # ViTSmall16_Weights.SENTINEL2_ALL_MOCO: 224 px, SSL4EO-S12's 13 bands.
+    state = timm.create_model('vit_small_patch16_224', in_chans=13).state_dict()
+    kernel = state['patch_embed.proj.weight']
+    state['patch_embed.proj.weight'] = torch.arange(13.0)[
+        None, :, None, None
+    ].expand_as(kernel)
+    file = 'vit_small_patch16_224_sentinel2_all_moco-67c9032d.pth'
+    torch.save(state, torch_home / file)
+    task = SemiSupervisedTask.for_dataset(
+        eurosat_ms_bands,
+        'fixmatch',
+        backbone='vit_small_patch16_224',
+        backbone_weights='ViTSmall16_Weights.SENTINEL2_ALL_MOCO',
+        chip_size=32,
+    )
+    backbone = task.student.backbone
+    # Bands by name through the patch embedding: EuroSAT's B8A (last) is B8a.
+    patch = backbone.patch_embed.proj.weight[0, :, 0, 0].round().int().tolist()
+    assert patch[-1] == SSL4EO_BANDS.index('B8a')
+    assert patch[:-1] == [i for i, b in enumerate(SSL4EO_BANDS) if b != 'B8a']
+    # The 14 x 14 grid of position embeddings resampled to 2 x 2.
+    assert backbone.pos_embed.shape == (1, 1 + 2 * 2, 384)
+    assert torch.equal(backbone.pos_embed[:, 0], state['pos_embed'][:, 0])
