@@ -650,11 +650,13 @@ def check_weights_fit(
         reason: the likely cause, for errors.
 
     Raises:
-        GeosslInputError: naming the first weight that does not fit.
+        GeosslInputError: naming the first weights missing (up to three), or the
+            first of another shape.
     """
+    if missing := [name for name in expected if name not in weights]:
+        more = ' ...' if len(missing) > 3 else ''
+        raise GeosslInputError(path, f'has no {", ".join(missing[:3])}{more}: {reason}')
     for name, tensor in expected.items():
-        if name not in weights:
-            raise GeosslInputError(path, f'has no {name}: {reason}')
         if weights[name].shape != tensor.shape:
             raise GeosslInputError(
                 path,

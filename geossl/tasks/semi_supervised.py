@@ -506,9 +506,10 @@ class SemiSupervisedTask(LightningModule):
             )
         if self.teacher is not None:
             self._check_metadata(dataset)
-        if self.hparams['normalisation'] == 'weights' and self.input_normalisation:
+        rule = self.input_normalisation
+        if self.hparams['normalisation'] == 'weights' and rule is not None:
             self.views.set_statistics(
-                *self.input_normalisation.statistics(dataset.band_names, dataset.dtype)
+                *rule.statistics(dataset.band_names, dataset.dtype)
             )
         else:
             self.views.set_statistics(datamodule.mean, datamodule.std)

@@ -321,7 +321,14 @@ def test_a_state_dict_file_of_the_timm_model_initialises_the_backbone(tmp_path, 
         load()
     # A key the model needs and the file lacks: named, refused.
     save({k: v for k, v in state.items() if k != 'conv1.0.weight'})
-    with pytest.raises(GeosslInputError, match=r'has no conv1.0.weight'):
+    with pytest.raises(GeosslInputError, match=r'has no conv1.0.weight: '):
+        load()
+    # Many missing: the first three named.
+    save({k: v for k, v in state.items() if not k.startswith('conv1.')})
+    with pytest.raises(
+        GeosslInputError,
+        match=r'has no conv1.0.weight, conv1.1.weight, conv1.1.bias \.\.\.: ',
+    ):
         load()
 
 
