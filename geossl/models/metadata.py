@@ -12,7 +12,7 @@ never see NaN or a made-up zero.
 """
 
 import math
-from typing import Literal
+from typing import Literal, Self
 
 import torch
 from torch import Tensor, nn
@@ -284,7 +284,7 @@ class MetadataEncoder(nn.Module):
             )
         self.satclip.load_state_dict(state)
 
-    def train(self, mode: bool = True) -> 'MetadataEncoder':
+    def train(self, mode: bool = True) -> Self:
         """Set training mode; a frozen SatCLIP stays in evaluation mode (no dropout).
 
         Args:

@@ -617,8 +617,8 @@ def load_backbone_weights(
     if extra := sorted(set(state) - set(backbones[0].state_dict())):
         raise GeosslInputError(
             source,
-            f'holds {", ".join(extra[:3])}{" ..." if len(extra) > 3 else ""}, '
-            f'which a {name} does not have: are these weights for another model?',
+            f'holds {_first_names(extra)}, which a {name} does not have: are these '
+            'weights for another model?',
         )
     state = resample_position_embeddings(state, backbones[0])
     key = first_layer_key(backbones[0])
@@ -633,6 +633,11 @@ def load_backbone_weights(
         )
         backbone.load_state_dict({k: state[k] for k in expected})
     return replace(weights, state={})
+
+
+def _first_names(names: Sequence[str], count: int = 3) -> str:
+    """The first few of a list of names, for an error line."""
+    return ', '.join(names[:count]) + (' ...' if len(names) > count else '')
 
 
 def check_weights_fit(
@@ -654,8 +659,7 @@ def check_weights_fit(
             first of another shape.
     """
     if missing := [name for name in expected if name not in weights]:
-        more = ' ...' if len(missing) > 3 else ''
-        raise GeosslInputError(path, f'has no {", ".join(missing[:3])}{more}: {reason}')
+        raise GeosslInputError(path, f'has no {_first_names(missing)}: {reason}')
     for name, tensor in expected.items():
         if weights[name].shape != tensor.shape:
             raise GeosslInputError(

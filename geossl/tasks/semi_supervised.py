@@ -304,14 +304,15 @@ class SemiSupervisedTask(LightningModule):
             projection_dim=projection_dim,
         )
         weights = None
-        if initial_weights and (pretrained or backbone_weights is not None):
+        given = pretrained or backbone_weights is not None
+        if initial_weights and given:
             weights = self._load_initial_weights(band_names)
         self.input_normalisation: InputNormalisation | None = (
             None if weights is None else weights.normalisation
         )
         if initial_weights:
             self._choose_normalisation(weights)
-        self._choose_recipe(pretrained or backbone_weights is not None)
+        self._choose_recipe(fine_tuning=given)
         self.views = Views(
             torch.zeros(in_channels),
             torch.ones(in_channels),
