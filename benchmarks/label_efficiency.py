@@ -36,10 +36,13 @@ on with a stopped run from its last validation.
 import argparse
 import json
 import logging
+import multiprocessing
 import shutil
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -370,6 +373,53 @@ def _curves(runs: pd.DataFrame, output: Path) -> None:
     figure.savefig(output / 'curves.png', dpi=110)
 
 
+#: The tiles of this process (:func:`_load`): each worker process holds its own.
+_tiles: list[InMemoryDataset] = []
+
+
+def _load(data: Path, image_size: int, threads: int) -> None:
+    """Read the tiles into this process, and keep its output to progress and tables."""
+    torch.set_num_threads(threads)
+    warnings.filterwarnings('ignore')
+    logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
+    _tiles[:] = [eurosat_rgb(data, image_size)]
+
+
+def _train(
+    key: tuple[int, int, str], options: argparse.Namespace, weights: dict[str, str]
+) -> dict[str, object]:
+    labels, seed, algorithm = key
+    run_dir = _run_dir(options, labels, seed, algorithm)
+    return train_and_test(
+        _tiles[0], algorithm, labels, seed, options, run_dir, **weights
+    )
+
+
+def _finished(
+    plan: list[tuple[int, int, str]],
+    options: argparse.Namespace,
+    weights: dict[str, str],
+) -> Iterator[dict[str, object]]:
+    """Each planned run's row as it finishes, from ``--workers`` processes.
+
+    One worker trains in this process; more (several runs sharing a GPU) each read
+    the tiles once and take the next run as they finish one.
+    """
+    threads = max(1, torch.get_num_threads() // options.workers)
+    if options.workers == 1:
+        _load(options.data, options.image_size, threads)
+        yield from (_train(key, options, weights) for key in plan)
+        return
+    with ProcessPoolExecutor(
+        options.workers,
+        mp_context=multiprocessing.get_context('spawn'),
+        initializer=_load,
+        initargs=(options.data, options.image_size, threads),
+    ) as pool:
+        futures = [pool.submit(_train, key, options, weights) for key in plan]
+        yield from (future.result() for future in as_completed(futures))
+
+
 def main() -> None:
     """Train every algorithm, setting and seed; print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -388,6 +438,13 @@ def main() -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--labels_per_class', type=int, nargs='+', default=[2, 4])
     parser.add_argument('--algorithms', nargs='+', default=list(ALGORITHMS))
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=1,
+        help='runs trained at once, each in a process of its own (on one GPU: a '
+        'small model leaves it mostly idle)',
+    )
     add_run_arguments(parser)
     pretrained = '--pretrained' in (argv := sys.argv[1:])
     if pretrained:
@@ -398,10 +455,6 @@ def main() -> None:
     )
     if options.quick:
         options.steps, options.seeds, options.val_every = 300, [0], 100
-    # Keep the output to progress and the table: Lightning's notices go.
-    warnings.filterwarnings('ignore')
-    logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
-    dataset = eurosat_rgb(options.data, options.image_size)
     options.output.mkdir(parents=True, exist_ok=True)
     listing = options.output / 'runs.csv'
     # Seed by seed, so a stopped table holds every algorithm at both label counts.
@@ -437,11 +490,8 @@ def main() -> None:
                 shutil.rmtree(_run_dir(options, *_key(run)), ignore_errors=True)
                 tqdm.write(f'{_key(run)}: options changed, run again')
     plan = [key for key in wanted if key not in {_key(r) for r in runs}]
-    for labels, seed, algorithm in tqdm(plan, desc='Runs', unit='run'):
-        run_dir = _run_dir(options, labels, seed, algorithm)
-        run = train_and_test(
-            dataset, algorithm, labels, seed, options, run_dir, **weights
-        )
+    for run in tqdm(_finished(plan, options, weights), 'Runs', len(plan), unit='run'):
+        labels, seed, algorithm = _key(run)
         tqdm.write(
             f'{labels} labels/class, seed {seed}, {NAMES[algorithm]}: '
             f'test error {run["test_error"]:.1f} % (best val at step '

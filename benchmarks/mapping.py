@@ -36,7 +36,7 @@ import numpy as np
 import rasterio
 import torch
 from rasterio.transform import from_origin
-from report import SCENE, markdown, median_seconds, save
+from report import RESULTS, SCENE, default_device, markdown, median_seconds, save
 from tqdm import tqdm
 
 from geossl.data.scene import SceneRaster, find_scenes
@@ -122,7 +122,7 @@ def full_tile(path: Path, size: int) -> Path:
 
 
 def map_command(
-    checkpoint: Path, raster: Path, output: Path, batch_size: int
+    checkpoint: Path, raster: Path, output: Path, batch_size: int, device: str
 ) -> dict[str, float]:
     """Run ``geossl map`` in its own process.
 
@@ -131,13 +131,14 @@ def map_command(
         raster: the scene.
         output: the class map.
         batch_size: windows per forward pass.
+        device: where the model runs (``geossl map --device``).
 
     Returns:
         The rate it reports (Mpx/s) and its peak resident memory (GiB).
     """
     command = [sys.executable, '-m', 'geossl.cli', 'map', str(checkpoint), str(raster)]
     command += ['-o', str(output), '--overwrite', 'true']
-    command += ['--batch_size', str(batch_size)]
+    command += ['--batch_size', str(batch_size), '--device', device]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     printed = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -166,16 +167,17 @@ def forward_bound(
     mapper = SceneMapper(task)
     grid = WindowGrid(*scene.shape, mapper.chip_size, mapper.stride)
     dataset = StripDataset(mapper.raster(scene), grid, grid.band(0, 1))
+    device = task.device
     batches = []
     for strip in islice(dataset, strips):
-        image = task.views.normalise(strip['image'][None])[0]
+        image = task.views.normalise(strip['image'][None].to(device))[0]
         batches.extend(grid.strip_windows(image, batch_size))
 
     def forward() -> None:
         for windows in batches:
             task(windows).softmax(1)
 
-    seconds = median_seconds(forward, repeats=3)
+    seconds = median_seconds(forward, repeats=3, device=device)
     per_window = seconds / sum(len(windows) for windows in batches)
     return grid.height * grid.width / (grid.windows * per_window) / 1e6
 
@@ -190,10 +192,12 @@ def main() -> None:
     parser.add_argument('--tile_size', type=int, default=TILE)
     parser.add_argument('--batch_size', type=int, default=64)
     parser.add_argument('--strips', type=int, default=8)
+    parser.add_argument('--device', type=torch.device, default=default_device())
+    parser.add_argument('--output', type=Path, default=RESULTS)
     options = parser.parse_args()
     options.workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = options.checkpoint or demo_checkpoint(options.workdir / 'demo.ckpt')
-    task = load_task(checkpoint)
+    task = load_task(checkpoint).to(options.device)
     rasters = {
         '18SVG scene (13 files, 10/20/60 m)': SCENE,
         f'full tile {options.tile_size} px (one 13-band file)': full_tile(
@@ -206,7 +210,11 @@ def main() -> None:
         height, width = scene.shape
         bound = forward_bound(task, raster, options.batch_size, options.strips)
         measured = map_command(
-            checkpoint, raster, options.workdir / 'map.tif', options.batch_size
+            checkpoint,
+            raster,
+            options.workdir / 'map.tif',
+            options.batch_size,
+            str(options.device),
         )
         rows.append(
             {
@@ -221,9 +229,9 @@ def main() -> None:
     settings = vars(options) | {
         'checkpoint': str(checkpoint),
         'model': 'resnet18, 13 bands, chip 32, stride 16',
-        'device': 'cuda' if torch.cuda.is_available() else 'cpu',
+        'device': str(options.device),
     }
-    save('mapping', rows, settings)
+    save('mapping', rows, settings, options.output)
     print(
         f'geossl map, ResNet-18, chip 32, stride 16, batch {options.batch_size}, '
         f'{settings["device"]}, {torch.get_num_threads()} threads'

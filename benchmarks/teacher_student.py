@@ -24,6 +24,7 @@ Writes ``results/teacher_student.csv`` and ``results/teacher_student.json``
 """
 
 import argparse
+import json
 import logging
 import statistics
 import sys
@@ -35,7 +36,7 @@ import pandas as pd
 import torch
 from lightning import Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger
-from report import SHARED_DATA, markdown, save
+from report import RESULTS, SHARED_DATA, markdown, save
 from torchgeo.datasets import EuroSAT
 from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 
@@ -124,6 +125,19 @@ def _spread(values: list[float]) -> str:
     return f'{statistics.mean(values):.3f} +- {spread:.3f}'
 
 
+#: The settings a row's result depends on, so a rerun can keep it.
+BUDGET = ('data', 'steps', 'batch_size', 'mu', 'labels_per_class', 'pretrained')
+
+
+def _earlier_rows(path: Path, settings: dict[str, object]) -> list[dict[str, object]]:
+    """The rows of an earlier run of the same budget, to go on from; else none."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    same = all(earlier['settings'].get(key) == settings[key] for key in BUDGET)
+    return earlier['rows'] if same else []
+
+
 def main() -> None:
     """Train every run on both splits for every seed and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -157,7 +171,10 @@ def main() -> None:
             options.data, band_names=EuroSAT.all_band_names, progress=False
         )
     )
-    rows = []
+    name = 'teacher_student_pretrained' if options.pretrained else 'teacher_student'
+    settings = vars(options) | {'data': str(options.data)}
+    rows = _earlier_rows(RESULTS / f'{name}.json', settings)
+    done = {(row['split'], row['run'], row['seed']) for row in rows}
     with tempfile.TemporaryDirectory() as scratch:
         for seed in options.seeds:
             splits = {
@@ -180,7 +197,7 @@ def main() -> None:
             for (name, (algorithm, teacher_student)), split in [
                 (run, split) for split in splits for run in RUNS.items()
             ]:
-                if name not in chosen[split]:
+                if name not in chosen[split] or (split, name, seed) in done:
                     continue
                 task, datamodule, log = _train(
                     dataset,
@@ -207,8 +224,9 @@ def main() -> None:
                     }
                 )
                 print(f'{split} split, seed {seed}, {name}: {rows[-1]}', flush=True)
-    name = 'teacher_student_pretrained' if options.pretrained else 'teacher_student'
-    save(name, rows, vars(options) | {'data': str(options.data)})
+                # Written as each run finishes: a stopped benchmark goes on from here.
+                save(name, rows, settings)
+    save(name, rows, settings)
     results = pd.DataFrame(rows)
     print(
         f'\n{options.data.name} ({len(dataset)} tiles), {options.labels_per_class} '

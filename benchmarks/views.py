@@ -12,9 +12,10 @@ Prints a Markdown table of median times and images per second, and writes
 """
 
 import argparse
+from pathlib import Path
 
 import torch
-from report import SHARED_DATA, markdown, median_seconds, save
+from report import RESULTS, SHARED_DATA, default_device, markdown, median_seconds, save
 
 from geossl.augment.views import Views
 from geossl.data.datasets import ImageFolderDataset
@@ -27,8 +28,10 @@ def main() -> None:
     parser.add_argument('--batch_size', type=int, default=64)
     parser.add_argument('--mu', type=int, default=7)
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--device', type=torch.device, default=default_device())
+    parser.add_argument('--output', type=Path, default=RESULTS)
     options = parser.parse_args()
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = options.device
     tiles = ImageFolderDataset(SHARED_DATA / 'eurosat-ms-sample', progress=False)
     mean, std = band_statistics(tiles, range(len(tiles)), len(tiles), seed=0)
     views = Views(mean, std).to(device)
@@ -75,7 +78,7 @@ def main() -> None:
         'device': str(device),
         'repeats': options.repeats,
     }
-    save('views', rows, settings)
+    save('views', rows, settings, options.output)
     print(
         f'Views of one step: weak of B={size} labelled, weak + strong of '
         f'{unlabelled_size} unlabelled 13 x 64 x 64 tiles, {device.type}, '
