@@ -180,12 +180,14 @@ def run_geossl(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(split_file, run_dir / 'splits.csv')
+    # The run's curve goes into its own folder: both EMA settings share its name.
+    budget = argparse.Namespace(**vars(options) | {'output': run_dir})
     row = train_and_test(
         dataset,
         algorithm,
         options.labels_per_class,
         options.seed,
-        options,
+        budget,
         run_dir,
         backbone_weights=str(lite0_weights(LITE0_WEIGHTS)),
         ema_decay=ema,
