@@ -316,6 +316,14 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
     # By labels, then in the order of ALGORITHMS (runs of later algorithms come last).
     order = runs['algorithm'].map(ALGORITHMS.index)
     runs = runs.assign(order=order).sort_values(['labels_per_class', 'order'])
+    # Each run's error over supervised's on the same split (labels and seed).
+    supervised = runs[runs['algorithm'] == SUPERVISED].set_index(
+        ['labels_per_class', 'seed']
+    )['test_error']
+    pairs = pd.MultiIndex.from_frame(runs[['labels_per_class', 'seed']])
+    runs = runs.assign(
+        ratio=runs['test_error'].to_numpy() / supervised.reindex(pairs).to_numpy()
+    )
     for (labels, algorithm), group in runs.groupby(
         ['labels_per_class', 'algorithm'], sort=False
     ):
@@ -328,6 +336,7 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
                 'error_mean': errors.mean(),
                 'error_std': errors.std(ddof=1) if len(errors) > 1 else float('nan'),
                 'seeds': len(errors),
+                'ratio': group['ratio'].mean(),
                 'usb_error': reference,
                 'minutes_per_run': group['train_minutes'].median(),
             }
@@ -342,13 +351,15 @@ def _markdown(table: pd.DataFrame) -> str:
             'algorithm': row.algorithm,
             'error % (ours)': f'{row.error_mean:.1f}'
             + ('' if np.isnan(row.error_std) else f' +- {row.error_std:.1f}'),
+            'ratio to supervised': None if pd.isna(row.ratio) else row.ratio,
             'USB error %': None if pd.isna(row.usb_error) else row.usb_error,
             'min / run': row.minutes_per_run,
         }
         for row in table.itertuples()
     ]
     formats = {'labels / class': '', 'algorithm': '', 'error % (ours)': ''}
-    return markdown(rows, formats | {'USB error %': '.1f', 'min / run': '.1f'})
+    formats |= {'ratio to supervised': '.2f', 'USB error %': '.1f', 'min / run': '.1f'}
+    return markdown(rows, formats)
 
 
 def _curves(runs: pd.DataFrame, output: Path) -> None:
@@ -406,6 +417,8 @@ def _finished(
     the tiles once and take the next run as they finish one.
     """
     threads = max(1, torch.get_num_threads() // options.workers)
+    if not plan:
+        return
     if options.workers == 1:
         _load(options.data, options.image_size, threads)
         yield from (_train(key, options, weights) for key in plan)
@@ -499,9 +512,20 @@ def main() -> None:
         )
         runs.append(run)
         pd.DataFrame(others + runs).to_csv(listing, index=False)
-    runs_table = pd.DataFrame(runs)
-    table = _table(runs_table)
-    _curves(runs_table, options.output)
+        _report(pd.DataFrame(runs), options)
+    print(
+        f'\nEuroSAT RGB, {options.image_size} x {options.image_size}, '
+        f'{options.backbone} {_start(options)}, '
+        f'B={options.batch_size}, mu={options.mu}, '
+        f'{options.steps} steps, seeds {options.seeds}'
+    )
+    print(_markdown(_report(pd.DataFrame(runs), options)))
+
+
+def _report(runs: pd.DataFrame, options: argparse.Namespace) -> pd.DataFrame:
+    """Write ``summary.json`` and ``curves.png`` of the runs so far; the table."""
+    table = _table(runs)
+    _curves(runs, options.output)
     settings = {
         key: (str(value) if isinstance(value, Path) else value)
         for key, value in vars(options).items()
@@ -509,13 +533,7 @@ def main() -> None:
     settings['threads'] = torch.get_num_threads()
     summary = {'settings': settings, 'table': table.to_dict(orient='records')}
     (options.output / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
-    print(
-        f'\nEuroSAT RGB, {options.image_size} x {options.image_size}, '
-        f'{options.backbone} {_start(options)}, '
-        f'B={options.batch_size}, mu={options.mu}, '
-        f'{options.steps} steps, seeds {options.seeds}'
-    )
-    print(_markdown(table))
+    return table
 
 
 if __name__ == '__main__':
