@@ -60,6 +60,7 @@ from geossl.data.datamodule import SemiSupervisedDataModule
 from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
 from geossl.ssl.policies import POLICIES, SUPERVISED
+from geossl.tasks.compute_report import REPORT_NAME
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Supervised and every multi-class semi-supervised algorithm.
@@ -244,6 +245,10 @@ def train_and_test(
     last = run_dir / 'checkpoints' / 'last.ckpt'
     trainer.fit(task, datamodule, ckpt_path=last if last.exists() else None)
     train_time = time.perf_counter() - start
+    # A resumed run's minutes: the time per step of this fit, over the whole budget.
+    compute = json.loads((Path(trainer.logger.log_dir) / REPORT_NAME).read_text())
+    if compute['seconds_per_step']:
+        train_time = compute['seconds_per_step'] * options.steps
     # A new Trainer loads the checkpoint's EMA weights, as `geossl test` does.
     tester = Trainer(
         accelerator='auto',

@@ -24,7 +24,8 @@ dependencies; torch and timm shared with geossl's environment): ``usb/train.py``
 
 Prints the table and writes ``results/peer_usb/runs.csv`` (one row per run, written
 as each finishes, so a stopped benchmark goes on where it was), ``summary.json``,
-and each run's folder under ``runs/``.
+and each run's folder under ``runs/``. A stopped run starts over, in both
+implementations, so that its time per step is a whole run's.
 
     .venv/bin/python benchmarks/peer_usb.py             # 4 labels/class, seed 0
     .venv/bin/python benchmarks/peer_usb.py --labels_per_class 2 --seed 1
@@ -178,7 +179,8 @@ def run_geossl(
     Returns:
         The run's result.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a whole run, timed as USB's
+    run_dir.mkdir(parents=True)
     shutil.copyfile(split_file, run_dir / 'splits.csv')
     # The run's curve goes into its own folder: both EMA settings share its name.
     budget = argparse.Namespace(**vars(options) | {'output': run_dir})
