@@ -242,12 +242,6 @@ def main() -> None:
     setting = f'{options.labels_per_class}-labels-seed{options.seed}'
     work = options.output / 'runs' / f'{options.steps}-steps' / setting
     work.mkdir(parents=True, exist_ok=True)
-    dataset = eurosat_rgb(options.data, options.image_size)
-    split_file, tiles = work / 'splits.csv', work / 'tiles.npz'
-    config = split_config(options.labels_per_class, options.seed)
-    splits = load_or_make_splits(dataset, config, split_file)
-    if not tiles.exists():
-        write_tiles(dataset, splits, tiles)
     listing = options.output / 'runs.csv'
     earlier = pd.read_csv(listing).to_dict('records') if listing.exists() else []
     key_columns = ('implementation', 'algorithm', 'ema', 'labels_per_class', 'seed')
@@ -271,7 +265,15 @@ def main() -> None:
         for implementation in options.implementations
     ]
     runs = list(earlier)
-    for run in tqdm([r for r in plan if key(r) not in done], desc='Runs', unit='run'):
+    todo = [run for run in plan if key(run) not in done]
+    split_file, tiles = work / 'splits.csv', work / 'tiles.npz'
+    if todo:
+        dataset = eurosat_rgb(options.data, options.image_size)
+        config = split_config(options.labels_per_class, options.seed)
+        splits = load_or_make_splits(dataset, config, split_file)
+        if not tiles.exists():
+            write_tiles(dataset, splits, tiles)
+    for run in tqdm(todo, desc='Runs', unit='run'):
         run_dir = work / f'{run["implementation"]}-{run["algorithm"]}-ema-{run["ema"]}'
         geossl_ema, usb_ema = EMA[run['ema']]
         if run['implementation'] == 'usb':
@@ -290,13 +292,10 @@ def main() -> None:
         )
         runs.append(run)
         pd.DataFrame(runs).to_csv(listing, index=False)
-    chosen = pd.DataFrame(runs)
-    chosen = chosen[
-        (chosen['labels_per_class'] == options.labels_per_class)
-        & (chosen['seed'] == options.seed)
-        & (chosen['steps'] == options.steps)
-    ]
-    table = _table(chosen)
+    # This setting's runs, in the plan's order.
+    position = {key(run): place for place, run in enumerate(plan)}
+    chosen = [run for run in runs if key(run) in position]
+    table = _table(pd.DataFrame(sorted(chosen, key=lambda run: position[key(run)])))
     settings = {
         k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()
     }
