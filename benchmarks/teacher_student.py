@@ -171,9 +171,9 @@ def main() -> None:
             options.data, band_names=EuroSAT.all_band_names, progress=False
         )
     )
-    name = 'teacher_student_pretrained' if options.pretrained else 'teacher_student'
+    stem = 'teacher_student_pretrained' if options.pretrained else 'teacher_student'
     settings = vars(options) | {'data': str(options.data)}
-    rows = _earlier_rows(RESULTS / f'{name}.json', settings)
+    rows = _earlier_rows(RESULTS / f'{stem}.json', settings)
     done = {(row['split'], row['run'], row['seed']) for row in rows}
     with tempfile.TemporaryDirectory() as scratch:
         for seed in options.seeds:
@@ -225,8 +225,8 @@ def main() -> None:
                 )
                 print(f'{split} split, seed {seed}, {name}: {rows[-1]}', flush=True)
                 # Written as each run finishes: a stopped benchmark goes on from here.
-                save(name, rows, settings)
-    save(name, rows, settings)
+                save(stem, rows, settings)
+    save(stem, rows, settings)
     results = pd.DataFrame(rows)
     print(
         f'\n{options.data.name} ({len(dataset)} tiles), {options.labels_per_class} '
