@@ -13,7 +13,9 @@
 # 32 px, the converted Lite0 weights, the EuroSAT-MS sample and the 18SVG scene.
 # `pack` cuts it into parts of at most 58 MiB (.gpu/parts/part-NN), so that a
 # machine that takes 64 MiB per call gets one part per call and keeps the parts
-# it has (.gpu is ignored by git); the last call runs `run`.
+# it has (.gpu is ignored by git): calls 1 to N-1 carry part 00 to N-2 and run
+# `true`, one straight after the other (an idle machine goes back within a
+# minute); call N carries the last part and runs `bash benchmarks/gpu.sh run $OUT`.
 #
 # Sized for about 9 minutes on one H200 (not yet measured there): views and
 # mapping about 2 minutes (mapping a 5,490 px tile), then the table, 8 runs at a
