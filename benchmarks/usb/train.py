@@ -12,9 +12,11 @@ four changes so that it runs on a CPU and on this split, each marked below:
 * the datasets are USB's ``BasicDataset`` over the given tiles, in place of its own
   EuroSAT split.
 
-The test split is evaluated once, with the best validation step's weights (its EMA
-when EMA is on). USB's own end-of-run test loads the best checkpoint's weights but
-then applies the EMA shadow of the last step over them, so it tests the last step.
+The test split is evaluated with the best validation step's weights (its EMA when
+EMA is on). USB's own end-of-run test, which runs inside its ``train()`` as shipped
+(and so inside the time per step), loads the best checkpoint's weights but then
+applies the EMA shadow of the last step over them, so it tests the last step: its
+result is ignored, and the test is run again with the best step's shadow.
 
 Writes ``result.json`` (test error, best step, seconds per step) and
 ``curve.csv`` (USB's logged ``util_ratio``, its mask ratio) into ``--output``.
@@ -232,8 +234,8 @@ def main() -> None:
         tiles = {key: stored[key] for key in stored.files}
     num_classes = int(tiles['labels'].max()) + 1
     size = tiles['images'].shape[1]
-    algorithm_name = (
-        'fullysupervised' if options.algorithm == 'supervised' else (options.algorithm)
+    algorithm_name = {'supervised': 'fullysupervised'}.get(
+        options.algorithm, options.algorithm
     )
     args = get_config(
         {
@@ -283,9 +285,6 @@ def main() -> None:
     # The best validation step's weights, its EMA shadow included.
     algorithm.load_model(str(options.output / 'usb' / 'model_best.pth'))
     algorithm.ema.load(algorithm.ema_model)
-    algorithm.loader_dict['test'] = torch.utils.data.DataLoader(
-        split_data['test'], batch_size=256, shuffle=False
-    )
     test = algorithm.evaluate('test')
     result = {
         'test_error': 100 * (1 - float(test['test/top-1-acc'])),
