@@ -60,23 +60,15 @@ from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 from geossl.data.datamodule import SemiSupervisedDataModule
 from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
-from geossl.ssl.policies import POLICIES, SUPERVISED
+from geossl.ssl.policies import POLICIES, SUPERVISED, algorithm_names
 from geossl.tasks.compute_report import REPORT_NAME
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Supervised and every multi-class semi-supervised algorithm.
-ALGORITHMS = (
-    SUPERVISED,
-    *(name for name, policy in POLICIES.items() if not policy.multilabel),
-)
+ALGORITHMS = tuple(algorithm_names(multilabel=False))
 NAMES = {
-    'supervised': 'Supervised',
-    'fixmatch': 'FixMatch',
-    'freematch': 'FreeMatch',
-    'flexmatch': 'FlexMatch',
-    'softmatch': 'SoftMatch',
-    'dash': 'Dash',
-    'comatch': 'CoMatch',
+    SUPERVISED: 'Supervised',
+    **{name: policy.display_name for name, policy in POLICIES.items()},
 }
 
 #: What the curves show: logged column -> title.
@@ -104,33 +96,12 @@ USB_ERROR = {
 PRETRAINED_BUDGET = {'batch_size': 8, 'mu': 2, 'steps': 1000, 'backbone': MODEL}
 
 
-#: Runs shorter than this are a short budget: the moving averages and warm-ups that
-#: USB tuned for 204,800 steps and more are scaled to it (:func:`algorithm_options`).
-SHORT_BUDGET = 20_000
-
-
 def algorithm_options(algorithm: str, steps: int) -> dict[str, object]:
     """An algorithm's options for a budget of ``steps``: its defaults, scaled.
 
-    Each scaling answers a curve of the first pretrained runs (2 labels per class,
-    1,000 steps), where the published defaults left the algorithm without its
-    mechanism:
-
-    * Dash: a 2,048-step warm-up and stages of 10,240 steps would keep a short run
-      supervised throughout; warm-up and stages last a twentieth of the budget, so
-      the threshold falls to its floor (about 15 stages at gamma 1.27) near the end.
-    * FreeMatch and SoftMatch: with an EMA momentum of 0.999, the threshold
-      (FreeMatch) and the confidence mean (SoftMatch), which start at 1/K, cover
-      only 63 % of their way to the batch's mean confidence in 1,000 steps: FreeMatch
-      kept 99 % of the pseudo-labels at an accuracy of 0.35. Below
-      :data:`SHORT_BUDGET` steps the averages' horizon ``1 / (1 - ema)`` is a
-      twentieth of the budget.
-    * FlexMatch: its warm-up divides each class's count by the count of tiles never
-      confidently predicted, which stays the largest until most of the unlabelled
-      set has been selected once; in a short run it never is, so every class
-      threshold stayed near 0 (mask ratio 1.0, accuracy 0.39). Below
-      :data:`SHORT_BUDGET` the warm-up is off (the paper's non-warm-up variant:
-      counts over the best-learned class's).
+    Each policy says how (its ``budget_options``); each scaling answers a curve
+    of the first pretrained runs (2 labels per class, 1,000 steps), where the
+    published defaults left the algorithm without its mechanism.
 
     Args:
         algorithm: ``supervised`` or a policy name.
@@ -139,16 +110,9 @@ def algorithm_options(algorithm: str, steps: int) -> dict[str, object]:
     Returns:
         The ``algorithm_options`` of the task (empty for the defaults).
     """
-    stage = max(1, steps // 20)
-    if algorithm == 'dash':
-        return {'warmup_steps': stage, 'decay_every': stage}
-    if steps >= SHORT_BUDGET:
+    if algorithm == SUPERVISED:
         return {}
-    if algorithm in ('freematch', 'softmatch'):
-        return {'ema': 1 - 1 / stage}
-    if algorithm == 'flexmatch':
-        return {'warmup': False}
-    return {}
+    return POLICIES[algorithm].budget_options(steps)
 
 
 def split_config(labels_per_class: int, seed: int) -> SplitConfig:

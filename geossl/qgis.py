@@ -1,17 +1,20 @@
 """Install geossl's QGIS plugin (the Processing provider) into a QGIS profile.
 
 The plugin is copied, not linked, together with a note of the Python that installed
-it, so that QGIS runs geossl in this environment; run the command again after
-upgrading geossl.
+it, so that QGIS runs geossl in this environment, and the list of its algorithms
+(QGIS's Python cannot import geossl to ask); run the command again after upgrading
+geossl.
 """
 
+import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from geossl.errors import GeosslInputError
-from geossl.qgis_plugin.runner import PYTHON_FILE
+from geossl.qgis_plugin.runner import ALGORITHMS_FILE, PYTHON_FILE
+from geossl.ssl.policies import algorithm_names, display_name
 
 #: The plugin's folder name in QGIS.
 PLUGIN_NAME = 'geossl_qgis'
@@ -58,6 +61,8 @@ def install_plugin(plugins_dir: Path, python: Path | None = None) -> Path:
         plugins_dir.mkdir(parents=True, exist_ok=True)
         shutil.copytree(_SOURCE, staging, ignore=shutil.ignore_patterns('__pycache__'))
         (staging / PYTHON_FILE).write_text(f'{python or sys.executable}\n')
+        offered = [[name, display_name(name)] for name in algorithm_names(False)]
+        (staging / ALGORITHMS_FILE).write_text(json.dumps(offered) + '\n')
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

@@ -3,15 +3,28 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from geossl.cli import main
+from geossl.ssl.policies import POLICIES, SUPERVISED, algorithm_names
 
 CONFIGS = Path(__file__).parents[1] / 'configs'
 ALGORITHMS = CONFIGS / 'algorithms'
-MULTI_CLASS = sorted(
-    p.name for p in ALGORITHMS.glob('*.yaml') if 'multilabel' not in p.name
-)
-MULTI_LABEL = sorted(p.name for p in ALGORITHMS.glob('*multilabel.yaml'))
+TEACHER_STUDENT = CONFIGS / 'teacher-student.yaml'
+
+
+def _runs(multilabel: bool) -> list[tuple[Path, ...]]:
+    """Every algorithm's config for one kind of data, alone and with the teacher."""
+    runs = []
+    for name in algorithm_names(multilabel):
+        runs.append((ALGORITHMS / f'{name}.yaml',))
+        if name != SUPERVISED:
+            runs.append((ALGORITHMS / f'{name}.yaml', TEACHER_STUDENT))
+    return runs
+
+
+def _run_id(configs: tuple[Path, ...]) -> str:
+    return '+'.join(config.stem for config in configs)
 
 
 def _fit(tmp_path, *configs, data_root, extra=()):
@@ -32,17 +45,22 @@ def _fit(tmp_path, *configs, data_root, extra=()):
     return main(args)
 
 
-def test_every_algorithm_config_is_tested():
-    assert len(MULTI_CLASS) == 13
-    assert len(MULTI_LABEL) == 2
+def test_every_algorithm_has_its_config_and_every_config_an_algorithm():
+    configs = {path.stem: path for path in ALGORITHMS.glob('*.yaml')}
+    assert set(configs) == {SUPERVISED, *POLICIES}
+    for name, path in configs.items():
+        assert yaml.safe_load(path.read_text())['model']['algorithm'] == name
+    assert yaml.safe_load(TEACHER_STUDENT.read_text()) == {
+        'model': {'teacher_student': True}
+    }
 
 
-@pytest.mark.parametrize('algorithm', MULTI_CLASS)
-def test_eurosat_configs(shared_data, tmp_path, algorithm):
+@pytest.mark.parametrize('configs', _runs(multilabel=False), ids=_run_id)
+def test_eurosat_configs(shared_data, tmp_path, configs):
     status = _fit(
         tmp_path,
         CONFIGS / 'eurosat-ms.yaml',
-        ALGORITHMS / algorithm,
+        *configs,
         data_root=shared_data / 'eurosat-ms-sample',
         extra=['--data.batch_size', '2', '--data.mu', '1'],
     )
@@ -50,12 +68,12 @@ def test_eurosat_configs(shared_data, tmp_path, algorithm):
     assert (tmp_path / 'splits.csv').exists()
 
 
-@pytest.mark.parametrize('algorithm', MULTI_LABEL)
-def test_bigearthnet_configs(shared_data, tmp_path, algorithm):
+@pytest.mark.parametrize('configs', _runs(multilabel=True), ids=_run_id)
+def test_bigearthnet_configs(shared_data, tmp_path, configs):
     status = _fit(
         tmp_path,
         CONFIGS / 'bigearthnet.yaml',
-        ALGORITHMS / algorithm,
+        *configs,
         data_root=shared_data / 'bigearthnet-s2-examples',
     )
     assert status == 0

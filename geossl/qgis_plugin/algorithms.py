@@ -27,7 +27,13 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from .runner import GeosslRunError, command, find_python, run_geossl
+from .runner import (
+    GeosslRunError,
+    command,
+    find_python,
+    read_algorithms,
+    run_geossl,
+)
 
 #: The provider setting naming the geossl environment's Python.
 PYTHON_SETTING = 'GEOSSL_PYTHON'
@@ -35,19 +41,25 @@ PYTHON_SETTING = 'GEOSSL_PYTHON'
 PLUGIN_DIR = Path(__file__).resolve().parent
 
 PROBABILITY_FORMATS = ['none', 'uint8', 'float16']
-#: The Train algorithm's choices: every multi-class algorithm of ``geossl fit`` (QGIS's
-#: Python cannot import geossl to ask it).
-ALGORITHMS = [
-    'supervised',
-    'fixmatch',
-    'freematch',
-    'flexmatch',
-    'softmatch',
-    'dash',
-    'comatch',
-]
+#: The Train algorithm's default choice.
+DEFAULT_ALGORITHM = 'fixmatch'
 
 Parameters = dict[str, Any]
+
+
+def offered_algorithms() -> list[tuple[str, str]]:
+    """The Train algorithm's choices: every multi-class algorithm of ``geossl fit``.
+
+    Returns:
+        ``(name, display name)`` pairs, as ``geossl qgis install`` listed them.
+
+    Raises:
+        QgsProcessingException: if the plugin was not installed by geossl.
+    """
+    try:
+        return read_algorithms(PLUGIN_DIR)
+    except GeosslRunError as error:
+        raise QgsProcessingException(str(error)) from None
 
 
 class GeosslAlgorithm(QgsProcessingAlgorithm):
@@ -350,9 +362,13 @@ class Train(GeosslAlgorithm):
                 optional=True,
             )
         )
+        names = [name for name, _ in offered_algorithms()]
         self.addParameter(
             QgsProcessingParameterEnum(
-                'ALGORITHM', 'Algorithm', ALGORITHMS, defaultValue=1
+                'ALGORITHM',
+                'Algorithm',
+                [title for _, title in offered_algorithms()],
+                defaultValue=names.index(DEFAULT_ALGORITHM),
             )
         )
         self.addParameter(
@@ -422,7 +438,8 @@ class Train(GeosslAlgorithm):
         else:
             arguments += ['--data.labels_per_class', 'null']
             arguments += ['--data.label_fraction', '1.0']
-        algorithm = ALGORITHMS[self.parameterAsEnum(parameters, 'ALGORITHM', context)]
+        chosen = self.parameterAsEnum(parameters, 'ALGORITHM', context)
+        algorithm = offered_algorithms()[chosen][0]
         teacher = self.parameterAsBool(parameters, 'TEACHER_STUDENT', context)
         arguments += [
             '--model.algorithm',

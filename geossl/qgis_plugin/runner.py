@@ -13,6 +13,7 @@ newer) and knows nothing of QGIS, so it is tested without QGIS.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -24,6 +25,10 @@ from pathlib import Path
 
 #: Written by ``geossl qgis install`` beside the plugin: the Python that ran it.
 PYTHON_FILE = 'geossl_python.txt'
+
+#: Written by ``geossl qgis install`` beside the plugin: ``[name, display name]`` of
+#: every multi-class algorithm of that geossl, for the Train algorithm's choices.
+ALGORITHMS_FILE = 'geossl_algorithms.json'
 
 #: Environment variable naming the geossl Python, for scripts and CI.
 PYTHON_VARIABLE = 'GEOSSL_PYTHON'
@@ -94,6 +99,28 @@ def find_python(setting: str | None, plugin_dir: Path) -> Path:
         if first.startswith('#!') and Path(first[2:]).is_file():
             return Path(first[2:])
     raise GeosslRunError(f'geossl environment not found: {SETTING_HELP}')
+
+
+def read_algorithms(plugin_dir: Path) -> list[tuple[str, str]]:
+    """The algorithms ``geossl fit`` offers, as the installing geossl listed them.
+
+    Args:
+        plugin_dir: the plugin's folder.
+
+    Returns:
+        ``(name, display name)`` pairs, ``supervised`` first.
+
+    Raises:
+        GeosslRunError: if the list is missing or unreadable.
+    """
+    listed = plugin_dir / ALGORITHMS_FILE
+    try:
+        return [(name, title) for name, title in json.loads(listed.read_text())]
+    except (OSError, ValueError, TypeError) as error:
+        raise GeosslRunError(
+            f"geossl's algorithm list {listed} cannot be read ({error}); run "
+            "'geossl qgis install' with the geossl environment"
+        ) from None
 
 
 def clean_environment(environment: dict[str, str]) -> dict[str, str]:

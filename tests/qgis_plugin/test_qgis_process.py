@@ -17,6 +17,7 @@ import shapely
 
 from geossl.data.scene import SceneRaster, find_scenes
 from geossl.qgis import PLUGIN_NAME, install_plugin
+from geossl.ssl.policies import algorithm_names
 
 #: Debian's qgis_process wrapper passes an option its binary refuses; use the binary.
 QGIS_PROCESS = shutil.which('qgis_process.bin') or shutil.which('qgis_process')
@@ -109,7 +110,7 @@ def checkpoint(qgis, crop, tmp_path_factory):
         'INPUT_RASTER': raster,
         'LABELS': labels,
         'CLASS_FIELD': 'class',
-        'ALGORITHM': 1,
+        'ALGORITHM': algorithm_names(multilabel=False).index('fixmatch'),
         'TEACHER_STUDENT': 'true',
         'BATCH_SIZE': 4,
         'MAX_STEPS': 3,

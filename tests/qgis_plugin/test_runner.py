@@ -4,11 +4,13 @@ from pathlib import Path
 import pytest
 
 from geossl.qgis_plugin.runner import (
+    ALGORITHMS_FILE,
     PYTHON_FILE,
     GeosslRunError,
     clean_environment,
     find_python,
     progress_of,
+    read_algorithms,
     run_geossl,
 )
 from tests.inference.conftest import S2_BANDS, save_checkpoint
@@ -113,3 +115,11 @@ def test_cancel_stops_geossl_and_leaves_no_output(shared_data, tmp_path):
     with pytest.raises(GeosslRunError, match=r'^cancelled'):
         _run(['map', str(checkpoint), str(scene), '-o', str(output)], cancel_after=2)
     assert list(output.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize('listed', [None, '{"not": "pairs"}', '[["fixmatch"]]', '[['])
+def test_a_missing_or_broken_algorithm_list_says_to_reinstall(tmp_path, listed):
+    if listed is not None:
+        (tmp_path / ALGORITHMS_FILE).write_text(listed)
+    with pytest.raises(GeosslRunError, match="run 'geossl qgis install'"):
+        read_algorithms(tmp_path)

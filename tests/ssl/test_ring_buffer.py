@@ -1,6 +1,6 @@
 import torch
 
-from geossl.ssl.memory import RingBuffer
+from geossl.ssl.ring_buffer import RingBuffer
 
 
 def _rows(*values: float) -> torch.Tensor:

@@ -1,0 +1,106 @@
+"""Pseudo-label policies, one module each, and the registry that names them.
+
+Every module of this package is imported here, and each policy class in it
+registers itself in :data:`POLICIES` by its class keywords (see
+:class:`~geossl.ssl.policies.base.PseudoLabelPolicy`): adding an algorithm is adding
+its module (plus its config and its tests), and everything that lists algorithms
+(``geossl fit``, the QGIS plugin, the benchmarks) reads the registry.
+"""
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+
+from geossl.errors import GeosslInputError
+from geossl.ssl.policies.base import (
+    POLICIES,
+    PseudoLabelPolicy,
+    PseudoLabels,
+    ViewRows,
+    WeakViewPolicy,
+)
+
+__all__ = [
+    'POLICIES',
+    'SUPERVISED',
+    'PseudoLabelPolicy',
+    'PseudoLabels',
+    'ViewRows',
+    'WeakViewPolicy',
+    'algorithm_names',
+    'build_policy',
+    'display_name',
+]
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f'{__name__}.{_module.name}')
+
+#: The algorithm name of supervised training (labelled data only, no policy).
+SUPERVISED = 'supervised'
+
+
+def algorithm_names(multilabel: bool) -> list[str]:
+    """Supervised and every policy for one kind of data, as ``algorithm`` takes them.
+
+    Args:
+        multilabel: True for multi-label data, False for multi-class.
+
+    Returns:
+        ``supervised`` first, then the policies' names in registry order.
+    """
+    fitting = [name for name, cls in POLICIES.items() if cls.multilabel == multilabel]
+    return [SUPERVISED, *fitting]
+
+
+def display_name(algorithm: str) -> str:
+    """An algorithm's name in tables and menus.
+
+    Args:
+        algorithm: ``supervised`` or a key of :data:`POLICIES`.
+
+    Returns:
+        ``Supervised``, or the policy's ``display_name``.
+    """
+    return 'Supervised' if algorithm == SUPERVISED else POLICIES[algorithm].display_name
+
+
+def build_policy(
+    algorithm: str,
+    num_classes: int,
+    multilabel: bool,
+    num_samples: int | None = None,
+    options: Mapping[str, object] | None = None,
+) -> PseudoLabelPolicy | None:
+    """Build the policy an algorithm name stands for.
+
+    Args:
+        algorithm: ``'supervised'`` or a key of :data:`POLICIES`.
+        num_classes: number of classes.
+        multilabel: whether the data is multi-label.
+        num_samples: dataset size, for policies that remember samples (FlexMatch).
+        options: keyword arguments of the policy (e.g. ``{'threshold': 0.9}``).
+
+    Returns:
+        The policy, or None for supervised training.
+
+    Raises:
+        GeosslInputError: for an unknown name, a policy of the other kind of data
+            (multi-class vs multi-label), or bad options.
+    """
+    if algorithm == SUPERVISED:
+        return None
+    if algorithm not in POLICIES:
+        names = ', '.join([SUPERVISED, *POLICIES])
+        raise GeosslInputError('algorithm', f'{algorithm!r} is not one of {names}')
+    policy_class = POLICIES[algorithm]
+    if policy_class.multilabel != multilabel:
+        kind = 'multi-label' if multilabel else 'multi-class'
+        raise GeosslInputError(
+            'algorithm',
+            f'{algorithm} does not fit {kind} data; use one of '
+            f'{", ".join(algorithm_names(multilabel))}',
+        )
+    try:
+        return policy_class.from_data(num_classes, num_samples, **(options or {}))
+    except TypeError as error:
+        raise GeosslInputError('algorithm_options', str(error)) from None
