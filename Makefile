@@ -10,7 +10,7 @@ DEMO_OUT ?= demo-output
 SCENE ?= $(or $(wildcard $(SHARED_DATA)/sentinel2-scene-18SVG-20160112),data/sentinel2-scene-18SVG-20160112)
 SCENE_DATA = --data.root $(SCENE) --data.labels examples/18SVG-labels.geojson
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint docs install clean
 
 install: $(INSTALLED)
 
@@ -26,7 +26,13 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The API reference is generated from the docstrings; warnings are errors, so a
+# broken link or a module that no longer imports breaks the build.
+docs: $(INSTALLED)
+	rm -rf docs/generated
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+test: lint docs
 	$(BIN)/pytest
 
 data/sentinel2-scene-18SVG-20160112: | $(INSTALLED)
@@ -45,4 +51,4 @@ demo: $(INSTALLED) | $(SCENE)
 	$(BIN)/geossl map $(DEMO_OUT)/18SVG/checkpoints/last.ckpt $(SCENE) -o $(DEMO_OUT)/18SVG-map.tif --probabilities uint8 --quicklook true --overwrite true
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) data .pytest_cache .ruff_cache docs/_build docs/generated

@@ -1,10 +1,10 @@
 """One figure that says how fast a machine is for geossl: the demo model's speed.
 
-Timings in the README are of one machine. This script times what ``make demo``
+Timings in docs/benchmarks.md are of one machine. This script times what ``make demo``
 runs most, the student of ``configs/18SVG.yaml`` (a 13-band ResNet-18 on 32 x 32
 chips): a forward pass of a batch of 64 chips (what ``geossl map`` runs) and a
 training step of its batch, B = 12 labelled plus mu x B = 48 unlabelled chips
-(forward and backward). Compare your machine's figures with the README's to scale
+(forward and backward). Compare your machine's figures with those to scale
 its timings.
 
 Prints a Markdown table and writes ``results/calibration.csv`` and ``.json``.

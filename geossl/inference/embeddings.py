@@ -56,7 +56,7 @@ def check_table_path(path: Path, dimensions: int) -> None:
 
 
 def tile_classes(targets: np.ndarray, class_names: list[str]) -> pd.Series:
-    """Each tile's class name; ``; ``-joined names for multi-label targets.
+    """Each tile's class name; for multi-label targets, the names joined by ``'; '``.
 
     Args:
         targets: encoded labels (class positions, or multi-hot rows), -1 where a

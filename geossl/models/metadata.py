@@ -69,7 +69,7 @@ def sinusoidal_location(lon: Tensor, lat: Tensor, scales: int = 4) -> Tensor:
 
 
 def spherical_harmonics(lon: Tensor, lat: Tensor, degrees: int = 10) -> Tensor:
-    """Real, orthonormal spherical harmonics of degree ``0 .. degrees - 1``.
+    """Real, orthonormal spherical harmonics of degrees 0 to ``degrees - 1``.
 
     Associated Legendre functions come from the standard stable recurrences,
     computed in float64.

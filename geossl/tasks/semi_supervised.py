@@ -86,7 +86,7 @@ class Recipe:
 #: From scratch: FixMatch's SGD for CNNs; AdamW for vision transformers.
 SCRATCH_RECIPES = {'sgd': Recipe('sgd', 0.03), 'adamw': Recipe('adamw', 5e-4)}
 
-#: From pretrained weights, chosen by measurement (benchmarks/fine_tuning.py, README):
+#: From pretrained weights, chosen by measurement (benchmarks/fine_tuning.py):
 #: SGD at 0.03 wrecks pretrained features in the first steps (74 % test error
 #: against 37 %); 1e-3 did as well as 3e-4, and neither a warm-up nor a tenth of
 #: the rate for the backbone helped.
@@ -378,7 +378,7 @@ class SemiSupervisedTask(LightningModule):
                 f"is 'weights' but there are {what} to take it from; use data",
             )
         if chosen == 'auto':
-            # Measured (README): as good or better than the data's statistics.
+            # Measured (docs/pretrained-weights.md): as good as the data's statistics.
             chosen = 'weights' if has_rule else 'data'
             if weights is not None:
                 rule = "the weights' own" if has_rule else "the data's statistics"
