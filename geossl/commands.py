@@ -13,6 +13,7 @@ into one line and exit status 2.
 import re
 import sys
 import tempfile
+from argparse import RawDescriptionHelpFormatter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import yaml
-from jsonargparse import ArgumentParser, Namespace
+from jsonargparse import ArgumentParser, DefaultHelpFormatter, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -58,9 +59,11 @@ from geossl.inference.representation import (
     score_representation,
 )
 from geossl.qgis import PLUGIN_NAME, install_plugin, profile_plugins_dir
+from geossl.ssl.policies import describe_algorithms
 from geossl.tasks.pretrain import METHODS, PretrainingTask, SimCLR
 from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
+from geossl.tasks.sizing import data_arguments
 
 
 def _add_metadata_options(parser: ArgumentParser) -> None:
@@ -610,6 +613,10 @@ def _tools_parser() -> ArgumentParser:
     return parser
 
 
+class HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with descriptions and epilogs kept as written."""
+
+
 class GeosslCLI(LightningCLI):
     """Lightning's CLI with the model sized from the data.
 
@@ -627,6 +634,31 @@ class GeosslCLI(LightningCLI):
         for target, compute in self.data_links().items():
             parser.link_arguments('data', target, compute, apply_on='instantiate')
         parser.add_lightning_class_args(ResumeCheckpoint, 'resume')
+        parser.epilog = self.epilog()
+
+    def epilog(self) -> str | None:
+        """What ``--help`` ends with: every algorithm and its typed options.
+
+        Returns:
+            The text, read from the policy registry.
+        """
+        return (
+            'Algorithms (--model.algorithm) and their options (--model.'
+            "algorithm_options '{option: value}'):\n" + describe_algorithms()
+        )
+
+    #: Where the model takes the data's arguments (:func:`data_arguments`), and which.
+    model_key = 'model'
+    data_keys: tuple[str, ...] = (
+        'num_classes',
+        'in_channels',
+        'multilabel',
+        'num_samples',
+        'class_names',
+        'band_names',
+        'chip_size',
+        'data_metadata',
+    )
 
     def data_links(self) -> dict[str, Callable[[GeoDataModule], Any]]:
         """The model's arguments that the data sets.
@@ -634,16 +666,11 @@ class GeosslCLI(LightningCLI):
         Returns:
             Model argument -> its value from the instantiated DataModule.
         """
-        return {
-            'model.num_classes': lambda dm: len(dm.dataset.classes),
-            'model.in_channels': lambda dm: len(dm.dataset.band_names),
-            'model.multilabel': lambda dm: dm.dataset.multilabel,
-            'model.num_samples': lambda dm: len(dm.dataset),
-            'model.class_names': lambda dm: list(dm.dataset.classes),
-            'model.band_names': lambda dm: list(dm.dataset.band_names),
-            'model.chip_size': lambda dm: dm.chip_size,
-            'model.data_metadata': lambda dm: dm.dataset.metadata_parts,
-        }
+
+        def argument(key: str) -> Callable[[GeoDataModule], Any]:
+            return lambda dm: data_arguments(dm.dataset, dm.chip_size)[key]
+
+        return {f'{self.model_key}.{key}': argument(key) for key in self.data_keys}
 
     def after_instantiate_classes(self) -> None:
         """Keep checkpoints in ``<default_root_dir>/checkpoints`` for every run.
@@ -719,6 +746,18 @@ class GeosslCLI(LightningCLI):
 class PretrainCLI(GeosslCLI):
     """``geossl pretrain``: a self-supervised method, chosen with ``--model``."""
 
+    # The method is a ``--model`` subclass; it takes the data's bands and chip size.
+    model_key = 'model.init_args'
+    data_keys = ('in_channels', 'band_names', 'chip_size')
+
+    def epilog(self) -> str | None:
+        """No algorithms: ``--model`` chooses a method (its help lists them).
+
+        Returns:
+            None.
+        """
+        return None
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Fit's links and resume points; SimCLR unless ``--model`` says otherwise.
 
@@ -747,18 +786,6 @@ class PretrainCLI(GeosslCLI):
             if isinstance(cause, GeosslInputError):
                 raise cause from None
             raise
-
-    def data_links(self) -> dict[str, Callable[[GeoDataModule], Any]]:
-        """The method's arguments that the data sets: bands and chip size.
-
-        Returns:
-            Model argument -> its value from the instantiated DataModule.
-        """
-        return {
-            'model.init_args.in_channels': lambda dm: len(dm.dataset.band_names),
-            'model.init_args.band_names': lambda dm: list(dm.dataset.band_names),
-            'model.init_args.chip_size': lambda dm: dm.chip_size,
-        }
 
 
 def _class_path(cls: type) -> str:
@@ -792,7 +819,7 @@ def _run_lightning(argv: Sequence[str] | None) -> None:
         seed_everything_default=0,
         save_config_kwargs={'overwrite': True},
         # Parse errors come back to main(), which prints them as one line.
-        parser_kwargs={'exit_on_error': False},
+        parser_kwargs={'exit_on_error': False, 'formatter_class': HelpFormatter},
         # None reads sys.argv itself (Lightning warns when given both).
         args=None if argv is None else list(argv),
     )
@@ -851,7 +878,7 @@ def _run_pretrain(argv: Sequence[str]) -> None:
         trainer_defaults=_pretrain_trainer_defaults(),
         seed_everything_default=0,
         save_config_kwargs={'overwrite': True},
-        parser_kwargs={'exit_on_error': False},
+        parser_kwargs={'exit_on_error': False, 'formatter_class': HelpFormatter},
         # Lightning's fit, under geossl's name for it.
         args=['fit', *argv],
     )

@@ -11,6 +11,7 @@ from geossl.cli import TOOLS, main
 from geossl.commands import TOOL_RUNNERS
 from geossl.data.index import read_index
 from geossl.data.metadata import footprint_wgs84
+from geossl.ssl.policies import POLICIES, SUPERVISED, display_name
 from tests.conftest import fit_one_step, random_chip, sample_fit_args, write_raster
 
 
@@ -154,6 +155,16 @@ def test_fit_help_explains_data_and_model_options(capsys):
     out = _help(capsys, 'fit')
     for option in ('--data.root', '--data.labels', '--model.teacher_student'):
         assert option in out
+
+
+def test_fit_help_ends_with_every_algorithm_and_its_typed_options(capsys):
+    out = _help(capsys, 'fit')
+    listed = out[out.index('Algorithms (--model.algorithm)') :]
+    for name in [SUPERVISED, *POLICIES]:
+        assert f'\n  {name} ({display_name(name)}' in listed
+    assert 'fixmatch (FixMatch): threshold: float = 0.95' in listed
+    assert 'warmup: bool = True' in listed
+    assert 'Algorithms (' not in _help(capsys, 'pretrain')
 
 
 def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):

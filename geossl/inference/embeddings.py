@@ -13,15 +13,13 @@ import geopandas as gpd
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from torch import Tensor
 
 from geossl.atomic import atomic_output
 from geossl.errors import GeosslInputError
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt
 
 #: Table formats by file suffix.
 FORMATS = ('.gpkg', '.parquet')
@@ -168,7 +166,8 @@ def save_tsne_plot(
     palette = matplotlib.colormaps['tab10' if len(class_names) <= 10 else 'tab20']
     colours = {name: palette(i % palette.N) for i, name in enumerate(class_names)}
     colours[UNLABELLED] = '#bbbbbb'
-    figure, axes = plt.subplots(figsize=(8, 7))
+    figure = Figure(figsize=(8, 7))
+    axes = figure.subplots()
     # Unlabelled tiles first, so labelled ones stay visible on top.
     for name in [UNLABELLED, *class_names]:
         chosen = (classes == name).to_numpy()
@@ -187,8 +186,5 @@ def save_tsne_plot(
         loc='center left', bbox_to_anchor=(1, 0.5), markerscale=3, frameon=False
     )
     figure.tight_layout()
-    try:
-        with atomic_output(path) as partial:
-            figure.savefig(partial, dpi=110, format='png')
-    finally:
-        plt.close(figure)
+    with atomic_output(path) as partial:
+        figure.savefig(partial, dpi=110, format='png')

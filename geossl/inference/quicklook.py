@@ -3,13 +3,10 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt
 import numpy as np
 import rasterio
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
@@ -67,7 +64,9 @@ def save_quicklook(
     rgb = np.clip((rgb - low) / max(high - low, 1e-6), 0, 1)
     with rasterio.open(class_map) as src:
         classes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 6.5))
+    # The object-oriented API draws on its own canvas: no pyplot, no backend to set.
+    figure = Figure(figsize=(12, 6.5))
+    left, right = figure.subplots(1, 2)
     left.imshow(rgb)
     left.set_title(f'{scene.name} ({", ".join(bands)})')
     shown = np.ma.masked_equal(classes, NODATA_CLASS)
@@ -90,9 +89,6 @@ def save_quicklook(
         frameon=False,
     )
     figure.tight_layout(rect=(0, 0.06, 1, 1))
-    try:
-        with atomic_output(path) as partial:
-            figure.savefig(partial, dpi=100)
-    finally:
-        plt.close(figure)
+    with atomic_output(path) as partial:
+        figure.savefig(partial, dpi=100)
     return path

@@ -1,13 +1,5 @@
-"""Evaluation metrics (torchmetrics) and the confusion-matrix figure."""
+"""Evaluation metrics (torchmetrics)."""
 
-from collections.abc import Sequence
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt
-from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -53,39 +45,3 @@ def classification_metrics(num_classes: int, multilabel: bool) -> MetricCollecti
                 num_classes, top_k=5, average='micro'
             )
     return MetricCollection(metrics)
-
-
-def save_confusion_matrix(
-    matrix: Tensor, class_names: Sequence[str], path: str | Path, title: str
-) -> Path:
-    """Draw a confusion matrix (rows: true class, columns: predicted) as a PNG.
-
-    Args:
-        matrix: ``(K, K)`` counts.
-        class_names: the K class names.
-        path: the PNG to write.
-        title: the figure title.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    counts = matrix.cpu().numpy()
-    size = max(4.0, 0.5 * len(class_names) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(counts, cmap='Blues')
-    axes.set_xticks(range(len(class_names)), class_names, rotation=90)
-    axes.set_yticks(range(len(class_names)), class_names)
-    axes.set_xlabel('predicted')
-    axes.set_ylabel('true')
-    axes.set_title(title)
-    threshold = counts.max() / 2 if counts.size else 0
-    for row, values in enumerate(counts):
-        for column, count in enumerate(values):
-            colour = 'white' if count > threshold else 'black'
-            axes.text(column, row, str(count), ha='center', va='center', color=colour)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path

@@ -24,13 +24,12 @@ from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from geossl.augment.views import Views
+from geossl.data.colours import class_colours as default_class_colours
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.data.raster import numbered_bands
 from geossl.errors import GeosslInputError
-from geossl.inference.colours import class_colours as default_class_colours
 from geossl.models.backbones import is_vision_transformer
 from geossl.models.classifier import (
     Classifier,
@@ -39,16 +38,14 @@ from geossl.models.classifier import (
     NetworkOutputs,
     default_fusion,
 )
-from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
+from geossl.models.metadata import LocationEncoding, MetadataParts
 from geossl.models.weights import (
     BackboneWeights,
     InputNormalisation,
     load_backbone_weights,
     read_initial_weights,
-    read_satclip,
     timm_pretrained_weights,
 )
-from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.policies import (
     PseudoLabelPolicy,
     PseudoLabels,
@@ -56,12 +53,18 @@ from geossl.ssl.policies import (
     build_policy,
 )
 from geossl.tasks.compute_report import ComputeReport
-from geossl.tasks.metrics import classification_metrics, save_confusion_matrix
+from geossl.tasks.figures import ConfusionMatrixFigure
+from geossl.tasks.metrics import classification_metrics
 from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.schedules import cosine_schedule
+from geossl.tasks.sizing import data_arguments
+from geossl.tasks.teacher_student import (
+    Distillation,
+    TeacherStudent,
+    build_teacher,
+)
 
 Optimizer = Literal['sgd', 'adamw']
-Distillation = Literal['context', 'kl']
 Normalisation = Literal['auto', 'data', 'weights']
 
 
@@ -127,8 +130,8 @@ class SemiSupervisedTask(LightningModule):
         num_classes: number of classes.
         in_channels: number of input bands.
         multilabel: multi-hot targets with sigmoid outputs (BigEarthNet).
-        algorithm: ``supervised`` or a pseudo-label policy name (see
-            :data:`geossl.ssl.policies.POLICIES`).
+        algorithm: ``supervised`` or a pseudo-label policy's name (the end of
+            ``geossl fit --help`` lists them with their options).
         algorithm_options: keyword arguments of the policy, e.g.
             ``{'threshold': 0.9}``.
         num_samples: size of the dataset the unlabelled sample positions index
@@ -174,7 +177,7 @@ class SemiSupervisedTask(LightningModule):
             evaluate the raw weights.
         class_names: names of the classes, for logs, figures and maps.
         class_colours: ``#rrggbb`` colour of each class on maps; None picks them
-            from the names (:func:`~geossl.inference.colours.class_colours`).
+            from the names (:func:`~geossl.data.colours.class_colours`).
         band_names: names of the input bands in order, kept for mapping.
         teacher_student: train the spatiotemporal teacher-student (Bernhard et al.,
             ECAI 2024): a teacher that also sees the metadata makes the
@@ -265,6 +268,7 @@ class SemiSupervisedTask(LightningModule):
         fusion = fusion or default_fusion(backbone)
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
+        self.teacher_student: TeacherStudent | None = None
         if teacher_student:
             if self.policy is None:
                 raise GeosslInputError(
@@ -272,28 +276,23 @@ class SemiSupervisedTask(LightningModule):
                     'needs a semi-supervised algorithm (the teacher makes the '
                     'pseudo-labels), not supervised',
                 )
-            if distillation not in ('context', 'kl'):
-                raise GeosslInputError(
-                    'distillation', f'is {distillation!r}; use context or kl'
-                )
-            encoder = MetadataEncoder(
-                metadata,
-                location_encoding,
-                year=metadata_year,
-                time_of_day=metadata_time_of_day,
-                dim=metadata_dim,
-                freeze_location_encoder=freeze_location_encoder,
-            )
-            if initial_weights and encoder.satclip is not None:
-                encoder.load_satclip(*read_satclip())
-            self.teacher = MetadataClassifier(
+            self.teacher = build_teacher(
                 backbone,
                 in_channels,
                 num_classes,
                 chip_size,
-                encoder,
-                fusion,
                 projection_dim,
+                metadata,
+                location_encoding,
+                fusion,
+                year=metadata_year,
+                time_of_day=metadata_time_of_day,
+                metadata_dim=metadata_dim,
+                freeze_location_encoder=freeze_location_encoder,
+                load_satclip=initial_weights,
+            )
+            self.teacher_student = TeacherStudent(
+                self.teacher, distillation, distillation_temperature, multilabel
             )
         self.student = Classifier(
             backbone,
@@ -343,12 +342,6 @@ class SemiSupervisedTask(LightningModule):
                     prefix=f'{stage}/'
                 )
                 for stage in ('val', 'test')
-            }
-        )
-        self.confusion = nn.ModuleDict(
-            {
-                stage: MulticlassConfusionMatrix(num_classes)
-                for stage in (() if multilabel else ('val', 'test'))
             }
         )
 
@@ -422,26 +415,20 @@ class SemiSupervisedTask(LightningModule):
         Returns:
             The task.
         """
-        return cls(
-            num_classes=len(dataset.classes),
-            in_channels=len(dataset.band_names),
-            multilabel=dataset.multilabel,
-            algorithm=algorithm,
-            num_samples=len(dataset),
-            class_names=dataset.classes,
-            band_names=dataset.band_names,
-            data_metadata=dataset.metadata_parts,
-            **options,
-        )
+        return cls(**data_arguments(dataset), algorithm=algorithm, **options)
 
     def configure_callbacks(self) -> list[Callback]:
-        """The compute report, the random state for resuming, and the EMA if enabled.
+        """The compute report, the random state, the confusion figures, and the EMA.
 
         Returns:
             Callbacks the Trainer adds (replacing its own of the same type).
         """
         decay = self.hparams['ema_decay']
-        callbacks: list[Callback] = [ComputeReport(), RandomStateCheckpoint()]
+        callbacks: list[Callback] = [
+            ComputeReport(),
+            RandomStateCheckpoint(),
+            ConfusionMatrixFigure(),
+        ]
         if decay is not None:
             callbacks.append(WeightAveraging(avg_fn=ema_average(decay)))
         return callbacks
@@ -583,9 +570,9 @@ class SemiSupervisedTask(LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         """One step: supervised loss, plus the policy's unsupervised loss.
 
-        With the teacher-student, the teacher's weak-view predictions (with
-        metadata) are pseudo-labelled once by the policy; teacher and student both
-        train on those pseudo-labels, and the student also on distillation.
+        With the teacher-student (:class:`~geossl.tasks.teacher_student.TeacherStudent`)
+        the teacher's outputs are pseudo-labelled instead of the student's, and its
+        losses (its own, and the student's distillation) are added.
 
         Args:
             batch: ``{'labelled': ..., 'unlabelled': ...}`` after the views.
@@ -604,31 +591,20 @@ class SemiSupervisedTask(LightningModule):
         images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
         labels = labelled['label']
         student = self.student(images)
-        if self.teacher is None:
-            pseudo = self._pseudo_labels(student, labels, unlabelled['index'])
-            losses = self._semi_supervised_losses(student, labels, pseudo)
-        else:
-            # The unlabelled tiles' metadata goes with each of their views.
-            views = 1 + self.policy.strong_views
-            meta = torch.cat([labelled['meta'], *[unlabelled['meta']] * views])
-            mask = torch.cat(
-                [labelled['meta_mask'], *[unlabelled['meta_mask']] * views]
+        labeller = student
+        if self.teacher_student is not None:
+            labeller = self.teacher_student.outputs(
+                images, labelled, unlabelled, 1 + self.policy.strong_views
             )
-            teacher = self.teacher(images, meta, mask)
-            pseudo = self._pseudo_labels(teacher, labels, unlabelled['index'])
-            losses = self._semi_supervised_losses(student, labels, pseudo)
-            teacher_losses = self._semi_supervised_losses(teacher, labels, pseudo)
-            # Distil on the weak views, the ones the pseudo-labels come from.
-            weak = slice(0, size + len(unlabelled['weak']))
-            losses['distillation_loss'] = self.distillation_loss(
-                student.logits[weak],
-                student.context[weak],
-                teacher.logits[weak],
-                teacher.context[weak],
+        pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
+        losses = self._semi_supervised_losses(student, labels, pseudo)
+        if self.teacher_student is not None:
+            losses |= self.teacher_student.losses(
+                student,
+                labeller,
+                size + len(unlabelled['weak']),
+                lambda outputs: self._semi_supervised_losses(outputs, labels, pseudo),
             )
-            losses |= {
-                f'teacher/{name}': value for name, value in teacher_losses.items()
-            }
         loss = sum(value * self._loss_weight(name) for name, value in losses.items())
         self.log('train/loss', loss, prog_bar=True, batch_size=size)
         self.log_dict({f'train/{k}': v for k, v in losses.items()}, batch_size=size)
@@ -672,34 +648,6 @@ class SemiSupervisedTask(LightningModule):
             **self.policy.unsupervised_losses(logits, embeddings, pseudo),
         }
 
-    def distillation_loss(
-        self,
-        logits: Tensor,
-        context: Tensor,
-        teacher_logits: Tensor,
-        teacher_context: Tensor,
-    ) -> Tensor:
-        """How far the student is from the (fixed) teacher, as configured.
-
-        Args:
-            logits: student logits.
-            context: student context (metadata-free token output or features).
-            teacher_logits: teacher logits of the same images.
-            teacher_context: teacher metadata-conditioned context.
-
-        Returns:
-            :func:`~geossl.ssl.distillation.context_distillation` or
-            :func:`~geossl.ssl.distillation.logit_distillation`.
-        """
-        if self.hparams['distillation'] == 'context':
-            return context_distillation(context, teacher_context)
-        return logit_distillation(
-            logits,
-            teacher_logits,
-            self.hparams['distillation_temperature'],
-            self.hparams['multilabel'],
-        )
-
     def _log_pseudo_labels(self, pseudo: PseudoLabels, labels: Tensor) -> None:
         """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""
         kept = pseudo.weights > 0
@@ -728,7 +676,7 @@ class SemiSupervisedTask(LightningModule):
             f'{name}/{cls}': v for cls, v in zip(self.class_names, value, strict=True)
         }
 
-    def _evaluation_step(self, batch: Mapping[str, Any], stage: str) -> None:
+    def _evaluation_step(self, batch: Mapping[str, Any], stage: str) -> Tensor:
         logits = self(batch['image'])
         labels = batch['label']
         loss = self.supervised_loss(logits, labels)
@@ -743,7 +691,7 @@ class SemiSupervisedTask(LightningModule):
             self.metrics[stage].update(logits.sigmoid(), labels.long())
         else:
             self.metrics[stage].update(logits.softmax(dim=1), labels)
-            self.confusion[stage].update(logits.argmax(dim=1), labels)
+        return logits
 
     def _evaluation_epoch_end(self, stage: str) -> None:
         results = self.metrics[stage].compute()
@@ -753,47 +701,37 @@ class SemiSupervisedTask(LightningModule):
             results | self._per_class(f'{stage}/f1', per_class), sync_dist=True
         )
         self.metrics[stage].reset()
-        if stage in self.confusion:
-            matrix = self.confusion[stage].compute()
-            self.confusion[stage].reset()
-            log_dir = self.trainer.log_dir  # A collective: every process asks.
-            # A logger without a folder (save_dir None) gets no picture.
-            if (
-                log_dir is not None
-                and self.trainer.is_global_zero
-                and not self.trainer.sanity_checking
-            ):
-                save_confusion_matrix(
-                    matrix,
-                    self.class_names,
-                    f'{log_dir}/confusion_{stage}_epoch{self.current_epoch}.png',
-                    f'{stage}, epoch {self.current_epoch}',
-                )
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         """Update the validation metrics.
 
         Args:
             batch: normalised images and labels.
             batch_idx: index of the batch.
+
+        Returns:
+            The logits, for callbacks (the confusion figure).
         """
-        self._evaluation_step(batch, 'val')
+        return self._evaluation_step(batch, 'val')
 
     def on_validation_epoch_end(self) -> None:
-        """Log the validation metrics and save the confusion matrix."""
+        """Log the validation metrics."""
         self._evaluation_epoch_end('val')
 
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         """Update the test metrics.
 
         Args:
             batch: normalised images and labels.
             batch_idx: index of the batch.
+
+        Returns:
+            The logits, for callbacks (the confusion figure).
         """
-        self._evaluation_step(batch, 'test')
+        return self._evaluation_step(batch, 'test')
 
     def on_test_epoch_end(self) -> None:
-        """Log the test metrics and save the confusion matrix."""
+        """Log the test metrics."""
         self._evaluation_epoch_end('test')
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:

@@ -202,11 +202,15 @@ def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp
     seed_everything(0)
     task = task_for(eurosat_ms, 'softmatch', ema_decay=0.9)
     trainer = _trainer(tmp_path, max_steps=-1, max_epochs=1, limit_train_batches=3)
-    trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
-    assert (tmp_path / 'logs' / 'version_0' / 'confusion_val_epoch0.png').stat().st_size
+    datamodule = _datamodule(eurosat_ms, tmp_path)
+    trainer.fit(task, datamodule)
+    logs = tmp_path / 'logs' / 'version_0'
+    assert (logs / 'confusion_val_epoch0.png').stat().st_size
     assert 'val/kappa' in trainer.callback_metrics
     assert 'val/f1/Forest' in trainer.callback_metrics
     assert any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
+    trainer.test(task, datamodule)
+    assert (logs / 'confusion_test_epoch1.png').stat().st_size
 
 
 class _FolderlessLogger(Logger):

@@ -8,7 +8,9 @@ its module (plus its config and its tests), and everything that lists algorithms
 """
 
 import importlib
+import inspect
 import pkgutil
+import textwrap
 from collections.abc import Mapping
 
 from geossl.errors import GeosslInputError
@@ -28,7 +30,9 @@ __all__ = [
     'ViewRows',
     'WeakViewPolicy',
     'algorithm_names',
+    'algorithm_options',
     'build_policy',
+    'describe_algorithms',
     'display_name',
 ]
 
@@ -62,6 +66,44 @@ def display_name(algorithm: str) -> str:
         ``Supervised``, or the policy's ``display_name``.
     """
     return 'Supervised' if algorithm == SUPERVISED else POLICIES[algorithm].display_name
+
+
+def algorithm_options(algorithm: str) -> list[inspect.Parameter]:
+    """The options ``algorithm_options`` takes for an algorithm, typed.
+
+    Args:
+        algorithm: ``supervised`` or a key of :data:`POLICIES`.
+
+    Returns:
+        The policy's keyword parameters beyond what the data sets (the class and
+        sample counts), with their annotations and defaults; none for supervised.
+    """
+    if algorithm == SUPERVISED:
+        return []
+    parameters = inspect.signature(POLICIES[algorithm].__init__).parameters
+    given = ('self', 'num_classes', 'num_samples')
+    return [p for name, p in parameters.items() if name not in given]
+
+
+def describe_algorithms() -> str:
+    """Every algorithm and its options, one per line, as ``geossl fit --help`` ends.
+
+    Returns:
+        Lines of ``name (display name): option: type = default, ...``.
+    """
+    lines = []
+    for name in [SUPERVISED, *POLICIES]:
+        kind = ', multi-label' if name in POLICIES and POLICIES[name].multilabel else ''
+        options = ', '.join(
+            f'{p.name}: {getattr(p.annotation, "__name__", p.annotation)} = '
+            f'{p.default!r}'
+            for p in algorithm_options(name)
+        )
+        line = f'{name} ({display_name(name)}{kind}): {options or "-"}'
+        lines.append(
+            textwrap.fill(line, 88, initial_indent='  ', subsequent_indent='      ')
+        )
+    return '\n'.join(lines)
 
 
 def build_policy(

@@ -1,0 +1,164 @@
+"""The spatiotemporal teacher-student (Bernhard et al., ECAI 2024) of a task.
+
+A **teacher** sees the image *and* where and when it was taken; its weak-view
+outputs are pseudo-labelled once by the task's policy. Teacher and student both
+train on those pseudo-labels and on the labelled batch; the image-only student
+also learns from the teacher by distillation, and is what is evaluated and
+shipped. :class:`TeacherStudent` is that teaching; the teacher network is the
+task's ``teacher`` module, so its weights checkpoint with the task.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from geossl.errors import GeosslInputError
+from geossl.models.classifier import Fusion, MetadataClassifier, NetworkOutputs
+from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
+from geossl.models.weights import read_satclip
+from geossl.ssl.distillation import context_distillation, logit_distillation
+
+Distillation = Literal['context', 'kl']
+
+
+def build_teacher(
+    backbone: str,
+    in_channels: int,
+    num_classes: int,
+    chip_size: int,
+    projection_dim: int | None,
+    metadata: MetadataParts,
+    location_encoding: LocationEncoding,
+    fusion: Fusion,
+    year: bool = False,
+    time_of_day: bool = False,
+    metadata_dim: int = 128,
+    freeze_location_encoder: bool = True,
+    load_satclip: bool = True,
+) -> MetadataClassifier:
+    """The teacher network: the student's backbone plus a metadata encoder.
+
+    Args:
+        backbone: timm model name.
+        in_channels: number of input bands.
+        num_classes: number of classes.
+        chip_size: input height and width.
+        projection_dim: size of the projection head the policy needs; None for none.
+        metadata: what the teacher sees.
+        location_encoding: ``sinusoidal``, ``harmonics`` or ``satclip``.
+        fusion: how the teacher takes the metadata.
+        year: add the year to the time features.
+        time_of_day: add the time of day to the time features.
+        metadata_dim: size of the metadata embedding.
+        freeze_location_encoder: keep SatCLIP's encoder as pretrained.
+        load_satclip: load SatCLIP's pretrained weights (False when a checkpoint's
+            trained weights follow).
+
+    Returns:
+        The network.
+    """
+    encoder = MetadataEncoder(
+        metadata,
+        location_encoding,
+        year=year,
+        time_of_day=time_of_day,
+        dim=metadata_dim,
+        freeze_location_encoder=freeze_location_encoder,
+    )
+    if load_satclip and encoder.satclip is not None:
+        encoder.load_satclip(*read_satclip())
+    return MetadataClassifier(
+        backbone, in_channels, num_classes, chip_size, encoder, fusion, projection_dim
+    )
+
+
+@dataclass
+class TeacherStudent:
+    """How the teacher teaches the student, around any pseudo-label policy.
+
+    Attributes:
+        teacher: the metadata-fed network (the task's ``teacher`` module).
+        distillation: ``context`` (the student's context regresses the teacher's
+            metadata-conditioned context) or ``kl`` (softened logits).
+        temperature: the temperature of ``kl`` distillation.
+        multilabel: whether the logits are multi-label (sigmoid).
+    """
+
+    teacher: MetadataClassifier
+    distillation: Distillation = 'context'
+    temperature: float = 4.0
+    multilabel: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown distillation.
+
+        Raises:
+            GeosslInputError: if ``distillation`` is neither ``context`` nor ``kl``.
+        """
+        if self.distillation not in ('context', 'kl'):
+            raise GeosslInputError(
+                'distillation', f'is {self.distillation!r}; use context or kl'
+            )
+
+    def outputs(
+        self,
+        images: Tensor,
+        labelled: Mapping[str, Any],
+        unlabelled: Mapping[str, Any],
+        views: int,
+    ) -> NetworkOutputs:
+        """The teacher's outputs on a step's views, each with its tile's metadata.
+
+        Args:
+            images: ``[labelled weak, unlabelled weak, unlabelled strong...]``.
+            labelled: the labelled batch (``meta``, ``meta_mask``).
+            unlabelled: the unlabelled batch, whose metadata goes with each view.
+            views: views of each unlabelled tile in ``images`` (weak and strong).
+
+        Returns:
+            The teacher's outputs, rows as in ``images``.
+        """
+        meta = torch.cat([labelled['meta'], *[unlabelled['meta']] * views])
+        mask = torch.cat([labelled['meta_mask'], *[unlabelled['meta_mask']] * views])
+        return self.teacher(images, meta, mask)
+
+    def losses(
+        self,
+        student: NetworkOutputs,
+        teacher: NetworkOutputs,
+        num_weak: int,
+        network_losses: Callable[[NetworkOutputs], dict[str, Tensor]],
+    ) -> dict[str, Tensor]:
+        """What the teacher-student adds to the student's losses.
+
+        Args:
+            student: the student's outputs on the step's views.
+            teacher: the teacher's outputs on the same views.
+            num_weak: rows of weak views (labelled and unlabelled) at the start.
+            network_losses: a network's supervised and unsupervised losses against
+                the step's pseudo-labels.
+
+        Returns:
+            ``distillation_loss`` on the weak views (where the pseudo-labels come
+            from) and the teacher's own losses as ``teacher/<name>``.
+        """
+        weak = slice(0, num_weak)
+        if self.distillation == 'context':
+            distillation = context_distillation(
+                student.context[weak], teacher.context[weak]
+            )
+        else:
+            distillation = logit_distillation(
+                student.logits[weak],
+                teacher.logits[weak],
+                self.temperature,
+                self.multilabel,
+            )
+        own = network_losses(teacher)
+        return {
+            'distillation_loss': distillation,
+            **{f'teacher/{name}': value for name, value in own.items()},
+        }
