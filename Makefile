@@ -26,11 +26,12 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The API reference is generated from the docstrings; warnings are errors, so a
-# broken link or a module that no longer imports breaks the build.
+# The API reference is generated from the docstrings; warnings are errors and every
+# reference to geossl's objects must resolve (-n), so a renamed function, a broken
+# link or a module that no longer imports breaks the build.
 docs: $(INSTALLED)
 	rm -rf docs/generated
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -W --keep-going -n -E -q -b html docs docs/_build/html
 
 test: lint docs
 	$(BIN)/pytest

@@ -32,6 +32,17 @@ napoleon_use_rtype = False
 # Attributes as fields of their class, not as objects autodoc lists again.
 napoleon_use_ivar = True
 
+# Every reference to geossl's own objects must resolve, so that renaming a function
+# breaks the build; other libraries' objects are linked where their docs are at hand
+# and not checked (no internet at build time).
+nitpicky = True
+nitpick_ignore_regex = [
+    # Other packages' objects; QGIS's (the plugin's imports are mocked); TypeVars;
+    # private classes named in annotations.
+    (r'py:.*', r'(?!geossl\.)\w+\..*'),
+    (r'py:.*', r'QgsProcessing\w*|T|geossl\.\w+(\.\w+)*\._\w+'),
+]
+
 # LightningCLI's __init__ docstring, which geossl's CLI classes show, names labels
 # of Lightning's own docs; geossl's pages link with Markdown (checked by MyST).
 suppress_warnings = ['ref.ref']

@@ -647,7 +647,8 @@ class GeosslCLI(LightningCLI):
             "algorithm_options '{option: value}'):\n" + describe_algorithms()
         )
 
-    #: Where the model takes the data's arguments (:func:`data_arguments`), and which.
+    #: Where the model takes the data's arguments, and which
+    #: (:func:`~geossl.tasks.sizing.data_arguments`).
     model_key = 'model'
     data_keys: tuple[str, ...] = (
         'num_classes',

@@ -160,7 +160,7 @@ class SemiSupervisedDataModule(LightningDataModule):
 
     @property
     def steps_per_epoch(self) -> int:
-        """Training steps per epoch: one pass over the unlabelled pool (or labelled).
+        """Training steps per epoch, one pass over the unlabelled pool (or labelled).
 
         With several processes (DDP), each step takes a batch in each process.
         """
@@ -307,7 +307,7 @@ class PretrainingDataModule(SemiSupervisedDataModule):
 
     @property
     def steps_per_epoch(self) -> int:
-        """Training steps per epoch: one pass over the training tiles."""
+        """Training steps per epoch, one pass over the training tiles."""
         batch = self.batch_size * self._processes
         return math.ceil(len(self.positions['unlabelled']) / batch)
 

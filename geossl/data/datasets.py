@@ -128,7 +128,7 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         multilabel: True for multi-hot targets.
         band_names: names of the bands returned, in order.
         label_map: the renaming of label names applied before encoding, if any.
-        targets: encoded labels (see :func:`encode_labels`).
+        targets: encoded labels (see :func:`~.encode_labels`).
     """
 
     def __init__(
@@ -146,7 +146,7 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
             classes: class names in target order.
             multilabel: True for multi-hot targets.
             band_names: names of the bands returned, in order.
-            label_map: optional renaming of label names (see :func:`encode_labels`).
+            label_map: optional renaming of label names (see :func:`~.encode_labels`).
         """
         self.index = index.reset_index(drop=True)
         self.classes = list(classes)
@@ -167,7 +167,7 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
 
     @property
     def metadata_parts(self) -> MetadataParts:
-        """The metadata the samples have: a part is there if any sample has it.
+        """The metadata the samples have; a part is there if any sample has it.
 
         Samples that lack a part the others have are masked as missing by the
         metadata encoder; a part no sample has is left out.

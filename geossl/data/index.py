@@ -205,7 +205,7 @@ def build_index(
 
     Args:
         samples: the samples, e.g. from :func:`list_samples`.
-        reader: how to read location and time; defaults to :class:`MetadataReader`.
+        reader: how to read location and time; defaults to :class:`~.MetadataReader`.
         previous: an earlier index whose rows are reused for files that have not
             changed since (same size and modification time).
         progress: show a progress bar.

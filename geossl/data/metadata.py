@@ -47,7 +47,7 @@ from geossl.errors import (
 #: Which metadata a model uses, or a dataset's samples have.
 MetadataParts = Literal['location+time', 'location', 'time', 'none']
 
-#: Sentinel-2 product and tile names: ``T18SVG_20160112T160652_B02.tif``,
+#: Sentinel-2 product and tile names, as in ``T18SVG_20160112T160652_B02.tif``,
 #: ``T18SVG_20160112_B02.tif``, ``S2A_MSIL2A_20170613T101031_87_48``.
 SENTINEL2_FILENAME_REGEX = r"""
     ^.*?_(?P<date>\d{8}(?:T\d{6})?)(?=[_.]|$)
@@ -366,7 +366,7 @@ class MetadataReader:
         sidecar: optional CSV with columns ``path,lon,lat,datetime`` that fills in
             what the data itself lacks.
         require_location: if True, a raster with no CRS and no other location source
-            raises :class:`MissingCRSError`; if False its location is marked missing.
+            raises :class:`~.MissingCRSError`; if False its location is marked missing.
     """
 
     filename_regex: str | None = SENTINEL2_FILENAME_REGEX

@@ -28,7 +28,7 @@ from geossl.errors import (
     reading,
 )
 
-#: What to do with nodata or NaN pixels: raise, or replace them with zero.
+#: What to do with nodata or NaN pixels (raise, or replace them with zero).
 NodataPolicy = Literal['error', 'zero']
 
 

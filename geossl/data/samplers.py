@@ -53,7 +53,7 @@ class ResumableSampler(DistributedSampler):
         self.num_samples = num_samples
         self.seed = seed
         self.weights = weights
-        #: Draws made so far by all processes, across epochs: where the next
+        #: Draws made so far by all processes, across epochs, where the next
         #: iteration starts.
         self.position = 0
 

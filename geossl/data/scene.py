@@ -2,9 +2,9 @@
 
 A *scene* is one multiband raster, or one file per band sharing a name stem at mixed
 resolutions (``T18SVG_20160112_B02.tif``, ``..._B8A.tif``, as in a Sentinel-2
-granule). Each scene is read through a TorchGeo :class:`~torchgeo.datasets.
-RasterDataset`, which resamples every band bilinearly onto the finest band's grid
-(10 m for Sentinel-2). Chips are aligned to that grid:
+granule). Each scene is read through a TorchGeo
+:class:`~torchgeo.datasets.RasterDataset`, which resamples every band bilinearly onto
+the finest band's grid (10 m for Sentinel-2). Chips are aligned to that grid:
 
 * labelled chips are centred on each labelled point (moved inside the scene when the
   point is near its edge), and cover each labelled polygon with the grid chips whose

@@ -30,7 +30,7 @@ class TorchGeoDataset(GeoClassificationDataset):
 
     Args:
         dataset: the TorchGeo dataset; its ``__getitem__`` supplies the image.
-        samples: one :class:`SampleRef` per item of ``dataset``, in the same order.
+        samples: one :class:`~.SampleRef` per item of ``dataset``, in the same order.
         classes: class names in target order.
         multilabel: True for multi-hot targets.
         band_names: names of the bands ``dataset`` returns.

@@ -24,7 +24,7 @@ REQUIRED_HPARAMS = ('num_classes', 'in_channels', 'class_names', 'band_names')
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint reading and writing, with :func:`read_checkpoint`.
+    """Lightning's checkpoint reading and writing, with :func:`~.read_checkpoint`.
 
     Lightning would leave ``weights_only`` to the caller; geossl never unpickles
     code, whatever ``--weights_only`` says.
@@ -84,7 +84,7 @@ def load_task(
     """The trained task of a checkpoint, in evaluation mode.
 
     The weights are those the checkpoint evaluates with (the EMA when training
-    used one); the student is what :meth:`SemiSupervisedTask.forward` runs.
+    used one); the student is what :meth:`~.SemiSupervisedTask.forward` runs.
 
     Args:
         path: a ``.ckpt`` written by ``geossl fit``.
@@ -106,7 +106,7 @@ def fit_task_from(
     """The trained task of a checkpoint of ``geossl fit`` already read.
 
     Args:
-        checkpoint: the contents, from :func:`read_checkpoint`.
+        checkpoint: the contents, from :func:`~.read_checkpoint`.
         path: its file, for errors.
         device: where to put the model.
 

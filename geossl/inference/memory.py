@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import rasterio
 
-#: GDAL block cache while mapping: a row of 512 x 512 blocks of a 13-band uint16
+#: GDAL block cache while mapping, a row of 512 x 512 blocks of a 13-band uint16
 #: 10,980 px tile takes 150 MB, so each block is still decompressed once.
 GDAL_CACHE_BYTES = 256 << 20
 

@@ -34,10 +34,10 @@ from torchvision.models import WeightsEnum
 from geossl.data.raster import are_numbered
 from geossl.errors import GeosslInputError, first_line, reading
 
-#: Where each kind of checkpoint keeps its backbone: the prefix of its weights.
+#: Where each kind of checkpoint keeps its backbone (the prefix of its weights).
 BACKBONE_PREFIXES = ('student.backbone.', 'backbone.', 'model.backbone.model.')
 
-#: The hyperparameter naming the timm model: geossl fit's, then TorchGeo's.
+#: The hyperparameter naming the timm model (geossl fit's, then TorchGeo's).
 BACKBONE_NAME_KEYS = ('backbone', 'model')
 
 #: ImageNet's bands (red, green, blue) under their Sentinel-2 names.
@@ -47,7 +47,7 @@ RGB_BANDS = ('B4', 'B3', 'B2')
 _COLOUR_BANDS = {'R': 'B4', 'RED': 'B4', 'G': 'B3', 'GREEN': 'B3'}
 _COLOUR_BANDS |= {'B': 'B2', 'BLUE': 'B2'}
 
-#: Where initial weights come from: TorchGeo's by name, ImageNet's (timm's hub or
+#: Where initial weights come from, TorchGeo's by name, ImageNet's (timm's hub or
 #: a timm state dict for RGB), or a checkpoint (geossl's or TorchGeo's tasks').
 WeightsKind = Literal['torchgeo', 'imagenet', 'checkpoint', 'state_dict']
 
@@ -388,7 +388,7 @@ def read_torchgeo_backbone(name: str) -> BackboneWeights:
     )
 
 
-#: SatCLIP's location encoder in TorchGeo: its weights' name.
+#: The name of the weights of SatCLIP's location encoder in TorchGeo.
 SATCLIP_WEIGHTS = 'SatCLIP_Weights.SATCLIP_VIT16_L40'
 
 

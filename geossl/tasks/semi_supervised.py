@@ -86,7 +86,7 @@ class Recipe:
     backbone_lr_factor: float = 1.0
 
 
-#: From scratch: FixMatch's SGD for CNNs; AdamW for vision transformers.
+#: From scratch, FixMatch's SGD for CNNs; AdamW for vision transformers.
 SCRATCH_RECIPES = {'sgd': Recipe('sgd', 0.03), 'adamw': Recipe('adamw', 5e-4)}
 
 #: From pretrained weights, chosen by measurement (benchmarks/fine_tuning.py):

@@ -1,7 +1,7 @@
 """Pseudo-label policies, one module each, and the registry that names them.
 
 Every module of this package is imported here, and each policy class in it
-registers itself in :data:`POLICIES` by its class keywords (see
+registers itself in :data:`~.POLICIES` by its class keywords (see
 :class:`~geossl.ssl.policies.base.PseudoLabelPolicy`): adding an algorithm is adding
 its module (plus its config and its tests), and everything that lists algorithms
 (``geossl fit``, the QGIS plugin, the benchmarks) reads the registry.
@@ -60,7 +60,7 @@ def display_name(algorithm: str) -> str:
     """An algorithm's name in tables and menus.
 
     Args:
-        algorithm: ``supervised`` or a key of :data:`POLICIES`.
+        algorithm: ``supervised`` or a key of :data:`~.POLICIES`.
 
     Returns:
         ``Supervised``, or the policy's ``display_name``.
@@ -72,7 +72,7 @@ def algorithm_options(algorithm: str) -> list[inspect.Parameter]:
     """The options ``algorithm_options`` takes for an algorithm, typed.
 
     Args:
-        algorithm: ``supervised`` or a key of :data:`POLICIES`.
+        algorithm: ``supervised`` or a key of :data:`~.POLICIES`.
 
     Returns:
         The policy's keyword parameters beyond what the data sets (the class and
@@ -116,7 +116,7 @@ def build_policy(
     """Build the policy an algorithm name stands for.
 
     Args:
-        algorithm: ``'supervised'`` or a key of :data:`POLICIES`.
+        algorithm: ``'supervised'`` or a key of :data:`~.POLICIES`.
         num_classes: number of classes.
         multilabel: whether the data is multi-label.
         num_samples: dataset size, for policies that remember samples (FlexMatch).

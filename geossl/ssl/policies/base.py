@@ -27,12 +27,12 @@ from torch import Tensor, nn
 
 from geossl.errors import GeosslInputError
 
-#: Runs shorter than this many steps are a short budget: the moving averages and
+#: Runs shorter than this many steps are a short budget, where the moving averages and
 #: warm-ups that USB tuned for 204,800 steps and more are scaled to it
 #: (:meth:`PseudoLabelPolicy.budget_options`).
 SHORT_BUDGET = 20_000
 
-#: A scaled schedule lasts a run's steps over this: about 15 stages of Dash's
+#: A scaled schedule lasts a run's steps over this, so that about 15 stages of Dash's
 #: threshold, or an average's horizon ``1 / (1 - momentum)``, fit in a run.
 BUDGET_STAGES = 20
 
@@ -245,7 +245,7 @@ class PseudoLabelPolicy(nn.Module, abc.ABC):
             logits: the pseudo-labelling network's ``(., K)`` logits by view (the
                 teacher's under the teacher-student); detached here.
             embeddings: its projection-head embeddings by view, when
-                :attr:`projection_dim` asks for them.
+                ``projection_dim`` asks for them.
             labels: the labelled batch's labels.
             index: ``(B,)`` dataset positions of the unlabelled samples.
 
@@ -265,7 +265,7 @@ class PseudoLabelPolicy(nn.Module, abc.ABC):
 
         Returns:
             ``{'unsupervised_loss': ...}``: the first strong view's
-            :meth:`consistency_loss`, plus any loss named in :attr:`loss_weights`.
+            :meth:`consistency_loss`, plus any loss named in ``loss_weights``.
         """
         return {'unsupervised_loss': self.consistency_loss(logits.strong[0], pseudo)}
 

@@ -38,7 +38,7 @@ class CoMatch(PseudoLabelPolicy, name='comatch', display_name='CoMatch'):
     """Class probabilities and embeddings that regularise each other.
 
     Li, Xiong and Hoi, CoMatch, ICCV 2021, with USB's defaults. Each network gets a
-    projection head (:attr:`projection_dim`) and each unlabelled sample two strong
+    projection head (``projection_dim``) and each unlabelled sample two strong
     views. Per step, from the pseudo-labelling network's weak views:
 
     1. *distribution alignment*: the probabilities are divided by the mean class

@@ -59,7 +59,7 @@ class FreeMatch(WeakViewPolicy, name='freematch', display_name='FreeMatch'):
 
     @property
     def class_thresholds(self) -> Tensor:
-        """Per-class thresholds: the global one times MaxNorm class probabilities."""
+        """Per-class thresholds, the global one times MaxNorm class probabilities."""
         return self.global_threshold * self.class_probs / self.class_probs.max()
 
     def forward(self, probs: Tensor, index: Tensor) -> PseudoLabels:  # noqa: D102

@@ -84,7 +84,7 @@ class MultiLabelFreeMatch(
 
     @property
     def class_thresholds(self) -> Tensor:
-        """Per-class thresholds: the global one scaled by MaxNorm class confidences."""
+        """Per-class thresholds, the global one scaled by MaxNorm class confidences."""
         return (
             self.global_threshold * self.class_confidence / self.class_confidence.max()
         )
