@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Literal
 
 from geossl.errors import GeosslInputError
 from geossl.qgis_plugin.runner import ALGORITHMS_FILE, PYTHON_FILE
@@ -72,4 +73,31 @@ def install_plugin(plugins_dir: Path, python: Path | None = None) -> Path:
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def qgis(
+    action: Literal['install'], profile: str = 'default', plugins_dir: str | None = None
+) -> Path:
+    """Install the geossl Processing provider into QGIS (3.22 or newer).
+
+    As the plugin geossl_qgis. QGIS then runs geossl with this Python environment,
+    in a subprocess; run again after upgrading geossl. Enable the plugin in QGIS's
+    plugin manager, or headless with 'qgis_process plugins enable geossl_qgis'.
+
+    Args:
+        action: install: copy the plugin into QGIS.
+        profile: The QGIS user profile to install into.
+        plugins_dir: A QGIS profile's python/plugins folder, instead of --profile's.
+
+    Returns:
+        The installed plugin's folder.
+    """
+    folder = Path(plugins_dir) if plugins_dir else profile_plugins_dir(profile)
+    target = install_plugin(folder)
+    print(
+        f'Installed the geossl QGIS plugin into {target} (geossl runs with '
+        f'{sys.executable}). Enable it in Plugins > Manage and Install Plugins, or '
+        f'with: qgis_process plugins enable {PLUGIN_NAME}'
+    )
     return target

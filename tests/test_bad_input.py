@@ -343,6 +343,29 @@ def fit_pickled_checkpoint(tmp: Path) -> Case:
     )
 
 
+def fit_pickled_checkpoint_in_a_config(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    checkpoint = _pickled_checkpoint(tmp / 'evil.ckpt')
+    config = tmp / 'resume.yaml'
+    config.write_text(f'ckpt_path: {checkpoint}\n')
+    return Case(
+        _fit(tmp, data, '--config', str(config)),
+        'evil.ckpt: holds pickled code, which geossl never runs',
+        [tmp / 'run', checkpoint.with_suffix('.pwned')],
+    )
+
+
+def fit_config_with_an_empty_section(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    config = tmp / 'empty.yaml'
+    config.write_text('data:\n  mu: 1\nmodel:\n')
+    return Case(
+        _fit(tmp, data, '--config', str(config)),
+        "empty.yaml: 'model:' has nothing under it",
+        [tmp / 'run'],
+    )
+
+
 def fit_checkpoint_of_another_model(tmp: Path) -> Case:
     data = _tiles(tmp / 'data')
     checkpoint = _checkpoint(tmp / 'other.ckpt', bands=13)
@@ -695,6 +718,8 @@ CASES: list[Callable[[Path], Case]] = [
     fit_more_labels_than_tiles,
     fit_corrupt_checkpoint,
     fit_pickled_checkpoint,
+    fit_pickled_checkpoint_in_a_config,
+    fit_config_with_an_empty_section,
     fit_checkpoint_of_another_model,
     fit_config_path_is_not_run,
     map_corrupt_checkpoint,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from geossl.cli import TOOLS, main
-from geossl.commands import TOOL_RUNNERS
+from geossl.cli.tools import TOOL_FUNCTIONS
 from geossl.data.index import read_index
 from geossl.data.metadata import footprint_wgs84
 from geossl.ssl.policies import POLICIES, SUPERVISED, display_name
@@ -211,7 +211,7 @@ def test_help_answers_without_loading_torch():
 
 
 def test_every_tool_has_its_runner():
-    assert tuple(TOOL_RUNNERS) == TOOLS
+    assert tuple(TOOL_FUNCTIONS) == TOOLS
 
 
 def test_a_runs_saved_config_is_taken_back_by_test(shared_data, tmp_path):

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from geossl.atomic import atomic_output, check_output
 from geossl.data.metadata import (
     IMAGE_SUFFIXES,
+    SENTINEL2_FILENAME_REGEX,
     MetadataReader,
     bigearthnet_metadata_file,
     read_bigearthnet_json,
@@ -362,3 +363,81 @@ def class_names(labels: Iterable[str | None]) -> list[str]:
 
 def _class_order(name: str) -> tuple[bool, int, str]:
     return (not name.isdigit(), int(name) if name.isdigit() else 0, name)
+
+
+def index(
+    source: str,
+    output: str,
+    labels: str | None = None,
+    class_column: str = 'class',
+    chip_size: int = 64,
+    stride: int | None = None,
+    filename_regex: str = SENTINEL2_FILENAME_REGEX.strip(),
+    date_format: str | None = None,
+    sidecar: str | None = None,
+    location_optional: bool = False,
+) -> gpd.GeoDataFrame:
+    """Index a data source into a GeoPackage of footprints (EPSG:4326).
+
+    One row per sample with path, class, lon, lat and acquisition datetime.
+    Re-running on the same output reuses the rows of unchanged files.
+
+    Args:
+        source: A folder of class sub-folders, a folder of BigEarthNet patches, a
+            folder of rasters (e.g. one scene, one file per band) or a raster file.
+        output: The .gpkg file to write.
+        labels: Vector file (GeoPackage, GeoJSON, Shapefile) of labelled points or
+            polygons over the scene(s) in SOURCE. The index then lists chips:
+            labelled chips around the labels and unlabelled chips on a grid across
+            the rest of each scene.
+        class_column: Column of the labels file holding the class.
+        chip_size: Chip width and height in pixels of the finest band (with
+            --labels).
+        stride: Step of the unlabelled chip grid in pixels (with --labels); default:
+            the chip size.
+        filename_regex: Regular expression with a (?P<date>...) group, matched
+            against each file or sample-folder name to read its acquisition date
+            (the TorchGeo convention). Default: the Sentinel-2 naming convention.
+            Give an empty string to skip file names.
+        date_format: strptime format of the date group, e.g. %Y%m%d. Default: ISO
+            8601 (20160112, 20160112T160652, 2016-01-12T16:06:52Z).
+        sidecar: CSV with columns path,lon,lat,datetime that fills in locations and
+            dates the data itself lacks (paths relative to the CSV).
+        location_optional: Mark the location of rasters with no CRS as missing
+            instead of failing (needed for JPEG/PNG folders such as EuroSAT RGB).
+
+    Returns:
+        The index written.
+    """
+    # Scenes are indexed by the scene dataset, which reads this module's helpers.
+    from geossl.data.scene import SceneDataset
+
+    # An index is updated in place, so an existing one is no error.
+    check_output(Path(output), overwrite=True)
+    reader = MetadataReader(
+        filename_regex=filename_regex or None,
+        date_format=date_format,
+        sidecar=sidecar,
+        require_location=not location_optional,
+    )
+    if labels is None:
+        written = index_source(source, output, reader)
+    else:
+        written = SceneDataset(
+            source,
+            labels,
+            class_column=class_column,
+            chip_size=chip_size,
+            stride=stride,
+            reader=reader,
+        ).index
+        write_index(written, output)
+    located = int(written['lon'].notna().sum())
+    dated = int(written['datetime'].notna().sum())
+    labelled = int(written['label'].notna().sum())
+    print(
+        f'Indexed {len(written)} samples ({written.attrs["layout"]} layout; '
+        f'{labelled} labelled, {located} with location, {dated} with date) '
+        f'-> {Path(output)}'
+    )
+    return written

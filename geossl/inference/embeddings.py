@@ -7,7 +7,9 @@ GeoPackage (``.gpkg``, opens in QGIS) or GeoParquet (``.parquet``, for pandas an
 DuckDB), atomically.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import matplotlib
@@ -18,8 +20,9 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from torch import Tensor
 
-from geossl.atomic import atomic_output
+from geossl.atomic import atomic_output, check_output
 from geossl.errors import GeosslInputError
+from geossl.inference.representation import embed_samples, encoder_and_data
 
 #: Table formats by file suffix.
 FORMATS = ('.gpkg', '.parquet')
@@ -188,3 +191,64 @@ def save_tsne_plot(
     figure.tight_layout()
     with atomic_output(path) as partial:
         figure.savefig(partial, dpi=110, format='png')
+
+
+def embed(
+    checkpoint: str,
+    data: Mapping[str, Any],
+    output: str,
+    tsne: str | None = None,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    workers: int = 0,
+    device: str = 'auto',
+) -> None:
+    """Write a checkpoint's features of every tile, with its place, to a table.
+
+    The features (and projection-head outputs, for geossl pretrain) of every tile,
+    with its split, class, date and lon/lat point (EPSG:4326), to a GeoPackage or
+    GeoParquet; optionally a 2-D t-SNE of the features coloured by class.
+
+    Args:
+        checkpoint: A .ckpt from geossl pretrain or geossl fit.
+        data: The data options of geossl pretrain.
+        output: The table: .gpkg (layer tiles) or .parquet.
+        tsne: Also write this t-SNE .png.
+        overwrite: Replace existing outputs.
+        batch_size: Tiles per forward pass.
+        workers: DataLoader processes reading tiles.
+        device: auto (a GPU if there is one), cpu, cuda, cuda:N or mps.
+
+    Raises:
+        GeosslInputError: for a picture that is not a .png, or fewer than 5 tiles
+            for a t-SNE.
+    """
+    table = Path(output)
+    check_table_path(table, 0)
+    check_output(table, overwrite)
+    plot = Path(tsne) if tsne else None
+    if plot is not None:
+        if plot.suffix != '.png':
+            raise GeosslInputError(plot, 'must end in .png')
+        check_output(plot, overwrite)
+    encoder, datamodule, _ = encoder_and_data(checkpoint, data, device)
+    dataset = datamodule.dataset
+    if plot is not None and len(dataset) < 5:
+        raise GeosslInputError(data['root'], 'has fewer than 5 tiles for a t-SNE')
+    embeddings = embed_samples(
+        encoder, dataset, range(len(dataset)), batch_size, workers
+    )
+    check_table_path(table, sum(values.shape[1] for values in embeddings.values()))
+    classes = tile_classes(dataset.targets, dataset.classes)
+    splits = datamodule.splits['split']
+    write_table(embedding_table(dataset.index, classes, splits, embeddings), table)
+    sizes = ', '.join(f'{name} {v.shape[1]}' for name, v in embeddings.items())
+    print(f'Embedded {len(dataset)} tiles ({sizes}) -> {table}')
+    if plot is None:
+        return
+    coordinates = tsne_coordinates(embeddings['features'])
+    # A multi-label tile takes the colour of its first class.
+    colours = classes.str.split('; ').str[0]
+    title = f't-SNE of {Path(checkpoint).name} features, {len(dataset)} tiles'
+    save_tsne_plot(coordinates, colours, dataset.classes, title, plot)
+    print(f't-SNE -> {plot}')

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from geossl.atomic import atomic_output, check_output
 from geossl.errors import GeosslInputError
+from geossl.inference.checkpoint import load_task
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 
@@ -136,3 +137,21 @@ def export_onnx(
                 f'(more than {tolerance:g}); nothing was written',
             )
     return difference
+
+
+def export(checkpoint: str, output: str, overwrite: bool = False) -> None:
+    """Export the student of a checkpoint to ONNX.
+
+    Raw band values in, class probabilities out (normalisation folded in), with
+    class names, colours, bands, chip size and scaling in the model metadata. The
+    export is checked against PyTorch with onnxruntime before it is kept.
+
+    Args:
+        checkpoint: A .ckpt from geossl fit.
+        output: The .onnx file to write.
+        overwrite: Replace an existing file.
+    """
+    difference = export_onnx(load_task(checkpoint), output, overwrite=overwrite)
+    print(
+        f'Exported {output} (onnxruntime vs PyTorch: max difference {difference:.1e})'
+    )

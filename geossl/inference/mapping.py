@@ -38,8 +38,9 @@ from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, check_output, partial_path
 from geossl.data.raster import are_numbered
-from geossl.data.scene import Scene, SceneRaster
+from geossl.data.scene import Scene, SceneRaster, find_scenes
 from geossl.errors import BandMismatchError, GeosslInputError
+from geossl.inference.checkpoint import load_task
 from geossl.inference.memory import bounded_gdal_cache
 from geossl.inference.windows import StripBlender, StripDataset, WindowGrid
 from geossl.tasks.semi_supervised import SemiSupervisedTask
@@ -606,4 +607,95 @@ class SceneMapper:
             outputs[1] if probabilities else None,
             grid.height * grid.width,
             time.perf_counter() - started,
+        )
+
+
+def map_scenes(
+    checkpoint: str,
+    sources: list[str],
+    output: str,
+    chip_size: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 64,
+    device: str = 'auto',
+    devices: int = 1,
+    workers: int = 0,
+    probabilities: Literal['uint8', 'float16'] | None = None,
+    quicklook: bool = False,
+    polygons: bool = False,
+    overwrite: bool = False,
+) -> None:
+    """Classify whole scenes with a trained model into class maps.
+
+    A tiled, compressed Cloud-Optimized GeoTIFF class map (uint8, nodata 255, colour
+    table and class names) on the scene's 10 m grid. Windows slide with the stride
+    and overlapping predictions are blended.
+
+    Args:
+        checkpoint: A .ckpt from geossl fit.
+        sources: Scenes: multiband rasters, folders of per-band files (e.g. the
+            18SVG scene), or folders of several scenes.
+        output: The class map .tif; a folder when SOURCES hold several scenes.
+        chip_size: Window size (default: the model's).
+        stride: Window step (default: half a window).
+        batch_size: Windows per batch.
+        device: Lightning's accelerator: auto (a GPU if there is one), cpu, cuda,
+            mps; or one GPU as cuda:N.
+        devices: Processes, one per device, that share the windows of each scene
+            (Lightning's DDP; on the CPU each process takes a share of the cores).
+        workers: DataLoader processes reading the scene ahead of the model, per
+            device; 0 reads in the main process.
+        probabilities: Also write <output stem>_probabilities.tif: uint8 (0-254 for
+            0-1) or float16.
+        quicklook: Also write <output stem>.png: the scene in true colour beside the
+            class map, with a legend.
+        polygons: Also write <output stem>.gpkg: one polygon per connected region of
+            a class (layer classes, columns class_id and class).
+        overwrite: Replace existing outputs.
+
+    Raises:
+        GeosslInputError: for several scenes and an output that is not a folder.
+    """
+    # The quick-look and the polygons read the maps this module writes.
+    from geossl.inference.polygons import save_class_polygons
+    from geossl.inference.quicklook import save_quicklook
+
+    task = load_task(checkpoint)
+    scenes = find_scenes(sources)
+    target = Path(output)
+    if len(scenes) > 1 and target.suffix:
+        raise GeosslInputError(
+            target, f'must be a folder: the sources hold {len(scenes)} scenes'
+        )
+    mapper = SceneMapper(
+        task,
+        chip_size=chip_size,
+        stride=stride,
+        batch_size=batch_size,
+        device=device,
+        devices=devices,
+        workers=workers,
+    )
+    targets = [
+        target if len(scenes) == 1 else target / f'{scene.name}.tif' for scene in scenes
+    ]
+    # Refuse every extra output before any work, so nothing is left half done.
+    extras = [('.png', quicklook), ('.gpkg', polygons)]
+    for path in targets:
+        for suffix, wanted in extras:
+            if wanted:
+                check_output(path.with_suffix(suffix), overwrite)
+    for scene, path in zip(scenes, targets, strict=True):
+        result = mapper.map_scene(scene, path, probabilities, overwrite)
+        if result is None:  # Another process of a DDP run: the first one writes.
+            continue
+        if quicklook:
+            picture = path.with_suffix('.png')
+            save_quicklook(scene, path, mapper.class_names, mapper.colours, picture)
+        if polygons:
+            save_class_polygons(path, path.with_suffix('.gpkg'), mapper.class_names)
+        rate = result.pixels / result.seconds / 1e6
+        print(
+            f'Mapped {scene.name} ({result.pixels / 1e6:.2f} Mpx, '
+            f'{rate:.2f} Mpx/s) -> {result.class_map}'
         )

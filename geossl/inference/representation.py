@@ -13,9 +13,10 @@ The two standard measures of a frozen representation, on a labelled split:
   features.
 """
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from geossl.augment.views import Views
-from geossl.data.datamodule import collate_samples
+from geossl.data.datamodule import GeoPretrainingDataModule, collate_samples
 from geossl.errors import GeosslInputError
 from geossl.inference.checkpoint import fit_task_from, restore_task
 from geossl.models.weights import read_checkpoint
@@ -264,3 +265,140 @@ def score_representation(
 def _top_accuracies(ranked: Tensor, labels: Tensor) -> tuple[float, float]:
     hits = ranked[:, :5] == labels[:, None]
     return float(hits[:, 0].float().mean()), float(hits.any(dim=1).float().mean())
+
+
+#: The data options of ``geossl pretrain`` that embedding tiles does not take.
+DATA_SKIP = frozenset({'batch_size', 'mu', 'balance_classes', 'num_workers'})
+
+
+def encoder_and_data(
+    checkpoint: str | Path, data: Mapping[str, Any], device: str = 'auto'
+) -> tuple[Encoder, GeoPretrainingDataModule, str]:
+    """A checkpoint's encoder, and the data split as the checkpoint's run split it.
+
+    The split is the run's ``splits.csv`` (beside the ``checkpoints`` folder) when
+    there is one, else ``run_dir``'s, else made from the data options without being
+    saved. The data is normalised with the encoder's statistics, so no pass over
+    the data is needed.
+
+    Args:
+        checkpoint: a checkpoint of ``geossl pretrain`` or ``fit``.
+        data: the options of
+            :class:`~geossl.data.datamodule.GeoPretrainingDataModule`.
+        device: where the encoder runs (:func:`resolve_device`).
+
+    Returns:
+        The encoder, the set-up DataModule and where its split came from.
+    """
+    checkpoint = Path(checkpoint)
+    encoder = load_encoder(checkpoint, resolve_device(device))
+    data = dict(data)
+    data['chip_size'] = data.get('chip_size') or encoder.hparams['chip_size']
+    run_split = checkpoint.parent.parent / 'splits.csv'
+    with tempfile.TemporaryDirectory() as scratch:
+        if data.get('run_dir') is None:
+            data['run_dir'] = str(run_split.parent if run_split.exists() else scratch)
+        datamodule = GeoPretrainingDataModule(**data)
+        check_bands(encoder, datamodule.dataset.band_names, data['root'])
+        datamodule.mean = encoder.views.mean.flatten().cpu()
+        datamodule.std = encoder.views.std.flatten().cpu()
+        datamodule.setup('fit')
+    split = Path(data['run_dir']) / 'splits.csv'
+    source = str(split) if data['run_dir'] != scratch else 'the --data options'
+    return encoder, datamodule, source
+
+
+def evaluate_representation(
+    checkpoint: str,
+    data: Mapping[str, Any],
+    batch_size: int = 256,
+    workers: int = 0,
+    device: str = 'auto',
+    fitted_on: Literal['labelled', 'train'] = 'labelled',
+    split: Literal['test', 'val'] = 'test',
+    k: int = 200,
+    temperature: float = 0.1,
+) -> dict[str, float]:
+    """Measure a checkpoint's frozen features on labelled tiles.
+
+    Weighted kNN (cosine similarity, votes weighted by exp(similarity /
+    temperature)) and a linear probe (logistic regression on standardised
+    features), top-1 and top-5 accuracy. Both are fitted on training tiles and
+    evaluated on the held-out split of the checkpoint's run. Single-label data only.
+
+    Args:
+        checkpoint: A .ckpt from geossl pretrain or geossl fit.
+        data: The data options of geossl pretrain.
+        batch_size: Tiles per forward pass.
+        workers: DataLoader processes reading tiles.
+        device: auto (a GPU if there is one), cpu, cuda, cuda:N or mps.
+        fitted_on: labelled: the run's labelled tiles (the few-label setting);
+            train: every training tile with its label (the usual linear-evaluation
+            protocol).
+        split: The held-out tiles to evaluate on.
+        k: kNN neighbours.
+        temperature: kNN vote temperature.
+
+    Returns:
+        The scores (:func:`score_representation`).
+
+    Raises:
+        GeosslInputError: for multi-label data, an empty split, fewer than two
+            classes to fit on, or a k or temperature that is not positive.
+    """
+    if k < 1 or temperature <= 0:
+        raise GeosslInputError('--k' if k < 1 else '--temperature', 'must be positive')
+    encoder, datamodule, source = encoder_and_data(checkpoint, data, device)
+    dataset = datamodule.dataset
+    if dataset.multilabel:
+        raise GeosslInputError(
+            data['root'],
+            'is multi-label: kNN and linear-probe accuracy are for one class per tile',
+        )
+    positions = datamodule.positions
+    fitted = positions['labelled']
+    if fitted_on == 'train':
+        fitted = np.union1d(fitted, positions['unlabelled'])
+    fitted = fitted[dataset.is_labelled[fitted]]
+    evaluated = positions[split]
+    evaluated = evaluated[dataset.is_labelled[evaluated]]
+    targets = torch.as_tensor(dataset.targets)
+    if not len(evaluated):
+        raise GeosslInputError(
+            '--split',
+            f'is {split} but that split holds no labelled tiles (see '
+            f'--data.{split}_fraction)',
+        )
+    if len(targets[fitted].unique()) < 2:
+        raise GeosslInputError(
+            '--fitted_on',
+            f'is {fitted_on} but those tiles hold fewer than two classes',
+        )
+    features = embed_samples(
+        encoder, dataset, np.concatenate([fitted, evaluated]), batch_size, workers
+    )['features']
+    scores = score_representation(
+        features[: len(fitted)],
+        targets[fitted],
+        features[len(fitted) :],
+        targets[evaluated],
+        len(dataset.classes),
+        k,
+        temperature,
+    )
+    hparams = encoder.hparams
+    print(
+        f'{checkpoint}: {hparams.get("method") or hparams["algorithm"]} '
+        f'{hparams.get("model") or hparams["backbone"]}, '
+        f'{features.shape[1]} features\n'
+        f'Fitted on {len(fitted)} {fitted_on} tiles, evaluated on '
+        f'{len(evaluated)} {split} tiles (split: {source})\n'
+    )
+    print('| measure | top-1 % | top-5 % |\n|---|---|---|')
+    for name, key in (
+        (f'kNN (k={k}, T={temperature})', 'knn'),
+        ('linear probe', 'linear'),
+    ):
+        top1, top5 = scores[f'{key}_top1'], scores[f'{key}_top5']
+        print(f'| {name} | {100 * top1:.1f} | {100 * top5:.1f} |')
+    return scores

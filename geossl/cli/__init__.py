@@ -1,9 +1,10 @@
 """The ``geossl`` command: help, dispatch, and bad input as one line.
 
 Only what ``geossl --help`` and an unknown command need is imported here, so that
-they answer at once; the commands themselves (:mod:`geossl.commands`) bring torch,
-Lightning and TorchGeo with them. Bad input ends with one line naming the file or
-option at fault and exit status 2.
+they answer at once; the commands themselves bring torch, Lightning and TorchGeo
+with them: Lightning's (:mod:`geossl.cli.lightning`) and geossl's own tools, typed
+functions in the modules that do the work, wired up by :mod:`geossl.cli.tools`.
+Bad input ends with one line naming the file or option at fault and exit status 2.
 """
 
 import signal
@@ -21,7 +22,7 @@ EXIT_BAD_INPUT = 2
 #: Lightning's commands, over geossl's task and data.
 LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
 
-#: geossl's own tools (:data:`geossl.commands.TOOL_RUNNERS` runs them).
+#: geossl's own tools (:data:`geossl.cli.tools.TOOL_FUNCTIONS` runs them).
 TOOLS = ('index', 'map', 'export', 'evaluate-representation', 'embed', 'qgis')
 
 #: Every command, in the order help lists them.
@@ -98,10 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings('ignore', r"LightningCLI's args parameter is intended")
     from torchgeo.datasets.errors import DatasetNotFoundError
 
-    from geossl.commands import run
-
     try:
-        run(argv, from_command_line)
+        if argv[0] in TOOLS:
+            from geossl.cli.tools import run_tool
+
+            run_tool(argv)
+        else:
+            from geossl.cli.lightning import run_lightning
+
+            run_lightning(argv, from_command_line)
     except (GeosslInputError, DatasetNotFoundError) as error:
         print(f'geossl: error: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -117,7 +123,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'geossl: error: {message} (see {help_command})', file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

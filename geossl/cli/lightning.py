@@ -1,0 +1,374 @@
+"""Lightning's commands: ``fit``, ``validate``, ``test``, ``predict`` and ``pretrain``.
+
+``fit``, ``validate``, ``test`` and ``predict`` are Lightning's CLI over
+:class:`~geossl.tasks.semi_supervised.SemiSupervisedTask` and
+:class:`~geossl.data.datamodule.GeoDataModule` (YAML configs with ``--config``; the
+model is sized from the data, :func:`~geossl.tasks.sizing.data_arguments`);
+``pretrain`` is Lightning's ``fit`` over
+:class:`~geossl.tasks.pretrain.PretrainingTask`. Only Lightning's public API is
+used: what geossl checks before Lightning reads anything (config files, an unsafe
+``--ckpt_path``) is checked before the CLI is built. :func:`geossl.cli.main` turns
+bad input into one line and exit status 2.
+"""
+
+import re
+from argparse import RawDescriptionHelpFormatter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonargparse import DefaultHelpFormatter
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from geossl.data.datamodule import GeoDataModule, GeoPretrainingDataModule
+from geossl.errors import GeosslInputError, reading
+from geossl.inference.checkpoint import (
+    SafeCheckpointIO,
+    check_checkpoint_fits,
+    read_checkpoint,
+)
+from geossl.ssl.policies import describe_algorithms
+from geossl.tasks.pretrain import METHODS, PretrainingTask, SimCLR
+from geossl.tasks.resume import ResumeCheckpoint
+from geossl.tasks.semi_supervised import SemiSupervisedTask
+from geossl.tasks.sizing import data_arguments
+
+
+class HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with descriptions and epilogs kept as written."""
+
+
+class GeosslCLI(LightningCLI):
+    """Lightning's CLI with the model sized from the data.
+
+    The number of classes, bands, the label kind, the dataset size, the chip size
+    and the class and band names go from the DataModule to the model, so that a
+    command line or config names the data once.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link the data's shape to the model's; add ``--resume.every_n_train_steps``.
+
+        Args:
+            parser: the CLI's parser.
+        """
+        for target, compute in self.data_links().items():
+            parser.link_arguments('data', target, compute, apply_on='instantiate')
+        parser.add_lightning_class_args(ResumeCheckpoint, 'resume')
+        parser.epilog = self.epilog()
+
+    def epilog(self) -> str | None:
+        """What ``--help`` ends with: every algorithm and its typed options.
+
+        Returns:
+            The text, read from the policy registry.
+        """
+        return (
+            'Algorithms (--model.algorithm) and their options (--model.'
+            "algorithm_options '{option: value}'):\n" + describe_algorithms()
+        )
+
+    #: Where the model takes the data's arguments, and which
+    #: (:func:`~geossl.tasks.sizing.data_arguments`).
+    model_key = 'model'
+    data_keys: tuple[str, ...] = (
+        'num_classes',
+        'in_channels',
+        'multilabel',
+        'num_samples',
+        'class_names',
+        'band_names',
+        'chip_size',
+        'data_metadata',
+    )
+
+    def data_links(self) -> dict[str, Callable[[GeoDataModule], Any]]:
+        """The model's arguments that the data sets.
+
+        Returns:
+            Model argument -> its value from the instantiated DataModule.
+        """
+
+        def argument(key: str) -> Callable[[GeoDataModule], Any]:
+            return lambda dm: data_arguments(dm.dataset, dm.chip_size)[key]
+
+        return {f'{self.model_key}.{key}': argument(key) for key in self.data_keys}
+
+    def after_instantiate_classes(self) -> None:
+        """Keep checkpoints in ``<default_root_dir>/checkpoints`` for every run.
+
+        Lightning puts them under each logger version by default, where the next
+        command's ``--ckpt_path last`` (resume, test, validate) would not find them;
+        the folder must be known before Lightning looks for ``last``.
+        """
+        for callback in self.trainer.checkpoint_callbacks:
+            if callback.dirpath is None:
+                callback.dirpath = str(
+                    Path(self.trainer.default_root_dir) / 'checkpoints'
+                )
+
+    def before_instantiate_classes(self) -> None:
+        """Refuse a null where an option takes no null, before anything is built.
+
+        jsonargparse checks each value of the command line, but lets a config
+        file's null (``mu:`` with no value) through as "unset" for any option.
+
+        Raises:
+            GeosslInputError: naming the option.
+        """
+        try:
+            self.parser.validate(self.config, skip_unset=False)
+        except TypeError as error:
+            message = ' '.join(str(error).split())
+            key = re.search(r'Parser key "([^"]+)"', message)
+            problem = message.split(':', 1)[-1].strip() if key else message
+            raise GeosslInputError(
+                f'--{key.group(1)}' if key else 'config', problem
+            ) from None
+
+    def _check_inputs(self) -> None:
+        """Refuse bad data or an unfitting ``--ckpt_path`` before anything is written.
+
+        The Trainer's loggers make the run folder before they set up the data; the
+        data is set up here first (split and statistics), so that bad data ends the
+        command with nothing written.
+        """
+        path = self.config_init[self.subcommand].get('ckpt_path')
+        if path == 'last':
+            lasts = [
+                Path(callback.dirpath) / 'last.ckpt'
+                for callback in self.trainer.checkpoint_callbacks
+            ]
+            path = max(
+                (last for last in lasts if last.is_file()),
+                key=lambda last: last.stat().st_mtime,
+                default=None,
+            )
+        if path is not None and path not in ('best', 'hpc') and '://' not in str(path):
+            check_checkpoint_fits(path, self.model)
+        self.datamodule.trainer = self.trainer  # Where the split is saved.
+        self.datamodule.setup(self.subcommand)
+
+    before_fit = before_validate = before_test = before_predict = _check_inputs
+
+
+class PretrainCLI(GeosslCLI):
+    """``geossl pretrain``: a self-supervised method, chosen with ``--model``."""
+
+    # The method is a ``--model`` subclass; it takes the data's bands and chip size.
+    model_key = 'model.init_args'
+    data_keys = ('in_channels', 'band_names', 'chip_size')
+
+    def epilog(self) -> str | None:
+        """No algorithms: ``--model`` chooses a method (its help lists them).
+
+        Returns:
+            None.
+        """
+        return None
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Fit's links and resume points; SimCLR unless ``--model`` says otherwise.
+
+        Args:
+            parser: the CLI's parser.
+        """
+        super().add_arguments_to_parser(parser)
+        parser.set_defaults({'model': {'class_path': _class_path(SimCLR)}})
+
+    def instantiate_classes(self) -> None:
+        """Build the data, method and Trainer; a bad method setting is one line.
+
+        Raises:
+            GeosslInputError: the method's own refusal, which jsonargparse wraps
+                when it builds a ``--model`` subclass.
+        """
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, GeosslInputError):
+                raise cause from None
+            raise
+
+
+def _class_path(cls: type) -> str:
+    return f'{cls.__module__}.{cls.__qualname__}'
+
+
+def _trainer_defaults() -> dict[str, Any]:
+    return {
+        'default_root_dir': 'runs/geossl',
+        'log_every_n_steps': 10,
+        # By class path, so that the run's saved config.yaml can be given back.
+        'plugins': [{'class_path': _class_path(SafeCheckpointIO)}],
+        'callbacks': [
+            ModelCheckpoint(
+                filename='best-{epoch}-{step}',
+                # A resumed run carries on the same last.ckpt.
+                enable_version_counter=False,
+                monitor='val/loss',
+                mode='min',
+                save_last=True,
+            )
+        ],
+    }
+
+
+def _run_fit(argv: Sequence[str] | None) -> None:
+    GeosslCLI(
+        SemiSupervisedTask,
+        GeoDataModule,
+        trainer_defaults=_trainer_defaults(),
+        seed_everything_default=0,
+        save_config_kwargs={'overwrite': True},
+        # Parse errors come back to main(), which prints them as one line.
+        parser_kwargs={
+            'exit_on_error': False,
+            'formatter_class': HelpFormatter,
+            'prog': 'geossl',
+        },
+        # None reads sys.argv itself (Lightning warns when given both).
+        args=None if argv is None else list(argv),
+    )
+
+
+def _pretrain_trainer_defaults() -> dict[str, Any]:
+    return _trainer_defaults() | {
+        'default_root_dir': 'runs/pretrain',
+        'max_epochs': 100,
+        # The methods have no validation: held-out tiles wait for evaluation.
+        'limit_val_batches': 0,
+        'callbacks': [ModelCheckpoint(save_last=True, enable_version_counter=False)],
+    }
+
+
+def _option_values(argv: Sequence[str], option: str) -> list[str | None]:
+    """The values given to an option, as ``OPTION VALUE`` or ``OPTION=VALUE``.
+
+    Args:
+        argv: the command's arguments.
+        option: e.g. ``--config``.
+
+    Returns:
+        Each value in order; None for the option given last with no value.
+    """
+    values = []
+    for argument, following in zip(argv, [*argv[1:], None], strict=True):
+        if argument.startswith(f'{option}='):
+            values.append(argument.removeprefix(f'{option}='))
+        elif argument == option:
+            values.append(following)
+    return values
+
+
+def _check_pretraining_method(argv: Sequence[str]) -> None:
+    """Refuse a ``--model`` that names no method, in one line, not jsonargparse's.
+
+    Raises:
+        GeosslInputError: for a bare name that is not a method's.
+    """
+    names = [task.__name__ for task in METHODS.values()]
+    for value in _option_values(argv, '--model'):
+        # Dotted class paths and config files are jsonargparse's to check.
+        if value is not None and '.' not in value and value not in names:
+            raise GeosslInputError(
+                '--model', f'is {value!r}, not a method: choose from {", ".join(names)}'
+            )
+
+
+def _run_pretrain(argv: Sequence[str]) -> None:
+    _check_pretraining_method(argv)
+    PretrainCLI(
+        PretrainingTask,
+        GeoPretrainingDataModule,
+        subclass_mode_model=True,
+        trainer_defaults=_pretrain_trainer_defaults(),
+        seed_everything_default=0,
+        save_config_kwargs={'overwrite': True},
+        parser_kwargs={
+            'exit_on_error': False,
+            'formatter_class': HelpFormatter,
+            'prog': 'geossl',
+            # Lightning's fit, shown under geossl's name for it (its usage line, as
+            # the subcommand's name is jsonargparse's to set).
+            'fit': {
+                'usage': 'geossl pretrain [options]',
+                'description': 'Self-supervised pretraining of a backbone (--model '
+                'SimCLR, MoCo, BYOL, SimSiam or BarlowTwins)\non the training tiles, '
+                "for fit's --model.backbone_weights.",
+                'formatter_class': HelpFormatter,
+            },
+        },
+        args=['fit', *argv],
+    )
+
+
+def _check_configs(argv: Sequence[str]) -> None:
+    """Read every ``--config`` file first, so that unreadable bytes are one line.
+
+    jsonargparse reports a YAML syntax error itself, but lets other failures of
+    reading the file (bytes that are not UTF-8, say) escape as tracebacks, and an
+    empty ``model:``, ``data:`` or ``trainer:`` section reaches Lightning as null.
+
+    Raises:
+        GeosslInputError: naming the config file that cannot be read.
+    """
+    for value in _option_values(argv, '--config'):
+        # A value that names no file is YAML text, jsonargparse's to check.
+        if value is not None and Path(value).exists():
+            with reading(value, 'a YAML config'):
+                config = yaml.safe_load(Path(value).read_text(encoding='utf-8'))
+            # A section with nothing under it reads as null, which Lightning's
+            # instantiation of the model cannot take.
+            empty = [
+                key
+                for key, section in (config if isinstance(config, dict) else {}).items()
+                if section is None and key in ('model', 'data', 'trainer')
+            ]
+            if empty:
+                raise GeosslInputError(
+                    value,
+                    f"'{empty[0]}:' has nothing under it; give it settings or "
+                    'remove it',
+                )
+
+
+def _check_checkpoints(argv: Sequence[str]) -> None:
+    """Read every ``--ckpt_path`` safely first, so that a bad one is one line.
+
+    Lightning reads a checkpoint's hyperparameters into the config before anything
+    else, with ``torch.load``; a pickled payload or a corrupt file would end in its
+    traceback. Paths given on the command line or in ``--config`` files are read
+    here with :func:`~geossl.models.weights.read_checkpoint` instead.
+
+    Raises:
+        GeosslInputError: naming the unsafe or unreadable checkpoint.
+    """
+    paths = _option_values(argv, '--ckpt_path')
+    for value in _option_values(argv, '--config'):
+        if value is not None and Path(value).is_file():
+            config = yaml.safe_load(Path(value).read_text(encoding='utf-8'))
+            if isinstance(config, dict) and isinstance(config.get('ckpt_path'), str):
+                paths.append(config['ckpt_path'])
+    for path in paths:
+        if path and Path(path).is_file():
+            read_checkpoint(path, 'cpu')
+
+
+def run_lightning(argv: Sequence[str], from_command_line: bool) -> None:
+    """Run ``fit``, ``validate``, ``test``, ``predict`` or ``pretrain``.
+
+    Args:
+        argv: the command and its arguments.
+        from_command_line: whether ``argv`` is the process's own (Lightning then
+            reads ``sys.argv`` itself, as DDP's other processes will).
+    """
+    _check_configs(argv[1:])
+    _check_checkpoints(argv[1:])
+    if argv[0] == 'pretrain':
+        _run_pretrain(argv[1:])
+    else:
+        _run_fit(None if from_command_line else argv)
