@@ -217,21 +217,29 @@ def _trainer_defaults() -> dict[str, Any]:
     }
 
 
+def _cli_options(**parser_kwargs: Any) -> dict[str, Any]:
+    """What fit's and pretrain's CLIs share: seed, config saving, parser settings."""
+    return {
+        'seed_everything_default': 0,
+        'save_config_kwargs': {'overwrite': True},
+        # Parse errors come back to main(), which prints them as one line.
+        'parser_kwargs': {
+            'exit_on_error': False,
+            'formatter_class': HelpFormatter,
+            'prog': 'geossl',
+            **parser_kwargs,
+        },
+    }
+
+
 def _run_fit(argv: Sequence[str] | None) -> None:
     GeosslCLI(
         SemiSupervisedTask,
         GeoDataModule,
         trainer_defaults=_trainer_defaults(),
-        seed_everything_default=0,
-        save_config_kwargs={'overwrite': True},
-        # Parse errors come back to main(), which prints them as one line.
-        parser_kwargs={
-            'exit_on_error': False,
-            'formatter_class': HelpFormatter,
-            'prog': 'geossl',
-        },
         # None reads sys.argv itself (Lightning warns when given both).
         args=None if argv is None else list(argv),
+        **_cli_options(),
     )
 
 
@@ -286,23 +294,18 @@ def _run_pretrain(argv: Sequence[str]) -> None:
         GeoPretrainingDataModule,
         subclass_mode_model=True,
         trainer_defaults=_pretrain_trainer_defaults(),
-        seed_everything_default=0,
-        save_config_kwargs={'overwrite': True},
-        parser_kwargs={
-            'exit_on_error': False,
-            'formatter_class': HelpFormatter,
-            'prog': 'geossl',
-            # Lightning's fit, shown under geossl's name for it (its usage line, as
-            # the subcommand's name is jsonargparse's to set).
-            'fit': {
+        args=['fit', *argv],
+        # Lightning's fit, shown under geossl's name for it (its usage line, as
+        # the subcommand's name is jsonargparse's to set).
+        **_cli_options(
+            fit={
                 'usage': 'geossl pretrain [options]',
                 'description': 'Self-supervised pretraining of a backbone (--model '
                 'SimCLR, MoCo, BYOL, SimSiam or BarlowTwins)\non the training tiles, '
                 "for fit's --model.backbone_weights.",
                 'formatter_class': HelpFormatter,
-            },
-        },
-        args=['fit', *argv],
+            }
+        ),
     )
 
 
