@@ -322,13 +322,14 @@ def _markdown(table: pd.DataFrame) -> str:
             'algorithm': row.algorithm,
             'error % (ours)': f'{row.error_mean:.1f}'
             + ('' if np.isnan(row.error_std) else f' +- {row.error_std:.1f}'),
+            'seeds': row.seeds,
             'ratio to supervised': None if pd.isna(row.ratio) else row.ratio,
             'USB error %': None if pd.isna(row.usb_error) else row.usb_error,
             'min / run': row.minutes_per_run,
         }
         for row in table.itertuples()
     ]
-    formats = {'labels / class': '', 'algorithm': '', 'error % (ours)': ''}
+    formats = {'labels / class': '', 'algorithm': '', 'error % (ours)': '', 'seeds': ''}
     formats |= {'ratio to supervised': '.2f', 'USB error %': '.1f', 'min / run': '.1f'}
     return markdown(rows, formats)
 
