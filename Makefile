@@ -30,7 +30,7 @@ lint: $(INSTALLED)
 # reference to geossl's objects must resolve (-n), so a renamed function, a broken
 # link or a module that no longer imports breaks the build.
 docs: $(INSTALLED)
-	rm -rf docs/generated
+	rm -rf docs/generated docs/_build
 	$(BIN)/sphinx-build -W --keep-going -n -E -q -b html docs docs/_build/html
 
 test: lint docs

@@ -1,10 +1,11 @@
 """geossl's own tools on the command line: typed functions, parsers made from them.
 
 Each tool is a typed function in the module that does its work; its signature and
-Google-style docstring are its command line. Parameters without a default before
-the others are positional (a list takes one or more values), ``output`` is also
-``-o``, and a ``data`` parameter takes the data options of ``geossl pretrain`` as
-``--data.*``. Every other parameter is an option of its own name.
+Google-style docstring are its command line. The parameters a :class:`Tool` names
+as positional are given by position (a list takes one or more values), ``output``
+is also ``-o``, and a ``data`` parameter takes the data options of
+``geossl pretrain`` as ``--data.*``. Every other parameter is an option of its own
+name, with its type, default and help from the function.
 """
 
 import inspect
