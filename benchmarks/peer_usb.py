@@ -47,6 +47,7 @@ import torch
 from label_efficiency import (
     PRETRAINED_BUDGET,
     add_run_arguments,
+    algorithm_options,
     split_config,
     train_and_test,
 )
@@ -60,6 +61,13 @@ from geossl.data.splits import load_or_make_splits
 HERE = Path(__file__).parent
 USB_VENV = HERE.parent / '.venv-usb'
 USB_VERSION = 'semilearn==0.3.2'
+
+#: The algorithms both implementations run, in table order.
+ALGORITHMS = ('supervised', 'fixmatch', 'freematch', 'flexmatch')
+
+#: geossl's option names -> USB's, for the options a short budget scales
+#: (:func:`label_efficiency.algorithm_options`): both run the same settings.
+USB_OPTION_NAMES = {'ema': 'ema_p', 'warmup': 'thresh_warmup'}
 
 #: EMA settings: name -> (geossl's ema_decay, USB's ema_m).
 EMA = {'shipped': (0.999, 0.999), 'none': (None, 0.0)}
@@ -152,10 +160,26 @@ def run_usb(
         f'--log_every={options.log_every}',
         f'--seed={options.seed}',
         f'--threads={torch.get_num_threads()}',
+        '--usb_options=' + json.dumps(usb_options(algorithm, options.steps)),
     ]
     with (run_dir / 'usb.log').open('w') as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
     return json.loads((run_dir / 'result.json').read_text())
+
+
+def usb_options(algorithm: str, steps: int) -> dict[str, object]:
+    """geossl's short-budget options of an algorithm, by USB's names.
+
+    Args:
+        algorithm: ``supervised`` or a policy name.
+        steps: the run's training steps.
+
+    Returns:
+        USB's arguments that set the same (FreeMatch's ``ema_p``, FlexMatch's
+        ``thresh_warmup``).
+    """
+    options = algorithm_options(algorithm, steps)
+    return {USB_OPTION_NAMES[name]: value for name, value in options.items()}
 
 
 def run_geossl(
@@ -227,7 +251,12 @@ def main() -> None:
     parser.add_argument('--output', type=Path, default=RESULTS / 'peer_usb')
     parser.add_argument('--labels_per_class', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--algorithms', nargs='+', default=['supervised', 'fixmatch'])
+    parser.add_argument(
+        '--algorithms',
+        nargs='+',
+        choices=ALGORITHMS,
+        default=['supervised', 'fixmatch'],
+    )
     parser.add_argument('--ema', nargs='+', choices=list(EMA), default=list(EMA))
     parser.add_argument(
         '--implementations', nargs='+', choices=IMPLEMENTATIONS, default=IMPLEMENTATIONS
@@ -285,17 +314,38 @@ def main() -> None:
         run |= {
             column: result[column]
             for column in ('test_error', 'val_accuracy', 'best_step', 'train_minutes')
-        } | {'seconds_per_step': result['seconds_per_step']}
+        } | {
+            'seconds_per_step': result['seconds_per_step'],
+            'threads': torch.get_num_threads(),
+            'options': json.dumps(
+                algorithm_options(run['algorithm'], options.steps), sort_keys=True
+            ),
+        }
         tqdm.write(
             f'{run["implementation"]} {run["algorithm"]} (EMA {run["ema"]}): test '
             f'error {run["test_error"]:.1f} %, {run["seconds_per_step"]:.2f} s/step'
         )
         runs.append(run)
         pd.DataFrame(runs).to_csv(listing, index=False)
-    # This setting's runs, in the plan's order.
-    position = {key(run): place for place, run in enumerate(plan)}
-    chosen = [run for run in runs if key(run) in position]
-    table = _table(pd.DataFrame(sorted(chosen, key=lambda run: position[key(run)])))
+    # Every run of this setting and budget so far, in table order.
+    setting_columns = {
+        'labels_per_class': options.labels_per_class,
+        'seed': options.seed,
+    }
+    chosen = [
+        run
+        for run in runs
+        if all(run[c] == v for c, v in (setting_columns | budget).items())
+    ]
+
+    def order(run: dict[str, object]) -> tuple[int, int, int]:
+        return (
+            list(EMA).index(run['ema']),
+            ALGORITHMS.index(run['algorithm']),
+            IMPLEMENTATIONS.index(run['implementation']),
+        )
+
+    table = _table(pd.DataFrame(sorted(chosen, key=order)))
     settings = {
         k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()
     }

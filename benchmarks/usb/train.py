@@ -224,6 +224,12 @@ def main() -> None:
     parser.add_argument('--log_every', type=int, default=25)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        '--usb_options',
+        type=json.loads,
+        default={},
+        help="the algorithm's options, by USB's names (JSON)",
+    )
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
     random.seed(options.seed)
@@ -262,6 +268,7 @@ def main() -> None:
             'net': options.model,
             'dataset': 'eurosat',
         }
+        | options.usb_options
     )
     args.distributed = False
     split_data = datasets(tiles, algorithm_name, size, num_classes)
