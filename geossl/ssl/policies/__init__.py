@@ -32,6 +32,7 @@ __all__ = [
     'algorithm_names',
     'algorithm_options',
     'build_policy',
+    'check_options',
     'describe_algorithms',
     'display_name',
 ]
@@ -106,6 +107,43 @@ def describe_algorithms() -> str:
     return '\n'.join(lines)
 
 
+def _fits(value: object, annotation: object) -> bool:
+    """Whether a value fits an option's type (ints are floats; bools are neither)."""
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return True  # Annotations beyond these are the policy's to check.
+
+
+def check_options(algorithm: str, options: Mapping[str, object]) -> None:
+    """Refuse options an algorithm does not take, or values of the wrong type.
+
+    Args:
+        algorithm: ``supervised`` or a key of :data:`~.POLICIES`.
+        options: the ``algorithm_options`` given.
+
+    Raises:
+        GeosslInputError: naming the option and what the algorithm takes.
+    """
+    taken = {p.name: p for p in algorithm_options(algorithm)}
+    for name, value in options.items():
+        if name not in taken:
+            names = ', '.join(taken) or 'none'
+            raise GeosslInputError(
+                'algorithm_options',
+                f'{algorithm} has no option {name!r} (its options: {names})',
+            )
+        annotation = taken[name].annotation
+        if not _fits(value, annotation):
+            kind = getattr(annotation, '__name__', annotation)
+            raise GeosslInputError(
+                f'algorithm_options.{name}', f'is {value!r}; {algorithm} takes a {kind}'
+            )
+
+
 def build_policy(
     algorithm: str,
     num_classes: int,
@@ -142,7 +180,5 @@ def build_policy(
             f'{algorithm} does not fit {kind} data; use one of '
             f'{", ".join(algorithm_names(multilabel))}',
         )
-    try:
-        return policy_class.from_data(num_classes, num_samples, **(options or {}))
-    except TypeError as error:
-        raise GeosslInputError('algorithm_options', str(error)) from None
+    check_options(algorithm, options or {})
+    return policy_class.from_data(num_classes, num_samples, **(options or {}))

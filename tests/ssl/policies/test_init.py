@@ -53,6 +53,25 @@ def test_a_new_policy_registers_itself_and_builds():
         POLICIES.pop('toy')
 
 
+def test_options_are_checked_against_the_policy_signature():
+    # An int where a float is asked for is a float; a bool is no number.
+    assert build_policy('fixmatch', 3, False, options={'threshold': 1}).threshold == 1
+    with pytest.raises(
+        GeosslInputError,
+        match=r"algorithm_options.threshold: is 'high'; fixmatch takes",
+    ):
+        build_policy('fixmatch', 3, False, options={'threshold': 'high'})
+    with pytest.raises(GeosslInputError, match='warmup_steps: is True; dash takes a'):
+        build_policy('dash', 3, False, options={'warmup_steps': True})
+    with pytest.raises(GeosslInputError, match='warmup: is 0; flexmatch takes a bool'):
+        build_policy('flexmatch', 3, False, 8, options={'warmup': 0})
+    with pytest.raises(
+        GeosslInputError,
+        match=r"fixmatch has no option 'thresold' \(its options: threshold\)",
+    ):
+        build_policy('fixmatch', 3, False, options={'thresold': 0.9})
+
+
 def test_a_taken_name_is_refused():
     with pytest.raises(TypeError, match="'fixmatch' names FixMatch already"):
 
