@@ -90,7 +90,7 @@ def main() -> None:
             # Supervised runs have no pseudo-label curves to keep beside the table.
             argparse.Namespace(**vars(options) | {'output': run_dir}),
             run_dir,
-            backbone_weights=str(weights),
+            weights=str(weights),
             **RECIPES[recipe],
         )
         log = pd.read_csv(run_dir / 'logs' / 'version_0' / 'metrics.csv')

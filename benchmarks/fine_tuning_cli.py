@@ -60,8 +60,8 @@ def main() -> None:
             geossl(
                 'fit',
                 *data,
-                *['--model.algorithm', 'supervised', '--model.backbone', MODEL],
-                *['--model.backbone_weights', str(weights), *recipe],
+                *['--model.algorithm', 'supervised', '--model.model', MODEL],
+                *['--model.weights', str(weights), *recipe],
                 *['--trainer.max_steps', str(options.steps)],
                 *['--trainer.val_check_interval', str(options.val_every)],
                 *['--trainer.check_val_every_n_epoch', 'null'],

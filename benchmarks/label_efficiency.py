@@ -166,7 +166,7 @@ def train_and_test(
         options: the budget (steps, batch_size, mu, backbone, image_size,
             val_every, log_every) and the output folder of the curves.
         run_dir: the run's folder.
-        **task_options: more arguments of the task (e.g. backbone_weights).
+        **task_options: more arguments of the task (e.g. weights).
 
     Returns:
         The run's row: test error, best step, minutes, curve file.
@@ -183,7 +183,7 @@ def train_and_test(
     task = SemiSupervisedTask.for_dataset(
         dataset,
         algorithm,
-        backbone=options.backbone,
+        model=options.backbone,
         chip_size=options.image_size,
         algorithm_options=algorithm_options(algorithm, options.steps),
         **task_options,
@@ -242,7 +242,7 @@ def train_and_test(
         'train_minutes': train_time / 60,
         'curve': str(curve.relative_to(options.output)),
         'options': _options(algorithm, options.steps),
-    } | _budget(options, task_options.get('backbone_weights'))
+    } | _budget(options, task_options.get('weights'))
 
 
 def _key(run: dict[str, object]) -> tuple[object, object, object]:
@@ -266,16 +266,14 @@ def _options(algorithm: str, steps: int) -> str:
     return json.dumps(algorithm_options(algorithm, steps), sort_keys=True)
 
 
-def _budget(
-    options: argparse.Namespace, backbone_weights: object = None
-) -> dict[str, object]:
+def _budget(options: argparse.Namespace, weights: object = None) -> dict[str, object]:
     """The settings a run's result depends on, so a rerun can reuse it."""
     budget = {
         key: getattr(options, key)
         for key in ('steps', 'backbone', 'batch_size', 'mu', 'image_size')
     }
-    weights = Path(str(backbone_weights)).name if backbone_weights else 'none'
-    return budget | {'weights': weights}
+    name = Path(str(weights)).name if weights else 'none'
+    return budget | {'weights': name}
 
 
 def _start(options: argparse.Namespace) -> str:
@@ -457,15 +455,13 @@ def main() -> None:
     # Runs finished earlier with the same budget and algorithm options are kept, so
     # a stopped benchmark goes on where it was; the listing keeps the runs of other
     # budgets and settings as they are.
-    weights = (
-        {'backbone_weights': str(lite0_weights(LITE0_WEIGHTS))}
-        if options.pretrained
-        else {}
+    initial = (
+        {'weights': str(lite0_weights(LITE0_WEIGHTS))} if options.pretrained else {}
     )
     runs, others = [], []
     if listing.exists():
         earlier = pd.read_csv(listing)
-        budget = _budget(options, weights.get('backbone_weights'))
+        budget = _budget(options, initial.get('weights'))
         # Listings from before weights were a setting hold from-scratch runs.
         settings = earlier.reindex(columns=list(budget)).fillna({'weights': 'none'})
         same_budget = (settings == pd.Series(budget)).all(1)
@@ -480,7 +476,7 @@ def main() -> None:
                 shutil.rmtree(_run_dir(options, *_key(run)), ignore_errors=True)
                 tqdm.write(f'{_key(run)}: options changed, run again')
     plan = [key for key in wanted if key not in {_key(r) for r in runs}]
-    for run in tqdm(_finished(plan, options, weights), 'Runs', len(plan), unit='run'):
+    for run in tqdm(_finished(plan, options, initial), 'Runs', len(plan), unit='run'):
         labels, seed, algorithm = _key(run)
         tqdm.write(
             f'{labels} labels/class, seed {seed}, {NAMES[algorithm]}: '

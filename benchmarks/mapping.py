@@ -65,7 +65,7 @@ def demo_checkpoint(path: Path) -> Path:
         num_classes=6,
         in_channels=13,
         algorithm='supervised',
-        backbone='resnet18',
+        model='resnet18',
         chip_size=32,
         band_names=BANDS,
     )

@@ -215,7 +215,7 @@ def run_geossl(
         options.seed,
         budget,
         run_dir,
-        backbone_weights=str(lite0_weights(LITE0_WEIGHTS)),
+        weights=str(lite0_weights(LITE0_WEIGHTS)),
         ema_decay=ema,
     )
     return row | {'seconds_per_step': 60 * row['train_minutes'] / options.steps}
@@ -239,6 +239,7 @@ def _table(runs: pd.DataFrame) -> list[dict[str, object]]:
                 'ratio to supervised': None if run.algorithm == 'supervised' else ratio,
                 'best step': run.best_step,
                 's / step': run.seconds_per_step,
+                'threads': int(run.threads),
             }
         )
     return rows
@@ -368,6 +369,7 @@ def main() -> None:
                 'ratio to supervised': '.2f',
                 'best step': '',
                 's / step': '.2f',
+                'threads': '',
             },
         )
     )

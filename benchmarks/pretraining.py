@@ -11,7 +11,7 @@ model of ``label_efficiency.py`` (32 x 32 tiles in memory, timm's ``test_resnet`
    labelled tiles and, as the SSL literature reports, on all training tiles with
    their labels; the same untrained (random) backbone is the reference;
 3. Supervised and FixMatch from scratch for ``--steps`` steps against the same
-   started from the SimCLR backbone (``--model.backbone_weights``) for
+   started from the SimCLR backbone (``--model.weights``) for
    ``--finetune_steps``, chosen so that pretraining plus fine-tuning take about the
    wall time of the run from scratch (the table shows each side's minutes).
 
@@ -150,7 +150,7 @@ def main() -> None:
         for algorithm in options.algorithms:
             for start, steps, extra in (
                 ('scratch', options.steps, {}),
-                ('SimCLR', options.finetune_steps, {'backbone_weights': weights}),
+                ('SimCLR', options.finetune_steps, {'weights': weights}),
             ):
                 budget = argparse.Namespace(**(vars(options) | {'steps': steps}))
                 budget.output = seed_dir

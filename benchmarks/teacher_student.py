@@ -67,7 +67,7 @@ def _train(
         dataset, split, run_dir, options.batch_size, options.mu, seed=split.seed
     )
     weights = (
-        {'backbone': MODEL, 'backbone_weights': str(lite0_weights(LITE0_WEIGHTS))}
+        {'model': MODEL, 'weights': str(lite0_weights(LITE0_WEIGHTS))}
         if options.pretrained
         else {}
     )

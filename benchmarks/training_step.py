@@ -103,7 +103,7 @@ def _profile(
     task = SemiSupervisedTask.for_dataset(
         dataset,
         'fixmatch',
-        backbone=options.backbone,
+        model=options.backbone,
         teacher_student=teacher_student,
         metadata='location',
     )

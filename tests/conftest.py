@@ -120,7 +120,7 @@ def sample_fit_args(shared_data: Path, run_dir: Path, *options: str) -> list[str
         '0',
         '--data.in_memory',
         'true',
-        '--model.backbone',
+        '--model.model',
         'test_resnet',
         '--trainer.limit_val_batches',
         '1',

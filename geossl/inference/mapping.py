@@ -242,7 +242,7 @@ class WindowClassifier(LightningModule):
             ``N x K`` probabilities, left to right.
         """
         image = self.task.views.normalise(strip['image'][None])[0]
-        multilabel = self.task.hparams['multilabel']
+        multilabel = self.task.multilabel
         probabilities = []
         for windows in self.grid.strip_windows(image, self.batch_size):
             logits = self.task(windows)

@@ -40,7 +40,7 @@ def create_backbone(name: str, in_channels: int, chip_size: int) -> nn.Module:
     """
     if not timm.is_model(name):
         raise GeosslInputError(
-            'backbone',
+            'model',
             f'{name!r} is not a timm model (e.g. resnet18, resnet50, '
             'vit_small_patch16_224)',
         )

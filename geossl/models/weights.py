@@ -37,8 +37,8 @@ from geossl.errors import GeosslInputError, first_line, reading
 #: Where each kind of checkpoint keeps its backbone (the prefix of its weights).
 BACKBONE_PREFIXES = ('student.backbone.', 'backbone.', 'model.backbone.model.')
 
-#: The hyperparameter naming the timm model (geossl fit's, then TorchGeo's).
-BACKBONE_NAME_KEYS = ('backbone', 'model')
+#: The hyperparameter naming the timm model (geossl's and TorchGeo's; older geossl's).
+BACKBONE_NAME_KEYS = ('model', 'backbone')
 
 #: ImageNet's bands (red, green, blue) under their Sentinel-2 names.
 RGB_BANDS = ('B4', 'B3', 'B2')
@@ -291,14 +291,14 @@ def timm_pretrained_weights(model: str) -> BackboneWeights:
         network = timm.create_model(model, pretrained=True, num_classes=0)
     except Exception as error:
         raise GeosslInputError(
-            'pretrained',
+            'weights',
             f"timm's weights of {model} could not be loaded ({first_line(error)})",
         ) from None
     return imagenet_weights(network.state_dict(), network, model)
 
 
 def is_weights_name(text: str) -> bool:
-    """Whether a ``backbone_weights`` value names TorchGeo weights, not a file.
+    """Whether a ``weights`` value names TorchGeo weights, not a file.
 
     Args:
         text: e.g. ``ResNet18_Weights.SENTINEL2_ALL_MOCO``.
@@ -427,7 +427,7 @@ def read_satclip(
 
 
 def read_initial_weights(path: str | Path, model: str) -> BackboneWeights:
-    """What ``backbone_weights`` names: TorchGeo's weights, a checkpoint or a file.
+    """What ``weights`` names: TorchGeo's weights, a checkpoint or a file.
 
     Args:
         path: TorchGeo weights by name (see :func:`read_torchgeo_backbone`), a

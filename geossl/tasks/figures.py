@@ -35,7 +35,7 @@ class ConfusionMatrixFigure(Callback):
             pl_module: the task; its ``hparams`` give the class count and kind.
             stage: the Lightning stage.
         """
-        if pl_module.hparams.get('multilabel', False):
+        if getattr(pl_module, 'multilabel', False):
             return
         num_classes = pl_module.hparams['num_classes']
         self.matrices = {s: MulticlassConfusionMatrix(num_classes) for s in STAGES}

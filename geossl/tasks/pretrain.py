@@ -13,7 +13,7 @@ in the same shape from lightly's heads and losses. geossl gives each method
 * :meth:`~PretrainingTask.embed`: backbone features and projection-head outputs.
 
 The backbone is the plain timm model (``backbone.*`` in the checkpoint,
-``model.backbone.model.*`` for BYOL) that ``geossl fit --model.backbone_weights``
+``model.backbone.model.*`` for BYOL) that ``geossl fit --model.weights``
 takes. Training sees only the tiles of the training split: validation and test
 tiles stay unseen, so a later evaluation on them is fair.
 """

@@ -13,6 +13,7 @@ With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference e
 semi-supervised result is compared with.
 """
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -123,31 +124,86 @@ def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     return average
 
 
+Task = Literal['multiclass', 'multilabel']
+
+#: Options renamed to TorchGeo's names, and what replaces each; the old names keep
+#: working for a release, with a warning.
+DEPRECATED_OPTIONS = {
+    'backbone': 'model',
+    'pretrained': 'weights=True',
+    'backbone_weights': 'weights',
+    'multilabel': "task='multilabel'",
+}
+
+
+def _renamed_options(
+    model: str,
+    weights: str | bool | None,
+    task: Task,
+    backbone: str | None = None,
+    pretrained: bool | None = None,
+    backbone_weights: str | None = None,
+    multilabel: bool | None = None,
+) -> tuple[str, str | bool | None, Task]:
+    """``model``, ``weights`` and ``task``, from their deprecated names where given.
+
+    Raises:
+        GeosslInputError: for both ``pretrained`` and ``backbone_weights``.
+    """
+    given = {
+        'backbone': backbone,
+        'pretrained': pretrained,
+        'backbone_weights': backbone_weights,
+        'multilabel': multilabel,
+    }
+    for name, value in given.items():
+        if value is not None:
+            warnings.warn(
+                f'{name} is deprecated and will be removed; use '
+                f'{DEPRECATED_OPTIONS[name]}',
+                FutureWarning,
+                stacklevel=3,
+            )
+    if backbone_weights is not None and pretrained:
+        raise GeosslInputError(
+            'backbone_weights', 'and pretrained both give initial weights: choose one'
+        )
+    if backbone is not None:
+        model = backbone
+    if backbone_weights is not None:
+        weights = backbone_weights
+    elif pretrained:
+        weights = True
+    if multilabel is not None:
+        task = 'multilabel' if multilabel else 'multiclass'
+    return model, weights, task
+
+
 class SemiSupervisedTask(LightningModule):
     """Supervised training, or semi-supervised with any pseudo-label policy.
 
     Args:
         num_classes: number of classes.
         in_channels: number of input bands.
-        multilabel: multi-hot targets with sigmoid outputs (BigEarthNet).
+        task: ``multiclass`` (one class per sample, softmax) or ``multilabel``
+            (multi-hot targets with sigmoid outputs, as BigEarthNet's).
         algorithm: ``supervised`` or a pseudo-label policy's name (the end of
             ``geossl fit --help`` lists them with their options).
         algorithm_options: keyword arguments of the policy, e.g.
             ``{'threshold': 0.9}``.
         num_samples: size of the dataset the unlabelled sample positions index
             (needed by FlexMatch).
-        backbone: timm model name.
-        pretrained: start from timm's pretrained (ImageNet, RGB) weights, their
-            first layer matched to ``band_names``.
-        backbone_weights: the initial weights of the student's and the teacher's
-            backbone: TorchGeo weights by name (e.g.
-            ``ResNet18_Weights.SENTINEL2_ALL_MOCO``), a state-dict file of the
-            timm model (``.pth``, ``.pt``, ``.safetensors``; one whose first layer
-            takes 3 bands is taken as ImageNet's RGB), or a checkpoint of
-            ``geossl pretrain`` (or ``fit``, or a TorchGeo self-supervised task).
-            The first layer is matched to ``band_names`` by band name
+        model: timm model name of the backbones.
+        weights: the initial weights of the student's and the teacher's
+            backbone: True for timm's pretrained (ImageNet, RGB) weights, TorchGeo
+            weights by name (e.g. ``ResNet18_Weights.SENTINEL2_ALL_MOCO``), a
+            state-dict file of the timm model (``.pth``, ``.pt``,
+            ``.safetensors``; one whose first layer takes 3 bands is taken as
+            ImageNet's RGB), or a checkpoint of ``geossl pretrain`` (or ``fit``, or
+            a TorchGeo self-supervised task); None for random weights. The first
+            layer is matched to ``band_names`` by band name
             (:func:`~geossl.models.weights.match_bands`).
-        initial_weights: load ``pretrained`` or ``backbone_weights`` (and SatCLIP's);
+        initial_weights: load ``weights`` (and SatCLIP's);
             False builds the networks only, as when a checkpoint's trained weights
             follow.
         normalisation: how raw pixels are normalised: ``data`` (per-band mean and
@@ -204,19 +260,22 @@ class SemiSupervisedTask(LightningModule):
             pooled features otherwise) or ``kl`` (softened logits).
         lambda_d: weight of the distillation loss.
         distillation_temperature: temperature of the ``kl`` distillation.
+        backbone: deprecated name of ``model``.
+        pretrained: deprecated: ``weights=True``.
+        backbone_weights: deprecated name of ``weights``.
+        multilabel: deprecated: ``task='multilabel'``.
     """
 
     def __init__(
         self,
         num_classes: int,
         in_channels: int,
-        multilabel: bool = False,
+        task: Task = 'multiclass',
         algorithm: str = 'fixmatch',
         algorithm_options: dict[str, Any] | None = None,
         num_samples: int | None = None,
-        backbone: str = 'resnet18',
-        pretrained: bool = False,
-        backbone_weights: str | None = None,
+        model: str = 'resnet18',
+        weights: bool | str | None = None,
         initial_weights: bool = True,
         normalisation: Normalisation = 'auto',
         chip_size: int = 64,
@@ -244,9 +303,24 @@ class SemiSupervisedTask(LightningModule):
         distillation: Distillation = 'context',
         lambda_d: float = 1.0,
         distillation_temperature: float = 4.0,
+        backbone: str | None = None,
+        pretrained: bool | None = None,
+        backbone_weights: str | None = None,
+        multilabel: bool | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        renamed = {
+            'backbone': backbone,
+            'pretrained': pretrained,
+            'backbone_weights': backbone_weights,
+            'multilabel': multilabel,
+        }
+        model, weights, task = _renamed_options(model, weights, task, **renamed)
+        for name in renamed:
+            self.hparams.pop(name, None)
+        self.hparams.update(model=model, weights=weights, task=task)
+        multilabel = task == 'multilabel'
         if metadata == 'auto':
             metadata = data_metadata
             if teacher_student:
@@ -257,15 +331,10 @@ class SemiSupervisedTask(LightningModule):
         self.hparams['metadata'] = metadata
         if num_classes < 2 and not multilabel:
             raise GeosslInputError('num_classes', f'is {num_classes}; need at least 2')
-        if backbone_weights is not None and pretrained:
-            raise GeosslInputError(
-                'backbone_weights',
-                'and pretrained both give initial weights: choose one',
-            )
         self.policy: PseudoLabelPolicy | None = build_policy(
             algorithm, num_classes, multilabel, num_samples, algorithm_options
         )
-        fusion = fusion or default_fusion(backbone)
+        fusion = fusion or default_fusion(model)
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
         self.teacher_student: TeacherStudent | None = None
@@ -277,7 +346,7 @@ class SemiSupervisedTask(LightningModule):
                     'pseudo-labels), not supervised',
                 )
             self.teacher = build_teacher(
-                backbone,
+                model,
                 in_channels,
                 num_classes,
                 chip_size,
@@ -295,22 +364,22 @@ class SemiSupervisedTask(LightningModule):
                 self.teacher, distillation, distillation_temperature, multilabel
             )
         self.student = Classifier(
-            backbone,
+            model,
             in_channels,
             num_classes,
             chip_size,
             context_token=teacher_student and fusion == 'token',
             projection_dim=projection_dim,
         )
-        weights = None
-        given = pretrained or backbone_weights is not None
+        loaded = None
+        given = weights is not None and weights is not False
         if initial_weights and given:
-            weights = self._load_initial_weights(band_names)
+            loaded = self._load_initial_weights(band_names)
         self.input_normalisation: InputNormalisation | None = (
-            None if weights is None else weights.normalisation
+            None if loaded is None else loaded.normalisation
         )
         if initial_weights:
-            self._choose_normalisation(weights)
+            self._choose_normalisation(loaded)
         self._choose_recipe(fine_tuning=given)
         self.views = Views(
             torch.zeros(in_channels),
@@ -348,10 +417,10 @@ class SemiSupervisedTask(LightningModule):
     def _load_initial_weights(
         self, band_names: Sequence[str] | None
     ) -> BackboneWeights:
-        """Load ``pretrained`` or ``backbone_weights`` into every backbone."""
-        backbone = self.hparams['backbone']
-        source = self.hparams['backbone_weights']
-        if source is None:
+        """Load ``weights`` into every backbone."""
+        backbone = self.hparams['model']
+        source = self.hparams['weights']
+        if source is True:
             weights, source = timm_pretrained_weights(backbone), 'pretrained'
         else:
             weights = read_initial_weights(source, backbone)
@@ -394,7 +463,7 @@ class SemiSupervisedTask(LightningModule):
             )
         else:
             optimizer = hparams['optimizer'] or (
-                'adamw' if is_vision_transformer(hparams['backbone']) else 'sgd'
+                'adamw' if is_vision_transformer(hparams['model']) else 'sgd'
             )
             recipe = SCRATCH_RECIPES[optimizer]
         for name in ('optimizer', 'lr', 'warmup', 'backbone_lr_factor'):
@@ -416,6 +485,34 @@ class SemiSupervisedTask(LightningModule):
             The task.
         """
         return cls(**data_arguments(dataset), algorithm=algorithm, **options)
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether the task is multi-label (sigmoid outputs, multi-hot targets)."""
+        return self.hparams['task'] == 'multilabel'
+
+    @staticmethod
+    def upgrade_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint's hyperparameters under today's names, silently.
+
+        Args:
+            hparams: hyperparameters as an older geossl saved them.
+
+        Returns:
+            The same, with ``backbone``, ``pretrained``, ``backbone_weights`` and
+            ``multilabel`` as ``model``, ``weights`` and ``task``.
+        """
+        upgraded = dict(hparams)
+        old = {name: upgraded.pop(name, None) for name in DEPRECATED_OPTIONS}
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)
+            model, weights, task = _renamed_options(
+                upgraded.get('model', 'resnet18'),
+                upgraded.get('weights'),
+                upgraded.get('task', 'multiclass'),
+                **old,
+            )
+        return upgraded | {'model': model, 'weights': weights, 'task': task}
 
     def configure_callbacks(self) -> list[Callback]:
         """The compute report, the random state, the confusion figures, and the EMA.
@@ -481,10 +578,10 @@ class SemiSupervisedTask(LightningModule):
                 f'is {self.hparams["in_channels"]} but the data has {bands} bands '
                 f'({", ".join(dataset.band_names)})',
             )
-        if dataset.multilabel != self.hparams['multilabel']:
+        if dataset.multilabel != self.multilabel:
             kind = 'multi-label' if dataset.multilabel else 'multi-class'
             raise GeosslInputError(
-                'multilabel', f'is {self.hparams["multilabel"]} but the data is {kind}'
+                'task', f'is {self.hparams["task"]} but the data is {kind}'
             )
         if self.policy is not None and stage == 'fit' and datamodule.mu < 1:
             raise GeosslInputError(
@@ -563,7 +660,7 @@ class SemiSupervisedTask(LightningModule):
         Returns:
             The mean loss.
         """
-        if self.hparams['multilabel']:
+        if self.multilabel:
             return F.binary_cross_entropy_with_logits(logits, labels.float())
         return F.cross_entropy(logits, labels)
 
@@ -652,7 +749,7 @@ class SemiSupervisedTask(LightningModule):
         """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""
         kept = pseudo.weights > 0
         values = {'train/mask_ratio': kept.float().mean()}
-        if self.hparams['multilabel']:
+        if self.multilabel:
             known = kept & (labels >= 0).all(dim=1, keepdim=True)
             correct = pseudo.targets == labels
             usage = (pseudo.targets * kept).mean(dim=0)
@@ -687,7 +784,7 @@ class SemiSupervisedTask(LightningModule):
             prog_bar=stage == 'val',
             sync_dist=True,
         )
-        if self.hparams['multilabel']:
+        if self.multilabel:
             self.metrics[stage].update(logits.sigmoid(), labels.long())
         else:
             self.metrics[stage].update(logits.softmax(dim=1), labels)
@@ -745,7 +842,7 @@ class SemiSupervisedTask(LightningModule):
             ``(B, K)`` probabilities.
         """
         logits = self(batch['image'])
-        return logits.sigmoid() if self.hparams['multilabel'] else logits.softmax(dim=1)
+        return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """The recipe's optimiser, without decay on biases and norms, and its schedule.

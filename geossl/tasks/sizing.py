@@ -19,14 +19,14 @@ def data_arguments(
         chip_size: the chips' height and width, where the data sets it.
 
     Returns:
-        ``num_classes``, ``in_channels``, ``multilabel``, ``num_samples``,
+        ``num_classes``, ``in_channels``, ``task``, ``num_samples``,
         ``class_names``, ``band_names``, ``data_metadata`` and, if given,
         ``chip_size``.
     """
     arguments = {
         'num_classes': len(dataset.classes),
         'in_channels': len(dataset.band_names),
-        'multilabel': dataset.multilabel,
+        'task': 'multilabel' if dataset.multilabel else 'multiclass',
         'num_samples': len(dataset),
         'class_names': list(dataset.classes),
         'band_names': list(dataset.band_names),

@@ -56,7 +56,7 @@ def s2_checkpoint(tmp_path_factory):
         band_names=S2_BANDS,
         class_names=['ocean', 'marsh', 'forest'],
         chip_size=32,
-        backbone='resnet10t',
+        model='resnet10t',
     )
 
 

@@ -30,7 +30,7 @@ def test_blended_map_equals_an_in_memory_reference(tmp_path):
         in_channels=3,
         band_names=['r', 'g', 'n'],
         chip_size=16,
-        backbone='resnet10t',
+        model='resnet10t',
     )
     task = load_task(checkpoint)
     (scene,) = find_scenes(scene_path)
@@ -223,7 +223,7 @@ def test_unnamed_bands_are_read_in_the_model_order_with_a_warning(tmp_path):
         in_channels=3,
         band_names=['r', 'g', 'n'],
         chip_size=16,
-        backbone='resnet10t',
+        model='resnet10t',
     )
     mapper = SceneMapper(load_task(checkpoint), progress=False)
     data = random_chip(bands=3, size=20, seed=2) + 1.0

@@ -109,7 +109,7 @@ def test_a_fit_checkpoint_embeds_with_its_student(tmp_path):
         num_classes=2,
         in_channels=4,
         chip_size=16,
-        backbone='test_resnet',
+        model='test_resnet',
         band_names=['B02', 'B03', 'B04', 'B08'],
         class_names=['water', 'land'],
     )

@@ -66,7 +66,7 @@ def _task(**options: object) -> SemiSupervisedTask:
                 'num_classes': 3,
                 'in_channels': BANDS,
                 'chip_size': CHIP,
-                'backbone': 'test_resnet',
+                'model': 'test_resnet',
             }
             | options
         )
@@ -79,7 +79,7 @@ def test_fit_starts_student_and_teacher_from_the_pretrained_backbone(
 ):
     path = _pretrained('simclr', tmp_path / 'pretrained.ckpt')
     weights = read_backbone(path).state
-    task = _task(backbone_weights=str(path), teacher_student=teacher_student)
+    task = _task(weights=str(path), teacher_student=teacher_student)
     networks = [task.student] + ([task.teacher] if teacher_student else [])
     for network in networks:
         for key, value in network.backbone.state_dict().items():
@@ -98,18 +98,21 @@ def test_fit_starts_student_and_teacher_from_the_pretrained_backbone(
 def test_another_backbone_is_refused_with_both_names(tmp_path):
     path = _pretrained('simsiam', tmp_path / 'pretrained.ckpt')
     with pytest.raises(GeosslInputError, match='holds a test_resnet backbone, but the'):
-        _task(backbone='resnet10t', backbone_weights=str(path))
+        _task(model='resnet10t', weights=str(path))
 
 
 def test_another_band_count_is_refused_with_the_shapes(tmp_path):
     path = _pretrained('byol', tmp_path / 'pretrained.ckpt')
     with pytest.raises(GeosslInputError, match=r'of shape \(.*for another band count'):
-        _task(in_channels=BANDS + 1, backbone_weights=str(path))
+        _task(in_channels=BANDS + 1, weights=str(path))
 
 
-def test_backbone_weights_and_pretrained_exclude_each_other(tmp_path):
+def test_the_deprecated_backbone_weights_and_pretrained_exclude_each_other(tmp_path):
     path = _pretrained('moco', tmp_path / 'pretrained.ckpt')
-    with pytest.raises(GeosslInputError, match='choose one'):
+    with (
+        pytest.warns(FutureWarning, match='use weights'),
+        pytest.raises(GeosslInputError, match='choose one'),
+    ):
         _task(backbone_weights=str(path), pretrained=True)
 
 
@@ -136,7 +139,7 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / 'ran'
     torch.save({'state_dict': {}, 'hyper_parameters': _Payload(marker)}, path)
     with pytest.raises(GeosslInputError, match='holds pickled code'):
-        _task(backbone_weights=str(path))
+        _task(weights=str(path))
     assert not marker.exists()
 
 
@@ -191,8 +194,8 @@ def test_torchgeo_weights_by_name_match_the_bands_by_name(
     task = SemiSupervisedTask.for_dataset(
         eurosat_ms,
         'fixmatch',
-        backbone='resnet18',
-        backbone_weights=name,
+        model='resnet18',
+        weights=name,
         teacher_student=True,
     )
     assert eurosat_ms.band_names[-1] == 'B8A'
@@ -204,7 +207,7 @@ def test_torchgeo_weights_by_name_match_the_bands_by_name(
     )
     # BigEarthNet has 12 bands, no B10: the weights minus B10.
     task = SemiSupervisedTask.for_dataset(
-        bigearthnet, 'multilabel_freematch', backbone='resnet18', backbone_weights=name
+        bigearthnet, 'multilabel_freematch', model='resnet18', weights=name
     )
     assert 10 not in _first_layer_bands(task)
     assert [SSL4EO_BANDS[i] for i in _first_layer_bands(task)] == [
@@ -255,8 +258,8 @@ def test_bad_weights_names_and_downloads_are_one_line(
         SemiSupervisedTask.for_dataset(
             eurosat_ms,
             'fixmatch',
-            backbone='resnet50',
-            backbone_weights='ResNet18_Weights.SENTINEL2_ALL_MOCO',
+            model='resnet50',
+            weights='ResNet18_Weights.SENTINEL2_ALL_MOCO',
         )
     # Not in the cache and no network: where to put the file.
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty'))
@@ -365,11 +368,11 @@ def test_fit_takes_torchgeo_weights_by_name_and_their_normalisation(
     path = fit_one_step(
         shared_data,
         tmp_path,
-        *['--model.backbone', 'resnet18', '--model.backbone_weights', name],
+        *['--model.model', 'resnet18', '--model.weights', name],
     )
     checkpoint = torch.load(path, weights_only=True)
     hparams = checkpoint['hyper_parameters']
-    assert hparams['backbone_weights'] == name
+    assert hparams['weights'] == name
     # SSL4EO-S12's rule, DN / 10000, in every band; the data's statistics unused.
     assert hparams['normalisation'] == 'weights'
     assert torch.equal(checkpoint['state_dict']['views.mean'], torch.zeros(1, 13, 1, 1))
@@ -417,9 +420,7 @@ def test_a_three_band_state_dict_is_taken_as_imagenet_rgb(tmp_path):
     state[key] = torch.arange(3.0)[None, :, None, None].expand_as(state[key]).clone()
     path = tmp_path / 'imagenet.pth'
     torch.save(state, path)
-    task = _task(
-        in_channels=3, band_names=['B02', 'B03', 'B04'], backbone_weights=str(path)
-    )
+    task = _task(in_channels=3, band_names=['B02', 'B03', 'B04'], weights=str(path))
     # R, G, B (channels 0, 1, 2 of the file) into the data's blue, green, red.
     kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
     assert kernel.tolist() == [2.0, 1.0, 0.0]
@@ -430,7 +431,7 @@ def test_a_three_band_state_dict_is_taken_as_imagenet_rgb(tmp_path):
     task = _task(
         in_channels=3,
         band_names=['B02', 'B03', 'B04'],
-        backbone_weights=str(path),
+        weights=str(path),
         normalisation='data',
     )
     assert task.hparams['normalisation'] == 'data'
@@ -447,7 +448,7 @@ def test_weights_normalisation_needs_weights_that_have_one(tmp_path):
 
     torch.save(timm.create_model('test_resnet', in_chans=BANDS).state_dict(), path)
     with pytest.raises(GeosslInputError, match='no normalisation to take it from'):
-        _task(backbone_weights=str(path), normalisation='weights')
+        _task(weights=str(path), normalisation='weights')
 
 
 def test_a_geossl_checkpoint_brings_its_bands_and_statistics(tmp_path):
@@ -464,7 +465,7 @@ def test_a_geossl_checkpoint_brings_its_bands_and_statistics(tmp_path):
         2.0,
         3.0,
     ]
-    task = _task(backbone_weights=str(path))
+    task = _task(weights=str(path))
     assert task.hparams['normalisation'] == 'weights'
 
 
@@ -477,7 +478,7 @@ def test_a_pickled_payload_in_cached_torchgeo_weights_never_runs(torch_home, tmp
     path = tmp_path / 'weights.pth'
     torch.save({'conv1.weight': _Payload(marker)}, path)
     with pytest.raises(GeosslInputError, match='holds pickled code'):
-        _task(backbone_weights=str(path))
+        _task(weights=str(path))
     assert not marker.exists()
 
 
@@ -516,7 +517,7 @@ def test_real_imagenet_weights_tell_eurosat_classes_apart(shared_data, tmp_path)
     def nearest_neighbour_accuracy(**options: object) -> float:
         torch.manual_seed(0)
         task = SemiSupervisedTask.for_dataset(
-            tiles, 'supervised', backbone='tf_efficientnet_lite0', **options
+            tiles, 'supervised', model='tf_efficientnet_lite0', **options
         )
         statistics = (images.mean((0, 2, 3)), images.std((0, 2, 3)))
         if task.input_normalisation is not None:
@@ -531,7 +532,7 @@ def test_real_imagenet_weights_tell_eurosat_classes_apart(shared_data, tmp_path)
         return (labels[similarity.argmax(1)] == labels).float().mean().item()
 
     with pytest.warns(UserWarning, match='bands have no names'):
-        pretrained = nearest_neighbour_accuracy(backbone_weights=str(path))
+        pretrained = nearest_neighbour_accuracy(weights=str(path))
     untrained = nearest_neighbour_accuracy()
     assert pretrained >= 0.6
     assert pretrained >= untrained + 0.25
@@ -570,7 +571,7 @@ def timm_hub(tmp_path, monkeypatch):
 def test_timms_pretrained_weights_are_matched_by_band_name(timm_hub, tmp_path):
     from geossl.inference.checkpoint import load_task
 
-    task = _task(pretrained=True, band_names=['B02', 'B03', 'B04', 'B08'])
+    task = _task(weights=True, band_names=['B02', 'B03', 'B04', 'B08'])
     # R, G, B into blue, green, red; near infrared from their mean, all x 3/4.
     kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
     assert kernel.tolist() == [2 * 0.75, 1 * 0.75, 0.0, 1 * 0.75]
@@ -591,9 +592,9 @@ def test_timms_pretrained_weights_are_matched_by_band_name(timm_hub, tmp_path):
     # And with no file and no network, one line.
     with pytest.raises(
         GeosslInputError,
-        match=r"^pretrained: timm's weights of test_resnet could not be loaded \(",
+        match=r"^weights: timm's weights of test_resnet could not be loaded \(",
     ):
-        _task(pretrained=True)
+        _task(weights=True)
 
 
 def test_torchgeo_vision_transformer_weights_fit_the_chip_and_the_bands(
@@ -612,8 +613,8 @@ def test_torchgeo_vision_transformer_weights_fit_the_chip_and_the_bands(
     task = SemiSupervisedTask.for_dataset(
         eurosat_ms_bands,
         'fixmatch',
-        backbone='vit_small_patch16_224',
-        backbone_weights='ViTSmall16_Weights.SENTINEL2_ALL_MOCO',
+        model='vit_small_patch16_224',
+        weights='ViTSmall16_Weights.SENTINEL2_ALL_MOCO',
         chip_size=32,
     )
     backbone = task.student.backbone

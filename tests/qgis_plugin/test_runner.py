@@ -108,7 +108,7 @@ def test_cancel_stops_geossl_and_leaves_no_output(shared_data, tmp_path):
         in_channels=13,
         band_names=S2_BANDS,
         chip_size=32,
-        backbone='resnet10t',
+        model='resnet10t',
     )
     output = tmp_path / 'out' / 'map.tif'
     scene = shared_data / 'sentinel2-scene-18SVG-20160112'

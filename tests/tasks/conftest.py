@@ -13,5 +13,5 @@ def task_for(
     tests check does not depend on the network's size.
     """
     return SemiSupervisedTask.for_dataset(
-        dataset, algorithm, **({'backbone': 'test_resnet'} | options)
+        dataset, algorithm, **({'model': 'test_resnet'} | options)
     )

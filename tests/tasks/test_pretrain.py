@@ -59,7 +59,7 @@ def small_eurosat(eurosat_ms):
 def test_every_method_trains_its_backbone_and_embeds(method, small_eurosat, tmp_path):
     task = _task(method, small_eurosat)
     before = _backbone(task)
-    assert before, 'the backbone is where fit --model.backbone_weights looks'
+    assert before, 'the backbone is where fit --model.weights looks'
     datamodule = _datamodule(small_eurosat, tmp_path)
     trainer = Trainer(
         max_steps=2,

@@ -1,3 +1,4 @@
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -248,16 +249,16 @@ def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
 
 
 def test_vision_transformer_backbone(eurosat_ms):
-    task = task_for(eurosat_ms, backbone='vit_small_patch16_224', chip_size=64)
+    task = task_for(eurosat_ms, model='vit_small_patch16_224', chip_size=64)
     assert task(torch.zeros(2, 13, 64, 64)).shape == (2, 10)
     assert task.student.head.in_features == 384
 
 
 def test_bad_configurations_fail_before_training(eurosat_ms, tmp_path):
-    with pytest.raises(GeosslInputError, match="backbone: 'resnet1' is not a timm"):
-        task_for(eurosat_ms, backbone='resnet1')
+    with pytest.raises(GeosslInputError, match="model: 'resnet1' is not a timm"):
+        task_for(eurosat_ms, model='resnet1')
     with pytest.raises(GeosslInputError, match='algorithm: fixmatch does not fit'):
-        SemiSupervisedTask(num_classes=19, in_channels=12, multilabel=True)
+        SemiSupervisedTask(num_classes=19, in_channels=12, task='multilabel')
     wrong_bands = SemiSupervisedTask(num_classes=10, in_channels=3)
     with pytest.raises(GeosslInputError, match='in_channels: is 3 but the data has 13'):
         _trainer(tmp_path, max_steps=1).fit(
@@ -285,7 +286,7 @@ def test_initial_weights_get_the_fine_tuning_recipe_unless_one_is_set(
         path,
     )
     with caplog.at_level('INFO'):
-        task = task_for(eurosat_ms, backbone_weights=str(path))
+        task = task_for(eurosat_ms, weights=str(path))
     recipe = FINE_TUNING_RECIPE
     assert [task.hparams[k] for k in ('optimizer', 'lr', 'warmup')] == [
         recipe.optimizer,
@@ -294,7 +295,7 @@ def test_initial_weights_get_the_fine_tuning_recipe_unless_one_is_set(
     ]
     assert 'so the fine-tuning recipe: adamw' in caplog.text
     # Set by the user: kept, the rest from the optimiser's own recipe.
-    task = task_for(eurosat_ms, backbone_weights=str(path), optimizer='sgd')
+    task = task_for(eurosat_ms, weights=str(path), optimizer='sgd')
     assert (task.hparams['lr'], task.hparams['warmup']) == (
         SCRATCH_RECIPES['sgd'].lr,
         0.0,
@@ -325,3 +326,40 @@ def test_the_backbones_learning_rate_is_a_fraction_of_the_heads(eurosat_ms):
     assert rate[id(task.teacher.encoder.mlp[0].weight)][0] == 1e-3
     trained = [p for p in task.parameters() if p.requires_grad]
     assert len(rate) == len(trained)
+
+
+def test_old_option_names_still_work_with_a_warning():
+    with pytest.warns(FutureWarning, match='backbone is deprecated.*use model'):
+        task = SemiSupervisedTask(
+            num_classes=3,
+            in_channels=4,
+            algorithm='multilabel',
+            backbone='resnet10t',
+            multilabel=True,
+        )
+    assert task.hparams['model'] == 'resnet10t'
+    assert task.hparams['task'] == 'multilabel'
+    assert task.multilabel
+    # Checkpoints keep today's names only.
+    assert not {'backbone', 'multilabel', 'pretrained', 'backbone_weights'} & set(
+        task.hparams
+    )
+
+
+def test_a_checkpoint_of_an_older_geossl_loads_without_warnings(tmp_path):
+    from geossl.inference.checkpoint import load_task
+    from tests.inference.conftest import save_checkpoint
+
+    path = save_checkpoint(tmp_path / 'new.ckpt', num_classes=3, in_channels=4)
+    checkpoint = torch.load(path, weights_only=True)
+    hparams = checkpoint['hyper_parameters']
+    hparams['backbone'] = hparams.pop('model')
+    hparams['backbone_weights'] = hparams.pop('weights')
+    hparams['pretrained'] = False
+    hparams['multilabel'] = hparams.pop('task') == 'multilabel'
+    torch.save(checkpoint, tmp_path / 'old.ckpt')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', FutureWarning)
+        task = load_task(tmp_path / 'old.ckpt')
+    assert task.hparams['model'] == 'resnet18'
+    assert not task.multilabel

@@ -75,7 +75,7 @@ def test_multilabel_teacher_student_with_location_and_time(bigearthnet, tmp_path
 
 def test_vision_transformer_token_fusion(eurosat_ms, tmp_path):
     seed_everything(0)
-    task = _task(eurosat_ms, backbone='vit_small_patch16_224', chip_size=64)
+    task = _task(eurosat_ms, model='vit_small_patch16_224', chip_size=64)
     assert task.teacher.fusion == 'token'
     assert task.student.context_token is not None
     _fit(task, eurosat_ms, tmp_path, steps=1)
