@@ -17,6 +17,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from geossl.errors import GeosslInputError
 from geossl.models.weights import check_weights_fit, read_checkpoint
+from geossl.tasks.renamed import upgrade_hparams
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Hyperparameters every geossl checkpoint has, which mapping and export need.
@@ -124,7 +125,7 @@ def fit_task_from(
             path, 'is not a geossl checkpoint (no geossl model settings)'
         )
     # The trained weights are in the checkpoint: its initial ones are not needed.
-    hparams = SemiSupervisedTask.upgrade_hparams(hparams) | {'initial_weights': False}
+    hparams = upgrade_hparams(hparams) | {'initial_weights': False}
     return restore_task(SemiSupervisedTask, hparams, checkpoint, path, device)
 
 

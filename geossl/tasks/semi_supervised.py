@@ -13,7 +13,6 @@ With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference e
 semi-supervised result is compared with.
 """
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -56,6 +55,7 @@ from geossl.ssl.policies import (
 from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.figures import ConfusionMatrixFigure
 from geossl.tasks.metrics import classification_metrics
+from geossl.tasks.renamed import Task, renamed_options
 from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.schedules import cosine_schedule
 from geossl.tasks.sizing import data_arguments
@@ -122,61 +122,6 @@ def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
         return torch.lerp(averaged, current, 1.0 - kept)
 
     return average
-
-
-Task = Literal['multiclass', 'multilabel']
-
-#: Options renamed to TorchGeo's names, and what replaces each; the old names keep
-#: working for a release, with a warning.
-DEPRECATED_OPTIONS = {
-    'backbone': 'model',
-    'pretrained': 'weights=True',
-    'backbone_weights': 'weights',
-    'multilabel': "task='multilabel'",
-}
-
-
-def _renamed_options(
-    model: str,
-    weights: str | bool | None,
-    task: Task,
-    backbone: str | None = None,
-    pretrained: bool | None = None,
-    backbone_weights: str | None = None,
-    multilabel: bool | None = None,
-) -> tuple[str, str | bool | None, Task]:
-    """``model``, ``weights`` and ``task``, from their deprecated names where given.
-
-    Raises:
-        GeosslInputError: for both ``pretrained`` and ``backbone_weights``.
-    """
-    given = {
-        'backbone': backbone,
-        'pretrained': pretrained,
-        'backbone_weights': backbone_weights,
-        'multilabel': multilabel,
-    }
-    for name, value in given.items():
-        if value is not None:
-            warnings.warn(
-                f'{name} is deprecated and will be removed; use '
-                f'{DEPRECATED_OPTIONS[name]}',
-                FutureWarning,
-                stacklevel=3,
-            )
-    if backbone_weights is not None and pretrained:
-        raise GeosslInputError(
-            'backbone_weights', 'and pretrained both give initial weights: choose one'
-        )
-    if backbone is not None:
-        model = backbone
-    if backbone_weights is not None:
-        weights = backbone_weights
-    elif pretrained:
-        weights = True
-    if multilabel is not None:
-        task = 'multilabel' if multilabel else 'multiclass'
-    return model, weights, task
 
 
 class SemiSupervisedTask(LightningModule):
@@ -316,7 +261,7 @@ class SemiSupervisedTask(LightningModule):
             'backbone_weights': backbone_weights,
             'multilabel': multilabel,
         }
-        model, weights, task = _renamed_options(model, weights, task, **renamed)
+        model, weights, task = renamed_options(model, weights, task, **renamed)
         for name in renamed:
             self.hparams.pop(name, None)
         self.hparams.update(model=model, weights=weights, task=task)
@@ -490,29 +435,6 @@ class SemiSupervisedTask(LightningModule):
     def multilabel(self) -> bool:
         """Whether the task is multi-label (sigmoid outputs, multi-hot targets)."""
         return self.hparams['task'] == 'multilabel'
-
-    @staticmethod
-    def upgrade_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
-        """A checkpoint's hyperparameters under today's names, silently.
-
-        Args:
-            hparams: hyperparameters as an older geossl saved them.
-
-        Returns:
-            The same, with ``backbone``, ``pretrained``, ``backbone_weights`` and
-            ``multilabel`` as ``model``, ``weights`` and ``task``.
-        """
-        upgraded = dict(hparams)
-        old = {name: upgraded.pop(name, None) for name in DEPRECATED_OPTIONS}
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', FutureWarning)
-            model, weights, task = _renamed_options(
-                upgraded.get('model', 'resnet18'),
-                upgraded.get('weights'),
-                upgraded.get('task', 'multiclass'),
-                **old,
-            )
-        return upgraded | {'model': model, 'weights': weights, 'task': task}
 
     def configure_callbacks(self) -> list[Callback]:
         """The compute report, the random state, the confusion figures, and the EMA.

@@ -1,4 +1,3 @@
-import warnings
 from typing import Any
 
 import pandas as pd
@@ -326,40 +325,3 @@ def test_the_backbones_learning_rate_is_a_fraction_of_the_heads(eurosat_ms):
     assert rate[id(task.teacher.encoder.mlp[0].weight)][0] == 1e-3
     trained = [p for p in task.parameters() if p.requires_grad]
     assert len(rate) == len(trained)
-
-
-def test_old_option_names_still_work_with_a_warning():
-    with pytest.warns(FutureWarning, match='backbone is deprecated.*use model'):
-        task = SemiSupervisedTask(
-            num_classes=3,
-            in_channels=4,
-            algorithm='multilabel',
-            backbone='resnet10t',
-            multilabel=True,
-        )
-    assert task.hparams['model'] == 'resnet10t'
-    assert task.hparams['task'] == 'multilabel'
-    assert task.multilabel
-    # Checkpoints keep today's names only.
-    assert not {'backbone', 'multilabel', 'pretrained', 'backbone_weights'} & set(
-        task.hparams
-    )
-
-
-def test_a_checkpoint_of_an_older_geossl_loads_without_warnings(tmp_path):
-    from geossl.inference.checkpoint import load_task
-    from tests.inference.conftest import save_checkpoint
-
-    path = save_checkpoint(tmp_path / 'new.ckpt', num_classes=3, in_channels=4)
-    checkpoint = torch.load(path, weights_only=True)
-    hparams = checkpoint['hyper_parameters']
-    hparams['backbone'] = hparams.pop('model')
-    hparams['backbone_weights'] = hparams.pop('weights')
-    hparams['pretrained'] = False
-    hparams['multilabel'] = hparams.pop('task') == 'multilabel'
-    torch.save(checkpoint, tmp_path / 'old.ckpt')
-    with warnings.catch_warnings():
-        warnings.simplefilter('error', FutureWarning)
-        task = load_task(tmp_path / 'old.ckpt')
-    assert task.hparams['model'] == 'resnet18'
-    assert not task.multilabel
