@@ -30,11 +30,11 @@ __all__ = [
     'ViewRows',
     'WeakViewPolicy',
     'algorithm_names',
-    'algorithm_options',
     'build_policy',
     'check_options',
     'describe_algorithms',
     'display_name',
+    'policy_parameters',
 ]
 
 for _module in pkgutil.iter_modules(__path__):
@@ -69,7 +69,7 @@ def display_name(algorithm: str) -> str:
     return 'Supervised' if algorithm == SUPERVISED else POLICIES[algorithm].display_name
 
 
-def algorithm_options(algorithm: str) -> list[inspect.Parameter]:
+def policy_parameters(algorithm: str) -> list[inspect.Parameter]:
     """The options ``algorithm_options`` takes for an algorithm, typed.
 
     Args:
@@ -98,7 +98,7 @@ def describe_algorithms() -> str:
         options = ', '.join(
             f'{p.name}: {getattr(p.annotation, "__name__", p.annotation)} = '
             f'{p.default!r}'
-            for p in algorithm_options(name)
+            for p in policy_parameters(name)
         )
         line = f'{name} ({display_name(name)}{kind}): {options or "-"}'
         lines.append(
@@ -128,7 +128,7 @@ def check_options(algorithm: str, options: Mapping[str, object]) -> None:
     Raises:
         GeosslInputError: naming the option and what the algorithm takes.
     """
-    taken = {p.name: p for p in algorithm_options(algorithm)}
+    taken = {p.name: p for p in policy_parameters(algorithm)}
     for name, value in options.items():
         if name not in taken:
             names = ', '.join(taken) or 'none'
