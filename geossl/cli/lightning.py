@@ -48,6 +48,20 @@ class GeosslCLI(LightningCLI):
     command line or config names the data once.
     """
 
+    #: Where the model takes the data's arguments, and which
+    #: (:func:`~geossl.tasks.sizing.data_arguments`).
+    model_key = 'model'
+    data_keys: tuple[str, ...] = (
+        'num_classes',
+        'in_channels',
+        'task',
+        'num_samples',
+        'class_names',
+        'band_names',
+        'chip_size',
+        'data_metadata',
+    )
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the data's shape to the model's; add ``--resume.every_n_train_steps``.
 
@@ -69,20 +83,6 @@ class GeosslCLI(LightningCLI):
             'Algorithms (--model.algorithm) and their options (--model.'
             "algorithm_options '{option: value}'):\n" + describe_algorithms()
         )
-
-    #: Where the model takes the data's arguments, and which
-    #: (:func:`~geossl.tasks.sizing.data_arguments`).
-    model_key = 'model'
-    data_keys: tuple[str, ...] = (
-        'num_classes',
-        'in_channels',
-        'task',
-        'num_samples',
-        'class_names',
-        'band_names',
-        'chip_size',
-        'data_metadata',
-    )
 
     def data_links(self) -> dict[str, Callable[[GeoDataModule], Any]]:
         """The model's arguments that the data sets.
