@@ -31,7 +31,7 @@ lint: $(INSTALLED)
 # link or a module that no longer imports breaks the build.
 docs: $(INSTALLED)
 	rm -rf docs/generated docs/_build
-	$(BIN)/sphinx-build -W --keep-going -n -E -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
 
 test: lint docs
 	$(BIN)/pytest

@@ -309,53 +309,61 @@ def _run_pretrain(argv: Sequence[str]) -> None:
     )
 
 
-def _check_configs(argv: Sequence[str]) -> None:
+def _read_configs(argv: Sequence[str]) -> list[dict[str, Any]]:
     """Read every ``--config`` file first, so that unreadable bytes are one line.
 
     jsonargparse reports a YAML syntax error itself, but lets other failures of
     reading the file (bytes that are not UTF-8, say) escape as tracebacks, and an
     empty ``model:``, ``data:`` or ``trainer:`` section reaches Lightning as null.
 
+    Returns:
+        The configs that are files and hold a mapping, as read.
+
     Raises:
         GeosslInputError: naming the config file that cannot be read.
     """
+    configs = []
     for value in _option_values(argv, '--config'):
         # A value that names no file is YAML text, jsonargparse's to check.
-        if value is not None and Path(value).exists():
-            with reading(value, 'a YAML config'):
-                config = yaml.safe_load(Path(value).read_text(encoding='utf-8'))
-            # A section with nothing under it reads as null, which Lightning's
-            # instantiation of the model cannot take.
-            empty = [
-                key
-                for key, section in (config if isinstance(config, dict) else {}).items()
-                if section is None and key in ('model', 'data', 'trainer')
-            ]
-            if empty:
-                raise GeosslInputError(
-                    value,
-                    f"'{empty[0]}:' has nothing under it; give it settings or "
-                    'remove it',
-                )
+        if value is None or not Path(value).exists():
+            continue
+        with reading(value, 'a YAML config'):
+            config = yaml.safe_load(Path(value).read_text(encoding='utf-8'))
+        if not isinstance(config, dict):
+            continue
+        # A section with nothing under it reads as null, which Lightning's
+        # instantiation of the model cannot take.
+        empty = [
+            key
+            for key, section in config.items()
+            if section is None and key in ('model', 'data', 'trainer')
+        ]
+        if empty:
+            raise GeosslInputError(
+                value,
+                f"'{empty[0]}:' has nothing under it; give it settings or remove it",
+            )
+        configs.append(config)
+    return configs
 
 
-def _check_checkpoints(argv: Sequence[str]) -> None:
+def _check_checkpoints(argv: Sequence[str], configs: Sequence[dict[str, Any]]) -> None:
     """Read every ``--ckpt_path`` safely first, so that a bad one is one line.
 
     Lightning reads a checkpoint's hyperparameters into the config before anything
     else, with ``torch.load``; a pickled payload or a corrupt file would end in its
-    traceback. Paths given on the command line or in ``--config`` files are read
-    here with :func:`~geossl.models.weights.read_checkpoint` instead.
+    traceback. Paths given on the command line or in the ``--config`` files are
+    read here with :func:`~geossl.models.weights.read_checkpoint` instead.
+
+    Args:
+        argv: the command's arguments.
+        configs: the ``--config`` files, as :func:`_read_configs` read them.
 
     Raises:
         GeosslInputError: naming the unsafe or unreadable checkpoint.
     """
     paths = _option_values(argv, '--ckpt_path')
-    for value in _option_values(argv, '--config'):
-        if value is not None and Path(value).is_file():
-            config = yaml.safe_load(Path(value).read_text(encoding='utf-8'))
-            if isinstance(config, dict) and isinstance(config.get('ckpt_path'), str):
-                paths.append(config['ckpt_path'])
+    paths += [c['ckpt_path'] for c in configs if isinstance(c.get('ckpt_path'), str)]
     for path in paths:
         if path and Path(path).is_file():
             read_checkpoint(path, 'cpu')
@@ -369,8 +377,7 @@ def run_lightning(argv: Sequence[str], from_command_line: bool) -> None:
         from_command_line: whether ``argv`` is the process's own (Lightning then
             reads ``sys.argv`` itself, as DDP's other processes will).
     """
-    _check_configs(argv[1:])
-    _check_checkpoints(argv[1:])
+    _check_checkpoints(argv[1:], _read_configs(argv[1:]))
     if argv[0] == 'pretrain':
         _run_pretrain(argv[1:])
     else:

@@ -362,12 +362,13 @@ class Train(GeosslAlgorithm):
                 optional=True,
             )
         )
-        names = [name for name, _ in offered_algorithms()]
+        offered = offered_algorithms()
+        names = [name for name, _ in offered]
         self.addParameter(
             QgsProcessingParameterEnum(
                 'ALGORITHM',
                 'Algorithm',
-                [title for _, title in offered_algorithms()],
+                [title for _, title in offered],
                 defaultValue=names.index(DEFAULT_ALGORITHM),
             )
         )
