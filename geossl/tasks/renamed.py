@@ -62,7 +62,7 @@ def renamed_options(
                 f'{name} is deprecated and will be removed; use '
                 f'{DEPRECATED_OPTIONS[name]}',
                 FutureWarning,
-                stacklevel=3,
+                stacklevel=4,  # the task's caller, through upgrade_hparams
             )
     if backbone_weights is not None and pretrained:
         raise GeosslInputError(
@@ -79,11 +79,14 @@ def renamed_options(
     return model, weights, task
 
 
-def upgrade_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """A checkpoint's hyperparameters under today's names, silently.
+def upgrade_hparams(hparams: Mapping[str, Any], warn: bool = False) -> dict[str, Any]:
+    """Hyperparameters under today's names.
 
     Args:
-        hparams: hyperparameters as an older geossl saved them.
+        hparams: a task's hyperparameters, old names and all: as an older geossl
+            saved them in a checkpoint, or as given to the task.
+        warn: warn of each old name given (the task does; reading an older
+            checkpoint does not).
 
     Returns:
         The same, with ``backbone``, ``pretrained``, ``backbone_weights`` and
@@ -92,7 +95,8 @@ def upgrade_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
     upgraded = dict(hparams)
     old = {name: upgraded.pop(name, None) for name in DEPRECATED_OPTIONS}
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore', FutureWarning)
+        if not warn:
+            warnings.simplefilter('ignore', FutureWarning)
         model, weights, task = renamed_options(
             upgraded.get('model', 'resnet18'),
             upgraded.get('weights'),

@@ -55,15 +55,11 @@ from geossl.ssl.policies import (
 from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.figures import ConfusionMatrixFigure
 from geossl.tasks.metrics import classification_metrics
-from geossl.tasks.renamed import Task, renamed_options
+from geossl.tasks.renamed import Task, upgrade_hparams
 from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.schedules import cosine_schedule
 from geossl.tasks.sizing import data_arguments
-from geossl.tasks.teacher_student import (
-    Distillation,
-    TeacherStudent,
-    build_teacher,
-)
+from geossl.tasks.teacher_student import Distillation, TeacherStudent
 
 Optimizer = Literal['sgd', 'adamw']
 Normalisation = Literal['auto', 'data', 'weights']
@@ -255,16 +251,10 @@ class SemiSupervisedTask(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        renamed = {
-            'backbone': backbone,
-            'pretrained': pretrained,
-            'backbone_weights': backbone_weights,
-            'multilabel': multilabel,
-        }
-        model, weights, task = renamed_options(model, weights, task, **renamed)
-        for name in renamed:
-            self.hparams.pop(name, None)
-        self.hparams.update(model=model, weights=weights, task=task)
+        upgraded = upgrade_hparams(self.hparams, warn=True)
+        self.hparams.clear()
+        self.hparams.update(upgraded)
+        model, weights, task = upgraded['model'], upgraded['weights'], upgraded['task']
         multilabel = task == 'multilabel'
         if metadata == 'auto':
             metadata = data_metadata
@@ -290,7 +280,7 @@ class SemiSupervisedTask(LightningModule):
                     'needs a semi-supervised algorithm (the teacher makes the '
                     'pseudo-labels), not supervised',
                 )
-            self.teacher = build_teacher(
+            self.teacher_student = TeacherStudent.build(
                 model,
                 in_channels,
                 num_classes,
@@ -304,10 +294,11 @@ class SemiSupervisedTask(LightningModule):
                 metadata_dim=metadata_dim,
                 freeze_location_encoder=freeze_location_encoder,
                 load_satclip=initial_weights,
+                distillation=distillation,
+                temperature=distillation_temperature,
+                multilabel=multilabel,
             )
-            self.teacher_student = TeacherStudent(
-                self.teacher, distillation, distillation_temperature, multilabel
-            )
+            self.teacher = self.teacher_student.teacher
         self.student = Classifier(
             model,
             in_channels,

@@ -10,7 +10,7 @@ task's ``teacher`` module, so its weights checkpoint with the task.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import torch
 from torch import Tensor
@@ -24,55 +24,11 @@ from geossl.ssl.distillation import context_distillation, logit_distillation
 Distillation = Literal['context', 'kl']
 
 
-def build_teacher(
-    backbone: str,
-    in_channels: int,
-    num_classes: int,
-    chip_size: int,
-    projection_dim: int | None,
-    metadata: MetadataParts,
-    location_encoding: LocationEncoding,
-    fusion: Fusion,
-    year: bool = False,
-    time_of_day: bool = False,
-    metadata_dim: int = 128,
-    freeze_location_encoder: bool = True,
-    load_satclip: bool = True,
-) -> MetadataClassifier:
-    """The teacher network: the student's backbone plus a metadata encoder.
-
-    Args:
-        backbone: timm model name.
-        in_channels: number of input bands.
-        num_classes: number of classes.
-        chip_size: input height and width.
-        projection_dim: size of the projection head the policy needs; None for none.
-        metadata: what the teacher sees.
-        location_encoding: ``sinusoidal``, ``harmonics`` or ``satclip``.
-        fusion: how the teacher takes the metadata.
-        year: add the year to the time features.
-        time_of_day: add the time of day to the time features.
-        metadata_dim: size of the metadata embedding.
-        freeze_location_encoder: keep SatCLIP's encoder as pretrained.
-        load_satclip: load SatCLIP's pretrained weights (False when a checkpoint's
-            trained weights follow).
-
-    Returns:
-        The network.
-    """
-    encoder = MetadataEncoder(
-        metadata,
-        location_encoding,
-        year=year,
-        time_of_day=time_of_day,
-        dim=metadata_dim,
-        freeze_location_encoder=freeze_location_encoder,
-    )
-    if load_satclip and encoder.satclip is not None:
-        encoder.load_satclip(*read_satclip())
-    return MetadataClassifier(
-        backbone, in_channels, num_classes, chip_size, encoder, fusion, projection_dim
-    )
+def _check_distillation(distillation: str) -> None:
+    if distillation not in ('context', 'kl'):
+        raise GeosslInputError(
+            'distillation', f'is {distillation!r}; use context or kl'
+        )
 
 
 @dataclass
@@ -93,15 +49,77 @@ class TeacherStudent:
     multilabel: bool = False
 
     def __post_init__(self) -> None:
-        """Refuse an unknown distillation.
+        """Refuse an unknown distillation."""
+        _check_distillation(self.distillation)
 
-        Raises:
-            GeosslInputError: if ``distillation`` is neither ``context`` nor ``kl``.
+    @classmethod
+    def build(
+        cls,
+        backbone: str,
+        in_channels: int,
+        num_classes: int,
+        chip_size: int,
+        projection_dim: int | None,
+        metadata: MetadataParts,
+        location_encoding: LocationEncoding,
+        fusion: Fusion,
+        year: bool = False,
+        time_of_day: bool = False,
+        metadata_dim: int = 128,
+        freeze_location_encoder: bool = True,
+        load_satclip: bool = True,
+        distillation: Distillation = 'context',
+        temperature: float = 4.0,
+        multilabel: bool = False,
+    ) -> Self:
+        """The teacher network and how it teaches, refusing bad settings first.
+
+        The network is the student's backbone plus a metadata encoder; a bad
+        ``distillation`` is refused before anything is built.
+
+        Args:
+            backbone: timm model name.
+            in_channels: number of input bands.
+            num_classes: number of classes.
+            chip_size: input height and width.
+            projection_dim: size of the projection head the policy needs; None for none.
+            metadata: what the teacher sees.
+            location_encoding: ``sinusoidal``, ``harmonics`` or ``satclip``.
+            fusion: how the teacher takes the metadata.
+            year: add the year to the time features.
+            time_of_day: add the time of day to the time features.
+            metadata_dim: size of the metadata embedding.
+            freeze_location_encoder: keep SatCLIP's encoder as pretrained.
+            load_satclip: load SatCLIP's pretrained weights (False when a checkpoint's
+                trained weights follow).
+            distillation: ``context`` or ``kl`` (see the class).
+            temperature: the temperature of ``kl`` distillation.
+            multilabel: whether the logits are multi-label (sigmoid).
+
+        Returns:
+            The teacher-student.
         """
-        if self.distillation not in ('context', 'kl'):
-            raise GeosslInputError(
-                'distillation', f'is {self.distillation!r}; use context or kl'
-            )
+        _check_distillation(distillation)
+        encoder = MetadataEncoder(
+            metadata,
+            location_encoding,
+            year=year,
+            time_of_day=time_of_day,
+            dim=metadata_dim,
+            freeze_location_encoder=freeze_location_encoder,
+        )
+        if load_satclip and encoder.satclip is not None:
+            encoder.load_satclip(*read_satclip())
+        teacher = MetadataClassifier(
+            backbone,
+            in_channels,
+            num_classes,
+            chip_size,
+            encoder,
+            fusion,
+            projection_dim,
+        )
+        return cls(teacher, distillation, temperature, multilabel)
 
     def outputs(
         self,
