@@ -171,7 +171,8 @@ def forward_bound(
     batches = []
     for strip in islice(dataset, strips):
         image = task.views.normalise(strip['image'][None].to(device))[0]
-        batches.extend(grid.strip_windows(image, batch_size))
+        everywhere = torch.arange(len(grid.columns))
+        batches.extend(grid.strip_windows(image, everywhere, batch_size))
 
     def forward() -> None:
         for windows in batches:

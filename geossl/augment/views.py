@@ -52,17 +52,29 @@ class RandomDihedral(nn.Module):
         result = torch.empty_like(images)
         for move in range(moves):
             group = (choice == move).nonzero().squeeze(1)
-            if not group.numel():
-                continue
-            moved = images[group]
-            if move & 1:
-                moved = moved.flip(-1)
-            if move & 2:
-                moved = moved.flip(-2)
-            if move & 4:
-                moved = moved.transpose(-1, -2)
-            result[group] = moved
+            if group.numel():
+                result[group] = dihedral_move(images[group], move)
         return result
+
+
+def dihedral_move(images: Tensor, move: int) -> Tensor:
+    """One of the 8 symmetries of the square, as an exact pixel move.
+
+    Args:
+        images: ``... x H x W``.
+        move: three bits, applied in this order: 1 flips left-right, 2 flips
+            up-down, 4 swaps rows and columns (square images only).
+
+    Returns:
+        The moved images.
+    """
+    if move & 1:
+        images = images.flip(-1)
+    if move & 2:
+        images = images.flip(-2)
+    if move & 4:
+        images = images.transpose(-1, -2)
+    return images
 
 
 class RandomShift(nn.Module):

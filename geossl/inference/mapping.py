@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import rasterio
 import rasterio.shutil
+import shapely
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -42,6 +43,12 @@ from geossl.data.scene import Scene, SceneRaster, find_scenes
 from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.inference.checkpoint import load_task
 from geossl.inference.memory import bounded_gdal_cache
+from geossl.inference.region import RegionOfInterest
+from geossl.inference.tta import (
+    TTA_MOVES,
+    TestTimeAugmentation,
+    augmented_probabilities,
+)
 from geossl.inference.windows import StripBlender, StripDataset, WindowGrid
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -168,20 +175,21 @@ class MapFiles:
                 values = values.astype(np.float16).astype(np.float32)
             self.datasets[1].write(values, window=window)
 
-    def paste(self, parts: Sequence[Path], rows: range) -> None:
-        """Copy files written for ``rows`` into these, a block of rows at a time.
+    def paste(self, parts: Sequence[Path], top: int, left: int) -> None:
+        """Copy files like these into them, a block of rows at a time.
 
         Args:
-            parts: files like these (class map, then probabilities).
-            rows: the scene rows they hold.
+            parts: the class map, then the probabilities if asked for.
+            top: row of these files that the parts' first row goes to.
+            left: column of these files that the parts' first column goes to.
         """
         for part, dataset in zip(parts, self.datasets, strict=True):
             with rasterio.open(part) as source:
-                for offset in range(0, len(rows), _PASTE_ROWS):
-                    count = min(_PASTE_ROWS, len(rows) - offset)
-                    block = source.read(window=Window(0, offset, self.width, count))
-                    top = rows.start + offset - self.rows.start
-                    dataset.write(block, window=Window(0, top, self.width, count))
+                for offset in range(0, source.height, _PASTE_ROWS):
+                    count = min(_PASTE_ROWS, source.height - offset)
+                    block = source.read(window=Window(0, offset, source.width, count))
+                    window = Window(left, top + offset, source.width, count)
+                    dataset.write(block, window=window)
 
     def close(self) -> None:
         """Close the files (again is harmless)."""
@@ -196,14 +204,17 @@ _PASTE_ROWS = 256
 class WindowClassifier(LightningModule):
     """A trained task over the windows of a scene, for Lightning's predict loop.
 
-    Each process reads the strips of its own band of rows.
+    Each process reads the strips of its own band of rows; only windows that hold a
+    pixel with data (inside the region, if one is given) are classified.
 
     Args:
         task: the trained task.
         raster: the scene's dataset, reading the model's bands.
         grid: the windows.
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass (before test-time augmentation).
         workers: DataLoader processes reading strips.
+        region: the region of interest in the scene's CRS, or None.
+        tta: the test-time augmentation.
     """
 
     def __init__(
@@ -213,6 +224,8 @@ class WindowClassifier(LightningModule):
         grid: WindowGrid,
         batch_size: int,
         workers: int,
+        region: shapely.Geometry | None = None,
+        tta: TestTimeAugmentation = 'none',
     ) -> None:
         super().__init__()
         self.task = task
@@ -220,6 +233,8 @@ class WindowClassifier(LightningModule):
         self.grid = grid
         self.batch_size = batch_size
         self.workers = workers
+        self.region = region
+        self.tta = tta
 
     def predict_dataloader(self) -> DataLoader:
         """This process's strips, one per batch.
@@ -228,7 +243,7 @@ class WindowClassifier(LightningModule):
             The loader.
         """
         band = self.grid.band(self.global_rank, self.trainer.world_size)
-        dataset = StripDataset(self.raster, self.grid, band)
+        dataset = StripDataset(self.raster, self.grid, band, self.region)
         return DataLoader(dataset, batch_size=None, num_workers=self.workers)
 
     def predict_step(self, strip: dict[str, Any], batch_idx: int) -> Tensor:
@@ -239,15 +254,19 @@ class WindowClassifier(LightningModule):
             batch_idx: its position.
 
         Returns:
-            ``N x K`` probabilities, left to right.
+            ``N x K`` probabilities, left to right; 0 for windows with no data.
         """
         image = self.task.views.normalise(strip['image'][None])[0]
-        multilabel = self.task.multilabel
-        probabilities = []
-        for windows in self.grid.strip_windows(image, self.batch_size):
-            logits = self.task(windows)
-            probabilities.append(logits.sigmoid() if multilabel else logits.softmax(1))
-        return torch.cat(probabilities)
+        positions = self.grid.windows_with_data(strip['invalid'])
+        probabilities = image.new_zeros(
+            len(self.grid.columns), int(self.task.hparams['num_classes'])
+        )
+        if len(positions):
+            batches = self.grid.strip_windows(image, positions, self.batch_size)
+            probabilities[positions] = torch.cat(
+                [augmented_probabilities(self.task, b, self.tta) for b in batches]
+            )
+        return probabilities
 
 
 class MapWriter(Callback):
@@ -259,7 +278,8 @@ class MapWriter(Callback):
     into place when whole.
 
     Args:
-        scene: the scene mapped.
+        scene: the scene mapped (cropped to a region, if one is given).
+        canvas: the grid of the outputs: the scene, or the scene uncropped.
         grid: the windows.
         outputs: the class map, then the probabilities if asked for.
         class_names: names of the classes, in model order.
@@ -271,6 +291,7 @@ class MapWriter(Callback):
     def __init__(
         self,
         scene: Scene,
+        canvas: Scene,
         grid: WindowGrid,
         outputs: Sequence[Path],
         class_names: Sequence[str],
@@ -279,6 +300,7 @@ class MapWriter(Callback):
         progress: bool,
     ) -> None:
         self.scene = scene
+        self.canvas = canvas
         self.grid = grid
         self.outputs = list(outputs)
         self.class_names = list(class_names)
@@ -290,10 +312,10 @@ class MapWriter(Callback):
         self.files: MapFiles | None = None
         self.bar: tqdm | None = None
 
-    def _files(self, paths: Sequence[Path], rows: range) -> MapFiles:
+    def _files(self, paths: Sequence[Path], scene: Scene, rows: range) -> MapFiles:
         return MapFiles(
             paths,
-            self.scene,
+            scene,
             rows,
             self.class_names,
             self.colours,
@@ -316,7 +338,7 @@ class MapWriter(Callback):
             self.parts.append((paths, range(band.first_row, band.stop_row)))
         self.scratch = [partial_path(o, '.gtiff.tif', owner) for o in self.outputs]
         paths, rows = self.parts[trainer.global_rank]
-        self.files = self._files(paths, rows)
+        self.files = self._files(paths, self.scene, rows)
         self.blender = StripBlender(self.grid, len(self.class_names), pl_module.device)
         self.bar = tqdm(
             total=len(bands[trainer.global_rank].strips) * len(self.grid.columns),
@@ -363,13 +385,17 @@ class MapWriter(Callback):
 
     def _assemble(self) -> None:
         written = [(paths, rows) for paths, rows in self.parts if len(rows)]
-        if len(written) == 1:
+        if len(written) == 1 and self.canvas == self.scene:
             sources = written[0][0]
         else:
-            merged = self._files(self.scratch, range(self.scene.shape[0]))
+            # Blocks of the canvas that no part covers are filled with nodata.
+            merged = self._files(self.scratch, self.canvas, range(self.canvas.shape[0]))
+            (minx, _, _, maxy), (xres, yres) = self.canvas.bounds, self.canvas.res
+            top = round((maxy - self.scene.bounds[3]) / yres)
+            left = round((self.scene.bounds[0] - minx) / xres)
             try:
                 for paths, rows in written:
-                    merged.paste(paths, rows)
+                    merged.paste(paths, top + rows.start, left)
             finally:
                 merged.close()
             sources = self.scratch
@@ -429,6 +455,8 @@ class SceneMapper:
         devices: processes (one per device) sharing the windows; more than one
             runs Lightning's DDP strategy.
         workers: DataLoader processes reading strips, per device.
+        tta: test-time augmentation: average over no moves, the 2 flips or the 8
+            flips and turns of each window (see :mod:`geossl.inference.tta`).
         progress: show a progress bar.
     """
 
@@ -441,6 +469,7 @@ class SceneMapper:
         device: str = 'auto',
         devices: int = 1,
         workers: int = 0,
+        tta: TestTimeAugmentation = 'none',
         progress: bool = True,
     ) -> None:
         self.task = task
@@ -459,6 +488,10 @@ class SceneMapper:
                 raise GeosslInputError(option, f'is {value}; it must be > 0')
         if workers < 0:
             raise GeosslInputError('workers', f'is {workers}; it must be >= 0')
+        if tta not in TTA_MOVES:
+            raise GeosslInputError(
+                'tta', f'is {tta!r}; choose one of {", ".join(TTA_MOVES)}'
+            )
         accelerator, _, index = device.partition(':')
         if index and not index.isdigit():
             raise GeosslInputError('device', f'{device!r} is not like cuda:0')
@@ -470,6 +503,7 @@ class SceneMapper:
         self.devices: int | list[int] = [int(index)] if index else devices
         self.batch_size = batch_size
         self.workers = workers
+        self.tta = tta
         self.progress = progress
         self.class_names: list[str] = list(task.hparams['class_names'])
         self.colours: list[str] = list(task.hparams['class_colours'])
@@ -543,6 +577,8 @@ class SceneMapper:
         output: str | Path,
         probabilities: ProbabilityFormat | None = None,
         overwrite: bool = False,
+        region: RegionOfInterest | None = None,
+        crop: bool = False,
     ) -> MapResult | None:
         """Classify one scene into a class-map COG (and optionally probabilities).
 
@@ -554,6 +590,10 @@ class SceneMapper:
                 0-1, 255 for nodata) or ``float16`` values (stored as float32 where
                 GDAL lacks float16).
             overwrite: replace existing outputs.
+            region: map only the windows that touch this region; pixels whose
+                centre lies outside it are nodata.
+            crop: write the outputs on the region's bounds rather than on the
+                scene's grid.
 
         Returns:
             What was written, in the first process; None in the others.
@@ -569,10 +609,15 @@ class SceneMapper:
             outputs.append(output.with_name(f'{output.stem}_probabilities.tif'))
         for path in outputs:
             check_output(path, overwrite)
+        canvas, polygons = scene, None
+        if region is not None:
+            scene, polygons = region.on_scene(scene, self.chip_size, self.stride)
+            canvas = scene if crop else canvas
         raster = self.raster(scene)
         grid = WindowGrid(*scene.shape, self.chip_size, self.stride)
         writer = MapWriter(
             scene,
+            canvas,
             grid,
             outputs,
             self.class_names,
@@ -590,7 +635,13 @@ class SceneMapper:
                     f'{len(grid.rows)} rows of windows to share',
                 )
             module = WindowClassifier(
-                self.task, raster, grid, self.batch_size, self.workers
+                self.task,
+                raster,
+                grid,
+                self.batch_size,
+                self.workers,
+                polygons,
+                self.tta,
             )
             try:
                 with bounded_gdal_cache():
@@ -620,6 +671,10 @@ def map_scenes(
     device: str = 'auto',
     devices: int = 1,
     workers: int = 0,
+    roi: str | None = None,
+    roi_layer: str | None = None,
+    crop: bool = False,
+    tta: TestTimeAugmentation = 'none',
     probabilities: Literal['uint8', 'float16'] | None = None,
     quicklook: bool = False,
     polygons: bool = False,
@@ -645,6 +700,12 @@ def map_scenes(
             (Lightning's DDP; on the CPU each process takes a share of the cores).
         workers: DataLoader processes reading the scene ahead of the model, per
             device; 0 reads in the main process.
+        roi: A vector file of polygons (any CRS): classify only the windows that
+            touch them; pixels outside are nodata.
+        roi_layer: The ROI's layer, in a multi-layer file (default: the first).
+        crop: Write the maps on the ROI's bounds instead of the scene's grid.
+        tta: Test-time augmentation: average each window's probabilities over
+            none, the 2 flips, or the 8 flips and turns (dihedral).
         probabilities: Also write <output stem>_probabilities.tif: uint8 (0-254 for
             0-1) or float16.
         quicklook: Also write <output stem>.png: the scene in true colour beside the
@@ -662,6 +723,18 @@ def map_scenes(
 
     task = load_task(checkpoint)
     scenes = find_scenes(sources)
+    region = RegionOfInterest.read(roi, roi_layer) if roi else None
+    if crop and region is None:
+        raise GeosslInputError('crop', 'crops to the ROI; give one with --roi')
+    if region is not None and len(scenes) > 1:
+        missed = [scene.name for scene in scenes if not region.overlaps(scene)]
+        if missed and len(missed) < len(scenes):
+            warnings.warn(
+                f'{roi}: misses scenes {", ".join(missed)}; they are not mapped',
+                UserWarning,
+                stacklevel=2,
+            )
+            scenes = [scene for scene in scenes if scene.name not in missed]
     target = Path(output)
     if len(scenes) > 1 and target.suffix:
         raise GeosslInputError(
@@ -675,6 +748,7 @@ def map_scenes(
         device=device,
         devices=devices,
         workers=workers,
+        tta=tta,
     )
     targets = [
         target if len(scenes) == 1 else target / f'{scene.name}.tif' for scene in scenes
@@ -686,7 +760,7 @@ def map_scenes(
             if wanted:
                 check_output(path.with_suffix(suffix), overwrite)
     for scene, path in zip(scenes, targets, strict=True):
-        result = mapper.map_scene(scene, path, probabilities, overwrite)
+        result = mapper.map_scene(scene, path, probabilities, overwrite, region, crop)
         if result is None:  # Another process of a DDP run: the first one writes.
             continue
         if quicklook:

@@ -16,7 +16,10 @@ from functools import cached_property
 from itertools import batched
 
 import numpy as np
+import shapely
 import torch
+from rasterio.features import geometry_mask
+from rasterio.transform import from_origin
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -103,18 +106,36 @@ class WindowGrid:
         """Number of windows."""
         return len(self.rows) * len(self.columns)
 
-    def strip_windows(self, strip: Tensor, batch_size: int) -> Iterator[Tensor]:
-        """The windows of a strip, left to right, in batches.
+    def windows_with_data(self, invalid: Tensor) -> Tensor:
+        """Which windows of a strip hold a pixel with data.
+
+        Args:
+            invalid: ``chip_size x width`` pixels with no data.
+
+        Returns:
+            Positions of those windows in the strip, left to right.
+        """
+        counts = (~invalid).any(dim=0).cumsum(0)
+        counts = torch.cat([counts.new_zeros(1), counts])
+        starts = torch.tensor(self.columns, device=counts.device)
+        return (counts[starts + self.chip_size] > counts[starts]).nonzero().squeeze(1)
+
+    def strip_windows(
+        self, strip: Tensor, positions: Tensor, batch_size: int
+    ) -> Iterator[Tensor]:
+        """Windows of a strip, in batches.
 
         Args:
             strip: ``C x chip_size x width`` pixels of one strip.
+            positions: the windows' positions in the strip.
             batch_size: windows per batch.
 
         Yields:
             ``N x C x chip_size x chip_size`` batches.
         """
         size = self.chip_size
-        for columns in batched(self.columns, batch_size):
+        for chosen in batched(positions.tolist(), batch_size):
+            columns = [self.columns[i] for i in chosen]
             yield torch.stack([strip[:, :, c : c + size] for c in columns])
 
     def final_rows(self, strip: int) -> int:
@@ -166,18 +187,26 @@ class StripDataset(Dataset[dict[str, Tensor | int]]):
     Items hold ``index`` (the strip's index), ``top`` (its first row), ``image`` (raw
     float32 ``C x chip_size x width`` values, NaN as 0) and ``invalid`` (pixels with
     no data: NaN, the declared nodata value, or zero in every band as in Sentinel-2
-    products).
+    products; and pixels outside the region, if one is given).
 
     Args:
         raster: the scene's dataset, reading the model's bands.
         grid: the windows.
         band: the strips to read.
+        region: the region of interest in the scene's CRS, or None for all of it.
     """
 
-    def __init__(self, raster: SceneRaster, grid: WindowGrid, band: RowBand) -> None:
+    def __init__(
+        self,
+        raster: SceneRaster,
+        grid: WindowGrid,
+        band: RowBand,
+        region: shapely.Geometry | None = None,
+    ) -> None:
         self.raster = raster
         self.grid = grid
         self.strips = band.strips
+        self.region = region
 
     def __len__(self) -> int:
         """Number of strips."""
@@ -197,8 +226,12 @@ class StripDataset(Dataset[dict[str, Tensor | int]]):
         minx, _, maxx, maxy = self.raster.scene.bounds
         yres = self.raster.scene.res[1]
         bottom = maxy - (top + self.grid.chip_size) * yres
-        image, nodata = self.raster.read_chip((minx, bottom, maxx, maxy - top * yres))
+        bounds = (minx, bottom, maxx, maxy - top * yres)
+        image, nodata = self.raster.read_chip(bounds)
         invalid = nodata.any(axis=0) | (image == 0).all(axis=0)
+        if self.region is not None:
+            transform = from_origin(minx, bounds[3], *self.raster.scene.res)
+            invalid |= geometry_mask([self.region], invalid.shape, transform)
         # Reading leaves freed strip-sized blocks in the heap; give them back.
         release_free_memory()
         return {

@@ -754,7 +754,18 @@ class SemiSupervisedTask(LightningModule):
         Returns:
             ``(B, K)`` probabilities.
         """
-        logits = self(batch['image'])
+        return self.probabilities(batch['image'])
+
+    def probabilities(self, images: Tensor) -> Tensor:
+        """Class probabilities: softmax, or sigmoid for multi-label models.
+
+        Args:
+            images: normalised ``B x C x H x W`` images.
+
+        Returns:
+            ``(B, K)`` probabilities.
+        """
+        logits = self(images)
         return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:

@@ -1,0 +1,43 @@
+"""Test-time augmentation: class probabilities averaged over flips and turns.
+
+A window's class does not change when it is flipped or turned, so averaging the
+model's probabilities over the 2 flips (``flips``) or the 8 symmetries of the square
+(``dihedral``, the weak view's moves) removes some of the noise of one look. The
+moved copies go through the model as one batch.
+"""
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from geossl.augment.views import dihedral_move
+from geossl.tasks.semi_supervised import SemiSupervisedTask
+
+TestTimeAugmentation = Literal['none', 'flips', 'dihedral']
+
+#: The moves of :func:`~geossl.augment.views.dihedral_move` each choice averages.
+TTA_MOVES: dict[str, tuple[int, ...]] = {
+    'none': (0,),
+    'flips': (0, 1),
+    'dihedral': tuple(range(8)),
+}
+
+
+def augmented_probabilities(
+    task: SemiSupervisedTask, images: Tensor, tta: TestTimeAugmentation = 'none'
+) -> Tensor:
+    """Class probabilities averaged over moved copies of the images.
+
+    Args:
+        task: the trained task.
+        images: normalised ``B x C x H x W`` square images.
+        tta: which moves to average over.
+
+    Returns:
+        ``B x K`` probabilities.
+    """
+    moves = TTA_MOVES[tta]
+    copies = torch.cat([dihedral_move(images, move) for move in moves])
+    probabilities = task.probabilities(copies)
+    return probabilities.view(len(moves), len(images), -1).mean(dim=0)
