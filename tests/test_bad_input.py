@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 import torch
 
 from geossl.cli import main
@@ -475,6 +477,33 @@ def map_stride_zero(tmp: Path) -> Case:
     )
 
 
+def _region(path: Path, geometry: shapely.Geometry) -> Path:
+    gpd.GeoDataFrame(geometry=[geometry], crs='EPSG:32618').to_file(path)
+    return path
+
+
+def map_region_that_misses_the_scene(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    roi = _region(tmp / 'roi.gpkg', shapely.box(0, 0, 1000, 1000))
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), '--roi', str(roi)],
+        'roi.gpkg: misses scene scene: the region spans 0, 0, 1000, 1000',
+        [out],
+    )
+
+
+def map_region_without_polygons(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    roi = _region(tmp / 'roi.gpkg', shapely.LineString([(440000, 4170000), (0, 0)]))
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), '--roi', str(roi)],
+        'roi.gpkg: holds LineString geometries; a region of interest must be polygons',
+        [out],
+    )
+
+
 # -- export ----------------------------------------------------------------------
 
 
@@ -730,6 +759,8 @@ CASES: list[Callable[[Path], Case]] = [
     map_bands_the_model_lacks,
     map_non_raster_source,
     map_stride_zero,
+    map_region_that_misses_the_scene,
+    map_region_without_polygons,
     export_existing_output,
     export_foreign_checkpoint,
     pretrain_unknown_method,

@@ -41,6 +41,12 @@ PYTHON_SETTING = 'GEOSSL_PYTHON'
 PLUGIN_DIR = Path(__file__).resolve().parent
 
 PROBABILITY_FORMATS = ['none', 'uint8', 'float16']
+#: ``geossl map --tta`` choices, as the Classify raster algorithm shows them.
+TEST_TIME_AUGMENTATIONS = [
+    ('none', 'None'),
+    ('flips', 'Flips (2 looks per window)'),
+    ('dihedral', 'Flips and turns (8 looks per window)'),
+]
 #: The Train algorithm's default choice.
 DEFAULT_ALGORITHM = 'fixmatch'
 
@@ -185,7 +191,11 @@ class ClassifyRaster(GeosslAlgorithm):
         "colours and names) on the raster's grid. A window of the chip size "
         'slides with the stride and overlapping predictions are blended. The '
         "raster's bands must carry the model's band names (e.g. B02) or be "
-        "exactly the model's bands in its order."
+        "exactly the model's bands in its order. With a processed area, only the "
+        'windows that touch its polygons are classified and the pixels outside '
+        "them are nodata; the map keeps the raster's grid unless it is cropped to "
+        "the area's bounds. Test-time augmentation averages each window's "
+        'probabilities over its flips (and turns), for 2 (or 8) times the work.'
     )
 
     def initAlgorithm(self, config: Parameters | None = None) -> None:
@@ -204,6 +214,27 @@ class ClassifyRaster(GeosslAlgorithm):
             ('CHIP_SIZE', "Window size in pixels (0: the model's)", 0, 0),
             ('STRIDE', 'Window step in pixels (0: half a window)', 0, 0),
             ('BATCH_SIZE', 'Windows per batch', 64, 1),
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                'ROI',
+                'Processed area (polygons)',
+                [QgsProcessing.TypeVectorPolygon],
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                'CROP', "Crop the map to the processed area's bounds", False
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                'TTA',
+                'Test-time augmentation',
+                [title for _, title in TEST_TIME_AUGMENTATIONS],
+                defaultValue=0,
+            )
         )
         self.addParameter(
             QgsProcessingParameterEnum(
@@ -246,6 +277,14 @@ class ClassifyRaster(GeosslAlgorithm):
             value = self.parameterAsInt(parameters, name, context)
             if value:
                 arguments += [f'--{name.lower()}', str(value)]
+        if parameters.get('ROI') not in (None, ''):
+            roi = self.parameterAsCompatibleSourceLayerPath(
+                parameters, 'ROI', context, ['gpkg', 'geojson', 'shp'], 'gpkg'
+            )
+            crop = self.parameterAsBool(parameters, 'CROP', context)
+            arguments += ['--roi', roi, '--crop', str(crop).lower()]
+        tta = self.parameterAsEnum(parameters, 'TTA', context)
+        arguments += ['--tta', TEST_TIME_AUGMENTATIONS[tta][0]]
         probabilities = PROBABILITY_FORMATS[
             self.parameterAsEnum(parameters, 'PROBABILITIES', context)
         ]

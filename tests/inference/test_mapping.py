@@ -265,3 +265,35 @@ def test_a_killed_map_leaves_only_work_in_progress_that_the_next_run_removes(
     assert main(['map', *command[4:6], '-o', str(reference), '--batch_size', '4']) == 0
     with rasterio.open(output) as rerun, rasterio.open(reference) as whole:
         np.testing.assert_array_equal(rerun.read(), whole.read())
+
+
+def test_test_time_augmentation_maps_the_averaged_probabilities(
+    scene_crop, s2_checkpoint, tmp_path, capsys
+):
+    task = load_task(s2_checkpoint)
+    (scene,) = find_scenes(scene_crop)
+    maps = {}
+    for tta in ('none', 'dihedral'):
+        output = tmp_path / f'{tta}.tif'
+        args = ['map', str(s2_checkpoint), str(scene_crop), '-o', str(output)]
+        assert main([*args, '--tta', tta, '--probabilities', 'float16']) == 0
+        with rasterio.open(output.with_name(f'{tta}_probabilities.tif')) as src:
+            maps[tta] = src.read()
+    # The same windows, each averaged over its 8 symmetries, one by one.
+    mapper = SceneMapper(task, tta='dihedral', progress=False)
+    corner = mapper.raster(scene).read_chip((441000.0, 4165720.0, 441320.0, 4166040.0))
+    window = task.views.normalise(torch.from_numpy(corner[0])[None])
+    with torch.no_grad():
+        turns = [torch.rot90(window, k, dims=(-2, -1)) for k in range(4)]
+        moved = turns + [turn.flip(-1) for turn in turns]
+        expected = torch.cat([task.probabilities(m) for m in moved]).mean(dim=0)
+    # The top-left pixel is covered by the first window alone.
+    np.testing.assert_allclose(maps['dihedral'][:, 0, 0], expected, atol=2e-3)
+    assert np.abs(maps['dihedral'] - maps['none']).max() > 1e-3
+    assert (
+        main(
+            ['map', str(s2_checkpoint), str(scene_crop), '-o', 'x.tif', '--tta', 'all']
+        )
+        == 2
+    )
+    assert 'tta' in capsys.readouterr().err

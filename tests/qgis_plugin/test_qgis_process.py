@@ -148,6 +148,31 @@ def test_classify_raster_writes_a_georeferenced_class_map(qgis, crop, checkpoint
         assert src.dtypes[0] == 'uint8'
 
 
+def test_classify_raster_maps_a_processed_area_with_test_time_augmentation(
+    qgis, crop, checkpoint, tmp_path
+):
+    raster, _ = crop
+    # A 1 x 1 km square in the middle of the crop, drawn in WGS 84.
+    area = shapely.box(437100.0, 4171100.0, 438100.0, 4172100.0)
+    roi = tmp_path / 'area.gpkg'
+    gpd.GeoDataFrame(geometry=[area], crs=32618).to_crs(4326).to_file(roi)
+    output = tmp_path / 'area.tif'
+    parameters = {
+        'INPUT': raster,
+        'CHECKPOINT': checkpoint,
+        'ROI': roi,
+        'CROP': 'true',
+        'TTA': 2,
+        'OUTPUT': output,
+    }
+    results_of(qgis, 'classify_raster', parameters)
+    with rasterio.open(output) as src:
+        # The windows of 32 px at a stride of 16 that touch the square.
+        assert src.bounds == (436800.0, 4170800.0, 438400.0, 4172400.0)
+        classes = src.read(1)
+    assert (classes != 255).sum() == 100 * 100
+
+
 def test_build_index_lists_every_tile(qgis, shared_data, tmp_path):
     output = tmp_path / 'index.gpkg'
     parameters = {'INPUT': shared_data / 'eurosat-ms-sample', 'OUTPUT': output}
