@@ -94,10 +94,10 @@ def main() -> None:
             **RECIPES[recipe],
         )
         log = pd.read_csv(run_dir / 'logs' / 'version_0' / 'metrics.csv')
-        curve = log.dropna(subset=['val/accuracy'])
+        curve = log.dropna(subset=['val_accuracy'])
         run |= {'recipe': recipe} | {
             f'val@{int(step) + 1}': accuracy
-            for step, accuracy in zip(curve['step'], curve['val/accuracy'], strict=True)
+            for step, accuracy in zip(curve['step'], curve['val_accuracy'], strict=True)
         }
         tqdm.write(
             f'{recipe}, seed {seed}: test error {run["test_error"]:.1f} %, '

@@ -74,11 +74,11 @@ def main() -> None:
                 *['--ckpt_path', str(root / 'checkpoints' / 'last.ckpt')],
                 *['--trainer.enable_progress_bar', 'false'],
             )
-        metrics = pd.read_csv(fitted / 'metrics.csv').dropna(subset=['val/accuracy'])
+        metrics = pd.read_csv(fitted / 'metrics.csv').dropna(subset=['val_accuracy'])
         curves[name] = dict(
-            zip(metrics['step'] + 1, metrics['val/accuracy'], strict=True)
+            zip(metrics['step'] + 1, metrics['val_accuracy'], strict=True)
         )
-        tests[name] = pd.read_csv(tested / 'metrics.csv')['test/accuracy'].dropna()
+        tests[name] = pd.read_csv(tested / 'metrics.csv')['test_accuracy'].dropna()
     steps = sorted({step for curve in curves.values() for step in curve})
     rows = [
         {'step': step} | {n: c.get(step) for n, c in curves.items()} for step in steps

@@ -73,8 +73,8 @@ NAMES = {
 
 #: What the curves show: logged column -> title.
 CURVES = {
-    'train/pseudo_label_accuracy': 'pseudo-label accuracy',
-    'train/mask_ratio': 'mask ratio (share of unlabelled tiles used)',
+    'train_pseudo_label_accuracy': 'pseudo-label accuracy',
+    'train_mask_ratio': 'mask ratio (share of unlabelled tiles used)',
 }
 
 #: USB's error rates (%) on EuroSAT with an ImageNet-pretrained ViT-S, 204,800 steps.
@@ -190,7 +190,7 @@ def train_and_test(
     )
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / 'checkpoints',
-        monitor='val/accuracy',
+        monitor='val_accuracy',
         mode='max',
         save_last=True,
     )
@@ -238,7 +238,7 @@ def train_and_test(
         'seed': seed,
         'best_step': int(Path(checkpoint.best_model_path).stem.split('step=')[1]),
         'val_accuracy': float(checkpoint.best_model_score),
-        'test_error': 100 * (1 - results['test/accuracy']),
+        'test_error': 100 * (1 - results['test_accuracy']),
         'train_minutes': train_time / 60,
         'curve': str(curve.relative_to(options.output)),
         'options': _options(algorithm, options.steps),

@@ -218,9 +218,9 @@ def main() -> None:
                         if teacher_student
                         else None,
                         'pseudo-label accuracy': _last_quarter(
-                            log, 'train/pseudo_label_accuracy'
+                            log, 'train_pseudo_label_accuracy'
                         ),
-                        'mask ratio': _last_quarter(log, 'train/mask_ratio'),
+                        'mask ratio': _last_quarter(log, 'train_mask_ratio'),
                     }
                 )
                 print(f'{split} split, seed {seed}, {name}: {rows[-1]}', flush=True)

@@ -167,7 +167,7 @@ class CurveHook(Hook):
         """Keep the step's mask ratio on logging steps."""
         ratio = algorithm.log_dict.get('train/util_ratio')
         if ratio is not None and self.every_n_iters(algorithm, algorithm.num_log_iter):
-            self.rows.append({'step': algorithm.it + 1, 'train/mask_ratio': ratio})
+            self.rows.append({'step': algorithm.it + 1, 'train_mask_ratio': ratio})
 
 
 def datasets(
@@ -302,8 +302,8 @@ def main() -> None:
         'threads': torch.get_num_threads(),
     }
     (options.output / 'result.json').write_text(json.dumps(result, indent=2) + '\n')
-    header = 'step,train/mask_ratio\n'
-    lines = [f'{row["step"]},{row["train/mask_ratio"]}' for row in curve.rows]
+    header = 'step,train_mask_ratio\n'
+    lines = [f'{row["step"]},{row["train_mask_ratio"]}' for row in curve.rows]
     (options.output / 'curve.csv').write_text(header + '\n'.join(lines) + '\n')
 
 

@@ -209,7 +209,7 @@ def _trainer_defaults() -> dict[str, Any]:
                 filename='best-{epoch}-{step}',
                 # A resumed run carries on the same last.ckpt.
                 enable_version_counter=False,
-                monitor='val/loss',
+                monitor='val_loss',
                 mode='min',
                 save_last=True,
             )

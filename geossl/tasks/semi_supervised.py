@@ -344,7 +344,7 @@ class SemiSupervisedTask(LightningModule):
         self.metrics = nn.ModuleDict(
             {
                 stage: classification_metrics(num_classes, multilabel).clone(
-                    prefix=f'{stage}/'
+                    prefix=f'{stage}_'
                 )
                 for stage in ('val', 'test')
             }
@@ -596,7 +596,7 @@ class SemiSupervisedTask(LightningModule):
         size = len(labelled['weak'])
         if self.policy is None or unlabelled is None:
             loss = self.supervised_loss(self(labelled['weak']), labelled['label'])
-            self.log('train/loss', loss, prog_bar=True, batch_size=size)
+            self.log('train_loss', loss, prog_bar=True, batch_size=size)
             return loss
         images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
         labels = labelled['label']
@@ -616,13 +616,13 @@ class SemiSupervisedTask(LightningModule):
                 lambda outputs: self._semi_supervised_losses(outputs, labels, pseudo),
             )
         loss = sum(value * self._loss_weight(name) for name, value in losses.items())
-        self.log('train/loss', loss, prog_bar=True, batch_size=size)
-        self.log_dict({f'train/{k}': v for k, v in losses.items()}, batch_size=size)
+        self.log('train_loss', loss, prog_bar=True, batch_size=size)
+        self.log_dict({f'train_{k}': v for k, v in losses.items()}, batch_size=size)
         self._log_pseudo_labels(pseudo, unlabelled['label'])
         return loss
 
     def _loss_weight(self, name: str) -> float:
-        name = name.removeprefix('teacher/')
+        name = name.removeprefix('teacher_')
         if name == 'unsupervised_loss':
             return self.hparams['lambda_u']
         if name == 'distillation_loss':
@@ -661,7 +661,7 @@ class SemiSupervisedTask(LightningModule):
     def _log_pseudo_labels(self, pseudo: PseudoLabels, labels: Tensor) -> None:
         """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""
         kept = pseudo.weights > 0
-        values = {'train/mask_ratio': kept.float().mean()}
+        values = {'train_mask_ratio': kept.float().mean()}
         if self.multilabel:
             known = kept & (labels >= 0).all(dim=1, keepdim=True)
             correct = pseudo.targets == labels
@@ -673,17 +673,17 @@ class SemiSupervisedTask(LightningModule):
                 pseudo.targets[kept], minlength=len(self.class_names)
             ) / len(kept)
         if known.any():
-            values['train/pseudo_label_accuracy'] = correct[known].float().mean()
-        values |= self._per_class('train/utilisation', usage)
+            values['train_pseudo_label_accuracy'] = correct[known].float().mean()
+        values |= self._per_class('train_utilisation', usage)
         for name, value in self.policy.diagnostics().items():
-            values |= self._per_class(f'train/{name}', value)
+            values |= self._per_class(f'train_{name}', value)
         self.log_dict(values, batch_size=len(kept))
 
     def _per_class(self, name: str, value: Tensor) -> dict[str, Tensor]:
         if value.ndim == 0:
             return {name: value}
         return {
-            f'{name}/{cls}': v for cls, v in zip(self.class_names, value, strict=True)
+            f'{name}_{cls}': v for cls, v in zip(self.class_names, value, strict=True)
         }
 
     def _evaluation_step(self, batch: Mapping[str, Any], stage: str) -> Tensor:
@@ -691,7 +691,7 @@ class SemiSupervisedTask(LightningModule):
         labels = batch['label']
         loss = self.supervised_loss(logits, labels)
         self.log(
-            f'{stage}/loss',
+            f'{stage}_loss',
             loss,
             batch_size=len(labels),
             prog_bar=stage == 'val',
@@ -705,10 +705,10 @@ class SemiSupervisedTask(LightningModule):
 
     def _evaluation_epoch_end(self, stage: str) -> None:
         results = self.metrics[stage].compute()
-        per_class = results.pop(f'{stage}/f1_per_class')
+        per_class = results.pop(f'{stage}_f1_per_class')
         # The metrics are already gathered from every process; syncing says so.
         self.log_dict(
-            results | self._per_class(f'{stage}/f1', per_class), sync_dist=True
+            results | self._per_class(f'{stage}_f1', per_class), sync_dist=True
         )
         self.metrics[stage].reset()
 

@@ -161,7 +161,7 @@ class TeacherStudent:
 
         Returns:
             ``distillation_loss`` on the weak views (where the pseudo-labels come
-            from) and the teacher's own losses as ``teacher/<name>``.
+            from) and the teacher's own losses as ``teacher_<name>``.
         """
         weak = slice(0, num_weak)
         if self.distillation == 'context':
@@ -178,5 +178,5 @@ class TeacherStudent:
         own = network_losses(teacher)
         return {
             'distillation_loss': distillation,
-            **{f'teacher/{name}': value for name, value in own.items()},
+            **{f'teacher_{name}': value for name, value in own.items()},
         }

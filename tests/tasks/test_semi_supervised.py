@@ -45,14 +45,14 @@ def test_training_reduces_loss_and_uses_unlabelled_data(
     trainer = _trainer(tmp_path, max_steps=30, limit_val_batches=0)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path, batch_size=8))
     log = pd.read_csv(f'{trainer.logger.log_dir}/metrics.csv')
-    steps = log.dropna(subset=['train/loss'])
+    steps = log.dropna(subset=['train_loss'])
     assert len(steps) == 30
-    loss = steps['train/loss'].to_numpy()
+    loss = steps['train_loss'].to_numpy()
     assert loss[-5:].mean() < loss[:5].mean()
-    assert steps['train/mask_ratio'].max() > 0
-    assert (steps['train/unsupervised_loss'] > 0).any()
-    assert steps['train/pseudo_label_accuracy'].notna().any()
-    assert {f'train/utilisation/{c}' for c in eurosat_ms.classes} <= set(log.columns)
+    assert steps['train_mask_ratio'].max() > 0
+    assert (steps['train_unsupervised_loss'] > 0).any()
+    assert steps['train_pseudo_label_accuracy'].notna().any()
+    assert {f'train_utilisation_{c}' for c in eurosat_ms.classes} <= set(log.columns)
 
 
 @pytest.mark.parametrize('teacher_student', [False, True])
@@ -70,22 +70,22 @@ def test_dash_warms_up_on_the_labelled_loss_of_the_pseudo_labelling_network(
     trainer = _trainer(tmp_path, max_steps=8, limit_val_batches=0)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path, batch_size=8))
     log = pd.read_csv(f'{trainer.logger.log_dir}/metrics.csv')
-    steps = log.dropna(subset=['train/loss'])
+    steps = log.dropna(subset=['train_loss'])
     # Supervised warm-up: nothing kept for 4 steps, then the threshold is set.
-    assert (steps['train/mask_ratio'].iloc[:4] == 0).all()
-    assert (steps['train/threshold'].iloc[:4] == 0).all()
-    assert (steps['train/threshold'].iloc[4:] > 0).all()
+    assert (steps['train_mask_ratio'].iloc[:4] == 0).all()
+    assert (steps['train_threshold'].iloc[:4] == 0).all()
+    assert (steps['train_threshold'].iloc[4:] > 0).all()
     assert task.policy.step.item() == 8
     # rho_hat is the moving average (momentum 0.99) of the labelled cross-entropy
     # of the network that pseudo-labels (the teacher's, in teacher-student), over
     # warm-up: mostly its first step's.
-    name = 'teacher/supervised_loss' if teacher_student else 'supervised_loss'
-    losses = steps[f'train/{name}'].iloc[:4].to_numpy()
+    name = 'teacher_supervised_loss' if teacher_student else 'supervised_loss'
+    losses = steps[f'train_{name}'].iloc[:4].to_numpy()
     expected = losses[0]
     for loss in losses[1:]:
         expected = 0.99 * expected + 0.01 * loss
     assert task.policy.labelled_loss.item() == pytest.approx(expected, rel=1e-4)
-    assert steps['train/rho_hat'].iloc[-1] == pytest.approx(expected, rel=1e-4)
+    assert steps['train_rho_hat'].iloc[-1] == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.parametrize('teacher_student', [False, True])
@@ -194,8 +194,8 @@ def test_multilabel_training_on_bigearthnet(bigearthnet, tmp_path):
         test_fraction=0.0,
     )
     trainer.fit(task, datamodule)
-    assert 0 <= trainer.callback_metrics['val/map_macro'] <= 1
-    assert 'train/threshold/Urban fabric' in trainer.callback_metrics
+    assert 0 <= trainer.callback_metrics['val_map_macro'] <= 1
+    assert 'train_threshold_Urban fabric' in trainer.callback_metrics
 
 
 def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp_path):
@@ -206,8 +206,8 @@ def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp
     trainer.fit(task, datamodule)
     logs = tmp_path / 'logs' / 'version_0'
     assert (logs / 'confusion_val_epoch0.png').stat().st_size
-    assert 'val/kappa' in trainer.callback_metrics
-    assert 'val/f1/Forest' in trainer.callback_metrics
+    assert 'val_kappa' in trainer.callback_metrics
+    assert 'val_f1_Forest' in trainer.callback_metrics
     assert any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
     trainer.test(task, datamodule)
     assert (logs / 'confusion_test_epoch1.png').stat().st_size
@@ -235,7 +235,7 @@ def test_a_logger_without_a_folder_gets_no_confusion_picture(
         tmp_path, max_steps=2, logger=_FolderlessLogger(), val_check_interval=2
     )
     trainer.fit(task_for(eurosat_ms, 'fixmatch'), _datamodule(eurosat_ms, tmp_path))
-    assert 'val/kappa' in trainer.callback_metrics
+    assert 'val_kappa' in trainer.callback_metrics
     assert not list(tmp_path.rglob('confusion_*.png'))
 
 
@@ -244,7 +244,7 @@ def test_supervised_baseline_ignores_unlabelled_batches(eurosat_ms, tmp_path):
     trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
     assert task.policy is None
-    assert 'train/mask_ratio' not in trainer.callback_metrics
+    assert 'train_mask_ratio' not in trainer.callback_metrics
 
 
 def test_vision_transformer_backbone(eurosat_ms):

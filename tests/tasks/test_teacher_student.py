@@ -46,11 +46,11 @@ def test_every_policy_runs_wrapped(eurosat_ms, tmp_path, algorithm):
     task = _task(eurosat_ms, algorithm)
     trainer, _ = _fit(task, eurosat_ms, tmp_path)
     metrics = trainer.callback_metrics
-    names = ['distillation_loss', 'teacher/unsupervised_loss', 'unsupervised_loss']
+    names = ['distillation_loss', 'teacher_unsupervised_loss', 'unsupervised_loss']
     if algorithm == 'comatch':
-        names += ['teacher/contrastive_loss', 'contrastive_loss']
+        names += ['teacher_contrastive_loss', 'contrastive_loss']
     for name in names:
-        assert torch.isfinite(metrics[f'train/{name}']), name
+        assert torch.isfinite(metrics[f'train_{name}']), name
 
 
 def test_multilabel_teacher_student_with_location_and_time(bigearthnet, tmp_path):
@@ -70,7 +70,7 @@ def test_multilabel_teacher_student_with_location_and_time(bigearthnet, tmp_path
         val_fraction=0.0,
         test_fraction=0.0,
     )
-    assert trainer.callback_metrics['train/distillation_loss'] >= 0
+    assert trainer.callback_metrics['train_distillation_loss'] >= 0
 
 
 def test_vision_transformer_token_fusion(eurosat_ms, tmp_path):
