@@ -9,7 +9,9 @@ Two rasters:
   is written once into ``--workdir`` and reused.
 
 Each is mapped by the ``geossl map`` command in a process of its own (peak resident
-memory from the operating system, and the rate ``geossl map`` reports). The bound
+memory from the operating system, wall time, and the rate ``geossl map`` reports);
+the full tile also with a region of interest, a hexagon of ``--roi_share`` (5 %) of
+the tile in its middle, given in WGS 84, on the tile's grid and cropped to it. The bound
 is the model alone: the same model's forward passes, in inference mode, over the
 same windows in the same batches, read beforehand from the same raster; its rate is
 the raster's pixels over (windows x median seconds per window).
@@ -24,22 +26,26 @@ Prints a Markdown table and writes ``results/mapping.csv`` and
 """
 
 import argparse
+import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 from itertools import islice
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import rasterio
+import shapely
 import torch
 from rasterio.transform import from_origin
 from report import RESULTS, SCENE, default_device, markdown, median_seconds, save
 from tqdm import tqdm
 
-from geossl.data.scene import SceneRaster, find_scenes
+from geossl.data.scene import Scene, SceneRaster, find_scenes
 from geossl.inference.checkpoint import load_task
 from geossl.inference.mapping import SceneMapper
 from geossl.inference.windows import StripDataset, WindowGrid
@@ -122,7 +128,12 @@ def full_tile(path: Path, size: int) -> Path:
 
 
 def map_command(
-    checkpoint: Path, raster: Path, output: Path, batch_size: int, device: str
+    checkpoint: Path,
+    raster: Path,
+    output: Path,
+    batch_size: int,
+    device: str,
+    *options: str,
 ) -> dict[str, float]:
     """Run ``geossl map`` in its own process.
 
@@ -132,20 +143,53 @@ def map_command(
         output: the class map.
         batch_size: windows per forward pass.
         device: where the model runs (``geossl map --device``).
+        options: more ``geossl map`` options.
 
     Returns:
-        The rate it reports (Mpx/s) and its peak resident memory (GiB).
+        The pixels it mapped (millions) and their rate (Mpx/s), as it reports them,
+        its wall time (s) and its peak resident memory (GiB).
     """
     command = [sys.executable, '-m', 'geossl.cli', 'map', str(checkpoint), str(raster)]
     command += ['-o', str(output), '--overwrite', 'true']
-    command += ['--batch_size', str(batch_size), '--device', device]
+    command += ['--batch_size', str(batch_size), '--device', device, *options]
+    started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     printed = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     if status:
         raise SystemExit(f'geossl map failed on {raster}:\n{printed}')
-    rate = float(re.search(r'([\d.]+) Mpx/s', printed).group(1))
-    return {'map Mpx/s': rate, 'peak RSS GiB': usage.ru_maxrss * 1024 / 2**30}
+    mapped, rate = re.search(r'\(([\d.]+) Mpx, ([\d.]+) Mpx/s\)', printed).groups()
+    return {
+        'mapped Mpx': float(mapped),
+        'map Mpx/s': float(rate),
+        'seconds': time.perf_counter() - started,
+        'peak RSS GiB': usage.ru_maxrss * 1024 / 2**30,
+    }
+
+
+def region_file(path: Path, scene: Scene, share: float) -> Path:
+    """A hexagon in the middle of a scene covering ``share`` of it, in WGS 84.
+
+    Args:
+        path: the GeoPackage to write.
+        scene: the scene.
+        share: the hexagon's area over the scene's.
+
+    Returns:
+        ``path``.
+    """
+    minx, miny, maxx, maxy = scene.bounds
+    area = share * (maxx - minx) * (maxy - miny)
+    # A regular hexagon of circumradius r has area 3 sqrt(3) r^2 / 2.
+    radius = math.sqrt(2 * area / (3 * math.sqrt(3)))
+    centre = ((minx + maxx) / 2, (miny + maxy) / 2)
+    corners = [
+        (centre[0] + radius * math.cos(a), centre[1] + radius * math.sin(a))
+        for a in np.arange(6) * math.pi / 3
+    ]
+    hexagon = gpd.GeoSeries([shapely.Polygon(corners)], crs=scene.crs)
+    hexagon.to_crs(4326).to_file(path)
+    return path
 
 
 @torch.inference_mode()
@@ -193,29 +237,46 @@ def main() -> None:
     parser.add_argument('--tile_size', type=int, default=TILE)
     parser.add_argument('--batch_size', type=int, default=64)
     parser.add_argument('--strips', type=int, default=8)
+    parser.add_argument('--roi_share', type=float, default=0.05)
     parser.add_argument('--device', type=torch.device, default=default_device())
     parser.add_argument('--output', type=Path, default=RESULTS)
     options = parser.parse_args()
     options.workdir.mkdir(parents=True, exist_ok=True)
     checkpoint = options.checkpoint or demo_checkpoint(options.workdir / 'demo.ckpt')
     task = load_task(checkpoint).to(options.device)
-    rasters = {
-        '18SVG scene (13 files, 10/20/60 m)': SCENE,
-        f'full tile {options.tile_size} px (one 13-band file)': full_tile(
-            options.workdir / f'tile-{options.tile_size}.tif', options.tile_size
+    tile = full_tile(
+        options.workdir / f'tile-{options.tile_size}.tif', options.tile_size
+    )
+    (tile_scene,) = find_scenes(tile)
+    roi = region_file(options.workdir / 'roi.gpkg', tile_scene, options.roi_share)
+    runs = {
+        '18SVG scene (13 files, 10/20/60 m)': (SCENE, ()),
+        f'full tile {options.tile_size} px (one 13-band file)': (tile, ()),
+        f'full tile, ROI {options.roi_share:.0%} of it (a hexagon)': (
+            tile,
+            ('--roi', str(roi)),
+        ),
+        f'full tile, ROI {options.roi_share:.0%}, cropped': (
+            tile,
+            ('--roi', str(roi), '--crop', 'true'),
         ),
     }
     rows = []
-    for name, raster in rasters.items():
+    bounds = {}
+    for name, (raster, extra) in runs.items():
         (scene,) = find_scenes(raster)
         height, width = scene.shape
-        bound = forward_bound(task, raster, options.batch_size, options.strips)
+        if raster not in bounds:
+            bounds[raster] = forward_bound(
+                task, raster, options.batch_size, options.strips
+            )
         measured = map_command(
             checkpoint,
             raster,
             options.workdir / 'map.tif',
             options.batch_size,
             str(options.device),
+            *extra,
         )
         rows.append(
             {
@@ -223,8 +284,8 @@ def main() -> None:
                 'pixels': f'{height} x {width}',
                 'Mpx': height * width / 1e6,
                 **measured,
-                'model-only Mpx/s': bound,
-                'share of bound': measured['map Mpx/s'] / bound,
+                'model-only Mpx/s': bounds[raster],
+                'share of bound': measured['map Mpx/s'] / bounds[raster],
             }
         )
     settings = vars(options) | {
@@ -240,6 +301,8 @@ def main() -> None:
     formats = {
         'raster': '',
         'pixels': '',
+        'mapped Mpx': '.1f',
+        'seconds': '.0f',
         'map Mpx/s': '.2f',
         'model-only Mpx/s': '.2f',
         'share of bound': '.2f',

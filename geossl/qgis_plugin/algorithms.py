@@ -8,7 +8,6 @@ from typing import Any
 
 from processing.core.ProcessingConfig import ProcessingConfig
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -27,6 +26,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from .enums import FOLDER, INTEGER, VECTOR_POINT, VECTOR_POLYGON
 from .runner import (
     GeosslRunError,
     command,
@@ -147,7 +147,7 @@ class GeosslAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterNumber(
                     name,
                     label,
-                    QgsProcessingParameterNumber.Integer,
+                    INTEGER,
                     default,
                     minValue=minimum,
                 )
@@ -219,7 +219,7 @@ class ClassifyRaster(GeosslAlgorithm):
             QgsProcessingParameterVectorLayer(
                 'ROI',
                 'Processed area (polygons)',
-                [QgsProcessing.TypeVectorPolygon],
+                [VECTOR_POLYGON],
                 optional=True,
             )
         )
@@ -316,13 +316,11 @@ class BuildIndex(GeosslAlgorithm):
             config: unused.
         """
         self.addParameter(
-            QgsProcessingParameterFile(
-                'INPUT', 'Folder', behavior=QgsProcessingParameterFile.Folder
-            )
+            QgsProcessingParameterFile('INPUT', 'Folder', behavior=FOLDER)
         )
         self.addParameter(
             QgsProcessingParameterVectorDestination(
-                'OUTPUT', 'Footprints', QgsProcessing.TypeVectorPolygon
+                'OUTPUT', 'Footprints', VECTOR_POLYGON
             )
         )
 
@@ -375,7 +373,7 @@ class Train(GeosslAlgorithm):
             QgsProcessingParameterFile(
                 'INPUT_FOLDER',
                 'GeoTIFF folder (or give a raster below)',
-                behavior=QgsProcessingParameterFile.Folder,
+                behavior=FOLDER,
                 optional=True,
             )
         )
@@ -388,7 +386,7 @@ class Train(GeosslAlgorithm):
             QgsProcessingParameterVectorLayer(
                 'LABELS',
                 'Labels (points or polygons)',
-                [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon],
+                [VECTOR_POINT, VECTOR_POLYGON],
                 optional=True,
             )
         )
