@@ -127,6 +127,16 @@ def full_tile(path: Path, size: int) -> Path:
     return path
 
 
+#: Runs its arguments and prints their peak resident memory (``ru_maxrss``, KiB).
+_LAUNCHER = (
+    'import os, subprocess, sys\n'
+    'child = subprocess.Popen(sys.argv[1:])\n'
+    '_, status, usage = os.wait4(child.pid, 0)\n'
+    "print(f'peak KiB {usage.ru_maxrss}', flush=True)\n"
+    'sys.exit(os.waitstatus_to_exitcode(status))\n'
+)
+
+
 def map_command(
     checkpoint: Path,
     raster: Path,
@@ -153,17 +163,20 @@ def map_command(
     command += ['-o', str(output), '--overwrite', 'true']
     command += ['--batch_size', str(batch_size), '--device', device, *options]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    printed = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if status:
+    # Through a small launcher: Linux carries a process's peak memory across exec,
+    # so a child started from this (large) process would report this one's peak.
+    launcher = [sys.executable, '-c', _LAUNCHER, *command]
+    process = subprocess.run(launcher, stdout=subprocess.PIPE, text=True)
+    printed = process.stdout
+    if process.returncode:
         raise SystemExit(f'geossl map failed on {raster}:\n{printed}')
+    peak = int(re.search(r'^peak KiB (\d+)$', printed, re.MULTILINE).group(1))
     mapped, rate = re.search(r'\(([\d.]+) Mpx, ([\d.]+) Mpx/s\)', printed).groups()
     return {
         'mapped Mpx': float(mapped),
         'map Mpx/s': float(rate),
         'seconds': time.perf_counter() - started,
-        'peak RSS GiB': usage.ru_maxrss * 1024 / 2**30,
+        'peak RSS GiB': peak * 1024 / 2**30,
     }
 
 

@@ -765,7 +765,15 @@ def map_scenes(
             continue
         if quicklook:
             picture = path.with_suffix('.png')
-            save_quicklook(scene, path, mapper.class_names, mapper.colours, picture)
+            outline = None if region is None else region.in_crs(scene.crs)
+            save_quicklook(
+                scene,
+                path,
+                mapper.class_names,
+                mapper.colours,
+                picture,
+                region=outline,
+            )
         if polygons:
             save_class_polygons(path, path.with_suffix('.gpkg'), mapper.class_names)
         rate = result.pixels / result.seconds / 1e6

@@ -5,29 +5,52 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import shapely
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
 from geossl.atomic import atomic_output
-from geossl.data.scene import Scene
+from geossl.data.scene import Bounds, Scene
 from geossl.inference.mapping import NODATA_CLASS
 
 #: Bands shown as red, green and blue when the scene has them.
 TRUE_COLOUR = ('B04', 'B03', 'B02')
 
 
-def _read_band(scene: Scene, band: str, shape: tuple[int, int]) -> np.ndarray:
+def _read_band(
+    scene: Scene, band: str, bounds: Bounds, shape: tuple[int, int]
+) -> np.ndarray:
     position = scene.band_names.index(band)
     path = scene.files[position] if scene.per_band else scene.files[0]
     index = 1 if scene.per_band else position + 1
     with rasterio.open(path) as src:
-        window = from_bounds(*scene.bounds, src.transform)
+        window = from_bounds(*bounds, src.transform)
         return src.read(
             index, window=window, out_shape=shape, resampling=Resampling.average
         ).astype(np.float32)
+
+
+def stretch(band: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
+    """QGIS's default contrast: a cumulative count cut of one band, to 0..1.
+
+    Args:
+        band: the band's values; zeros are no data and are left out.
+        low: the percentile shown black.
+        high: the percentile shown white.
+
+    Returns:
+        The band scaled so that its ``low``-``high`` percentiles span 0..1.
+    """
+    valid = band[band > 0]
+    if not valid.size:
+        return np.zeros_like(band)
+    bottom, top = np.percentile(valid, [low, high])
+    return np.clip((band - bottom) / max(top - bottom, 1e-6), 0, 1)
 
 
 def save_quicklook(
@@ -37,38 +60,45 @@ def save_quicklook(
     colours: Sequence[str],
     path: str | Path,
     max_size: int = 800,
+    region: shapely.Geometry | None = None,
 ) -> Path:
     """Draw the scene in true colour (or its first bands) beside its class map.
 
+    Each band of the true-colour panel is stretched on its own from its 2nd to its
+    98th percentile, as QGIS shows a raster by default, so that the haze of an L1C
+    scene does not turn it blue.
+
     Args:
         scene: the mapped scene.
-        class_map: its class map (read at reduced size from the overviews).
+        class_map: its class map (read at reduced size from the overviews); both
+            panels show its extent.
         class_names: names of the classes.
         colours: their colours.
         path: the PNG to write (written whole, then renamed).
         max_size: longest side of each panel in pixels.
+        region: a region of interest in the scene's CRS, outlined on both panels.
 
     Returns:
         The path written.
     """
     path = Path(path)
-    height, width = scene.shape
-    scale = min(1.0, max_size / max(height, width))
-    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    with rasterio.open(class_map) as src:
+        bounds = tuple(src.bounds)
+        height, width = src.shape
+        scale = min(1.0, max_size / max(height, width))
+        shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+        classes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
     bands = [b for b in TRUE_COLOUR if b in scene.band_names]
     if len(bands) < 3:
         bands = list(scene.band_names[:3]) if len(scene.band_names) >= 3 else []
         bands = bands or [scene.band_names[0]] * 3
-    rgb = np.dstack([_read_band(scene, band, shape) for band in bands])
-    low, high = np.percentile(rgb[rgb > 0], [2, 98]) if (rgb > 0).any() else (0, 1)
-    rgb = np.clip((rgb - low) / max(high - low, 1e-6), 0, 1)
-    with rasterio.open(class_map) as src:
-        classes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
+    rgb = np.dstack([stretch(_read_band(scene, b, bounds, shape)) for b in bands])
     # The object-oriented API draws on its own canvas: no pyplot, no backend to set.
-    figure = Figure(figsize=(12, 6.5))
+    # The constrained layout keeps titles and legend inside the figure.
+    figure = Figure(figsize=(12, 6.8), layout='constrained')
     left, right = figure.subplots(1, 2)
     left.imshow(rgb)
-    left.set_title(f'{scene.name} ({", ".join(bands)})')
+    left.set_title(f'{scene.name} ({", ".join(bands)}, 2-98 % stretch)')
     shown = np.ma.masked_equal(classes, NODATA_CLASS)
     right.imshow(
         shown,
@@ -77,18 +107,37 @@ def save_quicklook(
         vmax=len(colours) - 0.5,
         interpolation='nearest',
     )
-    right.set_title('classes')
+    right.set_title('classes (nodata blank)')
+    handles = [
+        Patch(color=c, label=n) for n, c in zip(class_names, colours, strict=True)
+    ]
+    if region is not None:
+        for axes in (left, right):
+            _outline(axes, region, bounds, shape)
+        handles.append(Line2D([], [], color='black', label='region of interest'))
     for axes in (left, right):
         axes.set_axis_off()
     figure.legend(
-        handles=[
-            Patch(color=c, label=n) for n, c in zip(class_names, colours, strict=True)
-        ],
-        loc='lower center',
-        ncol=min(len(class_names), 6),
+        handles=handles,
+        loc='outside lower center',
+        ncol=min(len(handles), 6),
         frameon=False,
     )
-    figure.tight_layout(rect=(0, 0.06, 1, 1))
     with atomic_output(path) as partial:
         figure.savefig(partial, dpi=100)
     return path
+
+
+def _outline(
+    axes: Axes, region: shapely.Geometry, bounds: Bounds, shape: tuple[int, int]
+) -> None:
+    """Draw a region's boundary on a panel of ``shape`` pixels over ``bounds``."""
+    minx, miny, maxx, maxy = bounds
+    clipped = region.intersection(shapely.box(*bounds)).boundary
+    for line in getattr(clipped, 'geoms', [clipped]):
+        x, y = np.asarray(line.coords).T if not line.is_empty else ([], [])
+        columns = (np.asarray(x) - minx) / (maxx - minx) * shape[1] - 0.5
+        rows = (maxy - np.asarray(y)) / (maxy - miny) * shape[0] - 0.5
+        axes.plot(
+            columns, rows, color='black', linewidth=1.2, scalex=False, scaley=False
+        )

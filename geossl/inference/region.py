@@ -68,7 +68,15 @@ class RegionOfInterest:
             )
         return cls(path, polygons.make_valid())
 
-    def _in_crs(self, crs: str) -> shapely.Geometry:
+    def in_crs(self, crs: str) -> shapely.Geometry:
+        """The region as one geometry in a CRS.
+
+        Args:
+            crs: the CRS.
+
+        Returns:
+            The union of its polygons, reprojected.
+        """
         return shapely.union_all(self.polygons.to_crs(crs).values)
 
     def overlaps(self, scene: Scene) -> bool:
@@ -80,7 +88,7 @@ class RegionOfInterest:
         Returns:
             True if the region and the scene share some area.
         """
-        region = self._in_crs(scene.crs)
+        region = self.in_crs(scene.crs)
         return region.intersection(shapely.box(*scene.bounds)).area > 0
 
     def on_scene(
@@ -105,7 +113,7 @@ class RegionOfInterest:
             GeosslInputError: if the region misses the scene.
         """
         scene.check_fits(chip_size)
-        region = self._in_crs(scene.crs)
+        region = self.in_crs(scene.crs)
         inside = region.intersection(shapely.box(*scene.bounds))
         if inside.area == 0:
             corners = ', '.join(f'{v:.0f}' for v in region.bounds)

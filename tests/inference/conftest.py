@@ -1,5 +1,6 @@
-"""The real 18SVG scene, cropped, for the inference tests."""
+"""Fixtures of the inference tests: the real 18SVG scene cropped, models, regions."""
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
@@ -7,6 +8,7 @@ import torch
 from rasterio.windows import from_bounds
 
 from geossl.tasks.semi_supervised import SemiSupervisedTask
+from tests.conftest import random_chip, write_raster
 
 
 @pytest.fixture(scope='session')
@@ -88,3 +90,30 @@ def assert_same_classes(classes, expected, probabilities, margin):
     chosen = valid[got.astype(np.int64), np.arange(got.size)]
     assert (chosen[~clear] >= ranked[-1][~clear] - margin).all()
     return float(clear.mean())
+
+
+#: The test scene: 70 x 90 pixels of 10 m from (440000, 4170000), EPSG:32618.
+ORIGIN = (440000.0, 4170000.0)
+
+
+@pytest.fixture
+def scene_and_model(tmp_path):
+    """A random 3-band scene and an untrained model of chip 16 for it."""
+    data = random_chip(bands=3, size=90, seed=5)[:, :70, :]
+    path = write_raster(tmp_path / 'scene.tif', data, descriptions=['r', 'g', 'n'])
+    checkpoint = save_checkpoint(
+        tmp_path / 'model.ckpt',
+        num_classes=3,
+        in_channels=3,
+        band_names=['r', 'g', 'n'],
+        chip_size=16,
+        model='resnet10t',
+    )
+    return path, checkpoint
+
+
+def region_file(path, polygon, crs='EPSG:32618'):
+    """Write a polygon given in EPSG:32618 to a vector file, in ``crs``."""
+    frame = gpd.GeoDataFrame(geometry=[polygon], crs='EPSG:32618').to_crs(crs)
+    frame.to_file(path)
+    return path

@@ -1,6 +1,5 @@
 import geopandas as gpd
 import numpy as np
-import pytest
 import rasterio
 import shapely
 
@@ -9,32 +8,7 @@ from geossl.data.scene import find_scenes
 from geossl.inference.checkpoint import load_task
 from geossl.inference.mapping import NODATA_CLASS, SceneMapper
 from geossl.inference.region import RegionOfInterest
-from tests.conftest import random_chip, write_raster
-from tests.inference.conftest import assert_same_classes, save_checkpoint
-
-#: The test scene: 70 x 90 pixels of 10 m from (440000, 4170000), EPSG:32618.
-ORIGIN = (440000.0, 4170000.0)
-
-
-@pytest.fixture
-def scene_and_model(tmp_path):
-    data = random_chip(bands=3, size=90, seed=5)[:, :70, :]
-    path = write_raster(tmp_path / 'scene.tif', data, descriptions=['r', 'g', 'n'])
-    checkpoint = save_checkpoint(
-        tmp_path / 'model.ckpt',
-        num_classes=3,
-        in_channels=3,
-        band_names=['r', 'g', 'n'],
-        chip_size=16,
-        model='resnet10t',
-    )
-    return path, checkpoint
-
-
-def _region_file(path, polygon, crs='EPSG:32618'):
-    frame = gpd.GeoDataFrame(geometry=[polygon], crs='EPSG:32618').to_crs(crs)
-    frame.to_file(path)
-    return path
+from tests.inference.conftest import ORIGIN, assert_same_classes, region_file
 
 
 def _map(checkpoint, scene_path, output, **options):
@@ -51,7 +25,7 @@ def test_a_region_maps_its_pixels_as_the_whole_scene_does(scene_and_model, tmp_p
     corners = [(x + 302, y - 202), (x + 502, y - 202), (x + 352, y - 352)]
     triangle = shapely.Polygon(corners)
     roi = RegionOfInterest.read(
-        _region_file(tmp_path / 'roi.gpkg', triangle, 'EPSG:4326')
+        region_file(tmp_path / 'roi.gpkg', triangle, 'EPSG:4326')
     )
     whole = _map(checkpoint, scene_path, tmp_path / 'whole.tif')
     part = _map(checkpoint, scene_path, tmp_path / 'roi.tif', region=roi)
@@ -96,7 +70,7 @@ def test_a_region_smaller_than_a_window_maps_the_windows_over_it(
     scene_path, checkpoint = scene_and_model
     x, y = ORIGIN
     square = shapely.box(x + 850, y - 690, x + 870, y - 670)  # the bottom-right corner
-    roi = RegionOfInterest.read(_region_file(tmp_path / 'roi.geojson', square))
+    roi = RegionOfInterest.read(region_file(tmp_path / 'roi.geojson', square))
     _map(checkpoint, scene_path, tmp_path / 'crop.tif', region=roi, crop=True)
     with rasterio.open(tmp_path / 'crop.tif') as src:
         assert src.shape == (16, 18)
@@ -110,7 +84,7 @@ def test_bad_regions_are_refused_in_one_line_and_nothing_is_written(
 ):
     scene_path, checkpoint = scene_and_model
     x, y = ORIGIN
-    far = _region_file(
+    far = region_file(
         tmp_path / 'far.gpkg', shapely.box(x - 5000, y, x - 4000, y + 900)
     )
     points = tmp_path / 'points.gpkg'
