@@ -24,7 +24,7 @@ from mapping import map_command
 from report import RESULTS, SCENE, default_device, markdown, save
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from geossl.data.datamodule import SemiSupervisedDataModule
+from geossl.data.datamodule import GeoDataModule
 from geossl.inference.checkpoint import load_task
 from geossl.inference.tta import TTA_MOVES, augmented_probabilities
 
@@ -66,7 +66,7 @@ def test_scores(checkpoint: Path, run_dir: Path, device: torch.device) -> list[d
     task = load_task(checkpoint).to(device).eval()
     data = yaml.safe_load(CONFIG.read_text())['data']
     data |= {'root': str(SCENE), 'labels': str(LABELS), 'run_dir': str(run_dir)}
-    datamodule = SemiSupervisedDataModule(**data)
+    datamodule = GeoDataModule(**data)
     datamodule.setup('test')
     classes = int(task.hparams['num_classes'])
     rows = []

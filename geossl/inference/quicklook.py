@@ -11,6 +11,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.patheffects import Normal, Stroke
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
@@ -96,6 +97,7 @@ def save_quicklook(
     # The object-oriented API draws on its own canvas: no pyplot, no backend to set.
     # The constrained layout keeps titles and legend inside the figure.
     figure = Figure(figsize=(12, 6.8), layout='constrained')
+    figure.get_layout_engine().set(h_pad=0.1)
     left, right = figure.subplots(1, 2)
     left.imshow(rgb)
     left.set_title(f'{scene.name} ({", ".join(bands)}, 2-98 % stretch)')
@@ -120,7 +122,7 @@ def save_quicklook(
     figure.legend(
         handles=handles,
         loc='outside lower center',
-        ncol=min(len(handles), 6),
+        ncol=min(len(handles), 8),
         frameon=False,
     )
     with atomic_output(path) as partial:
@@ -138,6 +140,13 @@ def _outline(
         x, y = np.asarray(line.coords).T if not line.is_empty else ([], [])
         columns = (np.asarray(x) - minx) / (maxx - minx) * shape[1] - 0.5
         rows = (maxy - np.asarray(y)) / (maxy - miny) * shape[0] - 0.5
+        # A white halo keeps the line visible over dark water and forest.
         axes.plot(
-            columns, rows, color='black', linewidth=1.2, scalex=False, scaley=False
+            columns,
+            rows,
+            color='black',
+            linewidth=1.2,
+            path_effects=[Stroke(linewidth=3, foreground='white'), Normal()],
+            scalex=False,
+            scaley=False,
         )

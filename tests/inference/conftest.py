@@ -101,15 +101,19 @@ def scene_and_model(tmp_path):
     """A random 3-band scene and an untrained model of chip 16 for it."""
     data = random_chip(bands=3, size=90, seed=5)[:, :70, :]
     path = write_raster(tmp_path / 'scene.tif', data, descriptions=['r', 'g', 'n'])
-    checkpoint = save_checkpoint(
-        tmp_path / 'model.ckpt',
-        num_classes=3,
+    return path, small_checkpoint(tmp_path / 'model.ckpt', num_classes=3)
+
+
+def small_checkpoint(path, num_classes):
+    """An untrained ResNet-10 for 3 bands (r, g, n) and chips of 16 px."""
+    return save_checkpoint(
+        path,
+        num_classes=num_classes,
         in_channels=3,
         band_names=['r', 'g', 'n'],
         chip_size=16,
         model='resnet10t',
     )
-    return path, checkpoint
 
 
 def region_file(path, polygon, crs='EPSG:32618'):

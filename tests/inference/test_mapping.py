@@ -15,7 +15,12 @@ from geossl.inference.checkpoint import load_task
 from geossl.inference.mapping import NODATA_CLASS, SceneMapper
 from geossl.inference.windows import tent_weights, window_starts
 from tests.conftest import random_chip, write_raster
-from tests.inference.conftest import S2_BANDS, assert_same_classes, save_checkpoint
+from tests.inference.conftest import (
+    S2_BANDS,
+    assert_same_classes,
+    save_checkpoint,
+    small_checkpoint,
+)
 
 
 def test_blended_map_equals_an_in_memory_reference(tmp_path):
@@ -24,15 +29,7 @@ def test_blended_map_equals_an_in_memory_reference(tmp_path):
     scene_path = write_raster(
         tmp_path / 'scene.tif', data, descriptions=['r', 'g', 'n']
     )
-    checkpoint = save_checkpoint(
-        tmp_path / 'model.ckpt',
-        num_classes=4,
-        in_channels=3,
-        band_names=['r', 'g', 'n'],
-        chip_size=16,
-        model='resnet10t',
-    )
-    task = load_task(checkpoint)
+    task = load_task(small_checkpoint(tmp_path / 'model.ckpt', num_classes=4))
     (scene,) = find_scenes(scene_path)
     output = tmp_path / 'map.tif'
     SceneMapper(task, stride=5, batch_size=3, progress=False).map_scene(

@@ -3,19 +3,12 @@ import torch
 
 from geossl.inference.checkpoint import load_task
 from geossl.inference.tta import TTA_MOVES, augmented_probabilities
-from tests.inference.conftest import save_checkpoint
+from tests.inference.conftest import small_checkpoint
 
 
 @pytest.fixture(scope='module')
 def task(tmp_path_factory):
-    checkpoint = save_checkpoint(
-        tmp_path_factory.mktemp('tta') / 'model.ckpt',
-        num_classes=4,
-        in_channels=3,
-        band_names=['r', 'g', 'n'],
-        chip_size=16,
-        model='resnet10t',
-    )
+    checkpoint = small_checkpoint(tmp_path_factory.mktemp('tta') / 'model.ckpt', 4)
     return load_task(checkpoint).eval()
 
 
