@@ -17,6 +17,7 @@ def test_install_copies_the_plugin_and_notes_this_python(tmp_path, capsys):
     assert sorted(p.name for p in installed.iterdir()) == [
         '__init__.py',
         'algorithms.py',
+        'enums.py',
         'geossl_algorithms.json',
         'geossl_python.txt',
         'metadata.txt',
