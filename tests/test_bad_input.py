@@ -527,6 +527,23 @@ def export_foreign_checkpoint(tmp: Path) -> Case:
     )
 
 
+def export_deepness_of_a_multilabel_model(tmp: Path) -> Case:
+    out = tmp / 'model.onnx'
+    checkpoint = save_checkpoint(
+        tmp / 'model.ckpt',
+        num_classes=3,
+        in_channels=4,
+        task='multilabel',
+        chip_size=16,
+        model='resnet10t',
+    )
+    return Case(
+        ['export', str(checkpoint), '-o', str(out), '--format', 'deepness'],
+        'format: deepness runs segmentors that take one class per pixel',
+        [out],
+    )
+
+
 # -- pretrain, evaluate-representation, embed -------------------------------------
 
 
@@ -763,6 +780,7 @@ CASES: list[Callable[[Path], Case]] = [
     map_region_without_polygons,
     export_existing_output,
     export_foreign_checkpoint,
+    export_deepness_of_a_multilabel_model,
     pretrain_unknown_method,
     pretrain_vision_transformer_on_small_chips,
     fit_backbone_weights_of_another_backbone,

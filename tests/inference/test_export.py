@@ -3,11 +3,13 @@ import json
 import numpy as np
 import onnx
 import onnxruntime
+import rasterio
 import torch
 
 from geossl.cli import main
-from geossl.data.scene import SceneDataset
+from geossl.data.scene import SceneDataset, find_scenes
 from geossl.inference.checkpoint import load_task
+from tests.conftest import write_raster
 from tests.inference.conftest import S2_BANDS
 
 
@@ -35,3 +37,54 @@ def test_export_matches_pytorch_on_real_chips(
     np.testing.assert_allclose(exported, expected, rtol=0, atol=1e-4)
     assert main(['export', str(s2_checkpoint), '-o', str(output)]) == 2
     assert 'exists; pass --overwrite' in capsys.readouterr().err
+
+
+def test_deepness_export_is_a_segmentor_deepness_reads_and_matches_the_map(
+    scene_crop, s2_checkpoint, tmp_path, capsys
+):
+    output = tmp_path / 'deepness.onnx'
+    command = ['export', str(s2_checkpoint), '-o', str(output), '--format', 'deepness']
+    assert main(command) == 0
+    session = onnxruntime.InferenceSession(str(output))
+    metadata = session.get_modelmeta().custom_metadata_map
+    # Every key as Deepness reads it (its ModelBase.get_metadata_*: json.loads).
+    assert json.loads(metadata['model_type']) == 'Segmentor'
+    names = json.loads(metadata['class_names'])
+    assert sorted(names.items(), key=lambda kv: int(kv[0])) == [
+        ('0', 'ocean'),
+        ('1', 'marsh'),
+        ('2', 'forest'),
+    ]
+    assert json.loads(metadata['resolution']) == 1000.0  # cm per pixel
+    assert json.loads(metadata['tiles_size']) == 32
+    assert json.loads(metadata['tiles_overlap']) == 50
+    mean = json.loads(metadata['standardization_mean'])
+    std = json.loads(metadata['standardization_std'])
+    assert len(mean) == len(std) == 13
+    assert json.loads(metadata['seg_thresh']) == 0.0
+    (image_input,) = session.get_inputs()
+    assert image_input.shape[1:] == [13, 32, 32]
+    # A one-window scene: its map's probabilities are that window's everywhere.
+    chip = SceneDataset(scene_crop, chip_size=32)[0]['image'].numpy()
+    (scene,) = find_scenes(scene_crop)
+    window = write_raster(
+        tmp_path / 'window.tif',
+        chip.astype(np.uint16),
+        origin=(scene.bounds[0], scene.bounds[3]),
+        descriptions=S2_BANDS,
+    )
+    mapped = tmp_path / 'map.tif'
+    args = ['map', str(s2_checkpoint), str(window), '-o', str(mapped)]
+    assert main([*args, '--probabilities', 'float16']) == 0
+    with rasterio.open(tmp_path / 'map_probabilities.tif') as src:
+        expected = src.read()
+    # Deepness's preprocessing of the same tile: H x W x C, / 255, standardised.
+    tile = chip.astype(np.uint16).transpose(1, 2, 0)[None].astype(np.float32) / 255
+    tile = (tile - np.array(mean)) / np.array(std)
+    dense = session.run(
+        None, {image_input.name: tile.transpose(0, 3, 1, 2).astype(np.float32)}
+    )[0]
+    assert dense.shape == (1, 3, 32, 32)
+    np.testing.assert_allclose(dense[0], expected, rtol=0, atol=2e-3)
+    assert (dense[0].argmax(axis=0) == expected.argmax(axis=0)).all()
+    capsys.readouterr()
