@@ -504,6 +504,31 @@ def map_region_without_polygons(tmp: Path) -> Case:
     )
 
 
+def map_mask_of_another_grid(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    mask = write_raster(
+        tmp / 'scl.tif', np.full((1, 24, 24), 4, np.uint8), crs='EPSG:32633'
+    )
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), '--mask', str(mask)],
+        'scl.tif: is in EPSG:32633, not in the CRS of scene scene (EPSG:32618)',
+        [out],
+    )
+
+
+def map_mask_values_outside_a_byte(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    mask = write_raster(tmp / 'scl.tif', np.full((1, 24, 24), 4, np.uint8), res=20.0)
+    masking = ['--mask', str(mask), '--mask_values', '[3, 300]']
+    return Case(
+        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), *masking],
+        'mask_values: is [3, 300]; give one or more classes in 0..255',
+        [out],
+    )
+
+
 # -- export ----------------------------------------------------------------------
 
 
@@ -778,6 +803,8 @@ CASES: list[Callable[[Path], Case]] = [
     map_stride_zero,
     map_region_that_misses_the_scene,
     map_region_without_polygons,
+    map_mask_of_another_grid,
+    map_mask_values_outside_a_byte,
     export_existing_output,
     export_foreign_checkpoint,
     export_deepness_of_a_multilabel_model,

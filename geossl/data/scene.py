@@ -24,7 +24,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -40,6 +40,7 @@ from torchgeo.samplers import GriddedPatchSampler
 from geossl.data.datasets import GeoClassificationDataset, resolve_bands
 from geossl.data.index import BOUNDS_COLUMNS, class_names, reader_settings
 from geossl.data.labels import read_labels
+from geossl.data.masks import MASK_BAND, MASK_FILE_REGEX, PixelMask
 from geossl.data.metadata import (
     MetadataReader,
     centre_lonlat,
@@ -89,6 +90,8 @@ class Scene:
         res: (x, y) pixel size of the finest band.
         bounds: (minx, miny, maxx, maxy) that every band covers, on the finest grid.
         nodata: each band's declared nodata value, or None.
+        mask: the scene's mask of invalid pixels (an ``SCL`` file beside per-band
+            files, or an ``SCL`` band), if it has one.
     """
 
     name: str
@@ -99,6 +102,7 @@ class Scene:
     res: tuple[float, float]
     bounds: Bounds
     nodata: tuple[float | None, ...]
+    mask: PixelMask | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -164,19 +168,28 @@ def _scenes_in(path: Path) -> list[Scene]:
     if not path.is_dir():
         raise DatasetLayoutError(path, 'is neither a folder nor a raster file')
     groups: dict[str, list[Path]] = {}
+    masks: dict[str, Path] = {}
     scenes = []
     for file in sorted(path.iterdir()):
         if file.suffix.lower() not in SCENE_SUFFIXES:
             continue
         match = re.match(BAND_FILE_REGEX, file.name)
+        mask = re.match(MASK_FILE_REGEX, file.name)
         if match:
             groups.setdefault(match['stem'], []).append(file)
+        elif mask:
+            masks[mask['stem']] = file
         else:
             scenes.append(_multiband_scene(file))
     for stem, files in groups.items():
         files.sort(key=sort_sentinel2_bands)
         names = tuple(sort_sentinel2_bands(f).replace('B08A', 'B8A') for f in files)
-        scenes.append(_scene(stem, tuple(files), names, per_band=True))
+        scene = _scene(stem, tuple(files), names, per_band=True)
+        if stem in masks:
+            scene = replace(scene, mask=PixelMask(masks.pop(stem)))
+        scenes.append(scene)
+    # A mask file without band files of its own is a scene like any other raster.
+    scenes.extend(_multiband_scene(file) for file in masks.values())
     if not scenes:
         raise DatasetLayoutError(
             path, f'holds no scene rasters ({", ".join(SCENE_SUFFIXES)})'
@@ -187,7 +200,10 @@ def _scenes_in(path: Path) -> list[Scene]:
 def _multiband_scene(file: Path) -> Scene:
     shape = describe(file)
     names = shape.band_names or tuple(numbered_bands(shape.bands))
-    return _scene(file.stem, (file,), names, per_band=False)
+    scene = _scene(file.stem, (file,), names, per_band=False)
+    if MASK_BAND in names:
+        scene = replace(scene, mask=PixelMask(file, names.index(MASK_BAND) + 1))
+    return scene
 
 
 def _scene(

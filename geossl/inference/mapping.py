@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, check_output, partial_path
+from geossl.data.masks import PixelMask
 from geossl.data.raster import are_numbered
 from geossl.data.scene import Scene, SceneRaster, find_scenes
 from geossl.errors import BandMismatchError, GeosslInputError
@@ -205,7 +206,8 @@ class WindowClassifier(LightningModule):
     """A trained task over the windows of a scene, for Lightning's predict loop.
 
     Each process reads the strips of its own band of rows; only windows that hold a
-    pixel with data (inside the region, if one is given) are classified.
+    pixel with data (inside the region, if one is given) and whose centre pixel the
+    scene's mask leaves valid are classified.
 
     Args:
         task: the trained task.
@@ -246,7 +248,7 @@ class WindowClassifier(LightningModule):
         dataset = StripDataset(self.raster, self.grid, band, self.region)
         return DataLoader(dataset, batch_size=None, num_workers=self.workers)
 
-    def predict_step(self, strip: dict[str, Any], batch_idx: int) -> Tensor:
+    def predict_step(self, strip: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
         """Class probabilities of a strip's windows.
 
         Args:
@@ -254,19 +256,21 @@ class WindowClassifier(LightningModule):
             batch_idx: its position.
 
         Returns:
-            ``N x K`` probabilities, left to right; 0 for windows with no data.
+            ``probabilities``, ``N x K`` left to right (0 for windows not
+            classified), and ``classified``, which of the ``N`` windows were.
         """
         image = self.task.views.normalise(strip['image'][None])[0]
-        positions = self.grid.windows_with_data(strip['invalid'])
-        probabilities = image.new_zeros(
-            len(self.grid.columns), int(self.task.hparams['num_classes'])
-        )
+        positions = self.grid.windows_to_classify(strip['invalid'], strip['masked'])
+        classes = int(self.task.hparams['num_classes'])
+        probabilities = image.new_zeros(len(self.grid.columns), classes)
+        classified = torch.zeros(len(self.grid.columns), dtype=torch.bool)
+        classified[positions.cpu()] = True
         if len(positions):
             batches = self.grid.strip_windows(image, positions, self.batch_size)
             probabilities[positions] = torch.cat(
                 [augmented_probabilities(self.task, b, self.tta) for b in batches]
             )
-        return probabilities
+        return {'probabilities': probabilities, 'classified': classified}
 
 
 class MapWriter(Callback):
@@ -351,7 +355,7 @@ class MapWriter(Callback):
         self,
         trainer: Trainer,
         pl_module: LightningModule,
-        outputs: Tensor,
+        outputs: dict[str, Tensor],
         batch: dict[str, Any],
         batch_idx: int,
         dataloader_idx: int = 0,
@@ -361,15 +365,21 @@ class MapWriter(Callback):
         Args:
             trainer: the trainer.
             pl_module: the :class:`WindowClassifier`.
-            outputs: the strip's window probabilities.
+            outputs: the strip's window probabilities and which were classified.
             batch: the strip.
             batch_idx: its position.
             dataloader_idx: always 0.
         """
         assert self.files is not None
-        top, rows = self.blender.add(batch['index'], outputs, batch['invalid'])
+        invalid = batch['invalid'] | batch['masked']
+        top, rows = self.blender.add(
+            batch['index'],
+            outputs['probabilities'],
+            invalid,
+            outputs['classified'].to(invalid.device),
+        )
         self.files.write(top, rows)
-        self.bar.update(len(outputs))
+        self.bar.update(len(outputs['classified']))
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Wait for every process, then assemble the outputs in the first.
@@ -525,6 +535,7 @@ class SceneMapper:
         Raises:
             BandMismatchError: if the scene lacks a band of the model.
             ChipSizeError: if the scene is smaller than a window.
+            GeosslInputError: if the scene's mask is on another grid.
         """
         count = len(scene.band_names)
         unnamed = are_numbered(scene.band_names)
@@ -551,6 +562,8 @@ class SceneMapper:
                 f'(missing {", ".join(missing)})',
             )
         scene.check_fits(self.chip_size)
+        if scene.mask is not None:
+            scene.mask.check_covers(scene.crs, scene.bounds, scene.name)
         return SceneRaster(scene, self.band_names)
 
     def _trainer(self, writer: MapWriter) -> Trainer:
@@ -661,6 +674,25 @@ class SceneMapper:
         )
 
 
+def _with_masks(
+    scenes: list[Scene], mask: str | None, values: list[int] | None
+) -> list[Scene]:
+    """The scenes with the mask given, and the mask values given, if any."""
+    if mask is not None:
+        scenes = [replace(scene, mask=PixelMask(Path(mask))) for scene in scenes]
+    if values is None:
+        return scenes
+    if all(scene.mask is None for scene in scenes):
+        raise GeosslInputError(
+            'mask_values',
+            'no scene has a mask (an SCL file or band); give one with --mask',
+        )
+    return [
+        replace(scene, mask=scene.mask.with_values(values)) if scene.mask else scene
+        for scene in scenes
+    ]
+
+
 def map_scenes(
     checkpoint: str,
     sources: list[str],
@@ -675,6 +707,8 @@ def map_scenes(
     roi_layer: str | None = None,
     crop: bool = False,
     tta: TestTimeAugmentation = 'none',
+    mask: str | None = None,
+    mask_values: list[int] | None = None,
     probabilities: Literal['uint8', 'float16'] | None = None,
     quicklook: bool = False,
     polygons: bool = False,
@@ -706,6 +740,12 @@ def map_scenes(
         crop: Write the maps on the ROI's bounds instead of the scene's grid.
         tta: Test-time augmentation: average each window's probabilities over
             none, the 2 flips, or the 8 flips and turns (dihedral).
+        mask: A raster of classes on the scene's grid (any resolution), such as a
+            Sentinel-2 SCL band, marking invalid pixels; by default a scene's own
+            <stem>_SCL file or SCL band. Its invalid pixels are nodata and windows
+            whose centre is invalid are not classified.
+        mask_values: The mask's classes that are invalid (default: SCL's no data,
+            cloud shadow, clouds, cirrus and snow: 0 3 8 9 10 11).
         probabilities: Also write <output stem>_probabilities.tif: uint8 (0-254 for
             0-1) or float16.
         quicklook: Also write <output stem>.png: the scene in true colour beside the
@@ -723,6 +763,7 @@ def map_scenes(
 
     task = load_task(checkpoint)
     scenes = find_scenes(sources)
+    scenes = _with_masks(scenes, mask, mask_values)
     region = RegionOfInterest.read(roi, roi_layer) if roi else None
     if crop and region is None:
         raise GeosslInputError('crop', 'crops to the ROI; give one with --roi')

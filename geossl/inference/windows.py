@@ -106,19 +106,23 @@ class WindowGrid:
         """Number of windows."""
         return len(self.rows) * len(self.columns)
 
-    def windows_with_data(self, invalid: Tensor) -> Tensor:
-        """Which windows of a strip hold a pixel with data.
+    def windows_to_classify(self, invalid: Tensor, masked: Tensor) -> Tensor:
+        """Which windows of a strip hold a pixel with data and a valid centre.
 
         Args:
             invalid: ``chip_size x width`` pixels with no data.
+            masked: ``chip_size x width`` pixels a mask marks invalid (clouds).
 
         Returns:
             Positions of those windows in the strip, left to right.
         """
-        counts = (~invalid).any(dim=0).cumsum(0)
+        counts = (~(invalid | masked)).any(dim=0).cumsum(0)
         counts = torch.cat([counts.new_zeros(1), counts])
         starts = torch.tensor(self.columns, device=counts.device)
-        return (counts[starts + self.chip_size] > counts[starts]).nonzero().squeeze(1)
+        half = self.chip_size // 2
+        chosen = counts[starts + self.chip_size] > counts[starts]
+        chosen &= ~masked[half, starts + half]
+        return chosen.nonzero().squeeze(1)
 
     def strip_windows(
         self, strip: Tensor, positions: Tensor, batch_size: int
@@ -187,7 +191,8 @@ class StripDataset(Dataset[dict[str, Tensor | int]]):
     Items hold ``index`` (the strip's index), ``top`` (its first row), ``image`` (raw
     float32 ``C x chip_size x width`` values, NaN as 0) and ``invalid`` (pixels with
     no data: NaN, the declared nodata value, or zero in every band as in Sentinel-2
-    products; and pixels outside the region, if one is given).
+    products; and pixels outside the region, if one is given) and ``masked`` (pixels
+    the scene's mask marks invalid, such as clouds; none without a mask).
 
     Args:
         raster: the scene's dataset, reading the model's bands.
@@ -232,6 +237,12 @@ class StripDataset(Dataset[dict[str, Tensor | int]]):
         if self.region is not None:
             transform = from_origin(minx, bounds[3], *self.raster.scene.res)
             invalid |= geometry_mask([self.region], invalid.shape, transform)
+        mask = self.raster.scene.mask
+        masked = (
+            np.zeros_like(invalid)
+            if mask is None
+            else mask.invalid(bounds, invalid.shape)
+        )
         # Reading leaves freed strip-sized blocks in the heap; give them back.
         release_free_memory()
         return {
@@ -239,6 +250,7 @@ class StripDataset(Dataset[dict[str, Tensor | int]]):
             'top': top,
             'image': torch.from_numpy(np.nan_to_num(image)),
             'invalid': torch.from_numpy(invalid),
+            'masked': torch.from_numpy(masked),
         }
 
 
@@ -248,7 +260,7 @@ class StripBlender:
     A strip's windows are spread over their pixels in one ``index_add_``: the tent
     weights of window ``n`` land on columns ``columns[n] .. columns[n] + size``.
     Whether a pixel has data does not depend on the window, so the running sums
-    take the strip's mask once.
+    take the strip's mask once; windows that were not classified add no weight.
 
     Args:
         grid: the windows.
@@ -266,7 +278,6 @@ class StripBlender:
         offsets = torch.arange(size, device=device)
         # The scene column of each (window, column in window), window by window.
         self.pixel_columns = (starts[:, None] + offsets).ravel()
-        self.coverage = self._spread(torch.ones(1, len(starts), device=device))[0]
         self.total = torch.zeros(num_classes, size, width, device=device)
         self.weight = torch.zeros(size, width, device=device)
         self.valid = torch.zeros(size, width, dtype=torch.bool, device=device)
@@ -282,7 +293,7 @@ class StripBlender:
         )
 
     def add(
-        self, index: int, probabilities: Tensor, invalid: Tensor
+        self, index: int, probabilities: Tensor, invalid: Tensor, classified: Tensor
     ) -> tuple[int, Tensor]:
         """Add a strip's windows and take out the rows that became final.
 
@@ -292,15 +303,18 @@ class StripBlender:
             index: the strip's index.
             probabilities: ``N x K`` class probabilities of its windows, left to right.
             invalid: ``chip_size x width`` pixels with no data.
+            classified: which of the ``N`` windows were classified; the others
+                count for nothing.
 
         Returns:
             The first final row and the final rows' ``K x rows x width``
-            probabilities, NaN where no window had data.
+            probabilities, NaN where no classified window had data.
         """
         known = ~invalid
-        self.total += self._spread(probabilities.T) * known
-        self.weight += self.coverage * known
-        self.valid |= known
+        weight = self._spread(classified.to(self.tent.dtype)[None])[0] * known
+        self.total += self._spread(probabilities.T * classified) * known
+        self.weight += weight
+        self.valid |= weight > 0
         size = self.grid.chip_size
         done = self.grid.final_rows(index)
         rows = self.total[:, :done] / self.weight[:done].clamp(min=1e-12)

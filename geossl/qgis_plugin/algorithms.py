@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
 )
@@ -194,8 +195,11 @@ class ClassifyRaster(GeosslAlgorithm):
         "exactly the model's bands in its order. With a processed area, only the "
         'windows that touch its polygons are classified and the pixels outside '
         "them are nodata; the map keeps the raster's grid unless it is cropped to "
-        "the area's bounds. Test-time augmentation averages each window's "
-        'probabilities over its flips (and turns), for 2 (or 8) times the work.'
+        "the area's bounds. With a cloud mask (a Sentinel-2 SCL band, or any "
+        "raster of classes on the raster's grid), its invalid classes are nodata "
+        'and windows centred on them are not classified. Test-time augmentation '
+        "averages each window's probabilities over its flips (and turns), for 2 "
+        '(or 8) times the work.'
     )
 
     def initAlgorithm(self, config: Parameters | None = None) -> None:
@@ -226,6 +230,18 @@ class ClassifyRaster(GeosslAlgorithm):
         self.addParameter(
             QgsProcessingParameterBoolean(
                 'CROP', "Crop the map to the processed area's bounds", False
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(
+                'MASK', 'Cloud mask (e.g. the SCL band)', optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                'MASK_VALUES',
+                'Invalid classes of the mask',
+                defaultValue='0 3 8 9 10 11',
             )
         )
         self.addParameter(
@@ -283,6 +299,10 @@ class ClassifyRaster(GeosslAlgorithm):
             )
             crop = self.parameterAsBool(parameters, 'CROP', context)
             arguments += ['--roi', roi, '--crop', str(crop).lower()]
+        if parameters.get('MASK') not in (None, ''):
+            values = self.parameterAsString(parameters, 'MASK_VALUES', context)
+            arguments += ['--mask', self.file_of(parameters, 'MASK', context)]
+            arguments += ['--mask_values', f'[{", ".join(values.split())}]']
         tta = self.parameterAsEnum(parameters, 'TTA', context)
         arguments += ['--tta', TEST_TIME_AUGMENTATIONS[tta][0]]
         probabilities = PROBABILITY_FORMATS[

@@ -294,3 +294,44 @@ def test_test_time_augmentation_maps_the_averaged_probabilities(
         == 2
     )
     assert 'tta' in capsys.readouterr().err
+
+
+def test_clouds_are_nodata_and_windows_centred_on_them_are_not_classified(
+    tmp_path, capsys
+):
+    data = random_chip(bands=3, size=48, seed=4)
+    scene_path = write_raster(
+        tmp_path / 'scene.tif', data, descriptions=['r', 'g', 'n']
+    )
+    checkpoint = small_checkpoint(tmp_path / 'model.ckpt', num_classes=3)
+    # SCL at 20 m: vegetation, and cloud (9) over pixels 8-23 of the 10 m grid.
+    scl = np.full((1, 24, 24), 4, dtype=np.uint8)
+    scl[0, 4:12, 4:12] = 9
+    mask = write_raster(tmp_path / 'scl.tif', scl, res=20.0)
+    maps = {}
+    for name, extra in (('clear', []), ('masked', ['--mask', str(mask)])):
+        output = tmp_path / f'{name}.tif'
+        args = ['map', str(checkpoint), str(scene_path), '-o', str(output)]
+        assert main([*args, '--stride', '8', '--probabilities', 'float16', *extra]) == 0
+        with rasterio.open(output.with_name(f'{name}_probabilities.tif')) as src:
+            maps[name] = src.read()
+    masked = np.isnan(maps['masked'][0])
+    cloud = np.zeros((48, 48), dtype=bool)
+    cloud[8:24, 8:24] = True
+    # Windows of 16 px start every 8 px; those starting at rows and columns 0 or 8
+    # are centred on the cloud, so pixels 0-15 that only they cover are nodata too.
+    assert masked[cloud].all()
+    assert masked[:16, :16].all()
+    assert masked.sum() == 16 * 16 + 16 * 16 - 8 * 8  # the cloud and pixels 0-15
+    # Pixels whose every window is centred off the cloud are mapped as without it.
+    far = np.zeros((48, 48), dtype=bool)
+    far[32:, :] = far[:, 32:] = True
+    np.testing.assert_array_equal(maps['masked'][:, far], maps['clear'][:, far])
+    assert (~masked[far]).all()
+    capsys.readouterr()
+    args = ['map', str(checkpoint), str(scene_path), '-o', str(tmp_path / 'x.tif')]
+    assert main([*args, '--mask', str(mask), '--mask_values', '[9, 256]']) == 2
+    assert 'mask_values: is [9, 256]' in capsys.readouterr().err
+    assert main([*args, '--mask_values', '[9]']) == 2
+    assert 'mask_values: no scene has a mask' in capsys.readouterr().err
+    assert not (tmp_path / 'x.tif').exists()

@@ -47,8 +47,12 @@ def _blend(grid, band, probabilities, invalid):
     out = torch.full((probabilities.shape[-1], grid.height, grid.width), -1.0)
     for strip in band.strips:
         top = grid.rows[strip]
+        windows = probabilities[strip]
         first, rows = blender.add(
-            strip, probabilities[strip], invalid[top : top + grid.chip_size]
+            strip,
+            windows,
+            invalid[top : top + grid.chip_size],
+            torch.ones(len(windows), dtype=torch.bool),
         )
         stop = min(first + rows.shape[1], band.stop_row)
         start = max(first, band.first_row)
@@ -81,7 +85,8 @@ def test_a_strip_blends_to_the_tent_weighted_mean_of_the_windows_over_each_pixel
     probabilities = torch.rand(len(grid.columns), 2, generator=torch.Generator())
     invalid = torch.zeros(8, 29, dtype=torch.bool)
     invalid[2, 5] = True
-    top, rows = StripBlender(grid, 2, 'cpu').add(0, probabilities, invalid)
+    every = torch.ones(len(grid.columns), dtype=torch.bool)
+    top, rows = StripBlender(grid, 2, 'cpu').add(0, probabilities, invalid, every)
     tent = torch.from_numpy(tent_weights(8))
     expected = torch.zeros(2, 8, 29)
     weights = torch.zeros(8, 29)
@@ -131,7 +136,8 @@ def test_blending_weights_sum_to_one(grid, classes, seed):
     rows = []
     for strip in range(len(grid.rows)):
         logits = torch.randn(len(grid.columns), classes, generator=generator)
-        top, blended = blender.add(strip, logits.softmax(dim=1), no_gaps)
+        every = torch.ones(len(grid.columns), dtype=torch.bool)
+        top, blended = blender.add(strip, logits.softmax(dim=1), no_gaps, every)
         assert top == grid.rows[strip]
         rows.append(blended)
     scene = torch.cat(rows, dim=1)
@@ -139,3 +145,24 @@ def test_blending_weights_sum_to_one(grid, classes, seed):
     # Probabilities that sum to one per window blend into ones that do per pixel.
     torch.testing.assert_close(scene.sum(dim=0), torch.ones(grid.height, grid.width))
     assert bool(((scene >= 0) & (scene <= 1 + 1e-6)).all())
+
+
+def test_windows_not_classified_count_for_nothing():
+    grid = WindowGrid(8, 24, 8, 4)  # one strip of 5 windows
+    probabilities = torch.rand(len(grid.columns), 3, generator=torch.Generator())
+    invalid = torch.zeros(8, 24, dtype=torch.bool)
+    classified = torch.tensor([False, True, True, True, False])
+    _, rows = StripBlender(grid, 3, 'cpu').add(0, probabilities, invalid, classified)
+    tent = torch.from_numpy(tent_weights(8))
+    expected = torch.zeros(3, 8, 24)
+    weights = torch.zeros(8, 24)
+    for start, window, used in zip(
+        grid.columns, probabilities, classified, strict=True
+    ):
+        if used:
+            expected[:, :, start : start + 8] += window[:, None, None] * tent
+            weights[:, start : start + 8] += tent
+    # Columns 0-3 and 20-23 lie only in the windows left out: no data.
+    assert rows[:, :, :4].isnan().all()
+    assert rows[:, :, 20:].isnan().all()
+    torch.testing.assert_close(rows[:, :, 4:20], (expected / weights)[:, :, 4:20])

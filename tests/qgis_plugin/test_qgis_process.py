@@ -173,6 +173,29 @@ def test_classify_raster_maps_a_processed_area_with_test_time_augmentation(
     assert (classes != 255).sum() == 100 * 100
 
 
+def test_classify_raster_leaves_clouds_of_a_mask_as_nodata(
+    qgis, crop, checkpoint, tmp_path
+):
+    raster, _ = crop
+    # An SCL band at 20 m: cloud (9) over the northern half, vegetation (4) below.
+    scl = np.full((1, 160, 160), 4, dtype=np.uint8)
+    scl[0, :80] = 9
+    mask = tmp_path / 'scl.tif'
+    profile = {'driver': 'GTiff', 'count': 1, 'height': 160, 'width': 160}
+    profile |= {'dtype': 'uint8', 'crs': 'EPSG:32618'}
+    profile['transform'] = rasterio.transform.from_origin(CROP[0], CROP[3], 20.0, 20.0)
+    with rasterio.open(mask, 'w', **profile) as dst:
+        dst.write(scl)
+    output = tmp_path / 'clear.tif'
+    parameters = {'INPUT': raster, 'CHECKPOINT': checkpoint, 'MASK': mask}
+    results_of(qgis, 'classify_raster', parameters | {'OUTPUT': output})
+    with rasterio.open(output) as src:
+        classes = src.read(1)
+    # Windows centred on the cloud are left out; those below it cover the rest.
+    assert (classes[:160] == 255).all()
+    assert (classes[160:] != 255).all()
+
+
 def test_build_index_lists_every_tile(qgis, shared_data, tmp_path):
     output = tmp_path / 'index.gpkg'
     parameters = {'INPUT': shared_data / 'eurosat-ms-sample', 'OUTPUT': output}

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from geossl.data.masks import SCL_INVALID, PixelMask
+from geossl.data.scene import find_scenes
+from geossl.errors import GeosslInputError
+from tests.conftest import random_chip, write_raster
+
+
+def _scl(path, size=24, res=20.0, crs='EPSG:32618', cloud=(4, 12)):
+    """An SCL band at 20 m: vegetation (4), with a square of cloud (9)."""
+    values = np.full((1, size, size), 4, dtype=np.uint8)
+    values[0, cloud[0] : cloud[1], cloud[0] : cloud[1]] = 9
+    return write_raster(path, values, crs=crs, res=res)
+
+
+def test_an_scl_file_beside_band_files_is_the_scenes_mask(tmp_path):
+    for band in ('B02', 'B03', 'B04'):
+        write_raster(tmp_path / f'T1_{band}.tif', random_chip(bands=1, size=48))
+    _scl(tmp_path / 'T1_SCL.tif')
+    (scene,) = find_scenes(tmp_path)
+    assert scene.band_names == ('B02', 'B03', 'B04')
+    assert scene.mask == PixelMask(tmp_path / 'T1_SCL.tif', 1, SCL_INVALID)
+    # On the 10 m grid: each 20 m cloud pixel covers 2 x 2 pixels.
+    masked = scene.mask.invalid(scene.bounds, scene.shape)
+    assert masked.shape == (48, 48)
+    assert masked[8:24, 8:24].all()
+    assert masked.sum() == 16 * 16
+
+
+def test_an_scl_band_of_a_stack_is_its_mask(tmp_path):
+    data = random_chip(bands=3, size=16)
+    data[2] = 8
+    path = write_raster(
+        tmp_path / 'stack.tif', data, descriptions=['B04', 'B08', 'SCL']
+    )
+    (scene,) = find_scenes(path)
+    assert scene.mask == PixelMask(path, 3)
+    assert scene.mask.invalid(scene.bounds, scene.shape).all()
+
+
+def test_a_mask_on_another_grid_or_with_odd_values_is_refused(tmp_path):
+    scene_path = write_raster(tmp_path / 'scene.tif', random_chip(bands=3, size=48))
+    (scene,) = find_scenes(scene_path)
+    elsewhere = PixelMask(_scl(tmp_path / 'utm19.tif', crs='EPSG:32619'))
+    with pytest.raises(GeosslInputError, match='is in EPSG:32619, not in the CRS'):
+        elsewhere.check_covers(scene.crs, scene.bounds, scene.name)
+    small = PixelMask(_scl(tmp_path / 'small.tif', size=10))
+    with pytest.raises(GeosslInputError, match='not all of scene scene'):
+        small.check_covers(scene.crs, scene.bounds, scene.name)
+    with pytest.raises(GeosslInputError, match=r'mask_values: is \[3, 300\]'):
+        small.with_values([3, 300])
+    assert small.with_values([3]).invalid_values == (3,)
