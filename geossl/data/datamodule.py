@@ -341,6 +341,9 @@ class GeoDataModule(SemiSupervisedDataModule):
         chip_size: chip size in pixels: crops tiles, or cuts scenes (64 if None).
         stride: step of a scene's unlabelled chip grid; None for the chip size.
         unlabelled_chips: keep at most this many unlabelled scene chips.
+        max_cloud_fraction: leave out unlabelled scene chips with a larger share of
+            pixels the scene's cloud mask marks invalid (an SCL file or band);
+            labelled ones above it are kept with a warning naming them.
         bands: bands to use, by name or 0-based position; None for all.
         band_names: names of the bands of data that does not name them.
         bigearthnet_classes: 19 or 43.
@@ -372,6 +375,7 @@ class GeoDataModule(SemiSupervisedDataModule):
         chip_size: int | None = None,
         stride: int | None = None,
         unlabelled_chips: int | None = None,
+        max_cloud_fraction: float = 0.1,
         bands: list[str | int] | None = None,
         band_names: list[str] | None = None,
         bigearthnet_classes: int = 19,
@@ -401,6 +405,7 @@ class GeoDataModule(SemiSupervisedDataModule):
                 chip_size=chip_size or 64,
                 stride=stride,
                 unlabelled_chips=unlabelled_chips,
+                max_cloud_fraction=max_cloud_fraction,
                 bands=bands,
                 nodata=nodata,
                 reader=reader,

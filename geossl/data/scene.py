@@ -59,6 +59,7 @@ from geossl.errors import (
     BandMismatchError,
     ChipSizeError,
     DatasetLayoutError,
+    GeosslInputError,
     LabelsFileError,
     MissingCRSError,
     RasterReadError,
@@ -304,6 +305,7 @@ class _Chip:
     bounds: Bounds
     label: str | None = None
     feature: int | None = None
+    cloud_fraction: float = 0.0
 
 
 class _ChipGrid:
@@ -440,6 +442,10 @@ class SceneDataset(GeoClassificationDataset):
         nodata: refuse (``'error'``) or zero-fill (``'zero'``) nodata/NaN pixels.
         reader: how to read each scene's acquisition time.
         seed: seed of the unlabelled chip choice.
+        max_cloud_fraction: in scenes with a mask (see :class:`Scene`), unlabelled
+            chips with a larger share of invalid pixels are left out, so that no
+            cloud becomes a pseudo-label; labelled ones are kept with a warning
+            naming them. Each chip's share is the index's ``cloud_fraction``.
     """
 
     def __init__(
@@ -456,7 +462,12 @@ class SceneDataset(GeoClassificationDataset):
         nodata: NodataPolicy = 'error',
         reader: MetadataReader | None = None,
         seed: int = 0,
+        max_cloud_fraction: float = 0.1,
     ) -> None:
+        if not 0 <= max_cloud_fraction <= 1:
+            raise GeosslInputError(
+                'max_cloud_fraction', f'is {max_cloud_fraction:g}; it must be in 0..1'
+            )
         paths = [scenes] if isinstance(scenes, str | Path) else list(scenes)
         found = find_scenes(paths)
         names = found[0].band_names
@@ -491,6 +502,7 @@ class SceneDataset(GeoClassificationDataset):
                     UserWarning,
                     stacklevel=2,
                 )
+        chips = self._clear_of_clouds(chips, chip_size, max_cloud_fraction)
         chips = self._limit_unlabelled(chips, unlabelled_chips, seed)
         index = self._index(chips, chip_size, band_names, reader)
         index.attrs.update(
@@ -520,6 +532,40 @@ class SceneDataset(GeoClassificationDataset):
                 labelled = _label_chips(position, grid, cells, features)
             chips += labelled + _unlabelled_chips(position, grid, cells, labelled)
         return chips
+
+    def _clear_of_clouds(
+        self, chips: list[_Chip], size: int, limit: float
+    ) -> list[_Chip]:
+        """Each chip's share of masked pixels; unlabelled chips above ``limit`` out."""
+        kept, cloudy = [], []
+        for chip in chips:
+            mask = self.scenes[chip.scene].mask
+            if mask is not None:
+                share = float(mask.invalid(chip.bounds, (size, size)).mean())
+                chip = replace(chip, cloud_fraction=share)
+            if chip.cloud_fraction > limit and chip.label is not None:
+                cloudy.append(chip)
+            if chip.cloud_fraction <= limit or chip.label is not None:
+                kept.append(chip)
+        dropped = len(chips) - len(kept)
+        if dropped:
+            warnings.warn(
+                f'{dropped} unlabelled chips with more than {limit:.0%} clouds or '
+                'other masked pixels are left out of the unlabelled pool',
+                UserWarning,
+                stacklevel=3,
+            )
+        if cloudy:
+            names = ', '.join(
+                f'{c.sample_id} ({c.label}, {c.cloud_fraction:.0%})' for c in cloudy
+            )
+            warnings.warn(
+                f'labelled chips with more than {limit:.0%} clouds or other masked '
+                f'pixels (kept): {names}',
+                UserWarning,
+                stacklevel=3,
+            )
+        return kept
 
     @staticmethod
     def _limit_unlabelled(
@@ -563,6 +609,9 @@ class SceneDataset(GeoClassificationDataset):
                     'band_names': ','.join(band_names),
                     'scene': chip.scene,
                     'feature': chip.feature,
+                    'cloud_fraction': chip.cloud_fraction
+                    if scene.mask is not None
+                    else np.nan,
                     'geometry': footprint_wgs84(scene.crs, chip.bounds),
                 }
             )

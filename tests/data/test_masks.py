@@ -1,8 +1,10 @@
+import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 
 from geossl.data.masks import SCL_INVALID, PixelMask
-from geossl.data.scene import find_scenes
+from geossl.data.scene import SceneDataset, find_scenes
 from geossl.errors import GeosslInputError
 from tests.conftest import random_chip, write_raster
 
@@ -51,3 +53,34 @@ def test_a_mask_on_another_grid_or_with_odd_values_is_refused(tmp_path):
     with pytest.raises(GeosslInputError, match=r'mask_values: is \[3, 300\]'):
         small.with_values([3, 300])
     assert small.with_values([3]).invalid_values == (3,)
+
+
+def test_cloudy_unlabelled_chips_leave_the_pool_and_cloudy_labels_are_named(tmp_path):
+    for band in ('B02', 'B03', 'B04'):
+        write_raster(tmp_path / f'T1_{band}.tif', random_chip(bands=1, size=48) + 1)
+    # Cloud over 10 m pixels 0-23: of the 16 px grid cells, those at rows and
+    # columns 0-31 are 25 to 100 % cloud.
+    _scl(tmp_path / 'T1_SCL.tif', cloud=(0, 12))
+    x, y = 440000.0, 4170000.0
+    labels = gpd.GeoDataFrame(
+        {'class': ['cloudy', 'clear']},
+        geometry=[shapely.Point(x + 80, y - 80), shapely.Point(x + 400, y - 400)],
+        crs='EPSG:32618',
+    )
+    labels.to_file(tmp_path / 'labels.gpkg')
+    with pytest.warns(UserWarning, match='clouds or other masked pixels') as caught:
+        chips = SceneDataset(tmp_path, tmp_path / 'labels.gpkg', chip_size=16)
+    messages = [str(w.message) for w in caught]
+    index = chips.index
+    unlabelled = index[index['label'].isna()]
+    assert (unlabelled['cloud_fraction'] <= 0.1).all()
+    # 9 cells, 2 under the labels, 3 of the others cloudy.
+    assert len(unlabelled) == 4
+    cloudy = index[index['label'] == 'cloudy']
+    assert cloudy['cloud_fraction'].iloc[0] == 1.0
+    assert any(m.startswith('3 unlabelled chips with more than 10%') for m in messages)
+    assert any(
+        f'(kept): {cloudy["sample_id"].iloc[0]} (cloudy, 100%)' in m for m in messages
+    )
+    with pytest.raises(GeosslInputError, match='max_cloud_fraction: is 2'):
+        SceneDataset(tmp_path, chip_size=16, max_cloud_fraction=2)
