@@ -482,50 +482,51 @@ def _region(path: Path, geometry: shapely.Geometry) -> Path:
     return path
 
 
-def map_region_that_misses_the_scene(tmp: Path) -> Case:
+def _scl(path: Path, **options) -> Path:
+    return write_raster(path, np.full((1, 24, 24), 4, np.uint8), **options)
+
+
+def _map_case(tmp: Path, options: list[str], message: str) -> Case:
+    """``geossl map`` of a good model and scene with ``options``, refused."""
     out = tmp / 'map.tif'
     checkpoint = _checkpoint(tmp / 'model.ckpt')
+    arguments = ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), *options]
+    return Case(arguments, message, [out])
+
+
+def map_region_that_misses_the_scene(tmp: Path) -> Case:
     roi = _region(tmp / 'roi.gpkg', shapely.box(0, 0, 1000, 1000))
-    return Case(
-        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), '--roi', str(roi)],
+    return _map_case(
+        tmp,
+        ['--roi', str(roi)],
         'roi.gpkg: misses scene scene: the region spans 0, 0, 1000, 1000',
-        [out],
     )
 
 
 def map_region_without_polygons(tmp: Path) -> Case:
-    out = tmp / 'map.tif'
-    checkpoint = _checkpoint(tmp / 'model.ckpt')
     roi = _region(tmp / 'roi.gpkg', shapely.LineString([(440000, 4170000), (0, 0)]))
-    return Case(
-        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), '--roi', str(roi)],
+    return _map_case(
+        tmp,
+        ['--roi', str(roi)],
         'roi.gpkg: holds LineString geometries; a region of interest must be polygons',
-        [out],
     )
 
 
 def map_mask_of_another_grid(tmp: Path) -> Case:
-    out = tmp / 'map.tif'
-    checkpoint = _checkpoint(tmp / 'model.ckpt')
-    mask = write_raster(
-        tmp / 'scl.tif', np.full((1, 24, 24), 4, np.uint8), crs='EPSG:32633'
-    )
-    return Case(
-        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), '--mask', str(mask)],
+    mask = _scl(tmp / 'scl.tif', crs='EPSG:32633')
+    return _map_case(
+        tmp,
+        ['--mask', str(mask)],
         'scl.tif: is in EPSG:32633, not in the CRS of scene scene (EPSG:32618)',
-        [out],
     )
 
 
 def map_mask_values_outside_a_byte(tmp: Path) -> Case:
-    out = tmp / 'map.tif'
-    checkpoint = _checkpoint(tmp / 'model.ckpt')
-    mask = write_raster(tmp / 'scl.tif', np.full((1, 24, 24), 4, np.uint8), res=20.0)
-    masking = ['--mask', str(mask), '--mask_values', '[3, 300]']
-    return Case(
-        ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), *masking],
+    mask = _scl(tmp / 'scl.tif', res=20.0)
+    return _map_case(
+        tmp,
+        ['--mask', str(mask), '--mask_values', '[3, 300]'],
         'mask_values: is [3, 300]; give one or more classes in 0..255',
-        [out],
     )
 
 
