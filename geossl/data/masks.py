@@ -18,7 +18,7 @@ from rasterio.windows import from_bounds
 
 from geossl.errors import GeosslInputError, RasterReadError, reading
 
-#: SCL classes that are not clear ground: no data, cloud shadow, cloud, cirrus, snow.
+#: SCL classes that are not clear ground (no data, cloud shadow, cloud, cirrus, snow).
 SCL_INVALID = (0, 3, 8, 9, 10, 11)
 
 #: A scene's mask file beside its per-band files, ``<stem>_SCL.<ext>``.

@@ -88,7 +88,7 @@ class DeepnessSegmentor(nn.Module):
 
 ExportFormat = Literal['geossl', 'deepness']
 
-#: The overlap of Deepness's tiles, in percent: geossl map's default stride.
+#: The overlap of Deepness's tiles in percent, as geossl map's default stride has it.
 DEEPNESS_OVERLAP = 50
 
 
