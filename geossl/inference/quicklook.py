@@ -7,7 +7,7 @@ import numpy as np
 import rasterio
 import shapely
 from matplotlib.axes import Axes
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -18,6 +18,9 @@ from rasterio.windows import from_bounds
 from geossl.atomic import atomic_output
 from geossl.data.scene import Bounds, Scene
 from geossl.inference.mapping import NODATA_CLASS
+
+#: The colour of pixels the scene's mask marks invalid, over the true colour.
+MASKED_COLOUR = 'magenta'
 
 #: Bands shown as red, green and blue when the scene has them.
 TRUE_COLOUR = ('B04', 'B03', 'B02')
@@ -78,6 +81,7 @@ def save_quicklook(
         path: the PNG to write (written whole, then renamed).
         max_size: longest side of each panel in pixels.
         region: a region of interest in the scene's CRS, outlined on both panels.
+            Pixels the scene's mask marks invalid are shaded on the true colour.
 
     Returns:
         The path written.
@@ -100,6 +104,11 @@ def save_quicklook(
     figure.get_layout_engine().set(h_pad=0.1)
     left, right = figure.subplots(1, 2)
     left.imshow(rgb)
+    if scene.mask is not None:
+        masked = scene.mask.invalid(bounds, shape)
+        overlay = np.zeros((*shape, 4), dtype=np.float32)
+        overlay[masked] = to_rgba(MASKED_COLOUR, alpha=0.6)
+        left.imshow(overlay, interpolation='nearest')
     left.set_title(f'{scene.name} ({", ".join(bands)}, 2-98 % stretch)')
     shown = np.ma.masked_equal(classes, NODATA_CLASS)
     right.imshow(
@@ -113,6 +122,8 @@ def save_quicklook(
     handles = [
         Patch(color=c, label=n) for n, c in zip(class_names, colours, strict=True)
     ]
+    if scene.mask is not None:
+        handles.append(Patch(color=MASKED_COLOUR, alpha=0.6, label='masked (clouds)'))
     if region is not None:
         for axes in (left, right):
             _outline(axes, region, bounds, shape)

@@ -4,6 +4,7 @@ import shapely
 
 from geossl.cli import main
 from geossl.inference.quicklook import stretch
+from tests.conftest import write_raster
 from tests.inference.conftest import ORIGIN, region_file
 
 
@@ -39,3 +40,20 @@ def test_a_quicklook_shows_the_maps_extent_with_the_region_outlined(
     # The outline is drawn in black over the true-colour panel.
     black = (pictures['false'][:3] < 30).all(axis=0)
     assert black[:, :600].sum() > 100
+
+
+def test_masked_pixels_are_shaded_on_the_true_colour(scene_and_model, tmp_path):
+    scene_path, checkpoint = scene_and_model
+    scl = np.full((1, 35, 45), 4, dtype=np.uint8)
+    scl[0, :, :20] = 9  # cloud over the western 40 of 90 columns
+    mask = write_raster(tmp_path / 'scl.tif', scl, res=20.0)
+    output = tmp_path / 'map.tif'
+    args = ['map', str(checkpoint), str(scene_path), '-o', str(output)]
+    assert main([*args, '--mask', str(mask), '--quicklook', 'true']) == 0
+    with rasterio.open(output.with_suffix('.png')) as png:
+        red, green, blue = png.read()[:3].astype(int)
+    magenta = (red - green > 100) & (blue - green > 100)
+    left_panel = magenta[:, :600]
+    # The western part of the true-colour panel, and the legend's patch.
+    assert left_panel.sum() > 10_000
+    assert magenta[:, 600:].sum() < 2_000
