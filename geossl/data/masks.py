@@ -8,6 +8,7 @@ integer classes), read onto the scene's grid with nearest-neighbour resampling; 
 values listed as invalid mark the pixels no prediction should be made from.
 """
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,12 +115,30 @@ class PixelMask:
         Returns:
             A boolean ``height x width`` array.
         """
+        (masked,) = self.invalid_each([bounds], shape)
+        return masked
+
+    def invalid_each(
+        self, bounds: Iterable[tuple[float, ...]], shape: tuple[int, int]
+    ) -> Iterator[np.ndarray]:
+        """:meth:`invalid` for grids of one shape, the mask opened once for all.
+
+        Args:
+            bounds: each grid's (minx, miny, maxx, maxy), inside the mask.
+            shape: their (height, width).
+
+        Yields:
+            A boolean ``height x width`` array per grid.
+        """
         with (
             reading(self.path, 'a raster', RasterReadError),
             rasterio.open(self.path) as src,
         ):
-            window = from_bounds(*bounds, src.transform)
-            values = src.read(
-                self.band, window=window, out_shape=shape, resampling=Resampling.nearest
-            )
-        return np.isin(values, self.invalid_values)
+            for box in bounds:
+                values = src.read(
+                    self.band,
+                    window=from_bounds(*box, src.transform),
+                    out_shape=shape,
+                    resampling=Resampling.nearest,
+                )
+                yield np.isin(values, self.invalid_values)

@@ -305,7 +305,7 @@ class _Chip:
     bounds: Bounds
     label: str | None = None
     feature: int | None = None
-    cloud_fraction: float = 0.0
+    cloud_fraction: float | None = None
 
 
 class _ChipGrid:
@@ -537,16 +537,23 @@ class SceneDataset(GeoClassificationDataset):
         self, chips: list[_Chip], size: int, limit: float
     ) -> list[_Chip]:
         """Each chip's share of masked pixels; unlabelled chips above ``limit`` out."""
+        chips = list(chips)
+        for position, scene in enumerate(self.scenes):
+            if scene.mask is None:
+                continue
+            own = [i for i, chip in enumerate(chips) if chip.scene == position]
+            masks = scene.mask.invalid_each(
+                [chips[i].bounds for i in own], (size, size)
+            )
+            for i, masked in zip(own, masks, strict=True):
+                chips[i] = replace(chips[i], cloud_fraction=float(masked.mean()))
         kept, cloudy = [], []
         for chip in chips:
-            mask = self.scenes[chip.scene].mask
-            if mask is not None:
-                share = float(mask.invalid(chip.bounds, (size, size)).mean())
-                chip = replace(chip, cloud_fraction=share)
-            if chip.cloud_fraction > limit and chip.label is not None:
-                cloudy.append(chip)
-            if chip.cloud_fraction <= limit or chip.label is not None:
+            if chip.cloud_fraction is None or chip.cloud_fraction <= limit:
                 kept.append(chip)
+            elif chip.label is not None:
+                kept.append(chip)
+                cloudy.append(chip)
         dropped = len(chips) - len(kept)
         if dropped:
             warnings.warn(
@@ -609,9 +616,9 @@ class SceneDataset(GeoClassificationDataset):
                     'band_names': ','.join(band_names),
                     'scene': chip.scene,
                     'feature': chip.feature,
-                    'cloud_fraction': chip.cloud_fraction
-                    if scene.mask is not None
-                    else np.nan,
+                    'cloud_fraction': np.nan
+                    if chip.cloud_fraction is None
+                    else chip.cloud_fraction,
                     'geometry': footprint_wgs84(scene.crs, chip.bounds),
                 }
             )
