@@ -316,6 +316,20 @@ def fit_nodata_only_chip(tmp: Path) -> Case:
     )
 
 
+def fit_offset_that_does_not_parse(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    write_raster(
+        data / 'class0' / 'tile9.tif',
+        random_chip(bands=4, size=16),
+        tags={'RADIO_ADD_OFFSET': 'none'},
+    )
+    return Case(
+        _fit(tmp, data),
+        "tile9.tif: metadata item RADIO_ADD_OFFSET is 'none', not a number",
+        [tmp / 'run'],
+    )
+
+
 def fit_more_labels_than_tiles(tmp: Path) -> Case:
     data = _tiles(tmp / 'data')
     return Case(
@@ -527,6 +541,22 @@ def map_mask_values_outside_a_byte(tmp: Path) -> Case:
         tmp,
         ['--mask', str(mask), '--mask_values', '[3, 300]'],
         'mask_values: is [3, 300]; give one or more classes in 0..255',
+    )
+
+
+def map_offset_that_does_not_parse(tmp: Path) -> Case:
+    out = tmp / 'map.tif'
+    checkpoint = _checkpoint(tmp / 'model.ckpt')
+    scene = write_raster(
+        tmp / 'scene.tif',
+        random_chip(bands=4, size=48) + 1,
+        descriptions=BANDS,
+        tags={'BOA_ADD_OFFSET': '-1000 DN'},
+    )
+    return Case(
+        ['map', str(checkpoint), str(scene), '-o', str(out)],
+        "scene.tif: metadata item BOA_ADD_OFFSET is '-1000 DN', not a number",
+        [out],
     )
 
 
@@ -787,6 +817,7 @@ CASES: list[Callable[[Path], Case]] = [
     fit_config_file_typo,
     fit_chip_larger_than_tiles,
     fit_nodata_only_chip,
+    fit_offset_that_does_not_parse,
     fit_more_labels_than_tiles,
     fit_corrupt_checkpoint,
     fit_pickled_checkpoint,
@@ -806,6 +837,7 @@ CASES: list[Callable[[Path], Case]] = [
     map_region_without_polygons,
     map_mask_of_another_grid,
     map_mask_values_outside_a_byte,
+    map_offset_that_does_not_parse,
     export_existing_output,
     export_foreign_checkpoint,
     export_deepness_of_a_multilabel_model,

@@ -172,6 +172,7 @@ def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):
         shared_data,
         tmp_path,
         *['--data.batch_size', '2', '--data.mu', '1', '--model.algorithm', 'fixmatch'],
+        *['--data.reflectance_offset', '-1000'],
     )
     assert main([*args, '--trainer.max_steps', '2']) == 0
     last = tmp_path / 'checkpoints' / 'last.ckpt'
@@ -184,6 +185,7 @@ def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):
     assert hparams['class_names'][1] == 'Forest'
     assert hparams['class_colours'][1] == '#00441b'
     assert hparams['chip_size'] == 64
+    assert hparams['reflectance_offset'] == -1000
     # test and validate find the same last.ckpt.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')

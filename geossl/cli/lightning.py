@@ -60,6 +60,7 @@ class GeosslCLI(LightningCLI):
         'band_names',
         'chip_size',
         'data_metadata',
+        'reflectance_offset',
     )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

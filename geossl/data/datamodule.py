@@ -39,7 +39,7 @@ from geossl.data.splits import (
 )
 from geossl.data.stats import band_statistics
 from geossl.data.torchgeo_datasets import bigearthnet, eurosat
-from geossl.errors import SplitError
+from geossl.errors import GeosslInputError, SplitError
 
 
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -344,6 +344,9 @@ class GeoDataModule(SemiSupervisedDataModule):
         max_cloud_fraction: leave out unlabelled scene chips with a larger share of
             pixels the scene's cloud mask marks invalid (an SCL file or band);
             labelled ones above it are kept with a warning naming them.
+        reflectance_offset: the Sentinel-2 reflectance offset of data that
+            declares none in its metadata (see :mod:`geossl.data.reflectance`),
+            e.g. -1000 for GeoTIFFs cut from baseline 04.00 products without it.
         bands: bands to use, by name or 0-based position; None for all.
         band_names: names of the bands of data that does not name them.
         bigearthnet_classes: 19 or 43.
@@ -376,6 +379,7 @@ class GeoDataModule(SemiSupervisedDataModule):
         stride: int | None = None,
         unlabelled_chips: int | None = None,
         max_cloud_fraction: float = 0.1,
+        reflectance_offset: float = 0.0,
         bands: list[str | int] | None = None,
         band_names: list[str] | None = None,
         bigearthnet_classes: int = 19,
@@ -406,10 +410,17 @@ class GeoDataModule(SemiSupervisedDataModule):
                 stride=stride,
                 unlabelled_chips=unlabelled_chips,
                 max_cloud_fraction=max_cloud_fraction,
+                reflectance_offset=reflectance_offset,
                 bands=bands,
                 nodata=nodata,
                 reader=reader,
                 seed=seed,
+            )
+        elif reflectance_offset and dataset != 'auto':
+            raise GeosslInputError(
+                'reflectance_offset',
+                f"TorchGeo's {dataset} data predates Sentinel-2 baseline 04.00 and "
+                'carries no offset',
             )
         elif dataset == 'eurosat':
             data = eurosat(root, download=download, reader=reader)
@@ -425,6 +436,7 @@ class GeoDataModule(SemiSupervisedDataModule):
                 chip_size=chip_size,
                 nodata=nodata,
                 reader=reader,
+                reflectance_offset=reflectance_offset,
                 bigearthnet_classes=bigearthnet_classes,
             )
         if in_memory:

@@ -15,6 +15,7 @@ pixels. Each sample is a dict:
 """
 
 import abc
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from geossl.data.index import (
 )
 from geossl.data.metadata import MetadataParts, MetadataReader, TileMetadata
 from geossl.data.raster import NodataPolicy, numbered_bands, read_sample
+from geossl.data.reflectance import BASELINE_04_START
 from geossl.errors import (
     BandMismatchError,
     ChipSizeError,
@@ -106,6 +108,21 @@ def encode_labels(
     return targets
 
 
+def _warn_undeclared(index: gpd.GeoDataFrame, declared: pd.Series) -> None:
+    """Warn of samples from baseline 04.00 on whose data declares no offset."""
+    late = index['datetime'] >= pd.Timestamp(BASELINE_04_START)
+    undeclared = index[late & declared.isna()]
+    if len(undeclared):
+        warnings.warn(
+            f'{undeclared["path"].iloc[0]}: {len(undeclared)} samples acquired from '
+            '25 January 2022 (Sentinel-2 processing baseline 04.00) declare no '
+            'reflectance offset; if their values carry one, give '
+            '--data.reflectance_offset -1000',
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _row_metadata(row: pd.Series) -> TileMetadata:
     """The metadata of one index row (NaN and NaT become None)."""
     located = pd.notna(row['lon']) and pd.notna(row['lat'])
@@ -129,6 +146,10 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         band_names: names of the bands returned, in order.
         label_map: the renaming of label names applied before encoding, if any.
         targets: encoded labels (see :func:`~.encode_labels`).
+        reflectance_offset: the offset of samples whose data declares none.
+        offsets: each sample's reflectance offset, added to its valid pixels as
+            they are read (see :mod:`geossl.data.reflectance`); the index's
+            ``reflectance_offset`` column.
     """
 
     def __init__(
@@ -138,15 +159,18 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         multilabel: bool,
         band_names: Sequence[str],
         label_map: Mapping[str, str | None] | None = None,
+        reflectance_offset: float = 0.0,
     ) -> None:
         """Initialise from an index.
 
         Args:
-            index: one row per sample.
+            index: one row per sample; a ``reflectance_offset`` column holds the
+                offset each sample's data declares (NaN where none).
             classes: class names in target order.
             multilabel: True for multi-hot targets.
             band_names: names of the bands returned, in order.
             label_map: optional renaming of label names (see :func:`~.encode_labels`).
+            reflectance_offset: the offset of samples whose data declares none.
         """
         self.index = index.reset_index(drop=True)
         self.classes = list(classes)
@@ -156,6 +180,14 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         self.targets = encode_labels(
             list(self.index['label']), self.classes, multilabel, label_map
         )
+        self.reflectance_offset = reflectance_offset
+        declared = self.index.get('reflectance_offset')
+        if declared is None:
+            declared = pd.Series(np.nan, index=self.index.index)
+        if reflectance_offset == 0:
+            _warn_undeclared(self.index, declared)
+        self.index['reflectance_offset'] = declared.fillna(reflectance_offset)
+        self.offsets = self.index['reflectance_offset'].to_numpy(dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -318,6 +350,9 @@ class ImageFolderDataset(GeoClassificationDataset):
             requires all samples to have the same size.
         nodata: refuse (``'error'``) or zero-fill (``'zero'``) nodata/NaN pixels.
         reader: how to read location and time.
+        reflectance_offset: the offset of tiles whose data declares none (see
+            :mod:`geossl.data.reflectance`), e.g. -1000 for tiles cut from
+            baseline 04.00 products without their metadata.
         index_path: index file to reuse and update; None for the cache.
         classes: class names in target order; None for the sorted names found
             (all BigEarthNet classes for the BigEarthNet layout).
@@ -333,6 +368,7 @@ class ImageFolderDataset(GeoClassificationDataset):
         chip_size: int | None = None,
         nodata: NodataPolicy = 'error',
         reader: MetadataReader | None = None,
+        reflectance_offset: float = 0.0,
         index_path: str | Path | None = None,
         classes: Sequence[str] | None = None,
         bigearthnet_classes: int = 19,
@@ -375,6 +411,7 @@ class ImageFolderDataset(GeoClassificationDataset):
             multilabel,
             [names[p] for p in self.band_positions],
             label_map,
+            reflectance_offset,
         )
 
     def _band_names(
@@ -404,7 +441,12 @@ class ImageFolderDataset(GeoClassificationDataset):
         """
         path = Path(self.index['path'].iloc[position])
         image = read_sample(
-            path, self.band_count, self.band_positions, self.chip_size, self.nodata
+            path,
+            self.band_count,
+            self.band_positions,
+            self.chip_size,
+            self.nodata,
+            float(self.offsets[position]),
         )
         return torch.from_numpy(image)
 
@@ -461,6 +503,7 @@ class InMemoryDataset(GeoClassificationDataset):
             source.multilabel,
             source.band_names,
             source.label_map,
+            source.reflectance_offset,
         )
         self.images = [
             _narrowest_exact(transform(image) if transform else image)

@@ -18,6 +18,7 @@ Layouts recognised under a root folder:
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,7 +37,8 @@ from geossl.data.metadata import (
     bigearthnet_metadata_file,
     read_bigearthnet_json,
 )
-from geossl.data.raster import describe
+from geossl.data.raster import band_files, describe, numbered_bands
+from geossl.data.reflectance import declared_offset
 from geossl.errors import DatasetLayoutError, GeosslInputError, reading
 
 Layout = Literal['classes', 'bigearthnet', 'rasters']
@@ -159,6 +161,9 @@ def _label_text(label: str | tuple[str, ...] | None) -> str | None:
 def _sample_row(sample: SampleRef, reader: MetadataReader) -> dict[str, object]:
     meta = reader.read(sample.path)
     shape = describe(sample.path)
+    names = shape.band_names or tuple(numbered_bands(shape.bands))
+    files = band_files(sample.path) if sample.path.is_dir() else [sample.path]
+    offset = declared_offset(files, names)
     size_bytes, mtime_ns = _file_signature(sample.path)
     return {
         'sample_id': sample.sample_id,
@@ -174,6 +179,7 @@ def _sample_row(sample: SampleRef, reader: MetadataReader) -> dict[str, object]:
         'bands': shape.bands,
         'band_names': ','.join(shape.band_names) if shape.band_names else None,
         'dtype': shape.dtype,
+        'reflectance_offset': math.nan if offset is None else offset,
         'size_bytes': size_bytes,
         'mtime_ns': mtime_ns,
         'geometry': meta.footprint,
@@ -215,8 +221,10 @@ def build_index(
     Returns:
         One row per sample: ``sample_id, path, label, lon, lat, datetime, crs,
         minx, miny, maxx, maxy, width, height, bands, band_names, dtype,
-        size_bytes, mtime_ns`` and the footprint geometry in EPSG:4326 (None where
-        not georeferenced).
+        reflectance_offset, size_bytes, mtime_ns`` and the footprint geometry in
+        EPSG:4326 (None where not georeferenced); ``reflectance_offset`` is the
+        offset the data declares (NaN where none, see
+        :mod:`geossl.data.reflectance`).
 
     Raises:
         GeosslInputError: for any unreadable sample, naming it.
@@ -229,7 +237,9 @@ def build_index(
     for sample in tqdm(samples, desc=description, unit='sample', disable=not progress):
         old = reusable.get(str(sample.path.resolve()))
         signature = _file_signature(sample.path)
-        if old is not None and (old['size_bytes'], old['mtime_ns']) == signature:
+        # Rows of indexes older than a column are read again.
+        current = old is not None and 'reflectance_offset' in old
+        if current and (old['size_bytes'], old['mtime_ns']) == signature:
             rows.append(old | {'label': _label_text(sample.label)})
         else:
             rows.append(_sample_row(sample, reader))

@@ -20,6 +20,7 @@ from rasterio.windows import Window
 from torchgeo.datasets.utils import sort_sentinel2_bands
 
 from geossl.data.metadata import IMAGE_SUFFIXES
+from geossl.data.reflectance import apply_reflectance_offset
 from geossl.errors import (
     BandMismatchError,
     ChipSizeError,
@@ -157,6 +158,7 @@ def read_sample(
     bands: Sequence[int] | None = None,
     size: int | None = None,
     nodata: NodataPolicy = 'error',
+    reflectance_offset: float = 0.0,
 ) -> np.ndarray:
     """Read one sample as a float32 ``C x H x W`` array of raw values.
 
@@ -167,6 +169,8 @@ def read_sample(
         bands: 0-based positions of the bands to keep, in output order; None keeps all.
         size: crop a centred ``size x size`` chip; None keeps the whole raster.
         nodata: what to do with nodata or NaN pixels.
+        reflectance_offset: added to the valid pixels (see
+            :func:`~geossl.data.reflectance.apply_reflectance_offset`).
 
     Returns:
         The pixels, float32, not normalised.
@@ -182,6 +186,7 @@ def read_sample(
         image, invalid = _read_band_folder(path, band_count, positions, size)
     else:
         image, invalid = _read_multiband(path, band_count, positions, size)
+    apply_reflectance_offset(image, invalid, reflectance_offset)
     return apply_nodata_policy(image, invalid, nodata, path)
 
 

@@ -55,6 +55,7 @@ from geossl.data.raster import (
     numbered_bands,
     open_raster,
 )
+from geossl.data.reflectance import apply_reflectance_offset, declared_offset
 from geossl.errors import (
     BandMismatchError,
     ChipSizeError,
@@ -93,6 +94,8 @@ class Scene:
         nodata: each band's declared nodata value, or None.
         mask: the scene's mask of invalid pixels (an ``SCL`` file beside per-band
             files, or an ``SCL`` band), if it has one.
+        reflectance_offset: the offset the scene's data declares, or None (see
+            :mod:`geossl.data.reflectance`).
     """
 
     name: str
@@ -104,6 +107,7 @@ class Scene:
     bounds: Bounds
     nodata: tuple[float | None, ...]
     mask: PixelMask | None = None
+    reflectance_offset: float | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -242,22 +246,41 @@ def _scene(
     )
     if bounds[2] <= bounds[0] or bounds[3] <= bounds[1]:
         raise BandMismatchError(files[0], f'the files of scene {name} do not overlap')
+    offset = declared_offset(files, band_names, skip=(MASK_BAND,))
     return Scene(
-        name, files, band_names, per_band, crs_to_text(crs), res, bounds, nodata
+        name,
+        files,
+        band_names,
+        per_band,
+        crs_to_text(crs),
+        res,
+        bounds,
+        nodata,
+        reflectance_offset=offset,
     )
 
 
 class SceneRaster(RasterDataset):
-    """One scene as a TorchGeo raster dataset, every band on the finest grid."""
+    """One scene as a TorchGeo raster dataset, every band on the finest grid.
 
-    def __init__(self, scene: Scene, bands: Sequence[str]) -> None:
+    Attributes:
+        reflectance_offset: the offset added to the valid pixels read: the one the
+            scene declares, else the one given.
+    """
+
+    def __init__(
+        self, scene: Scene, bands: Sequence[str], reflectance_offset: float = 0.0
+    ) -> None:
         """Initialise the dataset.
 
         Args:
             scene: the scene to read.
             bands: names of the bands to read, in output order.
+            reflectance_offset: the offset if the scene declares none.
         """
         self.scene = scene
+        declared = scene.reflectance_offset
+        self.reflectance_offset = reflectance_offset if declared is None else declared
         self.all_bands = list(scene.band_names)
         self.separate_files = scene.per_band
         if scene.per_band:
@@ -283,7 +306,8 @@ class SceneRaster(RasterDataset):
             bounds: (minx, miny, maxx, maxy) in the scene's CRS.
 
         Returns:
-            float32 ``C x H x W`` raw values, and the mask of nodata or NaN pixels.
+            float32 ``C x H x W`` raw values plus the reflectance offset, and the
+            mask of nodata or NaN pixels.
         """
         minx, miny, maxx, maxy = bounds
         xres, yres = self.scene.res
@@ -295,7 +319,9 @@ class SceneRaster(RasterDataset):
             invalid_pixels(band, nodata)
             for band, nodata in zip(image, self.band_nodata, strict=True)
         ]
-        return image, np.stack(invalid)
+        invalid = np.stack(invalid)
+        apply_reflectance_offset(image, invalid, self.reflectance_offset)
+        return image, invalid
 
 
 @dataclass(frozen=True)
@@ -446,6 +472,8 @@ class SceneDataset(GeoClassificationDataset):
             chips with a larger share of invalid pixels are left out, so that no
             cloud becomes a pseudo-label; labelled ones are kept with a warning
             naming them. Each chip's share is the index's ``cloud_fraction``.
+        reflectance_offset: the offset of scenes whose data declares none (see
+            :mod:`geossl.data.reflectance`).
     """
 
     def __init__(
@@ -463,6 +491,7 @@ class SceneDataset(GeoClassificationDataset):
         reader: MetadataReader | None = None,
         seed: int = 0,
         max_cloud_fraction: float = 0.1,
+        reflectance_offset: float = 0.0,
     ) -> None:
         if not 0 <= max_cloud_fraction <= 1:
             raise GeosslInputError(
@@ -481,7 +510,9 @@ class SceneDataset(GeoClassificationDataset):
         positions = resolve_bands(bands, names, str(found[0].files[0]))
         band_names = [names[p] for p in positions]
         self.scenes = found
-        self.rasters = [SceneRaster(scene, band_names) for scene in found]
+        self.rasters = [
+            SceneRaster(scene, band_names, reflectance_offset) for scene in found
+        ]
         self.nodata: NodataPolicy = nodata
         reader = reader or MetadataReader()
         features = read_labels(labels, class_column, labels_layer) if labels else None
@@ -516,6 +547,7 @@ class SceneDataset(GeoClassificationDataset):
             classes or class_names(index['label']),
             multilabel=False,
             band_names=band_names,
+            reflectance_offset=reflectance_offset,
         )
         self._chip_scenes = self.index['scene'].to_numpy()
         self._chip_bounds = self.index[list(BOUNDS_COLUMNS)].to_numpy(dtype=float)
@@ -619,6 +651,9 @@ class SceneDataset(GeoClassificationDataset):
                     'cloud_fraction': np.nan
                     if chip.cloud_fraction is None
                     else chip.cloud_fraction,
+                    'reflectance_offset': np.nan
+                    if scene.reflectance_offset is None
+                    else scene.reflectance_offset,
                     'geometry': footprint_wgs84(scene.crs, chip.bounds),
                 }
             )

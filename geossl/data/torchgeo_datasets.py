@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from torch import Tensor
 from torchgeo.datasets import BigEarthNet, EuroSAT, NonGeoDataset, Sentinel2
 
@@ -19,6 +20,7 @@ from geossl.data.metadata import (
     bigearthnet_metadata_file,
     read_bigearthnet_json,
 )
+from geossl.data.reflectance import apply_reflectance_offset
 from geossl.errors import DatasetLayoutError, GeosslInputError
 
 #: Band order of BigEarthNet v1 Sentinel-2 samples as TorchGeo reads them (no B10).
@@ -68,7 +70,12 @@ class TorchGeoDataset(GeoClassificationDataset):
         Returns:
             float32 ``C x H x W`` raw values.
         """
-        return self.dataset[position]['image'].float()
+        image = self.dataset[position]['image'].float()
+        offset = float(self.offsets[position])
+        if offset:
+            invalid = np.zeros(image.shape, dtype=bool)
+            apply_reflectance_offset(image.numpy(), invalid, offset)
+        return image
 
 
 def eurosat(

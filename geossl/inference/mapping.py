@@ -518,13 +518,15 @@ class SceneMapper:
         self.class_names: list[str] = list(task.hparams['class_names'])
         self.colours: list[str] = list(task.hparams['class_colours'])
         self.band_names: list[str] = list(task.hparams['band_names'])
+        self.reflectance_offset = float(task.hparams['reflectance_offset'])
 
     def raster(self, scene: Scene) -> SceneRaster:
         """The scene's TorchGeo dataset reading the model's bands, in its order.
 
         A multiband raster whose bands have no names (no band descriptions) is read
         as the model's bands in the model's order when it has as many, with a
-        warning.
+        warning. A scene that declares no reflectance offset takes the model's
+        (the training data's rule).
 
         Args:
             scene: the scene.
@@ -564,7 +566,7 @@ class SceneMapper:
         scene.check_fits(self.chip_size)
         if scene.mask is not None:
             scene.mask.check_covers(scene.crs, scene.bounds, scene.name)
-        return SceneRaster(scene, self.band_names)
+        return SceneRaster(scene, self.band_names, self.reflectance_offset)
 
     def _trainer(self, writer: MapWriter) -> Trainer:
         several = self.devices != 1 and not isinstance(self.devices, list)

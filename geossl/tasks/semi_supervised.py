@@ -176,6 +176,10 @@ class SemiSupervisedTask(LightningModule):
         class_colours: ``#rrggbb`` colour of each class on maps; None picks them
             from the names (:func:`~geossl.data.colours.class_colours`).
         band_names: names of the input bands in order, kept for mapping.
+        reflectance_offset: the offset of data that declares none, kept so that
+            ``geossl map`` reads scenes as the training data was read (``geossl
+            fit`` sets it from ``--data.reflectance_offset``; see
+            :mod:`geossl.data.reflectance`).
         teacher_student: train the spatiotemporal teacher-student (Bernhard et al.,
             ECAI 2024): a teacher that also sees the metadata makes the
             pseudo-labels; the image-only student learns from them and from
@@ -232,6 +236,7 @@ class SemiSupervisedTask(LightningModule):
         class_names: Sequence[str] | None = None,
         class_colours: Sequence[str] | None = None,
         band_names: Sequence[str] | None = None,
+        reflectance_offset: float = 0.0,
         teacher_student: bool = False,
         metadata: MetadataParts | Literal['auto'] = 'auto',
         data_metadata: MetadataParts = 'location+time',

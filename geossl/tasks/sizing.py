@@ -20,8 +20,8 @@ def data_arguments(
 
     Returns:
         ``num_classes``, ``in_channels``, ``task``, ``num_samples``,
-        ``class_names``, ``band_names``, ``data_metadata`` and, if given,
-        ``chip_size``.
+        ``class_names``, ``band_names``, ``data_metadata``,
+        ``reflectance_offset`` and, if given, ``chip_size``.
     """
     arguments = {
         'num_classes': len(dataset.classes),
@@ -31,6 +31,7 @@ def data_arguments(
         'class_names': list(dataset.classes),
         'band_names': list(dataset.band_names),
         'data_metadata': dataset.metadata_parts,
+        'reflectance_offset': dataset.reflectance_offset,
     }
     if chip_size is not None:
         arguments['chip_size'] = chip_size

@@ -13,7 +13,7 @@ from geossl.data.datamodule import (
 from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
 from geossl.data.scene import SceneDataset
 from geossl.data.splits import SplitConfig
-from geossl.errors import SplitError
+from geossl.errors import GeosslInputError, SplitError
 from tests.conftest import random_chip, write_raster
 
 
@@ -126,6 +126,22 @@ def test_the_command_datamodule_can_hold_the_data_in_memory(shared_data, tmp_pat
     datamodule.setup('fit')
     batch = next(iter(datamodule.train_dataloader()))[0]
     assert batch['unlabelled']['image'].shape == (32 * 7, 13, 64, 64)
+
+
+def test_the_reflectance_offset_given_reaches_every_reader(tmp_path):
+    data = random_chip(bands=4, size=16, seed=1) + 1000
+    for i in range(4):
+        write_raster(tmp_path / 'tiles' / f'tile{i}.tif', data)
+    datamodule = GeoDataModule(
+        str(tmp_path / 'tiles'),
+        reflectance_offset=-1000,
+        in_memory=True,
+        run_dir=str(tmp_path / 'run'),
+    )
+    assert datamodule.dataset.reflectance_offset == -1000
+    np.testing.assert_array_equal(datamodule.dataset.read_image(0), data - 1000)
+    with pytest.raises(GeosslInputError, match="reflectance_offset: TorchGeo's euro"):
+        GeoDataModule(str(tmp_path), dataset='eurosat', reflectance_offset=-1000)
 
 
 def test_pretraining_on_data_without_labels_uses_every_tile(tmp_path):

@@ -335,3 +335,49 @@ def test_clouds_are_nodata_and_windows_centred_on_them_are_not_classified(
     assert main([*args, '--mask_values', '[9]']) == 2
     assert 'mask_values: no scene has a mask' in capsys.readouterr().err
     assert not (tmp_path / 'x.tif').exists()
+
+
+def test_scenes_of_either_baseline_map_the_same_and_the_model_keeps_the_rule(
+    tmp_path,
+):
+    surface = random_chip(bands=3, size=32, seed=6) // 4 + 1
+    names = ['r', 'g', 'n']
+    scenes = {
+        'old': write_raster(tmp_path / 'old.tif', surface, descriptions=names),
+        'new': write_raster(
+            tmp_path / 'new.tif',
+            surface + 1000,
+            descriptions=names,
+            tags={'BOA_ADD_OFFSET': '-1000'},
+        ),
+        'untagged': write_raster(
+            tmp_path / 'untagged.tif', surface + 1000, descriptions=names
+        ),
+    }
+    models = {
+        'declared': small_checkpoint(tmp_path / 'a.ckpt', num_classes=3),
+        # Trained on data that declares nothing, with --data.reflectance_offset.
+        'given': save_checkpoint(
+            tmp_path / 'b.ckpt',
+            num_classes=3,
+            in_channels=3,
+            band_names=names,
+            chip_size=16,
+            model='resnet10t',
+            reflectance_offset=-1000.0,
+        ),
+    }
+
+    def probabilities(model, scene):
+        output = tmp_path / f'{model}-{scene}.tif'
+        args = ['map', str(models[model]), str(scenes[scene]), '-o', str(output)]
+        assert main([*args, '--probabilities', 'float16']) == 0
+        with rasterio.open(output.with_name(f'{output.stem}_probabilities.tif')) as src:
+            return src.read()
+
+    old = probabilities('declared', 'old')
+    np.testing.assert_array_equal(probabilities('declared', 'new'), old)
+    np.testing.assert_array_equal(probabilities('given', 'untagged'), old)
+    # A scene that declares its own offset is read by it, whatever the model's.
+    np.testing.assert_array_equal(probabilities('given', 'new'), old)
+    assert not np.array_equal(probabilities('declared', 'untagged'), old)
