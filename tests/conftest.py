@@ -15,6 +15,7 @@ import pytest
 import rasterio
 from hypothesis import settings
 from rasterio.transform import from_origin
+from rasterio.windows import from_bounds
 
 from geossl.data.datasets import ImageFolderDataset
 
@@ -151,3 +152,22 @@ def fit_one_step(shared_data: Path, run_dir: Path, *options: str) -> Path:
     )
     assert main(args) == 0
     return run_dir / 'checkpoints' / 'last.ckpt'
+
+
+@pytest.fixture(scope='session')
+def scene_crop(shared_data, tmp_path_factory):
+    """The real 18SVG band files cut to 2.58 x 2.58 km around the bay shore."""
+    folder = tmp_path_factory.mktemp('crop')
+    # Aligned to the 10, 20 and 60 m grids, so every band covers it exactly.
+    bounds = (441000.0, 4163460.0, 443580.0, 4166040.0)
+    for source in sorted((shared_data / 'sentinel2-scene-18SVG-20160112').iterdir()):
+        with rasterio.open(source) as src:
+            window = from_bounds(*bounds, src.transform).round_offsets().round_lengths()
+            profile = src.profile | {
+                'width': window.width,
+                'height': window.height,
+                'transform': src.window_transform(window),
+            }
+            with rasterio.open(folder / source.name, 'w', **profile) as dst:
+                dst.write(src.read(window=window))
+    return folder

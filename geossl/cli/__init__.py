@@ -23,7 +23,15 @@ EXIT_BAD_INPUT = 2
 LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
 
 #: geossl's own tools (:data:`geossl.cli.tools.TOOL_FUNCTIONS` runs them).
-TOOLS = ('index', 'map', 'export', 'evaluate-representation', 'embed', 'qgis')
+TOOLS = (
+    'index',
+    'map',
+    'export',
+    'evaluate-representation',
+    'embed',
+    'qgis',
+    'stac',
+)
 
 #: Every command, in the order help lists them.
 COMMANDS = (*LIGHTNING_COMMANDS, 'pretrain', *TOOLS)
@@ -53,6 +61,8 @@ Tools:
   embed      every tile's features with its lon/lat to GeoPackage/Parquet, and
              a t-SNE picture
   qgis       install the geossl Processing provider into QGIS
+  stac       search a STAC API (stac search) into an ItemCollection that index,
+             fit --data.root and map read
 
 Run 'geossl COMMAND --help' for the options of a command.
 """

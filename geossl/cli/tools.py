@@ -24,6 +24,7 @@ from geossl.inference.export import export
 from geossl.inference.mapping import map_scenes
 from geossl.inference.representation import DATA_SKIP, evaluate_representation
 from geossl.qgis import qgis
+from geossl.search import stac
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ TOOL_FUNCTIONS: dict[str, Tool] = {
         DATA_SKIP,
     ),
     'qgis': Tool(qgis, ('action',), 'Install the QGIS Processing provider.'),
+    'stac': Tool(stac, ('action',), 'Search a STAC API; write an ItemCollection.'),
 }
 
 

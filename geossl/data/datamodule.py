@@ -37,6 +37,7 @@ from geossl.data.splits import (
     save_splits,
     split_counts,
 )
+from geossl.data.stac import is_stac
 from geossl.data.stats import band_statistics
 from geossl.data.torchgeo_datasets import bigearthnet, eurosat
 from geossl.errors import GeosslInputError, SplitError
@@ -328,8 +329,10 @@ class GeoDataModule(SemiSupervisedDataModule):
     """The DataModule of the ``geossl`` command: a dataset and its split from options.
 
     ``root`` is a folder of class sub-folders or BigEarthNet patches, a folder of
-    rasters, a raster file, a scene (with ``labels``), or a TorchGeo dataset root
-    (``dataset='eurosat'`` or ``'bigearthnet'``).
+    rasters, a raster file, a scene (with ``labels``), STAC items (a STAC Item,
+    ItemCollection or static catalog, file or URL: scenes, see
+    :mod:`geossl.data.stac`), or a TorchGeo dataset root (``dataset='eurosat'`` or
+    ``'bigearthnet'``).
 
     Args:
         root: the data (see above).
@@ -401,7 +404,7 @@ class GeoDataModule(SemiSupervisedDataModule):
         seed: int = 0,
     ) -> None:
         reader = MetadataReader(require_location=not location_optional)
-        if labels is not None:
+        if labels is not None or is_stac(root):
             data: GeoClassificationDataset = SceneDataset(
                 root,
                 labels,

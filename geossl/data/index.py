@@ -39,6 +39,7 @@ from geossl.data.metadata import (
 )
 from geossl.data.raster import band_files, describe, numbered_bands
 from geossl.data.reflectance import declared_offset
+from geossl.data.stac import is_stac
 from geossl.errors import DatasetLayoutError, GeosslInputError, reading
 
 Layout = Literal['classes', 'bigearthnet', 'rasters']
@@ -394,7 +395,9 @@ def index(
 
     Args:
         source: A folder of class sub-folders, a folder of BigEarthNet patches, a
-            folder of rasters (e.g. one scene, one file per band) or a raster file.
+            folder of rasters (e.g. one scene, one file per band), a raster file, or
+            STAC items (an Item, ItemCollection or static catalog, as a JSON file or
+            URL), whose scenes are indexed as chips.
         output: The .gpkg file to write.
         labels: Vector file (GeoPackage, GeoJSON, Shapefile) of labelled points or
             polygons over the scene(s) in SOURCE. The index then lists chips:
@@ -430,7 +433,7 @@ def index(
         sidecar=sidecar,
         require_location=not location_optional,
     )
-    if labels is None:
+    if labels is None and not is_stac(source):
         written = index_source(source, output, reader)
     else:
         written = SceneDataset(

@@ -25,6 +25,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -56,6 +57,7 @@ from geossl.data.raster import (
     open_raster,
 )
 from geossl.data.reflectance import apply_reflectance_offset, declared_offset
+from geossl.data.stac import ItemScene, is_stac, stac_scenes
 from geossl.errors import (
     BandMismatchError,
     ChipSizeError,
@@ -96,6 +98,10 @@ class Scene:
             files, or an ``SCL`` band), if it has one.
         reflectance_offset: the offset the scene's data declares, or None (see
             :mod:`geossl.data.reflectance`).
+        time: the acquisition time its STAC item gives (which wins over the
+            metadata reader), or None.
+        cloud_cover: its STAC item's ``eo:cloud_cover`` in percent, or None.
+        footprint: its STAC item's geometry in WGS 84 (where it has data), or None.
     """
 
     name: str
@@ -108,6 +114,9 @@ class Scene:
     nodata: tuple[float | None, ...]
     mask: PixelMask | None = None
     reflectance_offset: float | None = None
+    time: datetime | None = None
+    cloud_cover: float | None = None
+    footprint: shapely.Geometry | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -134,13 +143,14 @@ class Scene:
 
 
 def find_scenes(paths: str | Path | Sequence[str | Path]) -> list[Scene]:
-    """Find the scenes of raster files or folders.
+    """Find the scenes of raster files, folders or STAC items.
 
     In a folder, files named ``<stem>_<band>.<ext>`` are grouped by stem into
-    per-band scenes; every other raster is a multiband scene of its own.
+    per-band scenes; every other raster is a multiband scene of its own. Each item
+    of a STAC source (see :mod:`geossl.data.stac`) is a per-band scene.
 
     Args:
-        paths: a raster file or a folder of rasters, or several.
+        paths: a raster file, a folder of rasters or a STAC source, or several.
 
     Returns:
         The scenes, sorted by name within each path.
@@ -153,10 +163,10 @@ def find_scenes(paths: str | Path | Sequence[str | Path]) -> list[Scene]:
         BandMismatchError: if a scene's files disagree on CRS or do not overlap.
     """
     if isinstance(paths, str | Path):
-        return _scenes_in(Path(paths))
+        return _scenes_in(paths)
     scenes: dict[str, Scene] = {}
     for path in paths:
-        for scene in _scenes_in(Path(path)):
+        for scene in _scenes_in(path):
             if scene.name in scenes:
                 raise DatasetLayoutError(
                     scene.files[0],
@@ -167,7 +177,10 @@ def find_scenes(paths: str | Path | Sequence[str | Path]) -> list[Scene]:
     return list(scenes.values())
 
 
-def _scenes_in(path: Path) -> list[Scene]:
+def _scenes_in(source: str | Path) -> list[Scene]:
+    if is_stac(source):
+        return [_item_scene(item) for item in stac_scenes(str(source))]
+    path = Path(source)
     if path.is_file():
         return [_multiband_scene(path)]
     if not path.is_dir():
@@ -200,6 +213,13 @@ def _scenes_in(path: Path) -> list[Scene]:
             path, f'holds no scene rasters ({", ".join(SCENE_SUFFIXES)})'
         )
     return sorted(scenes, key=lambda scene: scene.name)
+
+
+def _item_scene(item: ItemScene) -> Scene:
+    (scene,) = _scenes_in(item.folder)
+    return replace(
+        scene, time=item.time, cloud_cover=item.cloud_cover, footprint=item.footprint
+    )
 
 
 def _multiband_scene(file: Path) -> Scene:
@@ -385,6 +405,16 @@ def _grid_cells(raster: SceneRaster, size: int, stride: int) -> list[Bounds]:
     return [(x.start, y.start, x.stop, y.stop) for x, y in sampler]
 
 
+def _inside(cells: list[Bounds], scene: Scene) -> list[Bounds]:
+    """The cells inside a scene's footprint (where its STAC item has data)."""
+    footprint = gpd.GeoSeries([scene.footprint], crs=4326).to_crs(scene.crs).iloc[0]
+    # Half a pixel of slack for the rounding of the footprint's reprojection.
+    footprint = footprint.buffer(max(scene.res) / 2)
+    boxes = shapely.box(*np.asarray(cells).T) if cells else []
+    inside = shapely.covers(footprint, boxes)
+    return [cell for cell, keep in zip(cells, inside, strict=True) if keep]
+
+
 def _label_chips(
     position: int,
     grid: _ChipGrid,
@@ -559,6 +589,8 @@ class SceneDataset(GeoClassificationDataset):
         for position, raster in enumerate(self.rasters):
             grid = _ChipGrid(raster.scene, size)
             cells = _grid_cells(raster, size, stride)
+            if raster.scene.footprint is not None:
+                cells = _inside(cells, raster.scene)
             labelled = []
             if features is not None:
                 labelled = _label_chips(position, grid, cells, features)
@@ -626,7 +658,10 @@ class SceneDataset(GeoClassificationDataset):
         band_names: list[str],
         reader: MetadataReader,
     ) -> gpd.GeoDataFrame:
-        times = [reader.read(scene.files[0]).time for scene in self.scenes]
+        times = [
+            scene.time if scene.time is not None else reader.read(scene.files[0]).time
+            for scene in self.scenes
+        ]
         rows = []
         for chip in chips:
             scene = self.scenes[chip.scene]
@@ -654,6 +689,9 @@ class SceneDataset(GeoClassificationDataset):
                     'reflectance_offset': np.nan
                     if scene.reflectance_offset is None
                     else scene.reflectance_offset,
+                    'scene_cloud_cover': np.nan
+                    if scene.cloud_cover is None
+                    else scene.cloud_cover,
                     'geometry': footprint_wgs84(scene.crs, chip.bounds),
                 }
             )

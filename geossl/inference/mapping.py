@@ -725,7 +725,9 @@ def map_scenes(
     Args:
         checkpoint: A .ckpt from geossl fit.
         sources: Scenes: multiband rasters, folders of per-band files (e.g. the
-            18SVG scene), or folders of several scenes.
+            18SVG scene), folders of several scenes, or STAC items (an Item,
+            ItemCollection or static catalog; a JSON file or URL) whose band assets
+            are read where they lie, over HTTP for remote ones.
         output: The class map .tif; a folder when SOURCES hold several scenes.
         chip_size: Window size (default: the model's).
         stride: Window step (default: half a window).

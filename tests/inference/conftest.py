@@ -3,32 +3,10 @@
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
 import torch
-from rasterio.windows import from_bounds
 
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 from tests.conftest import random_chip, write_raster
-
-
-@pytest.fixture(scope='session')
-def scene_crop(shared_data, tmp_path_factory):
-    """The real 18SVG band files cut to 2.58 x 2.58 km around the bay shore."""
-    folder = tmp_path_factory.mktemp('crop')
-    # Aligned to the 10, 20 and 60 m grids, so every band covers it exactly.
-    bounds = (441000.0, 4163460.0, 443580.0, 4166040.0)
-    for source in sorted((shared_data / 'sentinel2-scene-18SVG-20160112').iterdir()):
-        with rasterio.open(source) as src:
-            window = from_bounds(*bounds, src.transform).round_offsets().round_lengths()
-            profile = src.profile | {
-                'width': window.width,
-                'height': window.height,
-                'transform': src.window_transform(window),
-            }
-            with rasterio.open(folder / source.name, 'w', **profile) as dst:
-                dst.write(src.read(window=window))
-    return folder
-
 
 S2_BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09']
 S2_BANDS += ['B10', 'B11', 'B12']

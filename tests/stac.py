@@ -1,0 +1,252 @@
+"""STAC items over real Sentinel-2 COGs, and an HTTP server that serves them.
+
+The items carry the 18SVG crop's bands as Cloud-Optimized GeoTIFFs, named the two
+ways catalogues name them: Earth Search by common name (``blue``, ``nir08``,
+``scl``, offsets in ``raster:bands``), Planetary Computer by band (``B02``, ``B8A``,
+``SCL``, the offset told by ``s2:processing_baseline``). The server answers HTTP
+range requests, as object stores do, counts the bytes it sends, and can answer a
+STAC API's item search.
+"""
+
+import functools
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pystac
+import rasterio
+import shapely
+
+from geossl.data.metadata import footprint_wgs84
+from geossl.data.stac import COMMON_NAMES
+
+#: The Earth Search key of each band.
+EARTH_SEARCH_KEYS = {band: key for key, band in COMMON_NAMES.items()}
+
+
+def write_cogs(source: Path, folder: Path, add: int = 0) -> dict[str, Path]:
+    """The band files of ``source`` as COGs of 64 px blocks, ``add`` DN added.
+
+    Returns:
+        Each band's file, by band name (B01 ... B12, B8A).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for path in sorted(source.glob('*_B*.tif')):
+        band = path.stem.rsplit('_', 1)[-1]
+        with rasterio.open(path) as src:
+            data = src.read()
+            profile = src.profile | {
+                'driver': 'COG',
+                'blocksize': 64,
+                'compress': 'deflate',
+                'nodata': 0,
+            }
+        data = np.where(data > 0, data + add, 0).astype(data.dtype)
+        files[band] = folder / f'{band}.tif'
+        with rasterio.open(files[band], 'w', **profile) as dst:
+            dst.write(data)
+    return files
+
+
+def write_scl(like: Path, path: Path, cloud: slice) -> Path:
+    """An SCL COG at 20 m: vegetation (4), and cloud (9) over rows ``cloud``."""
+    with rasterio.open(like) as src:
+        profile = src.profile
+        shape = (src.height // 2, src.width // 2)
+        transform = src.transform @ src.transform.scale(2, 2)
+    data = np.full((1, *shape), 4, dtype=np.uint8)
+    data[0, cloud] = 9
+    profile |= {'dtype': 'uint8', 'height': shape[0], 'width': shape[1]}
+    with rasterio.open(path, 'w', **profile | {'transform': transform}) as dst:
+        dst.write(data)
+    return path
+
+
+def s2_item(
+    item_id: str,
+    files: dict[str, Path | str],
+    style: str,
+    when: datetime = datetime(2016, 1, 12, 16, 6, 52, tzinfo=UTC),
+    baseline: str = '02.01',
+    cloud_cover: float = 3.5,
+) -> pystac.Item:
+    """A Sentinel-2 item over ``files``, named the ``earth-search`` or ``pc`` way."""
+    with rasterio.open(next(iter(files.values()))) as src:
+        crs, bounds = src.crs.to_string(), tuple(src.bounds)
+    geometry = shapely.geometry.mapping(footprint_wgs84(crs, bounds))
+    item = pystac.Item(
+        item_id,
+        geometry,
+        list(shapely.geometry.shape(geometry).bounds),
+        when,
+        {'eo:cloud_cover': cloud_cover, 's2:processing_baseline': baseline},
+    )
+    media = pystac.MediaType.COG
+    for band, href in files.items():
+        if style == 'earth-search':
+            raster = {'nodata': 0, 'data_type': 'uint16'}
+            if band != 'SCL':
+                offset = -0.1 if float(baseline) >= 4 else 0.0
+                raster |= {'scale': 0.0001, 'offset': offset}
+            key = EARTH_SEARCH_KEYS[band]
+            fields = {'raster:bands': [raster]}
+        else:
+            key = band
+            fields = {}
+        if band != 'SCL':
+            fields['eo:bands'] = [{'name': key}]
+        item.add_asset(
+            key,
+            pystac.Asset(
+                str(href), media_type=media, roles=['data'], extra_fields=fields
+            ),
+        )
+    thumbnail = pystac.Asset('preview.png', media_type=pystac.MediaType.PNG)
+    item.add_asset('thumbnail', thumbnail)
+    return item
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with byte ranges; a STAC API's item search if given items."""
+
+    def __init__(self, *args, server_state, **kwargs):
+        self.state = server_state
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, *args):
+        pass
+
+    def _json(self, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        if self.path.split('?')[0] != '/search':
+            self.send_error(404)
+            return
+        length = int(self.headers.get('Content-Length', 0))
+        self._json(self.state.search(json.loads(self.rfile.read(length) or b'{}')))
+
+    def do_GET(self):
+        if self.state.items is not None and self.path.split('?')[0] in ('/', ''):
+            self._json(self.state.landing(f'http://{self.headers["Host"]}'))
+            return
+        super().do_GET()
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path.split('?')[0]))
+        if not path.is_file():
+            self.send_error(404)
+            return None
+        size = path.stat().st_size
+        handle = path.open('rb')
+        match = re.match(r'bytes=(\d+)-(\d*)$', self.headers.get('Range', ''))
+        if match:
+            start = int(match[1])
+            end = min(int(match[2]) if match[2] else size - 1, size - 1)
+            self.send_response(206)
+            self.send_header('Content-Range', f'bytes {start}-{end}/{size}')
+            handle.seek(start)
+        else:
+            start, end = 0, size - 1
+            self.send_response(200)
+        self.send_header('Content-Length', str(end - start + 1))
+        self.send_header('Accept-Ranges', 'bytes')
+        self.end_headers()
+        self.remaining = end - start + 1
+        return handle
+
+    def copyfile(self, source, outputfile):
+        data = source.read(self.remaining)
+        self.state.sent[self.path] = self.state.sent.get(self.path, 0) + len(data)
+        outputfile.write(data)
+
+
+class ServerState:
+    """What the server serves and has sent.
+
+    Attributes:
+        sent: bytes sent per request path.
+        items: the items a STAC API search finds, or None for no API.
+    """
+
+    def __init__(self, items: list[pystac.Item] | None) -> None:
+        self.sent: dict[str, int] = {}
+        self.items = items
+
+    def landing(self, root: str) -> dict:
+        return {
+            'type': 'Catalog',
+            'id': 'test-api',
+            'description': 'A STAC API on 127.0.0.1',
+            'stac_version': '1.0.0',
+            'conformsTo': [
+                'https://api.stacspec.org/v1.0.0/core',
+                'https://api.stacspec.org/v1.0.0/item-search',
+                'https://api.stacspec.org/v1.0.0/item-search#query',
+            ],
+            'links': [
+                {'rel': 'self', 'href': root, 'type': 'application/json'},
+                {'rel': 'root', 'href': root, 'type': 'application/json'},
+                {
+                    'rel': 'search',
+                    'href': f'{root}/search',
+                    'type': 'application/geo+json',
+                    'method': 'POST',
+                },
+            ],
+        }
+
+    def search(self, request: dict) -> dict:
+        """The items in the request's bbox, collections and cloud limit."""
+        found = []
+        limit = request.get('query', {}).get('eo:cloud_cover', {}).get('lte')
+        box = shapely.box(*request['bbox']) if 'bbox' in request else None
+        for item in self.items or []:
+            if box is not None and not box.intersects(
+                shapely.geometry.shape(item.geometry)
+            ):
+                continue
+            if limit is not None and item.properties['eo:cloud_cover'] > limit:
+                continue
+            if item.collection_id not in request.get(
+                'collections', [item.collection_id]
+            ):
+                continue
+            found.append(item.to_dict())
+        return {'type': 'FeatureCollection', 'features': found, 'links': []}
+
+    def bytes_sent(self, suffix: str = '') -> int:
+        return sum(n for path, n in self.sent.items() if path.endswith(suffix))
+
+
+@contextmanager
+def http_server(
+    root: Path, items: list[pystac.Item] | None = None
+) -> Iterator[tuple[str, ServerState]]:
+    """Serve ``root`` (and a STAC API over ``items``) on 127.0.0.1.
+
+    Yields:
+        The server's URL and its state.
+    """
+    state = ServerState(items)
+    handler = functools.partial(_RangeHandler, directory=str(root), server_state=state)
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}', state
+    finally:
+        server.shutdown()
+        server.server_close()
