@@ -137,6 +137,8 @@ def stac(
     with atomic_output(path) as partial:
         partial.write_text(json.dumps(found.to_dict(transform_hrefs=False)))
     dates = sorted(item.datetime.date().isoformat() for item in items if item.datetime)
-    span = f', {dates[0]} to {dates[-1]}' if dates else ''
+    span = ''
+    if dates:
+        span = f', {dates[0]}' + (f' to {dates[-1]}' if dates[-1] != dates[0] else '')
     print(f'Found {len(items)} {collection} items{span} -> {path}')
     return found

@@ -1,6 +1,6 @@
 """STAC items over real Sentinel-2 COGs, and an HTTP server that serves them.
 
-The items carry the 18SVG crop's bands as Cloud-Optimized GeoTIFFs, named the two
+The items carry the 18SVG crop's bands as tiled GeoTIFFs, named the two
 ways catalogues name them: Earth Search by common name (``blue``, ``nir08``,
 ``scl``, offsets in ``raster:bands``), Planetary Computer by band (``B02``, ``B8A``,
 ``SCL``, the offset told by ``s2:processing_baseline``). The server answers HTTP
@@ -30,8 +30,11 @@ from geossl.data.stac import COMMON_NAMES
 EARTH_SEARCH_KEYS = {band: key for key, band in COMMON_NAMES.items()}
 
 
-def write_cogs(source: Path, folder: Path, add: int = 0) -> dict[str, Path]:
-    """The band files of ``source`` as COGs of 64 px blocks, ``add`` DN added.
+def write_tiled_bands(source: Path, folder: Path, add: int = 0) -> dict[str, Path]:
+    """The band files of ``source`` as tiled GeoTIFFs of 64 px blocks, DN + ``add``.
+
+    Blocks this small let a window read fetch a small part of a 258 px crop, as
+    512 px blocks do of a 10,980 px tile.
 
     Returns:
         Each band's file, by band name (B01 ... B12, B8A).
@@ -43,8 +46,10 @@ def write_cogs(source: Path, folder: Path, add: int = 0) -> dict[str, Path]:
         with rasterio.open(path) as src:
             data = src.read()
             profile = src.profile | {
-                'driver': 'COG',
-                'blocksize': 64,
+                'driver': 'GTiff',
+                'tiled': True,
+                'blockxsize': 64,
+                'blockysize': 64,
                 'compress': 'deflate',
                 'nodata': 0,
             }
@@ -76,9 +81,14 @@ def s2_item(
     when: datetime = datetime(2016, 1, 12, 16, 6, 52, tzinfo=UTC),
     baseline: str = '02.01',
     cloud_cover: float = 3.5,
+    like: Path | None = None,
 ) -> pystac.Item:
-    """A Sentinel-2 item over ``files``, named the ``earth-search`` or ``pc`` way."""
-    with rasterio.open(next(iter(files.values()))) as src:
+    """A Sentinel-2 item over ``files``, named the ``earth-search`` or ``pc`` way.
+
+    Its geometry is the extent of ``like`` (a local band file), else of the first
+    file.
+    """
+    with rasterio.open(like or next(iter(files.values()))) as src:
         crs, bounds = src.crs.to_string(), tuple(src.bounds)
     geometry = shapely.geometry.mapping(footprint_wgs84(crs, bounds))
     item = pystac.Item(
@@ -170,6 +180,7 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
     def copyfile(self, source, outputfile):
         data = source.read(self.remaining)
         self.state.sent[self.path] = self.state.sent.get(self.path, 0) + len(data)
+        self.state.requests += 1
         outputfile.write(data)
 
 
@@ -177,12 +188,14 @@ class ServerState:
     """What the server serves and has sent.
 
     Attributes:
-        sent: bytes sent per request path.
+        sent: bytes of files sent per request path.
+        requests: requests for files answered.
         items: the items a STAC API search finds, or None for no API.
     """
 
     def __init__(self, items: list[pystac.Item] | None) -> None:
         self.sent: dict[str, int] = {}
+        self.requests = 0
         self.items = items
 
     def landing(self, root: str) -> dict:

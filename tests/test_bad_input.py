@@ -24,6 +24,7 @@ from geossl.qgis_plugin.runner import GeosslRunError, run_geossl
 from geossl.tasks.pretrain import SimSiam
 from tests.conftest import random_chip, write_raster
 from tests.inference.conftest import save_checkpoint
+from tests.stac import s2_item
 
 BANDS = ['B02', 'B03', 'B04', 'B08']
 
@@ -502,9 +503,14 @@ def _scl(path: Path, **options) -> Path:
 
 def _map_case(tmp: Path, options: list[str], message: str) -> Case:
     """``geossl map`` of a good model and scene with ``options``, refused."""
+    return _map_case_of(tmp, _scene(tmp), options, message)
+
+
+def _map_case_of(tmp: Path, scene: Path, options: list[str], message: str) -> Case:
+    """``geossl map`` of a good model over ``scene`` with ``options``, refused."""
     out = tmp / 'map.tif'
     checkpoint = _checkpoint(tmp / 'model.ckpt')
-    arguments = ['map', str(checkpoint), str(_scene(tmp)), '-o', str(out), *options]
+    arguments = ['map', str(checkpoint), str(scene), '-o', str(out), *options]
     return Case(arguments, message, [out])
 
 
@@ -763,6 +769,54 @@ def embed_existing_picture(tmp: Path) -> Case:
     )
 
 
+# -- STAC ------------------------------------------------------------------------
+
+
+def _stac_item(tmp: Path, bands: list[str], missing: str | None = None) -> Path:
+    """An item JSON over small band files (``missing``'s file not written)."""
+    files = {}
+    for band in bands:
+        files[band] = tmp / 'cogs' / f'{band}.tif'
+        if band != missing:
+            write_raster(files[band], random_chip(bands=1, size=48) + 1)
+    item = s2_item('S2A_T18SVG_20160112', files, 'pc', like=files[bands[0]])
+    path = tmp / 'item.json'
+    path.write_text(json.dumps(item.to_dict()))
+    return path
+
+
+def map_stac_item_without_the_model_bands(tmp: Path) -> Case:
+    item = _stac_item(tmp, ['B02', 'B03', 'B04'])
+    return _map_case_of(
+        tmp, item, [], 'scene S2A_T18SVG_20160112 has bands B02, B03, B04 but the'
+    )
+
+
+def map_stac_asset_that_is_missing(tmp: Path) -> Case:
+    item = _stac_item(tmp, BANDS, missing='B08')
+    return _map_case_of(tmp, item, [], 'STAC item S2A_T18SVG_20160112 asset B08 (')
+
+
+def index_json_that_is_not_stac(tmp: Path) -> Case:
+    source = _garbage(tmp / 'items.json', b'{"type": "Topology", "objects": {}}')
+    out = tmp / 'index.gpkg'
+    return Case(
+        ['index', str(source), '-o', str(out)],
+        "items.json: is JSON of type 'Topology', not a STAC Item",
+        [out],
+    )
+
+
+def stac_search_bbox_off_the_earth(tmp: Path) -> Case:
+    out = tmp / 'items.json'
+    search = ['stac', 'search', '--url', 'http://127.0.0.1:9']
+    return Case(
+        [*search, '--bbox', '[200, 0, 1, 1]', '-o', str(out)],
+        'bbox: is [200.0, 0.0, 1.0, 1.0]; give west, south, east, north in degrees',
+        [out],
+    )
+
+
 # -- the QGIS provider -------------------------------------------------------------
 
 
@@ -853,6 +907,10 @@ CASES: list[Callable[[Path], Case]] = [
     evaluate_representation_empty_split,
     embed_output_not_a_table,
     embed_existing_picture,
+    map_stac_item_without_the_model_bands,
+    map_stac_asset_that_is_missing,
+    index_json_that_is_not_stac,
+    stac_search_bbox_off_the_earth,
     qgis_classify_raster_missing_checkpoint,
     qgis_build_index_not_a_raster,
     qgis_train_bad_option,

@@ -8,7 +8,7 @@ import pytest
 from geossl.data.scene import SceneDataset, find_scenes
 from geossl.data.stac import band_of, is_stac, read_items
 from geossl.errors import GeosslInputError
-from tests.stac import s2_item, write_cogs, write_scl
+from tests.stac import s2_item, write_scl, write_tiled_bands
 
 BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09']
 BANDS += ['B10', 'B11', 'B12']
@@ -22,8 +22,8 @@ def catalog(scene_crop, tmp_path_factory):
     one the Earth Search way, its files 1000 DN higher, its offset in raster:bands.
     """
     root = tmp_path_factory.mktemp('stac')
-    old = write_cogs(scene_crop, root / 'data' / 'old')
-    new = write_cogs(scene_crop, root / 'data' / 'new', add=1000)
+    old = write_tiled_bands(scene_crop, root / 'data' / 'old')
+    new = write_tiled_bands(scene_crop, root / 'data' / 'new', add=1000)
     new['SCL'] = write_scl(new['B02'], root / 'data' / 'new' / 'SCL.tif', slice(0, 8))
     catalogue = pystac.Catalog('s2', 'Two scenes of 18SVG')
     catalogue.add_item(s2_item('S2A_MSIL2A_20160112_T18SVG', old, 'pc'))
