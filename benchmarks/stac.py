@@ -134,14 +134,14 @@ def main() -> None:
     for row in rows:
         row['map equals the local one'] = same if 'hexagon' in row['region'] else ''
     formats = {
-        'source': '{}',
-        'region': '{}',
-        'MB fetched': '{:.1f}',
-        'share of the files': '{:.1%}',
-        'requests': '{}',
-        'seconds': '{:.0f}',
-        'peak RSS GiB': '{:.2f}',
-        'map equals the local one': '{}',
+        'source': '',
+        'region': '',
+        'MB fetched': '.1f',
+        'share of the files': '.1%',
+        'requests': '',
+        'seconds': '.0f',
+        'peak RSS GiB': '.2f',
+        'map equals the local one': '',
     }
     print(f'COGs served: {total / 1e6:.0f} MB (13 bands, 10,980 px at 10 m)')
     print(markdown(rows, formats))

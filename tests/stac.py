@@ -13,6 +13,7 @@ import http.server
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -155,6 +156,9 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
     def send_head(self):
+        if self.path.startswith('/slow/'):
+            # A server that does not answer in time.
+            time.sleep(self.state.delay)
         path = Path(self.translate_path(self.path.split('?')[0]))
         if not path.is_file():
             self.send_error(404)
@@ -191,12 +195,14 @@ class ServerState:
         sent: bytes of files sent per request path.
         requests: requests for files answered.
         items: the items a STAC API search finds, or None for no API.
+        delay: seconds before answering a path under ``/slow/``.
     """
 
     def __init__(self, items: list[pystac.Item] | None) -> None:
         self.sent: dict[str, int] = {}
         self.requests = 0
         self.items = items
+        self.delay = 3.0
 
     def landing(self, root: str) -> dict:
         return {

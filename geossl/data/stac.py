@@ -60,7 +60,7 @@ COMMON_NAMES: Mapping[str, str] = {
     'scl': 'SCL',
 }
 
-#: GDAL's settings for reading over HTTP, where the user has not set them: no
+#: GDAL's settings for reading over HTTP, each one where the user has not set it. No
 #: directory listing on open, only raster files fetched, retries on a busy server,
 #: consecutive block ranges merged into one request, and a block cache.
 HTTP_SETTINGS: Mapping[str, str] = {

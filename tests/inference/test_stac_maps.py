@@ -74,7 +74,7 @@ def test_search_index_and_map_over_http_fetch_a_fraction_and_match_local(
 
 
 def test_a_search_that_finds_nothing_or_an_asset_that_is_gone_is_one_line(
-    served, s2_checkpoint, tmp_path, capsys
+    served, s2_checkpoint, tmp_path, capsys, monkeypatch
 ):
     root, files = served
     with http_server(root, []) as (url, state):
@@ -98,4 +98,14 @@ def test_a_search_that_finds_nothing_or_an_asset_that_is_gone_is_one_line(
             f'STAC item {ITEM} asset red ({url}/cogs/gone.tif): cannot be read' in line
         )
         assert 'HTTP response code: 404' in line
+        assert not output.exists()
+        # A server that does not answer within GDAL's timeout.
+        monkeypatch.setenv('GDAL_HTTP_TIMEOUT', '1')
+        monkeypatch.setenv('GDAL_HTTP_MAX_RETRY', '0')
+        item.assets['red'].href = f'{url}/slow/B04.tif'
+        items.write_text(json.dumps(item.to_dict()))
+        assert main(['map', str(s2_checkpoint), str(items), '-o', str(output)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert f'asset red ({url}/slow/B04.tif): cannot be read as a raster' in line
+        assert 'timed out' in line.lower()
         assert not output.exists()
