@@ -141,11 +141,12 @@ def test_overview_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     assert out.startswith(
         'usage: geossl {fit,validate,test,predict,pretrain,index,map,export,'
-        'evaluate-representation,embed,qgis} ...\n'
+        'evaluate-representation,embed,qgis,stac} ...\n'
     )
     for command in (
         *('fit', 'validate', 'test', 'predict', 'pretrain'),
         *('index', 'map', 'export', 'evaluate-representation', 'embed', 'qgis'),
+        'stac',
     ):
         assert f'\n  {command}' in out
     assert main([]) == 2
