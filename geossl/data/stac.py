@@ -214,7 +214,8 @@ def band_of(key: str, asset: pystac.Asset) -> str | None:
     """
     media = (asset.media_type or '').lower()
     path = urlparse(asset.href).path.lower()
-    if 'tiff' not in media and not (not media and path.endswith(('.tif', '.tiff'))):
+    tiff = 'tiff' in media if media else path.endswith(('.tif', '.tiff'))
+    if not tiff:
         return None
     for name in _names(key, asset):
         if match := _BAND.match(name):
@@ -338,6 +339,8 @@ def _write_item(
             partial.rename(folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    if not folder.is_dir():
+        raise GeosslInputError(folder.parent, 'cannot be written (the STAC cache)')
 
 
 def stac_scenes(source: str) -> Iterator[ItemScene]:
