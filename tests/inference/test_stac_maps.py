@@ -54,6 +54,14 @@ def test_search_index_and_map_over_http_fetch_a_fraction_and_match_local(
         index = tmp_path / 'index.gpkg'
         assert main(['index', str(items), '-o', str(index)]) == 0
         assert 'Indexed 16 samples (scene layout' in capsys.readouterr().out
+        # The same item by URL, its assets given relative to it.
+        relative = json.loads(items.read_text())
+        for asset in relative['features'][0]['assets'].values():
+            asset['href'] = asset['href'].removeprefix(f'{url}/')
+        (root / 'relative.json').write_text(json.dumps(relative))
+        by_url = tmp_path / 'by-url.gpkg'
+        assert main(['index', f'{url}/relative.json', '-o', str(by_url)]) == 0
+        assert 'Indexed 16 samples (scene layout' in capsys.readouterr().out
         state.sent.clear()
         remote = tmp_path / 'remote.tif'
         args = ['map', str(s2_checkpoint), str(items), '-o', str(remote)]
