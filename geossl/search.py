@@ -32,10 +32,12 @@ def _sign_modifier(sign: bool) -> object:
 
 def _check(bbox: list[float] | None, max_cloud: float | None, max_items: int) -> None:
     if bbox is not None:
-        west, south, east, north = (bbox + [0.0] * 4)[:4]
-        if len(bbox) != 4 or not (
-            -180 <= west <= 180 and -180 <= east <= 180 and -90 <= south < north <= 90
-        ):
+        on_earth = len(bbox) == 4 and (
+            -180 <= bbox[0] <= 180
+            and -180 <= bbox[2] <= 180
+            and -90 <= bbox[1] < bbox[3] <= 90
+        )
+        if not on_earth:
             raise GeosslInputError(
                 'bbox',
                 f'is {bbox}; give west, south, east, north in degrees, e.g. '
