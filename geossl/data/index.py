@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -30,6 +29,7 @@ import pyogrio
 from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, check_output
+from geossl.cache import cache_dir
 from geossl.data.metadata import (
     IMAGE_SUFFIXES,
     SENTINEL2_FILENAME_REGEX,
@@ -298,10 +298,9 @@ def default_index_path(source: str, reader: MetadataReader) -> Path:
     Returns:
         A ``.gpkg`` path in the cache folder.
     """
-    cache = Path(os.environ.get('GEOSSL_CACHE_DIR', Path.home() / '.cache' / 'geossl'))
     key = f'{source}\n{reader_settings(reader)}'
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache / 'index' / f'{digest}.gpkg'
+    return cache_dir('index') / f'{digest}.gpkg'
 
 
 def index_source(

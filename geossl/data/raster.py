@@ -20,7 +20,6 @@ from rasterio.windows import Window
 from torchgeo.datasets.utils import sort_sentinel2_bands
 
 from geossl.data.metadata import IMAGE_SUFFIXES
-from geossl.data.reflectance import apply_reflectance_offset
 from geossl.errors import (
     BandMismatchError,
     ChipSizeError,
@@ -170,7 +169,7 @@ def read_sample(
         size: crop a centred ``size x size`` chip; None keeps the whole raster.
         nodata: what to do with nodata or NaN pixels.
         reflectance_offset: added to the valid pixels (see
-            :func:`~geossl.data.reflectance.apply_reflectance_offset`).
+            :func:`apply_reflectance_offset`).
 
     Returns:
         The pixels, float32, not normalised.
@@ -231,6 +230,29 @@ def apply_nodata_policy(
                 "use nodata='zero' to fill them",
             )
         image[invalid] = 0.0
+    return image
+
+
+def apply_reflectance_offset(
+    image: np.ndarray, invalid: np.ndarray, offset: float
+) -> np.ndarray:
+    """Add an offset to the valid pixels of an image, in place.
+
+    Pixels that are nodata, or 0 (Sentinel-2's own no-data value), are left as they
+    are, and no valid pixel drops below 1, so that none comes to read as no data
+    (see :mod:`geossl.data.reflectance` for where offsets come from).
+
+    Args:
+        image: float ``C x H x W`` digital numbers.
+        invalid: the nodata pixels, same shape.
+        offset: the offset in digital numbers.
+
+    Returns:
+        The image.
+    """
+    if offset:
+        valid = ~invalid & (image != 0)
+        image[valid] = np.maximum(image[valid] + offset, 1.0)
     return image
 
 

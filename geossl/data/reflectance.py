@@ -22,16 +22,12 @@ A sample whose data declares none takes the offset the user gives
 
 import math
 import re
-import warnings
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import rasterio
-import rasterio.errors
-
+from geossl.data.raster import open_raster
 from geossl.errors import GeosslInputError, reading
 
 #: Metadata items holding the offset, in L2A and L1C product metadata.
@@ -65,23 +61,34 @@ def _number(text: str | None, item: str, source: Path) -> float:
     return value
 
 
+def offset_in_dn(offset: float, scale: float | None) -> float:
+    """An offset given for ``value = DN * scale + offset``, in digital numbers.
+
+    Args:
+        offset: the offset, in the scaled values' units.
+        scale: the scale; None or 0 for 1.
+
+    Returns:
+        ``offset / scale``.
+    """
+    return offset / (scale or 1.0)
+
+
 def _tagged_offsets(path: Path, bands: Sequence[int]) -> list[float | None]:
     """The offset a raster's metadata items or GDAL offsets declare for each band."""
-    with reading(path, 'a raster'), warnings.catch_warnings():
-        warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
-            # A band's own items win over its file's.
-            found = [
-                (src.tags() | src.tags(b), src.offsets[b - 1], src.scales[b - 1])
-                for b in bands
-            ]
+    with open_raster(path) as src:
+        # A band's own items win over its file's.
+        found = [
+            (src.tags() | src.tags(b), src.offsets[b - 1], src.scales[b - 1])
+            for b in bands
+        ]
     offsets = []
     for tags, offset, scale in found:
         item = next((item for item in OFFSET_ITEMS if item in tags), None)
         if item is not None:
             offsets.append(_number(tags[item], item, path))
         elif offset:
-            offsets.append(offset / (scale or 1.0))
+            offsets.append(offset_in_dn(offset, scale))
         else:
             offsets.append(None)
     return offsets
@@ -174,25 +181,3 @@ def declared_offset(
         return 0.0
     named = {name: listed[name] for name in band_names if name in listed}
     return _one_offset(named or listed, metadata)
-
-
-def apply_reflectance_offset(
-    image: np.ndarray, invalid: np.ndarray, offset: float
-) -> np.ndarray:
-    """Add an offset to the valid pixels of an image, in place.
-
-    Pixels that are nodata, or 0 (Sentinel-2's own no-data value), are left as they
-    are, and no valid pixel drops below 1, so that none comes to read as no data.
-
-    Args:
-        image: float ``C x H x W`` digital numbers.
-        invalid: the nodata pixels, same shape.
-        offset: the offset in digital numbers.
-
-    Returns:
-        The image.
-    """
-    if offset:
-        valid = ~invalid & (image != 0)
-        image[valid] = np.maximum(image[valid] + offset, 1.0)
-    return image

@@ -51,12 +51,13 @@ from geossl.data.metadata import (
 from geossl.data.raster import (
     NodataPolicy,
     apply_nodata_policy,
+    apply_reflectance_offset,
     describe,
     invalid_pixels,
     numbered_bands,
     open_raster,
 )
-from geossl.data.reflectance import apply_reflectance_offset, declared_offset
+from geossl.data.reflectance import declared_offset
 from geossl.data.stac import ItemScene, is_stac, stac_scenes
 from geossl.errors import (
     BandMismatchError,

@@ -40,6 +40,8 @@ import rasterio
 import rasterio.shutil
 import shapely
 
+from geossl.cache import cache_dir
+from geossl.data.reflectance import OFFSET_ITEMS, offset_in_dn
 from geossl.errors import GeosslInputError, reading
 
 #: Sentinel-2 band names by the asset keys and common names of STAC catalogues.
@@ -255,8 +257,10 @@ def asset_offset(item: pystac.Item, asset: pystac.Asset) -> float | None:
     bands = asset.extra_fields.get('raster:bands') or asset.extra_fields.get('bands')
     if isinstance(bands, list) and bands and isinstance(bands[0], dict):
         offset, scale = bands[0].get('offset'), bands[0].get('scale')
+        if not isinstance(scale, int | float):
+            scale = None
         if isinstance(offset, int | float):
-            return offset / (scale if isinstance(scale, int | float) and scale else 1)
+            return offset_in_dn(offset, scale)
     return _baseline_offset(item)
 
 
@@ -270,14 +274,9 @@ def _write_vrt(source: str, path: Path, offset: float | None, asset: str) -> Non
     metadata = tree.getroot().find('Metadata')
     if metadata is None:
         metadata = ElementTree.SubElement(tree.getroot(), 'Metadata')
-    item = ElementTree.SubElement(metadata, 'MDI', key='BOA_ADD_OFFSET')
+    item = ElementTree.SubElement(metadata, 'MDI', key=OFFSET_ITEMS[0])
     item.text = f'{offset:g}'
     tree.write(path)
-
-
-def _cache() -> Path:
-    home = Path.home() / '.cache' / 'geossl'
-    return Path(os.environ.get('GEOSSL_CACHE_DIR', home)) / 'stac'
 
 
 def _stem(item: pystac.Item) -> str:
@@ -311,7 +310,7 @@ def item_scene(item: pystac.Item) -> ItemScene:
     digest = hashlib.sha256(
         json.dumps(item.to_dict(include_self_link=False), sort_keys=True).encode()
     ).hexdigest()[:16]
-    folder = _cache() / f'{_stem(item)}-{digest}'
+    folder = cache_dir('stac') / f'{_stem(item)}-{digest}'
     if not folder.is_dir():
         _write_item(item, bands, folder)
     time = item.datetime or item.common_metadata.start_datetime

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from geossl.data.raster import band_files, describe, read_sample
+from geossl.data.raster import (
+    apply_reflectance_offset,
+    band_files,
+    describe,
+    read_sample,
+)
 from geossl.errors import BandMismatchError, ChipSizeError, NodataError, RasterReadError
 from tests.conftest import random_chip, write_raster
 
@@ -97,3 +102,10 @@ def test_band_descriptions_become_names(tmp_path):
         describe(write_raster(tmp_path / 'b.tif', random_chip(bands=2))).band_names
         is None
     )
+
+
+def test_the_offset_moves_valid_pixels_only_and_keeps_them_above_no_data():
+    image = np.array([[[0.0, 500.0, 1000.0, 1500.0, 65535.0]]], dtype=np.float32)
+    invalid = np.array([[[False, False, False, False, True]]])
+    apply_reflectance_offset(image, invalid, -1000)
+    np.testing.assert_array_equal(image, [[[0.0, 1.0, 1.0, 500.0, 65535.0]]])

@@ -6,11 +6,7 @@ import rasterio
 
 from geossl.data.datasets import ImageFolderDataset
 from geossl.data.index import index_source, read_index, write_index
-from geossl.data.reflectance import (
-    PRODUCT_BANDS,
-    apply_reflectance_offset,
-    declared_offset,
-)
+from geossl.data.reflectance import PRODUCT_BANDS, declared_offset
 from geossl.data.scene import SceneDataset, find_scenes
 from geossl.errors import GeosslInputError
 from tests.conftest import random_chip, write_raster
@@ -105,13 +101,6 @@ def test_offsets_that_do_not_parse_or_disagree_are_refused(tmp_path):
         dst.update_tags(1, BOA_ADD_OFFSET='-1000')
     with pytest.raises(GeosslInputError, match='B02 -1000, B03 none'):
         declared_offset([mixed], NAMES)
-
-
-def test_the_offset_moves_valid_pixels_only_and_keeps_them_above_no_data():
-    image = np.array([[[0.0, 500.0, 1000.0, 1500.0, 65535.0]]], dtype=np.float32)
-    invalid = np.array([[[False, False, False, False, True]]])
-    apply_reflectance_offset(image, invalid, -1000)
-    np.testing.assert_array_equal(image, [[[0.0, 1.0, 1.0, 500.0, 65535.0]]])
 
 
 def _tiles(root, tagged, untagged=()):

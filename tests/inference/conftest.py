@@ -82,7 +82,7 @@ def scene_and_model(tmp_path):
     return path, small_checkpoint(tmp_path / 'model.ckpt', num_classes=3)
 
 
-def small_checkpoint(path, num_classes):
+def small_checkpoint(path, num_classes, **options):
     """An untrained ResNet-10 for 3 bands (r, g, n) and chips of 16 px."""
     return save_checkpoint(
         path,
@@ -91,6 +91,7 @@ def small_checkpoint(path, num_classes):
         band_names=['r', 'g', 'n'],
         chip_size=16,
         model='resnet10t',
+        **options,
     )
 
 
