@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import BigEarthNet
 from tqdm.auto import tqdm
 
+from geossl.data.bands import numbered_bands, resolve_bands
 from geossl.data.index import (
     BOUNDS_COLUMNS,
     LABEL_SEPARATOR,
@@ -36,7 +37,7 @@ from geossl.data.index import (
     index_source,
 )
 from geossl.data.metadata import MetadataParts, MetadataReader, TileMetadata
-from geossl.data.raster import NodataPolicy, numbered_bands, read_sample
+from geossl.data.raster import NodataPolicy, read_sample
 from geossl.data.reflectance import BASELINE_04_START
 from geossl.errors import (
     BandMismatchError,
@@ -262,41 +263,6 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
                 [0.0] * 4 if meta.crs is None else bounds, dtype=torch.float64
             ),
         }
-
-
-def resolve_bands(
-    requested: Sequence[str | int] | None, names: Sequence[str], source: str
-) -> list[int]:
-    """Positions of the requested bands among a source's band names.
-
-    Args:
-        requested: band names or 0-based positions; None for all bands.
-        names: the source's band names, in order.
-        source: the source named in errors.
-
-    Returns:
-        0-based band positions, in the requested order.
-
-    Raises:
-        BandMismatchError: for a position out of range or an unknown name.
-    """
-    if requested is None:
-        return list(range(len(names)))
-    positions = []
-    for band in requested:
-        if isinstance(band, int):
-            if not 0 <= band < len(names):
-                raise BandMismatchError(
-                    'bands', f'band index {band} is outside 0..{len(names) - 1}'
-                )
-            positions.append(band)
-        elif band in names:
-            positions.append(names.index(band))
-        else:
-            raise BandMismatchError(
-                'bands', f'{source} has no band {band!r}; it has {", ".join(names)}'
-            )
-    return positions
 
 
 #: How the index columns that all samples must share read in an error.

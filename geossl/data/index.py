@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, check_output
 from geossl.cache import cache_dir
+from geossl.data.bands import numbered_bands
 from geossl.data.metadata import (
     IMAGE_SUFFIXES,
     SENTINEL2_FILENAME_REGEX,
@@ -37,7 +38,7 @@ from geossl.data.metadata import (
     bigearthnet_metadata_file,
     read_bigearthnet_json,
 )
-from geossl.data.raster import band_files, describe, numbered_bands
+from geossl.data.raster import band_files, describe
 from geossl.data.reflectance import declared_offset
 from geossl.data.stac import is_stac
 from geossl.errors import DatasetLayoutError, GeosslInputError, reading

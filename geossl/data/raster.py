@@ -64,30 +64,6 @@ class RasterShape:
     band_names: tuple[str, ...] | None
 
 
-def numbered_bands(count: int) -> list[str]:
-    """The names of bands that have none: their numbers, ``1``, ``2``, ...
-
-    Args:
-        count: how many bands.
-
-    Returns:
-        The names.
-    """
-    return [str(number) for number in range(1, count + 1)]
-
-
-def are_numbered(band_names: Sequence[str]) -> bool:
-    """Whether band names are only the bands' numbers (see :func:`numbered_bands`).
-
-    Args:
-        band_names: the names, in order.
-
-    Returns:
-        True for ``1, 2, ..., N``.
-    """
-    return list(band_names) == numbered_bands(len(band_names))
-
-
 def describe(path: Path) -> RasterShape:
     """Describe one sample without reading its pixels.
 

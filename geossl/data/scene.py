@@ -38,7 +38,8 @@ from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.utils import sort_sentinel2_bands
 from torchgeo.samplers import GriddedPatchSampler
 
-from geossl.data.datasets import GeoClassificationDataset, resolve_bands
+from geossl.data.bands import numbered_bands, resolve_bands
+from geossl.data.datasets import GeoClassificationDataset
 from geossl.data.index import BOUNDS_COLUMNS, class_names, reader_settings
 from geossl.data.labels import read_labels
 from geossl.data.masks import MASK_BAND, MASK_FILE_REGEX, PixelMask
@@ -54,7 +55,6 @@ from geossl.data.raster import (
     apply_reflectance_offset,
     describe,
     invalid_pixels,
-    numbered_bands,
     open_raster,
 )
 from geossl.data.reflectance import declared_offset

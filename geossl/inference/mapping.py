@@ -38,8 +38,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, check_output, partial_path
+from geossl.data.bands import are_numbered
 from geossl.data.masks import PixelMask
-from geossl.data.raster import are_numbered
 from geossl.data.scene import Scene, SceneRaster, find_scenes
 from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.inference.checkpoint import load_task

@@ -31,7 +31,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
-from geossl.data.raster import are_numbered
+from geossl.data.bands import are_numbered
 from geossl.errors import GeosslInputError, first_line, reading
 
 #: Where each kind of checkpoint keeps its backbone (the prefix of its weights).

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torchgeo.tasks.byol import BYOLModule
 
 from geossl.augment.views import Views, contrastive_view
-from geossl.data.raster import numbered_bands
+from geossl.data.bands import numbered_bands
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone, is_vision_transformer
 from geossl.tasks.compute_report import ComputeReport

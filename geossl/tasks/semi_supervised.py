@@ -26,9 +26,9 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 
 from geossl.augment.views import Views
+from geossl.data.bands import numbered_bands
 from geossl.data.colours import class_colours as default_class_colours
 from geossl.data.datasets import GeoClassificationDataset
-from geossl.data.raster import numbered_bands
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import is_vision_transformer
 from geossl.models.classifier import (
