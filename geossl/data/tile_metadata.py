@@ -1,0 +1,484 @@
+"""Where and when each tile was taken, read from the data itself.
+
+Location is the centre of a raster's footprint in WGS84 degrees, computed with pyproj
+from the raster's CRS and transform. Time is the acquisition time in UTC, taken from
+the first of these that has it:
+
+1. the file (or sample folder) name, through a regular expression with a ``date``
+   group (the TorchGeo convention; by default the Sentinel-2 naming convention);
+2. GeoTIFF tags (acquisition tags first, ``TIFFTAG_DATETIME`` last);
+3. a BigEarthNet ``<patch>_labels_metadata.json`` beside the raster;
+4. a sidecar CSV with columns ``path,lon,lat,datetime``.
+
+Anything that cannot be found is marked missing: models receive a ``meta_mask``
+rather than NaN.
+"""
+
+import csv
+import functools
+import json
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import rasterio
+import rasterio.errors
+import rasterio.warp
+import shapely
+import torch
+from pyproj import CRS, Transformer
+from shapely.geometry import shape
+from torch import Tensor
+
+from geossl.errors import (
+    DateParseError,
+    GeosslInputError,
+    LabelsFileError,
+    MissingCRSError,
+    RasterReadError,
+    reading,
+)
+
+#: Which metadata a model uses, or a dataset's samples have.
+MetadataParts = Literal['location+time', 'location', 'time', 'none']
+
+#: Sentinel-2 product and tile names, as in ``T18SVG_20160112T160652_B02.tif``,
+#: ``T18SVG_20160112_B02.tif``, ``S2A_MSIL2A_20170613T101031_87_48``.
+SENTINEL2_FILENAME_REGEX = r"""
+    ^.*?_(?P<date>\d{8}(?:T\d{6})?)(?=[_.]|$)
+"""
+
+#: GeoTIFF tags that hold an acquisition time, most specific first. TIFFTAG_DATETIME
+#: is last because writers often stamp it with the processing time instead.
+ACQUISITION_TAGS = (
+    'ACQUISITION_DATE',
+    'DATATAKE_1_DATATAKE_SENSING_START',
+    'SENSING_TIME',
+    'PRODUCT_START_TIME',
+    'DATE_ACQUIRED',
+    'TIFFTAG_DATETIME',
+)
+
+#: Suffix of BigEarthNet v1 per-patch metadata files.
+BIGEARTHNET_METADATA_SUFFIX = '_labels_metadata.json'
+
+#: Image file extensions geossl reads, lower case.
+IMAGE_SUFFIXES = ('.tif', '.tiff', '.jpg', '.jpeg', '.png')
+
+_TIFF_DATETIME_FORMAT = '%Y:%m:%d %H:%M:%S'
+
+
+@dataclass(frozen=True)
+class TileMetadata:
+    """Where, when and how big one tile is.
+
+    Attributes:
+        lon: longitude of the footprint centre in WGS84 degrees, or None if unknown.
+        lat: latitude of the footprint centre in WGS84 degrees, or None if unknown.
+        time: acquisition time (timezone-aware, UTC), or None if unknown.
+        crs: the raster's CRS as a user-input string (``EPSG:32618`` or WKT), or None.
+        bounds: (minx, miny, maxx, maxy) in ``crs``, or None if not georeferenced.
+        footprint: the footprint polygon in EPSG:4326, or None if not georeferenced.
+    """
+
+    lon: float | None
+    lat: float | None
+    time: datetime | None
+    crs: str | None = None
+    bounds: tuple[float, float, float, float] | None = None
+    footprint: shapely.Geometry | None = None
+
+    def to_tensors(self) -> tuple[Tensor, Tensor]:
+        """Encode as model inputs.
+
+        Returns:
+            ``meta``: float32 ``[lon, lat, unix_time_seconds]`` with zeros where
+            missing (float32 keeps the time to about two minutes, ample for
+            day-of-year encodings), and ``meta_mask``: bool, True where present.
+        """
+        has_location = self.lon is not None and self.lat is not None
+        has_time = self.time is not None
+        meta = torch.tensor(
+            [
+                self.lon if has_location else 0.0,
+                self.lat if has_location else 0.0,
+                self.time.timestamp() if has_time else 0.0,
+            ],
+            dtype=torch.float32,
+        )
+        mask = torch.tensor([has_location, has_location, has_time])
+        return meta, mask
+
+
+@functools.lru_cache(maxsize=64)
+def _to_wgs84(crs_text: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_user_input(crs_text), 4326, always_xy=True)
+
+
+def crs_to_text(crs: object) -> str:
+    """A stable, hashable text form of a CRS: ``EPSG:n`` where possible, else WKT.
+
+    Args:
+        crs: anything pyproj understands (rasterio CRS, pyproj CRS, WKT, EPSG code).
+
+    Returns:
+        The CRS as text.
+    """
+    pyproj_crs = CRS.from_user_input(crs)
+    epsg = pyproj_crs.to_epsg()
+    return f'EPSG:{epsg}' if epsg is not None else pyproj_crs.to_wkt()
+
+
+def centre_lonlat(
+    crs: str, bounds: tuple[float, float, float, float]
+) -> tuple[float, float]:
+    """Longitude and latitude of the centre of ``bounds``.
+
+    Args:
+        crs: CRS of ``bounds`` as text (see :func:`crs_to_text`).
+        bounds: (minx, miny, maxx, maxy).
+
+    Returns:
+        (lon, lat) in WGS84 degrees, lon in [-180, 180).
+    """
+    x = (bounds[0] + bounds[2]) / 2
+    y = (bounds[1] + bounds[3]) / 2
+    lon, lat = _to_wgs84(crs).transform(x, y)
+    return ((lon + 180.0) % 360.0) - 180.0, lat
+
+
+def lonlat_problem(lon: float, lat: float) -> str | None:
+    """What is wrong with a longitude and latitude, if anything.
+
+    Args:
+        lon: longitude in degrees.
+        lat: latitude in degrees.
+
+    Returns:
+        None for a place on Earth; otherwise why not, as a sentence fragment.
+    """
+    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        return f'longitude {lon:.6g} is outside -180..180'
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        return f'latitude {lat:.6g} is outside -90..90'
+    return None
+
+
+def footprint_wgs84(
+    crs: str, bounds: tuple[float, float, float, float]
+) -> shapely.Geometry:
+    """The footprint of ``bounds`` in EPSG:4326, split at the antimeridian if needed.
+
+    Args:
+        crs: CRS of ``bounds`` as text.
+        bounds: (minx, miny, maxx, maxy).
+
+    Returns:
+        A polygon (or multipolygon) in WGS84 degrees.
+    """
+    box = shapely.box(*bounds)
+    # Densify so that curved edges of projected footprints survive the reprojection.
+    box = shapely.segmentize(box, max((bounds[2] - bounds[0]) / 8, 1e-9))
+    # GDAL splits geometries that cross the antimeridian.
+    geometry = rasterio.warp.transform_geom(
+        crs, 'EPSG:4326', shapely.geometry.mapping(box)
+    )
+    return shape(geometry)
+
+
+def parse_datetime(text: str, date_format: str | None = None) -> datetime:
+    """Parse an acquisition time; naive times are taken to be UTC.
+
+    Args:
+        text: the date or date-time text.
+        date_format: a :func:`datetime.strptime` format, or None to accept ISO 8601
+            (basic or extended, ``Z`` suffix included) and the TIFF form
+            ``YYYY:MM:DD HH:MM:SS``.
+
+    Returns:
+        A timezone-aware UTC datetime.
+
+    Raises:
+        ValueError: if the text does not parse.
+    """
+    text = text.strip()
+    if date_format is not None:
+        parsed = datetime.strptime(text, date_format)
+    else:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = datetime.strptime(text, _TIFF_DATETIME_FORMAT)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class _SidecarRow:
+    lon: float | None
+    lat: float | None
+    time: datetime | None
+
+
+def read_sidecar(path: str | Path) -> dict[Path, _SidecarRow]:
+    """Read a sidecar CSV with columns ``path,lon,lat,datetime``.
+
+    Relative paths are taken relative to the CSV's folder; empty cells are missing.
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        Rows keyed by resolved path.
+
+    Raises:
+        LabelsFileError: if the file lacks a column or a value does not parse.
+    """
+    path = Path(path)
+    required = {'path', 'lon', 'lat', 'datetime'}
+    with reading(path, 'a sidecar CSV', LabelsFileError), path.open(newline='') as f:
+        reader = csv.DictReader(f)
+        # A short row's missing cells are None; an empty cell is ''.
+        records = [{k: v or '' for k, v in row.items()} for row in reader]
+        columns = set(reader.fieldnames or ())
+    if missing := required - columns:
+        raise LabelsFileError(
+            path,
+            f'sidecar CSV lacks column(s) {", ".join(sorted(missing))}; '
+            'expected path,lon,lat,datetime',
+        )
+    rows: dict[Path, _SidecarRow] = {}
+    for line, row in enumerate(records, start=2):
+        try:
+            lon = float(row['lon']) if row['lon'].strip() else None
+            lat = float(row['lat']) if row['lat'].strip() else None
+            when = row['datetime'].strip()
+            time = parse_datetime(when) if when else None
+        except ValueError as error:
+            raise LabelsFileError(
+                path, f'line {line}: cannot parse lon/lat/datetime ({error})'
+            ) from None
+        if (
+            lon is not None
+            and lat is not None
+            and (problem := lonlat_problem(lon, lat))
+        ):
+            raise LabelsFileError(path, f'line {line}: {problem}')
+        if '\0' in row['path']:
+            raise LabelsFileError(path, f'line {line}: the path holds a NUL byte')
+        rows[(path.parent / row['path'].strip()).resolve()] = _SidecarRow(
+            lon, lat, time
+        )
+    return rows
+
+
+def _first_raster(folder: Path) -> Path | None:
+    rasters = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return rasters[0] if rasters else None
+
+
+def bigearthnet_metadata_file(path: Path) -> Path | None:
+    """The BigEarthNet ``<patch>_labels_metadata.json`` for a patch folder or band file.
+
+    Args:
+        path: a patch folder or one of its band files.
+
+    Returns:
+        The JSON file, or None if there is none.
+    """
+    folder = path if path.is_dir() else path.parent
+    candidate = folder / f'{folder.name}{BIGEARTHNET_METADATA_SUFFIX}'
+    return candidate if candidate.is_file() else None
+
+
+def read_bigearthnet_json(path: Path) -> dict[str, object]:
+    """Load a BigEarthNet metadata JSON file.
+
+    Args:
+        path: the ``_labels_metadata.json`` file.
+
+    Returns:
+        The parsed JSON object.
+
+    Raises:
+        LabelsFileError: if the file is not valid JSON, or holds labels,
+            coordinates, a projection or a date of another type than
+            BigEarthNet's.
+    """
+    with reading(path, 'JSON', LabelsFileError):
+        metadata = json.loads(path.read_bytes())
+    if not isinstance(metadata, dict):
+        raise LabelsFileError(path, 'holds no JSON object of patch metadata')
+    expected = {
+        'labels': lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        'coordinates': lambda v: (
+            isinstance(v, dict)
+            and all(_is_number(v.get(key)) for key in ('ulx', 'uly', 'lrx', 'lry'))
+        ),
+        'projection': lambda v: isinstance(v, str),
+        'acquisition_date': lambda v: isinstance(v, str),
+    }
+    for key, fits in expected.items():
+        if key in metadata and not fits(metadata[key]):
+            raise LabelsFileError(
+                path, f'{key!r} is not what BigEarthNet metadata holds there'
+            )
+    return metadata
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class _RasterFacts:
+    crs: str | None
+    bounds: tuple[float, float, float, float] | None
+    tags: Mapping[str, str]
+
+
+def _raster_facts(path: Path) -> _RasterFacts:
+    if path.stat().st_size == 0:
+        raise RasterReadError(path, 'is empty (0 bytes)')
+    with reading(path, 'a raster', RasterReadError), warnings.catch_warnings():
+        warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            crs, bounds, tags = src.crs, tuple(src.bounds), src.tags()
+    return _RasterFacts(crs_to_text(crs) if crs is not None else None, bounds, tags)
+
+
+@dataclass(frozen=True)
+class MetadataReader:
+    """Reads :class:`TileMetadata` for raster files and sample folders.
+
+    Args:
+        filename_regex: regular expression (``re.VERBOSE``, matched against the file
+            or folder name like TorchGeo's ``filename_regex``) with a ``date`` group;
+            None to skip file names. Defaults to the Sentinel-2 naming convention.
+        date_format: :func:`datetime.strptime` format of the ``date`` group, or None
+            for ISO 8601 (``20160112``, ``20160112T160652``, ``2016-01-12``).
+        sidecar: optional CSV with columns ``path,lon,lat,datetime`` that fills in
+            what the data itself lacks.
+        require_location: if True, a raster with no CRS and no other location source
+            raises :class:`~.MissingCRSError`; if False its location is marked missing.
+    """
+
+    filename_regex: str | None = SENTINEL2_FILENAME_REGEX
+    date_format: str | None = None
+    sidecar: str | Path | None = None
+    require_location: bool = True
+
+    def __post_init__(self) -> None:
+        if (
+            self.filename_regex is not None
+            and 'date' not in re.compile(self.filename_regex, re.VERBOSE).groupindex
+        ):
+            raise DateParseError(
+                'filename_regex', 'has no (?P<date>...) group to read the date from'
+            )
+
+    @functools.cached_property
+    def _sidecar_rows(self) -> dict[Path, _SidecarRow]:
+        return read_sidecar(self.sidecar) if self.sidecar is not None else {}
+
+    def read(self, path: str | Path) -> TileMetadata:
+        """Read where and when one raster file or sample folder was taken.
+
+        Args:
+            path: a raster file, or a folder holding one sample's band files
+                (BigEarthNet patch layout).
+
+        Returns:
+            The tile's metadata, with missing parts set to None.
+
+        Raises:
+            RasterReadError: if the raster is empty or unreadable.
+            MissingCRSError: if no location can be found and one is required.
+            DateParseError: if a date is found but does not parse.
+        """
+        path = Path(path)
+        raster = _first_raster(path) if path.is_dir() else path
+        facts = (
+            _raster_facts(raster)
+            if raster is not None
+            else _RasterFacts(None, None, {})
+        )
+        json_path = bigearthnet_metadata_file(path)
+        patch = read_bigearthnet_json(json_path) if json_path is not None else {}
+        sidecar = self._sidecar_rows.get(path.resolve())
+
+        crs, bounds = facts.crs, facts.bounds
+        if crs is None and 'coordinates' in patch and 'projection' in patch:
+            corners = patch['coordinates']
+            with reading(json_path, 'a CRS (projection)', LabelsFileError):
+                crs = crs_to_text(patch['projection'])
+            bounds = (corners['ulx'], corners['lry'], corners['lrx'], corners['uly'])
+
+        lon: float | None = None
+        lat: float | None = None
+        footprint = None
+        if crs is not None and bounds is not None:
+            lon, lat = centre_lonlat(crs, bounds)
+            if problem := lonlat_problem(lon, lat):
+                raise GeosslInputError(
+                    raster or path,
+                    f'lies off the Earth ({problem}); check its CRS and geotransform',
+                )
+            footprint = footprint_wgs84(crs, bounds)
+        elif (
+            sidecar is not None and sidecar.lon is not None and sidecar.lat is not None
+        ):
+            lon, lat = sidecar.lon, sidecar.lat
+            footprint = shapely.Point(lon, lat)
+        elif self.require_location:
+            raise MissingCRSError(
+                raster or path,
+                'has no CRS, so its location is unknown; georeference it, list it in '
+                'a sidecar CSV (path,lon,lat,datetime), or make location optional '
+                '(--data.location_optional true; geossl index: --location_optional '
+                'true)',
+            )
+
+        time = self._time(path, facts.tags, patch, json_path, sidecar)
+        if crs is None:
+            bounds = None
+        return TileMetadata(lon, lat, time, crs, bounds, footprint)
+
+    def _time(
+        self,
+        path: Path,
+        tags: Mapping[str, str],
+        patch: Mapping[str, object],
+        json_path: Path | None,
+        sidecar: _SidecarRow | None,
+    ) -> datetime | None:
+        if self.filename_regex is not None:
+            match = re.match(self.filename_regex, path.name, re.VERBOSE)
+            if match is not None and match.group('date'):
+                return self._parse(match.group('date'), self.date_format, path, 'name')
+        for tag in ACQUISITION_TAGS:
+            if tags.get(tag):
+                return self._parse(tags[tag], None, path, f'tag {tag}')
+        if patch.get('acquisition_date'):
+            return self._parse(
+                str(patch['acquisition_date']), None, json_path, 'acquisition_date'
+            )
+        return sidecar.time if sidecar is not None else None
+
+    @staticmethod
+    def _parse(
+        text: str, date_format: str | None, where: Path | None, field: str
+    ) -> datetime:
+        try:
+            return parse_datetime(text, date_format)
+        except ValueError:
+            expected = f'format {date_format!r}' if date_format else 'ISO 8601'
+            raise DateParseError(
+                where or field, f'{field} {text!r} is not a date in {expected}'
+            ) from None
