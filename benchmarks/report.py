@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
+from geossl.data.datasets import InMemoryDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.metadata import MetadataReader
 
 #: The read-only sample data: ``$GEOSSL_SHARED_DATA``, or beside the repository.

@@ -41,7 +41,8 @@ from torchgeo.datasets import EuroSAT
 from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 
 from geossl.data.datamodule import SemiSupervisedDataModule
-from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
+from geossl.data.datasets import InMemoryDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 

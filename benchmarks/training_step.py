@@ -32,11 +32,8 @@ from lightning.pytorch.profilers import SimpleProfiler
 from report import SHARED_DATA, markdown, save
 
 from geossl.data.datamodule import SemiSupervisedDataModule
-from geossl.data.datasets import (
-    GeoClassificationDataset,
-    ImageFolderDataset,
-    InMemoryDataset,
-)
+from geossl.data.datasets import GeoClassificationDataset, InMemoryDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 

@@ -18,7 +18,7 @@ import torch
 from report import RESULTS, SHARED_DATA, default_device, markdown, median_seconds, save
 
 from geossl.augment.views import Views
-from geossl.data.datasets import ImageFolderDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.stats import band_statistics
 
 

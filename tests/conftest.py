@@ -17,7 +17,7 @@ from hypothesis import settings
 from rasterio.transform import from_origin
 from rasterio.windows import from_bounds
 
-from geossl.data.datasets import ImageFolderDataset
+from geossl.data.folder import ImageFolderDataset
 
 # CI draws the same examples on every run, so that a run passes or fails by the
 # code alone; elsewhere each run draws new ones.

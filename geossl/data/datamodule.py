@@ -21,11 +21,8 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
-from geossl.data.datasets import (
-    GeoClassificationDataset,
-    ImageFolderDataset,
-    InMemoryDataset,
-)
+from geossl.data.datasets import GeoClassificationDataset, InMemoryDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.metadata import MetadataReader
 from geossl.data.raster import NodataPolicy
 from geossl.data.samplers import ResumableSampler

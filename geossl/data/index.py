@@ -17,9 +17,8 @@ Layouts recognised under a root folder:
 
 import dataclasses
 import hashlib
-import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -31,15 +30,18 @@ from tqdm.auto import tqdm
 from geossl.atomic import atomic_output, check_output
 from geossl.cache import cache_dir
 from geossl.data.bands import numbered_bands
+from geossl.data.columns import BOUNDS_COLUMNS, LABEL_SEPARATOR
 from geossl.data.metadata import (
     IMAGE_SUFFIXES,
     SENTINEL2_FILENAME_REGEX,
     MetadataReader,
     bigearthnet_metadata_file,
     read_bigearthnet_json,
+    reader_settings,
 )
 from geossl.data.raster import band_files, describe
 from geossl.data.reflectance import declared_offset
+from geossl.data.scene import SceneDataset
 from geossl.data.stac import is_stac
 from geossl.errors import DatasetLayoutError, GeosslInputError, reading
 
@@ -50,12 +52,6 @@ LIST_LAYOUT = 'list'
 
 #: Sub-folder names that hold unlabelled samples in the ``classes`` layout.
 UNLABELLED_FOLDERS = frozenset({'unlabeled', 'unlabelled'})
-
-#: Separator of the labels of a multi-label sample in the ``label`` column.
-LABEL_SEPARATOR = '; '
-
-#: Columns of a sample's bounds in its own CRS.
-BOUNDS_COLUMNS = ('minx', 'miny', 'maxx', 'maxy')
 
 _LAYER = 'samples'
 
@@ -186,21 +182,6 @@ def _sample_row(sample: SampleRef, reader: MetadataReader) -> dict[str, object]:
         'mtime_ns': mtime_ns,
         'geometry': meta.footprint,
     }
-
-
-def reader_settings(reader: MetadataReader) -> str:
-    """The settings of a metadata reader as JSON, kept with an index.
-
-    Args:
-        reader: the reader.
-
-    Returns:
-        Its settings, with the sidecar path made absolute.
-    """
-    settings = dataclasses.asdict(reader)
-    if settings['sidecar'] is not None:
-        settings['sidecar'] = str(Path(settings['sidecar']).resolve())
-    return json.dumps(settings, sort_keys=True)
 
 
 def build_index(
@@ -355,27 +336,6 @@ def index_source(
     return index
 
 
-def class_names(labels: Iterable[str | None]) -> list[str]:
-    """Sorted class names of an index's ``label`` column.
-
-    Args:
-        labels: label texts, multi-label ones joined by :data:`LABEL_SEPARATOR`.
-
-    Returns:
-        The distinct class names, sorted; class codes (``'2'``, ``'10'``) sort as
-        numbers, before names.
-    """
-    names: set[str] = set()
-    for label in labels:
-        if isinstance(label, str) and label:
-            names.update(label.split(LABEL_SEPARATOR))
-    return sorted(names, key=_class_order)
-
-
-def _class_order(name: str) -> tuple[bool, int, str]:
-    return (not name.isdigit(), int(name) if name.isdigit() else 0, name)
-
-
 def index(
     source: str,
     output: str,
@@ -422,9 +382,6 @@ def index(
     Returns:
         The index written.
     """
-    # Scenes are indexed by the scene dataset, which reads this module's helpers.
-    from geossl.data.scene import SceneDataset
-
     # An index is updated in place, so an existing one is no error.
     check_output(Path(output), overwrite=True)
     reader = MetadataReader(

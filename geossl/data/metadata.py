@@ -21,20 +21,18 @@ import math
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import rasterio
 import rasterio.errors
 import rasterio.warp
 import shapely
-import torch
 from pyproj import CRS, Transformer
 from shapely.geometry import shape
-from torch import Tensor
 
+from geossl.data.tile_metadata import TileMetadata
 from geossl.errors import (
     DateParseError,
     GeosslInputError,
@@ -43,9 +41,6 @@ from geossl.errors import (
     RasterReadError,
     reading,
 )
-
-#: Which metadata a model uses, or a dataset's samples have.
-MetadataParts = Literal['location+time', 'location', 'time', 'none']
 
 #: Sentinel-2 product and tile names, as in ``T18SVG_20160112T160652_B02.tif``,
 #: ``T18SVG_20160112_B02.tif``, ``S2A_MSIL2A_20170613T101031_87_48``.
@@ -71,48 +66,6 @@ BIGEARTHNET_METADATA_SUFFIX = '_labels_metadata.json'
 IMAGE_SUFFIXES = ('.tif', '.tiff', '.jpg', '.jpeg', '.png')
 
 _TIFF_DATETIME_FORMAT = '%Y:%m:%d %H:%M:%S'
-
-
-@dataclass(frozen=True)
-class TileMetadata:
-    """Where, when and how big one tile is.
-
-    Attributes:
-        lon: longitude of the footprint centre in WGS84 degrees, or None if unknown.
-        lat: latitude of the footprint centre in WGS84 degrees, or None if unknown.
-        time: acquisition time (timezone-aware, UTC), or None if unknown.
-        crs: the raster's CRS as a user-input string (``EPSG:32618`` or WKT), or None.
-        bounds: (minx, miny, maxx, maxy) in ``crs``, or None if not georeferenced.
-        footprint: the footprint polygon in EPSG:4326, or None if not georeferenced.
-    """
-
-    lon: float | None
-    lat: float | None
-    time: datetime | None
-    crs: str | None = None
-    bounds: tuple[float, float, float, float] | None = None
-    footprint: shapely.Geometry | None = None
-
-    def to_tensors(self) -> tuple[Tensor, Tensor]:
-        """Encode as model inputs.
-
-        Returns:
-            ``meta``: float32 ``[lon, lat, unix_time_seconds]`` with zeros where
-            missing (float32 keeps the time to about two minutes, ample for
-            day-of-year encodings), and ``meta_mask``: bool, True where present.
-        """
-        has_location = self.lon is not None and self.lat is not None
-        has_time = self.time is not None
-        meta = torch.tensor(
-            [
-                self.lon if has_location else 0.0,
-                self.lat if has_location else 0.0,
-                self.time.timestamp() if has_time else 0.0,
-            ],
-            dtype=torch.float32,
-        )
-        mask = torch.tensor([has_location, has_location, has_time])
-        return meta, mask
 
 
 @functools.lru_cache(maxsize=64)
@@ -482,3 +435,18 @@ class MetadataReader:
             raise DateParseError(
                 where or field, f'{field} {text!r} is not a date in {expected}'
             ) from None
+
+
+def reader_settings(reader: MetadataReader) -> str:
+    """The settings of a metadata reader as JSON, kept with an index.
+
+    Args:
+        reader: the reader.
+
+    Returns:
+        Its settings, with the sidecar path made absolute.
+    """
+    settings = asdict(reader)
+    if settings['sidecar'] is not None:
+        settings['sidecar'] = str(Path(settings['sidecar']).resolve())
+    return json.dumps(settings, sort_keys=True)

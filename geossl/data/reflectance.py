@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from geossl.data.raster import open_raster
 from geossl.errors import GeosslInputError, reading
 
 #: Metadata items holding the offset, in L2A and L1C product metadata.
@@ -76,6 +75,10 @@ def offset_in_dn(offset: float, scale: float | None) -> float:
 
 def _tagged_offsets(path: Path, bands: Sequence[int]) -> list[float | None]:
     """The offset a raster's metadata items or GDAL offsets declare for each band."""
+    # rasterio loads here, where a raster is read: datasets held in memory read
+    # this module's dates and rule without it.
+    from geossl.data.raster import open_raster
+
     with open_raster(path) as src:
         # A band's own items win over its file's.
         found = [

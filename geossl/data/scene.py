@@ -39,8 +39,8 @@ from torchgeo.datasets.utils import sort_sentinel2_bands
 from torchgeo.samplers import GriddedPatchSampler
 
 from geossl.data.bands import numbered_bands, resolve_bands
+from geossl.data.columns import BOUNDS_COLUMNS, class_names
 from geossl.data.datasets import GeoClassificationDataset
-from geossl.data.index import BOUNDS_COLUMNS, class_names, reader_settings
 from geossl.data.labels import read_labels
 from geossl.data.masks import MASK_BAND, MASK_FILE_REGEX, PixelMask
 from geossl.data.metadata import (
@@ -48,6 +48,7 @@ from geossl.data.metadata import (
     centre_lonlat,
     crs_to_text,
     footprint_wgs84,
+    reader_settings,
 )
 from geossl.data.raster import (
     NodataPolicy,

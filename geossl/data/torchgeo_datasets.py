@@ -13,7 +13,8 @@ import numpy as np
 from torch import Tensor
 from torchgeo.datasets import BigEarthNet, EuroSAT, NonGeoDataset, Sentinel2
 
-from geossl.data.datasets import BIGEARTHNET_43_TO_19, GeoClassificationDataset
+from geossl.data.datasets import GeoClassificationDataset
+from geossl.data.folder import BIGEARTHNET_43_TO_19
 from geossl.data.index import SampleRef, index_source
 from geossl.data.metadata import (
     MetadataReader,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torchgeo.models import SatCLIP
 
-from geossl.data.metadata import MetadataParts
+from geossl.data.tile_metadata import MetadataParts
 from geossl.errors import GeosslInputError
 
 LocationEncoding = Literal['sinusoidal', 'harmonics', 'satclip']

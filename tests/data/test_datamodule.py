@@ -10,7 +10,8 @@ from geossl.data.datamodule import (
     SemiSupervisedDataModule,
     collate_samples,
 )
-from geossl.data.datasets import ImageFolderDataset, InMemoryDataset
+from geossl.data.datasets import InMemoryDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.scene import SceneDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import GeosslInputError, SplitError

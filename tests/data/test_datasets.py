@@ -3,7 +3,8 @@ import pytest
 import torch
 from torchgeo.datasets import EuroSAT
 
-from geossl.data.datasets import ImageFolderDataset, InMemoryDataset, encode_labels
+from geossl.data.datasets import InMemoryDataset, encode_labels
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.metadata import MetadataReader
 from geossl.errors import (
     BandMismatchError,

@@ -4,8 +4,8 @@ import shutil
 import pandas as pd
 import pytest
 
+from geossl.data.columns import LABEL_SEPARATOR
 from geossl.data.index import (
-    LABEL_SEPARATOR,
     detect_layout,
     index_source,
     list_samples,

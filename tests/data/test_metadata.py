@@ -10,12 +10,12 @@ from pyproj import Transformer
 
 from geossl.data.metadata import (
     MetadataReader,
-    TileMetadata,
     centre_lonlat,
     footprint_wgs84,
     lonlat_problem,
     parse_datetime,
 )
+from geossl.data.tile_metadata import TileMetadata
 from geossl.errors import (
     DateParseError,
     LabelsFileError,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geossl.data.datasets import ImageFolderDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.data.index import index_source, read_index, write_index
 from geossl.data.reflectance import PRODUCT_BANDS, declared_offset
 from geossl.data.scene import SceneDataset, find_scenes

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from geossl.data.datasets import ImageFolderDataset
+from geossl.data.folder import ImageFolderDataset
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone
 from geossl.models.weights import (
