@@ -354,7 +354,7 @@ def _check_checkpoints(argv: Sequence[str], configs: Sequence[dict[str, Any]]) -
     Lightning reads a checkpoint's hyperparameters into the config before anything
     else, with ``torch.load``; a pickled payload or a corrupt file would end in its
     traceback. Paths given on the command line or in the ``--config`` files are
-    read here with :func:`~geossl.models.weights.read_checkpoint` instead.
+    read here with :func:`~geossl.models.weight_sources.read_checkpoint` instead.
 
     Args:
         argv: the command's arguments.

@@ -16,7 +16,8 @@ from lightning import LightningModule
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from geossl.errors import GeosslInputError
-from geossl.models.weights import check_weights_fit, read_checkpoint
+from geossl.models.weight_sources import read_checkpoint
+from geossl.models.weights import check_weights_fit
 from geossl.tasks.renamed import upgrade_hparams
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 

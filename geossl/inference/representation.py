@@ -33,7 +33,7 @@ from geossl.augment.views import Views
 from geossl.data.datamodule import GeoPretrainingDataModule, collate_samples
 from geossl.errors import GeosslInputError
 from geossl.inference.checkpoint import fit_task_from, restore_task
-from geossl.models.weights import read_checkpoint
+from geossl.models.weight_sources import read_checkpoint
 from geossl.tasks.pretrain import METHODS
 
 

@@ -16,7 +16,6 @@ from typing import Literal, Self
 
 import torch
 from torch import Tensor, nn
-from torchgeo.models import SatCLIP
 
 from geossl.data.tile_metadata import MetadataParts
 from geossl.errors import GeosslInputError
@@ -240,8 +239,11 @@ class MetadataEncoder(nn.Module):
         self.year = year
         self.time_of_day = time_of_day
         self.freeze_location_encoder = freeze_location_encoder
-        self.satclip: SatCLIP | None = None
+        self.satclip: nn.Module | None = None
         if location_encoding == 'satclip' and self.uses_location:
+            # TorchGeo's network, imported where it is asked for.
+            from torchgeo.models import SatCLIP
+
             self.satclip = SatCLIP(**SATCLIP_SIZES)
             self.satclip.requires_grad_(not freeze_location_encoder)
             self.satclip.train(not freeze_location_encoder)
@@ -266,7 +268,8 @@ class MetadataEncoder(nn.Module):
 
         Args:
             sizes: the encoder's sizes, as its weights' ``meta`` gives them.
-            state: its state dict (see :func:`geossl.models.weights.read_satclip`).
+            state: its state dict (see
+                :func:`geossl.models.torchgeo_weights.read_satclip`).
 
         Raises:
             GeosslInputError: if the encoder is not SatCLIP's, or the weights are

@@ -39,12 +39,11 @@ from geossl.models.classifier import (
     default_fusion,
 )
 from geossl.models.metadata import LocationEncoding, MetadataParts
+from geossl.models.weight_sources import read_initial_weights, timm_pretrained_weights
 from geossl.models.weights import (
     BackboneWeights,
     InputNormalisation,
     load_backbone_weights,
-    read_initial_weights,
-    timm_pretrained_weights,
 )
 from geossl.ssl.policies import (
     PseudoLabelPolicy,
@@ -143,7 +142,7 @@ class SemiSupervisedTask(LightningModule):
             ImageNet's RGB), or a checkpoint of ``geossl pretrain`` (or ``fit``, or
             a TorchGeo self-supervised task); None for random weights. The first
             layer is matched to ``band_names`` by band name
-            (:func:`~geossl.models.weights.match_bands`).
+            (:func:`~geossl.models.band_matching.match_bands`).
         initial_weights: load ``weights`` (and SatCLIP's);
             False builds the networks only, as when a checkpoint's trained weights
             follow.

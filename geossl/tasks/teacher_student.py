@@ -18,7 +18,6 @@ from torch import Tensor
 from geossl.errors import GeosslInputError
 from geossl.models.classifier import Fusion, MetadataClassifier, NetworkOutputs
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
-from geossl.models.weights import read_satclip
 from geossl.ssl.distillation import context_distillation, logit_distillation
 
 Distillation = Literal['context', 'kl']
@@ -109,6 +108,8 @@ class TeacherStudent:
             freeze_location_encoder=freeze_location_encoder,
         )
         if load_satclip and encoder.satclip is not None:
+            from geossl.models.torchgeo_weights import read_satclip
+
             encoder.load_satclip(*read_satclip())
         teacher = MetadataClassifier(
             backbone,

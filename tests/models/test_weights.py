@@ -10,16 +10,10 @@ import torch
 from geossl.data.folder import ImageFolderDataset
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone
-from geossl.models.weights import (
-    RGB_BANDS,
-    InputNormalisation,
-    canonical_band,
-    full_scale,
-    load_backbone_weights,
-    match_bands,
-    read_backbone,
-    read_torchgeo_backbone,
-)
+from geossl.models.band_matching import RGB_BANDS, canonical_band, match_bands
+from geossl.models.torchgeo_weights import read_torchgeo_backbone
+from geossl.models.weight_sources import read_backbone
+from geossl.models.weights import InputNormalisation, full_scale, load_backbone_weights
 from geossl.tasks.pretrain import METHODS
 from geossl.tasks.semi_supervised import (
     FINE_TUNING_RECIPE,

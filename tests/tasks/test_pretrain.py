@@ -12,7 +12,7 @@ from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone
-from geossl.models.weights import read_backbone
+from geossl.models.weight_sources import read_backbone
 from geossl.tasks.pretrain import METHODS, PretrainingTask
 
 CHIP = 32
