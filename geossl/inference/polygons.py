@@ -9,7 +9,7 @@ import shapely
 from rasterio.features import shapes
 
 from geossl.atomic import atomic_output
-from geossl.inference.mapping import NODATA_CLASS
+from geossl.inference.map_writer import NODATA_CLASS
 
 
 def save_class_polygons(

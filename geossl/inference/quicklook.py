@@ -17,7 +17,7 @@ from rasterio.windows import from_bounds
 
 from geossl.atomic import atomic_output
 from geossl.data.scene import Bounds, Scene
-from geossl.inference.mapping import NODATA_CLASS
+from geossl.inference.map_writer import NODATA_CLASS
 
 #: The colour of pixels the scene's mask marks invalid, over the true colour.
 MASKED_COLOUR = 'magenta'

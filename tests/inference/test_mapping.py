@@ -12,7 +12,8 @@ import torch
 from geossl.cli import main
 from geossl.data.scene import find_scenes
 from geossl.inference.checkpoint import load_task
-from geossl.inference.mapping import NODATA_CLASS, SceneMapper
+from geossl.inference.map_writer import NODATA_CLASS
+from geossl.inference.mapping import SceneMapper
 from geossl.inference.windows import tent_weights, window_starts
 from tests.conftest import random_chip, write_raster
 from tests.inference.conftest import (

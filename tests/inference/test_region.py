@@ -6,7 +6,8 @@ import shapely
 from geossl.cli import main
 from geossl.data.scene import find_scenes
 from geossl.inference.checkpoint import load_task
-from geossl.inference.mapping import NODATA_CLASS, SceneMapper
+from geossl.inference.map_writer import NODATA_CLASS
+from geossl.inference.mapping import SceneMapper
 from geossl.inference.region import RegionOfInterest
 from tests.inference.conftest import ORIGIN, assert_same_classes, region_file
 
