@@ -45,7 +45,8 @@ from rasterio.transform import from_origin
 from report import RESULTS, SCENE, default_device, markdown, median_seconds, save
 from tqdm import tqdm
 
-from geossl.data.scene import Scene, SceneRaster, find_scenes
+from geossl.data.scene_files import Scene, find_scenes
+from geossl.data.scene_raster import SceneRaster
 from geossl.inference.checkpoint import load_task
 from geossl.inference.mapping import SceneMapper
 from geossl.inference.windows import StripDataset, WindowGrid

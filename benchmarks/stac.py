@@ -27,7 +27,7 @@ from rasterio.enums import Resampling
 from report import RESULTS, default_device, markdown, save
 from tqdm import tqdm
 
-from geossl.data.scene import find_scenes
+from geossl.data.scene_files import find_scenes
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from tests.stac import http_server, s2_item

@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, partial_path
-from geossl.data.scene import Scene
+from geossl.data.scene_files import Scene
 from geossl.inference.windows import StripBlender, WindowGrid
 
 #: Class value of pixels with no data.

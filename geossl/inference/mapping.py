@@ -26,7 +26,8 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from geossl.atomic import check_output
 from geossl.data.bands import are_numbered
 from geossl.data.masks import PixelMask
-from geossl.data.scene import Scene, SceneRaster, find_scenes
+from geossl.data.scene_files import Scene, find_scenes
+from geossl.data.scene_raster import SceneRaster
 from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.inference.checkpoint import load_task
 from geossl.inference.map_writer import MapWriter, ProbabilityFormat
@@ -218,7 +219,7 @@ class SceneMapper:
         """Classify one scene into a class-map COG (and optionally probabilities).
 
         Args:
-            scene: the scene (see :func:`geossl.data.scene.find_scenes`).
+            scene: the scene (see :func:`geossl.data.scene_files.find_scenes`).
             output: the class map ``.tif``; probabilities go beside it as
                 ``<stem>_probabilities.tif``.
             probabilities: also write per-class probabilities: ``uint8`` (0-254 for

@@ -16,7 +16,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
 from geossl.atomic import atomic_output
-from geossl.data.scene import Bounds, Scene
+from geossl.data.scene_files import Bounds, Scene
 from geossl.inference.map_writer import NODATA_CLASS
 
 #: The colour of pixels the scene's mask marks invalid, over the true colour.

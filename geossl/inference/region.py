@@ -15,7 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import shapely
 
-from geossl.data.scene import Bounds, Scene
+from geossl.data.scene_files import Bounds, Scene
 from geossl.errors import GeosslInputError, reading
 from geossl.inference.windows import window_starts
 

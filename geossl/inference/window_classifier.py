@@ -14,7 +14,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from geossl.data.scene import SceneRaster
+from geossl.data.scene_raster import SceneRaster
 from geossl.inference.tta import (
     TestTimeAugmentation,
     augmented_probabilities,

@@ -23,7 +23,7 @@ from rasterio.transform import from_origin
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from geossl.data.scene import SceneRaster
+from geossl.data.scene_raster import SceneRaster
 from geossl.inference.memory import release_free_memory
 
 

@@ -4,7 +4,8 @@ import pytest
 import shapely
 
 from geossl.data.masks import SCL_INVALID, PixelMask
-from geossl.data.scene import SceneDataset, find_scenes
+from geossl.data.scene import SceneDataset
+from geossl.data.scene_files import find_scenes
 from geossl.errors import GeosslInputError
 from tests.conftest import random_chip, write_raster
 

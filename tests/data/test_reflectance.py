@@ -7,7 +7,8 @@ import rasterio
 from geossl.data.folder import ImageFolderDataset
 from geossl.data.index import index_source, read_index, write_index
 from geossl.data.reflectance import PRODUCT_BANDS, declared_offset
-from geossl.data.scene import SceneDataset, find_scenes
+from geossl.data.scene import SceneDataset
+from geossl.data.scene_files import find_scenes
 from geossl.errors import GeosslInputError
 from tests.conftest import random_chip, write_raster
 

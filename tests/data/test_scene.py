@@ -10,7 +10,8 @@ import torch
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
-from geossl.data.scene import SceneDataset, find_scenes
+from geossl.data.scene import SceneDataset
+from geossl.data.scene_files import find_scenes
 from geossl.data.splits import SplitConfig, make_splits
 from geossl.errors import (
     BandMismatchError,

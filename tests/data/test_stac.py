@@ -5,7 +5,8 @@ import numpy as np
 import pystac
 import pytest
 
-from geossl.data.scene import SceneDataset, find_scenes
+from geossl.data.scene import SceneDataset
+from geossl.data.scene_files import find_scenes
 from geossl.data.stac import band_of, is_stac, read_items
 from geossl.errors import GeosslInputError
 from tests.stac import s2_item, write_scl, write_tiled_bands

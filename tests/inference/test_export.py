@@ -7,7 +7,8 @@ import rasterio
 import torch
 
 from geossl.cli import main
-from geossl.data.scene import SceneDataset, find_scenes
+from geossl.data.scene import SceneDataset
+from geossl.data.scene_files import find_scenes
 from geossl.inference.checkpoint import load_task
 from tests.conftest import write_raster
 from tests.inference.conftest import S2_BANDS

@@ -10,7 +10,7 @@ import rasterio
 import torch
 
 from geossl.cli import main
-from geossl.data.scene import find_scenes
+from geossl.data.scene_files import find_scenes
 from geossl.inference.checkpoint import load_task
 from geossl.inference.map_writer import NODATA_CLASS
 from geossl.inference.mapping import SceneMapper

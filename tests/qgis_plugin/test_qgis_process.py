@@ -15,7 +15,8 @@ import pytest
 import rasterio
 import shapely
 
-from geossl.data.scene import SceneRaster, find_scenes
+from geossl.data.scene_files import find_scenes
+from geossl.data.scene_raster import SceneRaster
 from geossl.qgis import PLUGIN_NAME, install_plugin
 from geossl.ssl.policies import algorithm_names
 
