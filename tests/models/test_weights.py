@@ -15,10 +15,8 @@ from geossl.models.torchgeo_weights import read_torchgeo_backbone
 from geossl.models.weight_sources import read_backbone
 from geossl.models.weights import InputNormalisation, full_scale, load_backbone_weights
 from geossl.tasks.pretrain import METHODS
-from geossl.tasks.semi_supervised import (
-    FINE_TUNING_RECIPE,
-    SemiSupervisedTask,
-)
+from geossl.tasks.recipes import FINE_TUNING_RECIPE
+from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 BANDS = 4
 CHIP = 32

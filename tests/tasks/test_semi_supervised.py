@@ -272,7 +272,7 @@ def test_bad_configurations_fail_before_training(eurosat_ms, tmp_path):
 def test_initial_weights_get_the_fine_tuning_recipe_unless_one_is_set(
     eurosat_ms, tmp_path, caplog
 ):
-    from geossl.tasks.semi_supervised import FINE_TUNING_RECIPE, SCRATCH_RECIPES
+    from geossl.tasks.recipes import FINE_TUNING_RECIPE, SCRATCH_RECIPES
 
     # A checkpoint of a task: its backbone is the initial weights of the next.
     path = tmp_path / 'weights.ckpt'
