@@ -1,5 +1,9 @@
-"""Evaluation metrics (torchmetrics)."""
+"""Evaluation metrics (torchmetrics), and the pseudo-labels' statistics in training."""
 
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -8,6 +12,8 @@ from torchmetrics.classification import (
     MultilabelAveragePrecision,
     MultilabelF1Score,
 )
+
+from geossl.ssl.policies import PseudoLabels
 
 
 def classification_metrics(num_classes: int, multilabel: bool) -> MetricCollection:
@@ -45,3 +51,60 @@ def classification_metrics(num_classes: int, multilabel: bool) -> MetricCollecti
                 num_classes, top_k=5, average='micro'
             )
     return MetricCollection(metrics)
+
+
+def per_class_values(
+    name: str, value: Tensor, class_names: Sequence[str]
+) -> dict[str, Tensor]:
+    """A logged value under its name, or one per class if it has one per class.
+
+    Args:
+        name: e.g. ``val_f1``.
+        value: a scalar, or one value per class.
+        class_names: the classes, in model order.
+
+    Returns:
+        ``{name: value}``, or ``{name_<class>: value}`` for every class.
+    """
+    if value.ndim == 0:
+        return {name: value}
+    return {f'{name}_{cls}': v for cls, v in zip(class_names, value, strict=True)}
+
+
+def pseudo_label_statistics(
+    pseudo: PseudoLabels,
+    labels: Tensor,
+    class_names: Sequence[str],
+    diagnostics: Mapping[str, Tensor],
+) -> dict[str, Tensor]:
+    """What the pseudo-labels of an unlabelled batch were, as training logs them.
+
+    Args:
+        pseudo: the policy's pseudo-labels: targets and weights.
+        labels: the batch's true labels (-1 where unknown): class indices, or
+            multi-hot rows for multi-label data.
+        class_names: the classes, in model order.
+        diagnostics: the policy's own values (thresholds, say), scalar or per class.
+
+    Returns:
+        ``train_mask_ratio`` (the share of pseudo-labels kept),
+        ``train_pseudo_label_accuracy`` where kept ones have known labels,
+        ``train_utilisation`` per class and ``train_<diagnostic>``.
+    """
+    kept = pseudo.weights > 0
+    values = {'train_mask_ratio': kept.float().mean()}
+    correct = pseudo.targets == labels
+    if labels.ndim == 2:
+        known = kept & (labels >= 0).all(dim=1, keepdim=True)
+        usage = (pseudo.targets * kept).mean(dim=0)
+    else:
+        known = kept & (labels >= 0)
+        usage = torch.bincount(pseudo.targets[kept], minlength=len(class_names)) / len(
+            kept
+        )
+    if known.any():
+        values['train_pseudo_label_accuracy'] = correct[known].float().mean()
+    values |= per_class_values('train_utilisation', usage, class_names)
+    for name, value in diagnostics.items():
+        values |= per_class_values(f'train_{name}', value, class_names)
+    return values

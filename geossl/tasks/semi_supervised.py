@@ -11,6 +11,13 @@ unsupervised losses; the loss is ``supervised + lambda_u * unsupervised`` (plus
 CoMatch's weighted contrastive loss).
 With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference every
 semi-supervised result is compared with.
+
+The module is longer than most because the task's docstring is ``geossl fit``'s
+help for its some forty ``--model.*`` options; the recipe, the initial weights, the
+metrics and the data checks live beside it (:mod:`~geossl.tasks.recipes`,
+:mod:`~geossl.tasks.initial_weights`, :mod:`~geossl.tasks.metrics`,
+:mod:`~geossl.tasks.sizing`), the teacher-student in
+:mod:`~geossl.tasks.teacher_student`.
 """
 
 from collections.abc import Mapping, Sequence
@@ -53,7 +60,11 @@ from geossl.tasks.initial_weights import (
     choose_normalisation,
     load_initial_weights,
 )
-from geossl.tasks.metrics import classification_metrics
+from geossl.tasks.metrics import (
+    classification_metrics,
+    per_class_values,
+    pseudo_label_statistics,
+)
 from geossl.tasks.recipes import (
     Optimizer,
     configure_optimizer,
@@ -62,7 +73,11 @@ from geossl.tasks.recipes import (
 )
 from geossl.tasks.renamed import Task, upgrade_hparams
 from geossl.tasks.resume import RandomStateCheckpoint
-from geossl.tasks.sizing import data_arguments
+from geossl.tasks.sizing import (
+    check_data_fits,
+    check_metadata_known,
+    data_arguments,
+)
 from geossl.tasks.teacher_student import Distillation, TeacherStudent
 
 
@@ -385,18 +400,7 @@ class SemiSupervisedTask(LightningModule):
         if datamodule is None:
             return
         dataset = datamodule.dataset
-        bands = len(dataset.band_names)
-        if bands != self.hparams['in_channels']:
-            raise GeosslInputError(
-                'in_channels',
-                f'is {self.hparams["in_channels"]} but the data has {bands} bands '
-                f'({", ".join(dataset.band_names)})',
-            )
-        if dataset.multilabel != self.multilabel:
-            kind = 'multi-label' if dataset.multilabel else 'multi-class'
-            raise GeosslInputError(
-                'task', f'is {self.hparams["task"]} but the data is {kind}'
-            )
+        check_data_fits(self.hparams, dataset)
         if self.policy is not None and stage == 'fit' and datamodule.mu < 1:
             raise GeosslInputError(
                 'mu',
@@ -404,7 +408,7 @@ class SemiSupervisedTask(LightningModule):
                 'batches (mu >= 1)',
             )
         if self.teacher is not None:
-            self._check_metadata(dataset)
+            check_metadata_known(self.teacher.encoder, dataset)
         rule = self.input_normalisation
         if self.hparams['normalisation'] == 'weights' and rule is not None:
             self.views.set_statistics(
@@ -412,21 +416,6 @@ class SemiSupervisedTask(LightningModule):
             )
         else:
             self.views.set_statistics(datamodule.mean, datamodule.std)
-
-    def _check_metadata(self, dataset: GeoClassificationDataset) -> None:
-        """Refuse a teacher that would see only "missing" for a part of its metadata."""
-        encoder = self.teacher.encoder
-        for used, column, what in (
-            (encoder.uses_location, 'lon', 'location'),
-            (encoder.uses_time, 'datetime', 'acquisition date'),
-        ):
-            if used and not dataset.index[column].notna().any():
-                other = 'time' if what == 'location' else 'location'
-                raise GeosslInputError(
-                    'metadata',
-                    f'is {encoder.parts!r} but the {what} of every sample is missing; '
-                    f'use metadata={other!r} (or give the data its {what})',
-                )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
@@ -561,31 +550,10 @@ class SemiSupervisedTask(LightningModule):
 
     def _log_pseudo_labels(self, pseudo: PseudoLabels, labels: Tensor) -> None:
         """Mask ratio, pseudo-label accuracy where labels are known, use, thresholds."""
-        kept = pseudo.weights > 0
-        values = {'train_mask_ratio': kept.float().mean()}
-        if self.multilabel:
-            known = kept & (labels >= 0).all(dim=1, keepdim=True)
-            correct = pseudo.targets == labels
-            usage = (pseudo.targets * kept).mean(dim=0)
-        else:
-            known = kept & (labels >= 0)
-            correct = pseudo.targets == labels
-            usage = torch.bincount(
-                pseudo.targets[kept], minlength=len(self.class_names)
-            ) / len(kept)
-        if known.any():
-            values['train_pseudo_label_accuracy'] = correct[known].float().mean()
-        values |= self._per_class('train_utilisation', usage)
-        for name, value in self.policy.diagnostics().items():
-            values |= self._per_class(f'train_{name}', value)
-        self.log_dict(values, batch_size=len(kept))
-
-    def _per_class(self, name: str, value: Tensor) -> dict[str, Tensor]:
-        if value.ndim == 0:
-            return {name: value}
-        return {
-            f'{name}_{cls}': v for cls, v in zip(self.class_names, value, strict=True)
-        }
+        values = pseudo_label_statistics(
+            pseudo, labels, self.class_names, self.policy.diagnostics()
+        )
+        self.log_dict(values, batch_size=len(pseudo.weights))
 
     def _evaluation_step(self, batch: Mapping[str, Any], stage: str) -> Tensor:
         logits = self(batch['image'])
@@ -609,7 +577,8 @@ class SemiSupervisedTask(LightningModule):
         per_class = results.pop(f'{stage}_f1_per_class')
         # The metrics are already gathered from every process; syncing says so.
         self.log_dict(
-            results | self._per_class(f'{stage}_f1', per_class), sync_dist=True
+            results | per_class_values(f'{stage}_f1', per_class, self.class_names),
+            sync_dist=True,
         )
         self.metrics[stage].reset()
 

@@ -1,8 +1,15 @@
-"""The task arguments that the data sets, so that a run names the data once."""
+"""The task arguments that the data sets, and the checks that data fits a task.
 
+A run names the data once: the model is sized from it (:func:`data_arguments`), and
+data that does not fit a model (another checkpoint's, say) is refused in one line.
+"""
+
+from collections.abc import Mapping
 from typing import Any
 
 from geossl.data.datasets import GeoClassificationDataset
+from geossl.errors import GeosslInputError
+from geossl.models.metadata import MetadataEncoder
 
 
 def data_arguments(
@@ -36,3 +43,52 @@ def data_arguments(
     if chip_size is not None:
         arguments['chip_size'] = chip_size
     return arguments
+
+
+def check_data_fits(
+    hparams: Mapping[str, Any], dataset: GeoClassificationDataset
+) -> None:
+    """Refuse data whose bands or label kind are not the task's.
+
+    Args:
+        hparams: the task's hyperparameters (``in_channels``, ``task``).
+        dataset: the data.
+
+    Raises:
+        GeosslInputError: naming the option the data contradicts.
+    """
+    bands = len(dataset.band_names)
+    if bands != hparams['in_channels']:
+        raise GeosslInputError(
+            'in_channels',
+            f'is {hparams["in_channels"]} but the data has {bands} bands '
+            f'({", ".join(dataset.band_names)})',
+        )
+    if dataset.multilabel != (hparams['task'] == 'multilabel'):
+        kind = 'multi-label' if dataset.multilabel else 'multi-class'
+        raise GeosslInputError('task', f'is {hparams["task"]} but the data is {kind}')
+
+
+def check_metadata_known(
+    encoder: MetadataEncoder, dataset: GeoClassificationDataset
+) -> None:
+    """Refuse a teacher that would see only "missing" for a part of its metadata.
+
+    Args:
+        encoder: the teacher's metadata encoder.
+        dataset: the data.
+
+    Raises:
+        GeosslInputError: if every sample lacks a part the encoder uses.
+    """
+    for used, column, what in (
+        (encoder.uses_location, 'lon', 'location'),
+        (encoder.uses_time, 'datetime', 'acquisition date'),
+    ):
+        if used and not dataset.index[column].notna().any():
+            other = 'time' if what == 'location' else 'location'
+            raise GeosslInputError(
+                'metadata',
+                f'is {encoder.parts!r} but the {what} of every sample is missing; '
+                f'use metadata={other!r} (or give the data its {what})',
+            )
