@@ -16,6 +16,11 @@ The backbone is the plain timm model (``backbone.*`` in the checkpoint,
 ``model.backbone.model.*`` for BYOL) that ``geossl fit --model.weights``
 takes. Training sees only the tiles of the training split: validation and test
 tiles stay unseen, so a later evaluation on them is fair.
+
+The five methods stay in this one module, each a short class over the shared base,
+because configs name them here (``class_path: geossl.tasks.pretrain.MoCo``).
+Pretraining builds on TorchGeo's tasks, so unlike the semi-supervised task it needs
+TorchGeo.
 """
 
 from collections.abc import Sequence
