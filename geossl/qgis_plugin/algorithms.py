@@ -1,7 +1,7 @@
 """geossl's Processing algorithms, each a ``geossl`` command run in a subprocess.
 
 One module for every algorithm: QGIS's provider lists them from here, and each is a
-short class of parameters over the shared base that runs the command.
+class of its parameters over the shared base that runs the command.
 """
 
 from __future__ import annotations
