@@ -68,6 +68,28 @@ Run 'geossl COMMAND --help' for the options of a command.
 """
 
 
+def _bad_input_line(error: Exception, argv: Sequence[str]) -> str | None:
+    """The one line that reports bad input, or None for any other error.
+
+    TorchGeo's dataset-not-found is bad input too. Its class is looked up only if
+    TorchGeo is loaded (it is, if it raised one), so that commands that read no
+    TorchGeo dataset start without importing TorchGeo.
+    """
+    torchgeo_errors = sys.modules.get('torchgeo.datasets.errors')
+    bad_input: tuple[type[Exception], ...] = (GeosslInputError,)
+    if torchgeo_errors is not None:
+        bad_input += (torchgeo_errors.DatasetNotFoundError,)
+    if isinstance(error, bad_input):
+        return str(error)
+    if isinstance(error, RuntimeError):
+        return input_error_in_worker(error)
+    if isinstance(error, ArgumentError):
+        # jsonargparse's messages run over several indented lines.
+        message = ' '.join(str(error).split())
+        return f'{message} (see {" ".join(["geossl", *argv[:1], "--help"])})'
+    return None
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -107,8 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings('ignore', r"You're resuming from a checkpoint that ended")
     # pretrain hands Lightning its arguments as fit's, which Lightning warns of.
     warnings.filterwarnings('ignore', r"LightningCLI's args parameter is intended")
-    from torchgeo.datasets.errors import DatasetNotFoundError
-
     try:
         if argv[0] in TOOLS:
             from geossl.cli.tools import run_tool
@@ -118,18 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from geossl.cli.lightning import run_lightning
 
             run_lightning(argv, from_command_line)
-    except (GeosslInputError, DatasetNotFoundError) as error:
-        print(f'geossl: error: {error}', file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except RuntimeError as error:
-        if (line := input_error_in_worker(error)) is None:
+    except Exception as error:
+        line = _bad_input_line(error, argv)
+        if line is None:
             raise
         print(f'geossl: error: {line}', file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ArgumentError as error:
-        # jsonargparse's messages run over several indented lines.
-        message = ' '.join(str(error).split())
-        help_command = ' '.join(['geossl', *argv[:1], '--help'])
-        print(f'geossl: error: {message} (see {help_command})', file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

@@ -30,7 +30,6 @@ from geossl.inference.checkpoint import (
     read_checkpoint,
 )
 from geossl.ssl.policies import describe_algorithms
-from geossl.tasks.pretrain import METHODS, PretrainingTask, SimCLR
 from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 from geossl.tasks.sizing import data_arguments
@@ -176,6 +175,8 @@ class PretrainCLI(GeosslCLI):
         Args:
             parser: the CLI's parser.
         """
+        from geossl.tasks.pretrain import SimCLR
+
         super().add_arguments_to_parser(parser)
         parser.set_defaults({'model': {'class_path': _class_path(SimCLR)}})
 
@@ -279,6 +280,8 @@ def _check_pretraining_method(argv: Sequence[str]) -> None:
     Raises:
         GeosslInputError: for a bare name that is not a method's.
     """
+    from geossl.tasks.pretrain import METHODS
+
     names = [task.__name__ for task in METHODS.values()]
     for value in _option_values(argv, '--model'):
         # Dotted class paths and config files are jsonargparse's to check.
@@ -289,6 +292,9 @@ def _check_pretraining_method(argv: Sequence[str]) -> None:
 
 
 def _run_pretrain(argv: Sequence[str]) -> None:
+    # Pretraining builds on TorchGeo's tasks, so they load for this command only.
+    from geossl.tasks.pretrain import PretrainingTask
+
     _check_pretraining_method(argv)
     PretrainCLI(
         PretrainingTask,

@@ -8,6 +8,7 @@ is also ``-o``, and a ``data`` parameter takes the data options of
 name, with its type, default and help from the function.
 """
 
+import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,35 +17,40 @@ from typing import Any, get_origin
 import docstring_parser
 from jsonargparse import ArgumentParser
 
-from geossl.cli import DESCRIPTION
 from geossl.data.datamodule import GeoPretrainingDataModule
-from geossl.data.index import index
-from geossl.inference.embeddings import embed
-from geossl.inference.export import export
-from geossl.inference.mapping import map_scenes
-from geossl.inference.representation import DATA_SKIP, evaluate_representation
-from geossl.qgis import qgis
-from geossl.search import stac
+
+#: The data options of ``geossl pretrain`` that embedding tiles does not take.
+DATA_SKIP = frozenset({'batch_size', 'mu', 'balance_classes', 'num_workers'})
 
 
 @dataclass(frozen=True)
 class Tool:
     """A command and the typed function it runs.
 
+    The function is named by its import path and imported when its command runs,
+    so that each command loads only what it needs.
+
     Attributes:
-        function: what the command runs, called with the parsed options.
+        path: the function's import path, ``package.module.function``.
         positionals: parameters given by position, in order.
-        help: the one line ``geossl --help`` shows.
         data_skip: the data options of ``geossl pretrain`` that ``data`` leaves out.
     """
 
-    function: Callable[..., Any]
+    path: str
     positionals: tuple[str, ...]
-    help: str
     data_skip: frozenset[str] = field(default_factory=frozenset)
 
-    def parser(self) -> ArgumentParser:
+    @property
+    def function(self) -> Callable[..., Any]:
+        """What the command runs, called with the parsed options."""
+        module, name = self.path.rsplit('.', 1)
+        return getattr(importlib.import_module(module), name)
+
+    def parser(self, prog: str) -> ArgumentParser:
         """The command's parser, from the function's signature and docstring.
+
+        Args:
+            prog: the command's name in usage and help.
 
         Returns:
             The parser.
@@ -54,7 +60,7 @@ class Tool:
             text for text in (doc.short_description, doc.long_description) if text
         )
         helps = {param.arg_name: param.description for param in doc.params}
-        parser = ArgumentParser(description=description)
+        parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
         signature = inspect.signature(self.function)
         for name in self.positionals:
             annotation = signature.parameters[name].annotation
@@ -95,41 +101,18 @@ class Tool:
 
 #: Every tool by its command, in the order of :data:`geossl.cli.TOOLS`.
 TOOL_FUNCTIONS: dict[str, Tool] = {
-    'index': Tool(index, ('source',), 'Index a data source into a GeoPackage.'),
-    'map': Tool(
-        map_scenes,
-        ('checkpoint', 'sources'),
-        'Classify whole scenes into class-map COGs.',
-    ),
-    'export': Tool(export, ('checkpoint',), 'Export the student to ONNX.'),
+    'index': Tool('geossl.data.index.index', ('source',)),
+    'map': Tool('geossl.inference.mapping.map_scenes', ('checkpoint', 'sources')),
+    'export': Tool('geossl.inference.export.export', ('checkpoint',)),
     'evaluate-representation': Tool(
-        evaluate_representation,
+        'geossl.inference.representation.evaluate_representation',
         ('checkpoint',),
-        "kNN and linear-probe accuracy of a checkpoint's frozen features.",
         DATA_SKIP,
     ),
-    'embed': Tool(
-        embed,
-        ('checkpoint',),
-        "Write every tile's features with its place; a t-SNE picture.",
-        DATA_SKIP,
-    ),
-    'qgis': Tool(qgis, ('action',), 'Install the QGIS Processing provider.'),
-    'stac': Tool(stac, ('action',), 'Search a STAC API; write an ItemCollection.'),
+    'embed': Tool('geossl.inference.embeddings.embed', ('checkpoint',), DATA_SKIP),
+    'qgis': Tool('geossl.qgis.qgis', ('action',)),
+    'stac': Tool('geossl.search.stac', ('action',)),
 }
-
-
-def tools_parser() -> ArgumentParser:
-    """``geossl TOOL ...``: every tool's parser under its command.
-
-    Returns:
-        The parser.
-    """
-    parser = ArgumentParser(prog='geossl', description=DESCRIPTION, exit_on_error=False)
-    subcommands = parser.add_subcommands(dest='command')
-    for command, tool in TOOL_FUNCTIONS.items():
-        subcommands.add_subcommand(command, tool.parser(), help=tool.help)
-    return parser
 
 
 def run_tool(argv: Sequence[str]) -> None:
@@ -138,5 +121,6 @@ def run_tool(argv: Sequence[str]) -> None:
     Args:
         argv: the command and its arguments.
     """
-    options = tools_parser().parse_args(list(argv))
-    TOOL_FUNCTIONS[options.command].run(options[options.command])
+    tool = TOOL_FUNCTIONS[argv[0]]
+    options = tool.parser(f'geossl {argv[0]}').parse_args(list(argv[1:]))
+    tool.run(options)

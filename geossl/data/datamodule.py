@@ -22,11 +22,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from geossl.data.datasets import GeoClassificationDataset, InMemoryDataset
-from geossl.data.folder import ImageFolderDataset
-from geossl.data.metadata import MetadataReader
-from geossl.data.raster import NodataPolicy
+from geossl.data.pixels import NodataPolicy
 from geossl.data.samplers import ResumableSampler
-from geossl.data.scene import SceneDataset
 from geossl.data.splits import (
     SplitConfig,
     SplitStrategy,
@@ -34,9 +31,7 @@ from geossl.data.splits import (
     save_splits,
     split_counts,
 )
-from geossl.data.stac import is_stac
 from geossl.data.stats import band_statistics
-from geossl.data.torchgeo_datasets import bigearthnet, eurosat
 from geossl.errors import GeosslInputError, SplitError
 
 
@@ -400,6 +395,14 @@ class GeoDataModule(SemiSupervisedDataModule):
         run_dir: str | None = None,
         seed: int = 0,
     ) -> None:
+        # The readers of files, scenes and TorchGeo's datasets load here, where a
+        # source is read: the DataModules above train on any dataset without them.
+        from geossl.data.folder import ImageFolderDataset
+        from geossl.data.metadata import MetadataReader
+        from geossl.data.scene import SceneDataset
+        from geossl.data.stac import is_stac
+        from geossl.data.torchgeo_datasets import bigearthnet, eurosat
+
         reader = MetadataReader(require_location=not location_optional)
         if labels is not None or is_stac(root):
             data: GeoClassificationDataset = SceneDataset(

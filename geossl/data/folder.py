@@ -17,7 +17,8 @@ from geossl.data.columns import class_names
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.data.index import index_source
 from geossl.data.metadata import MetadataReader
-from geossl.data.raster import NodataPolicy, read_sample
+from geossl.data.pixels import NodataPolicy
+from geossl.data.raster import read_sample
 from geossl.errors import (
     BandMismatchError,
     ChipSizeError,

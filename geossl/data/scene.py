@@ -38,10 +38,7 @@ from geossl.data.metadata import (
     footprint_wgs84,
     reader_settings,
 )
-from geossl.data.raster import (
-    NodataPolicy,
-    apply_nodata_policy,
-)
+from geossl.data.pixels import NodataPolicy, apply_nodata_policy
 from geossl.data.scene_files import find_scenes
 from geossl.data.scene_raster import SceneRaster
 from geossl.errors import (

@@ -12,10 +12,7 @@ import numpy as np
 import shapely
 from torchgeo.datasets import RasterDataset
 
-from geossl.data.raster import (
-    apply_reflectance_offset,
-    invalid_pixels,
-)
+from geossl.data.pixels import apply_reflectance_offset, invalid_pixels
 from geossl.data.scene_files import BAND_FILE_REGEX, Bounds, Scene
 from geossl.errors import (
     RasterReadError,

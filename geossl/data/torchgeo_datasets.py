@@ -21,7 +21,7 @@ from geossl.data.metadata import (
     bigearthnet_metadata_file,
     read_bigearthnet_json,
 )
-from geossl.data.raster import apply_reflectance_offset
+from geossl.data.pixels import apply_reflectance_offset
 from geossl.errors import DatasetLayoutError, GeosslInputError
 
 #: Band order of BigEarthNet v1 Sentinel-2 samples as TorchGeo reads them (no B10).

@@ -267,10 +267,6 @@ def _top_accuracies(ranked: Tensor, labels: Tensor) -> tuple[float, float]:
     return float(hits[:, 0].float().mean()), float(hits.any(dim=1).float().mean())
 
 
-#: The data options of ``geossl pretrain`` that embedding tiles does not take.
-DATA_SKIP = frozenset({'batch_size', 'mu', 'balance_classes', 'num_workers'})
-
-
 def encoder_and_data(
     checkpoint: str | Path, data: Mapping[str, Any], device: str = 'auto'
 ) -> tuple[Encoder, GeoPretrainingDataModule, str]:

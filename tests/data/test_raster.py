@@ -1,12 +1,8 @@
 import numpy as np
 import pytest
 
-from geossl.data.raster import (
-    apply_reflectance_offset,
-    band_files,
-    describe,
-    read_sample,
-)
+from geossl.data.pixels import apply_reflectance_offset
+from geossl.data.raster import band_files, describe, read_sample
 from geossl.errors import BandMismatchError, ChipSizeError, NodataError, RasterReadError
 from tests.conftest import random_chip, write_raster
 
