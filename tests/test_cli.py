@@ -1,6 +1,7 @@
 import subprocess
 import sys
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -211,6 +212,18 @@ def test_help_answers_without_loading_torch():
         "assert 'torch' not in sys.modules and 'lightning' not in sys.modules"
     )
     subprocess.run([sys.executable, '-c', script], check=True, capture_output=True)
+
+
+def test_version_is_the_installed_one_and_loads_no_torch():
+    script = (
+        'import sys; from geossl.cli import main; '
+        "assert main(['--version']) == 0; "
+        "assert 'torch' not in sys.modules"
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', script], check=True, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == f'geossl {version("geossl")}'
 
 
 def test_every_tool_has_its_runner():

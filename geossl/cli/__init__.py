@@ -11,6 +11,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from jsonargparse import ArgumentError
 
@@ -64,7 +65,8 @@ Tools:
   stac       search a STAC API (stac search) into an ItemCollection that index,
              fit --data.root and map read
 
-Run 'geossl COMMAND --help' for the options of a command.
+Run 'geossl COMMAND --help' for the options of a command, 'geossl --version' for
+the version.
 """
 
 
@@ -105,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['--version']:
+        print(f'geossl {version("geossl")}')
+        return 0
     if not argv or argv[0] in ('-h', '--help'):
         print(f'usage: geossl {{{",".join(COMMANDS)}}} ...\n\n{_OVERVIEW}')
         return 0 if argv else EXIT_BAD_INPUT
