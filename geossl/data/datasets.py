@@ -47,7 +47,7 @@ def encode_labels(
         multilabel: encode multi-hot vectors instead of class indices.
         label_map: optional renaming of label names before encoding; names it maps
             to None are dropped, names it does not list are kept as they are (e.g.
-            :data:`BIGEARTHNET_43_TO_19`).
+            :data:`~geossl.data.folder.BIGEARTHNET_43_TO_19`).
 
     Returns:
         int64 ``(N,)`` class indices, or float32 ``(N, K)`` multi-hot rows; -1 marks

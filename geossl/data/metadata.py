@@ -308,7 +308,9 @@ def _raster_facts(path: Path) -> _RasterFacts:
 
 @dataclass(frozen=True)
 class MetadataReader:
-    """Reads :class:`TileMetadata` for raster files and sample folders.
+    """Reads where and when raster files and sample folders were taken.
+
+    What it reads is a :class:`~geossl.data.tile_metadata.TileMetadata`.
 
     Args:
         filename_regex: regular expression (``re.VERBOSE``, matched against the file

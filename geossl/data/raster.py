@@ -146,7 +146,7 @@ def read_sample(
         size: crop a centred ``size x size`` chip; None keeps the whole raster.
         nodata: what to do with nodata or NaN pixels.
         reflectance_offset: added to the valid pixels (see
-            :func:`apply_reflectance_offset`).
+            :func:`~geossl.data.pixels.apply_reflectance_offset`).
 
     Returns:
         The pixels, float32, not normalised.

@@ -136,7 +136,7 @@ def timm_pretrained_weights(model: str) -> BackboneWeights:
         model: the timm model name.
 
     Returns:
-        Its ImageNet weights (see :func:`imagenet_weights`).
+        Its ImageNet weights (see :func:`~geossl.models.weights.imagenet_weights`).
 
     Raises:
         GeosslInputError: if the download fails.
