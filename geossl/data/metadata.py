@@ -17,12 +17,11 @@ rather than NaN.
 import csv
 import functools
 import json
-import math
 import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import rasterio
@@ -32,7 +31,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import shape
 
-from geossl.data.tile_metadata import TileMetadata
+from geossl.data.tile_metadata import TileMetadata, lonlat_problem, parse_datetime
 from geossl.errors import (
     DateParseError,
     GeosslInputError,
@@ -64,8 +63,6 @@ BIGEARTHNET_METADATA_SUFFIX = '_labels_metadata.json'
 
 #: Image file extensions geossl reads, lower case.
 IMAGE_SUFFIXES = ('.tif', '.tiff', '.jpg', '.jpeg', '.png')
-
-_TIFF_DATETIME_FORMAT = '%Y:%m:%d %H:%M:%S'
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,23 +102,6 @@ def centre_lonlat(
     return ((lon + 180.0) % 360.0) - 180.0, lat
 
 
-def lonlat_problem(lon: float, lat: float) -> str | None:
-    """What is wrong with a longitude and latitude, if anything.
-
-    Args:
-        lon: longitude in degrees.
-        lat: latitude in degrees.
-
-    Returns:
-        None for a place on Earth; otherwise why not, as a sentence fragment.
-    """
-    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
-        return f'longitude {lon:.6g} is outside -180..180'
-    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
-        return f'latitude {lat:.6g} is outside -90..90'
-    return None
-
-
 def footprint_wgs84(
     crs: str, bounds: tuple[float, float, float, float]
 ) -> shapely.Geometry:
@@ -142,34 +122,6 @@ def footprint_wgs84(
         crs, 'EPSG:4326', shapely.geometry.mapping(box)
     )
     return shape(geometry)
-
-
-def parse_datetime(text: str, date_format: str | None = None) -> datetime:
-    """Parse an acquisition time; naive times are taken to be UTC.
-
-    Args:
-        text: the date or date-time text.
-        date_format: a :func:`datetime.strptime` format, or None to accept ISO 8601
-            (basic or extended, ``Z`` suffix included) and the TIFF form
-            ``YYYY:MM:DD HH:MM:SS``.
-
-    Returns:
-        A timezone-aware UTC datetime.
-
-    Raises:
-        ValueError: if the text does not parse.
-    """
-    text = text.strip()
-    if date_format is not None:
-        parsed = datetime.strptime(text, date_format)
-    else:
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            parsed = datetime.strptime(text, _TIFF_DATETIME_FORMAT)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 @dataclass(frozen=True)

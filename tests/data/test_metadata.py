@@ -8,14 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyproj import Transformer
 
-from geossl.data.metadata import (
-    MetadataReader,
-    centre_lonlat,
-    footprint_wgs84,
-    lonlat_problem,
-    parse_datetime,
-)
-from geossl.data.tile_metadata import TileMetadata
+from geossl.data.metadata import MetadataReader, centre_lonlat, footprint_wgs84
+from geossl.data.tile_metadata import TileMetadata, lonlat_problem, parse_datetime
 from geossl.errors import (
     DateParseError,
     LabelsFileError,
