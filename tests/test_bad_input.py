@@ -15,6 +15,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 import torch
@@ -147,18 +148,51 @@ def index_latitude_off_the_earth(tmp: Path) -> Case:
     )
 
 
-def index_sidecar_longitude_out_of_range(tmp: Path) -> Case:
+def index_locations_longitude_out_of_range(tmp: Path) -> Case:
     data = _tiles(tmp / 'data', crs=None)
-    sidecar = tmp / 'where.csv'
+    table = tmp / 'where.csv'
     rows = [f'class{c}/tile{i}.tif,200.5,40,' for c in range(2) for i in range(6)]
-    sidecar.write_text('path,lon,lat,datetime\n' + '\n'.join(rows) + '\n')
+    table.write_text('path,lon,lat,datetime\n' + '\n'.join(rows) + '\n')
     out = tmp / 'index.gpkg'
-    # Paths in the sidecar are relative to it, so it sits beside the classes.
-    sidecar = sidecar.rename(data / 'where.csv')
     return Case(
-        ['index', str(data), '-o', str(out), '--sidecar', str(sidecar)],
+        ['index', str(data), '-o', str(out), '--locations', str(table)],
         'where.csv: line 2: longitude 200.5 is outside -180..180',
         [out],
+    )
+
+
+def fit_locations_naming_no_sample(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data', crs=None)
+    table = tmp / 'where.csv'
+    table.write_text('image_id,lon,lat\nelsewhere.tif,10,50\n')
+    return Case(
+        [*_fit(tmp, data), '--data.locations', str(table)],
+        f'where.csv: names none of the 12 samples of {data}',
+        [tmp / 'run'],
+    )
+
+
+def fit_locations_naming_a_sample_twice(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data', crs=None)
+    table = tmp / 'where.csv'
+    table.write_text(
+        'path,lon,lat\ntile0.tif,10,50\ntile1.tif,11,50\ntile0.tif,12,50\n'
+    )
+    return Case(
+        [*_fit(tmp, data), '--data.locations', str(table)],
+        "where.csv: line 4: 'tile0.tif' is named twice (first at line 2)",
+        [tmp / 'run'],
+    )
+
+
+def fit_locations_without_lon(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data', crs=None)
+    table = tmp / 'where.parquet'
+    pd.DataFrame({'image_id': ['tile0.tif'], 'latitude': [50.0]}).to_parquet(table)
+    return Case(
+        [*_fit(tmp, data), '--data.locations', str(table)],
+        'where.parquet: lacks column(s) lon, lat',
+        [tmp / 'run'],
     )
 
 
@@ -858,7 +892,10 @@ CASES: list[Callable[[Path], Case]] = [
     index_missing_crs,
     index_date_that_does_not_parse,
     index_latitude_off_the_earth,
-    index_sidecar_longitude_out_of_range,
+    index_locations_longitude_out_of_range,
+    fit_locations_naming_no_sample,
+    fit_locations_naming_a_sample_twice,
+    fit_locations_without_lon,
     index_empty_class_folder,
     index_labels_without_class_column,
     index_labels_file_not_a_vector,

@@ -104,7 +104,7 @@ def _help(capsys, *command):
 def test_help_lists_index(capsys):
     out = _help(capsys, 'index')
     assert '--filename_regex' in out
-    assert '--sidecar' in out
+    assert '--locations' in out
 
 
 def test_index_scene_chips_with_labels(shared_data, tmp_path, capsys):

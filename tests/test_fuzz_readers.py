@@ -2,7 +2,7 @@
 
 Each case runs a real ``geossl`` command on a copy of a real file (a checkpoint of
 ``geossl fit``, a EuroSAT-MS GeoTIFF, the 18SVG labels GeoJSON, a fit config, a
-sidecar CSV, a BigEarthNet metadata JSON, a geossl index) replaced by random
+locations CSV, a BigEarthNet metadata JSON, a geossl index) replaced by random
 bytes, an empty file, a folder, or a truncated or byte-flipped copy. A flipped copy
 may still be a valid file, and the command may then succeed; whatever the bytes,
 it never ends in a traceback, and when it refuses them it leaves no output.
@@ -257,7 +257,7 @@ def _sidecar_index(folder: Path, index: str) -> list[str]:
         *[
             'index',
             str(folder / 'in/tiles'),
-            '--sidecar',
+            '--locations',
             str(folder / 'in/sidecar.csv'),
         ],
         *['-o', str(folder / index)],

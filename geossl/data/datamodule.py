@@ -347,6 +347,9 @@ class GeoDataModule(SemiSupervisedDataModule):
         bigearthnet_classes: 19 or 43.
         nodata: ``error`` or ``zero`` for nodata/NaN pixels.
         location_optional: mark the location of rasters with no CRS as missing.
+        locations: a CSV or Parquet table of where (and when) the samples were
+            taken, for data that does not say: a path or file-name column, ``lon``,
+            ``lat``, optionally ``datetime`` (see :mod:`geossl.data.locations`).
         download: let TorchGeo download ``eurosat``/``bigearthnet`` if missing.
         labels_per_class: labelled samples per class (None: ``label_fraction``).
         label_fraction: fraction of the training pool that keeps its labels.
@@ -380,6 +383,7 @@ class GeoDataModule(SemiSupervisedDataModule):
         bigearthnet_classes: int = 19,
         nodata: NodataPolicy = 'error',
         location_optional: bool = False,
+        locations: str | None = None,
         download: bool = False,
         labels_per_class: int | None = 4,
         label_fraction: float | None = None,
@@ -403,8 +407,17 @@ class GeoDataModule(SemiSupervisedDataModule):
         from geossl.data.stac import is_stac
         from geossl.data.torchgeo_datasets import bigearthnet, eurosat
 
-        reader = MetadataReader(require_location=not location_optional)
-        if labels is not None or is_stac(root):
+        reader = MetadataReader(
+            locations=locations, require_location=not location_optional
+        )
+        scenes = labels is not None or is_stac(root)
+        if scenes and locations is not None:
+            raise GeosslInputError(
+                'locations',
+                "is for tiles; a scene's chips take their place from the scene's "
+                'georeferencing',
+            )
+        if scenes:
             data: GeoClassificationDataset = SceneDataset(
                 root,
                 labels,

@@ -18,6 +18,7 @@ Layouts recognised under a root folder:
 import dataclasses
 import hashlib
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -157,7 +158,7 @@ def _label_text(label: str | tuple[str, ...] | None) -> str | None:
 
 
 def _sample_row(sample: SampleRef, reader: MetadataReader) -> dict[str, object]:
-    meta = reader.read(sample.path)
+    meta = reader.read(sample.path, sample.sample_id)
     shape = describe(sample.path)
     names = shape.band_names or tuple(numbered_bands(shape.bands))
     files = band_files(sample.path) if sample.path.is_dir() else [sample.path]
@@ -319,6 +320,10 @@ def index_source(
     layout = LIST_LAYOUT if samples is not None else detect_layout(root)
     if samples is None:
         samples = list_samples(root, layout)
+    if reader.location_table is not None:
+        reader.location_table.check_names(
+            [(sample.path, sample.sample_id) for sample in samples], root
+        )
     output = Path(output) if output is not None else default_index_path(source, reader)
     previous = None
     if output.exists():
@@ -345,8 +350,9 @@ def index(
     stride: int | None = None,
     filename_regex: str = SENTINEL2_FILENAME_REGEX.strip(),
     date_format: str | None = None,
-    sidecar: str | None = None,
+    locations: str | None = None,
     location_optional: bool = False,
+    sidecar: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Index a data source into a GeoPackage of footprints (EPSG:4326).
 
@@ -374,20 +380,31 @@ def index(
             Give an empty string to skip file names.
         date_format: strptime format of the date group, e.g. %Y%m%d. Default: ISO
             8601 (20160112, 20160112T160652, 2016-01-12T16:06:52Z).
-        sidecar: CSV with columns path,lon,lat,datetime that fills in locations and
-            dates the data itself lacks (paths relative to the CSV).
+        locations: CSV or Parquet table that fills in the locations and dates the
+            data itself lacks: a path or file-name column (path, file, filename,
+            file_name, image_id or image), lon, lat (WGS 84) and optionally
+            datetime. A sample matches by its path relative to the source or to the
+            table, else by a unique file name with or without its extension.
         location_optional: Mark the location of rasters with no CRS as missing
-            instead of failing (needed for JPEG/PNG folders such as EuroSAT RGB).
+            instead of failing (for JPEG/PNG folders without a locations table).
+        sidecar: Deprecated name of --locations.
 
     Returns:
         The index written.
     """
+    if sidecar is not None:
+        warnings.warn(
+            '--sidecar is deprecated and will be removed; use --locations',
+            FutureWarning,
+            stacklevel=2,
+        )
+        locations = locations or sidecar
     # An index is updated in place, so an existing one is no error.
     check_output(Path(output), overwrite=True)
     reader = MetadataReader(
         filename_regex=filename_regex or None,
         date_format=date_format,
-        sidecar=sidecar,
+        locations=locations,
         require_location=not location_optional,
     )
     if labels is None and not is_stac(source):

@@ -1,20 +1,19 @@
 """Where and when each tile was taken, read from the data itself.
 
 Location is the centre of a raster's footprint in WGS84 degrees, computed with pyproj
-from the raster's CRS and transform. Time is the acquisition time in UTC, taken from
-the first of these that has it:
+from the raster's CRS and transform, or else a locations table's. Time is the
+acquisition time in UTC, taken from the first of these that has it:
 
 1. the file (or sample folder) name, through a regular expression with a ``date``
    group (the TorchGeo convention; by default the Sentinel-2 naming convention);
 2. GeoTIFF tags (acquisition tags first, ``TIFFTAG_DATETIME`` last);
 3. a BigEarthNet ``<patch>_labels_metadata.json`` beside the raster;
-4. a sidecar CSV with columns ``path,lon,lat,datetime``.
+4. a locations table (CSV or Parquet; see :mod:`geossl.data.locations`).
 
 Anything that cannot be found is marked missing: models receive a ``meta_mask``
 rather than NaN.
 """
 
-import csv
 import functools
 import json
 import re
@@ -31,6 +30,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import shape
 
+from geossl.data.locations import Location, LocationTable
 from geossl.data.tile_metadata import TileMetadata, lonlat_problem, parse_datetime
 from geossl.errors import (
     DateParseError,
@@ -124,65 +124,6 @@ def footprint_wgs84(
     return shape(geometry)
 
 
-@dataclass(frozen=True)
-class _SidecarRow:
-    lon: float | None
-    lat: float | None
-    time: datetime | None
-
-
-def read_sidecar(path: str | Path) -> dict[Path, _SidecarRow]:
-    """Read a sidecar CSV with columns ``path,lon,lat,datetime``.
-
-    Relative paths are taken relative to the CSV's folder; empty cells are missing.
-
-    Args:
-        path: the CSV file.
-
-    Returns:
-        Rows keyed by resolved path.
-
-    Raises:
-        LabelsFileError: if the file lacks a column or a value does not parse.
-    """
-    path = Path(path)
-    required = {'path', 'lon', 'lat', 'datetime'}
-    with reading(path, 'a sidecar CSV', LabelsFileError), path.open(newline='') as f:
-        reader = csv.DictReader(f)
-        # A short row's missing cells are None; an empty cell is ''.
-        records = [{k: v or '' for k, v in row.items()} for row in reader]
-        columns = set(reader.fieldnames or ())
-    if missing := required - columns:
-        raise LabelsFileError(
-            path,
-            f'sidecar CSV lacks column(s) {", ".join(sorted(missing))}; '
-            'expected path,lon,lat,datetime',
-        )
-    rows: dict[Path, _SidecarRow] = {}
-    for line, row in enumerate(records, start=2):
-        try:
-            lon = float(row['lon']) if row['lon'].strip() else None
-            lat = float(row['lat']) if row['lat'].strip() else None
-            when = row['datetime'].strip()
-            time = parse_datetime(when) if when else None
-        except ValueError as error:
-            raise LabelsFileError(
-                path, f'line {line}: cannot parse lon/lat/datetime ({error})'
-            ) from None
-        if (
-            lon is not None
-            and lat is not None
-            and (problem := lonlat_problem(lon, lat))
-        ):
-            raise LabelsFileError(path, f'line {line}: {problem}')
-        if '\0' in row['path']:
-            raise LabelsFileError(path, f'line {line}: the path holds a NUL byte')
-        rows[(path.parent / row['path'].strip()).resolve()] = _SidecarRow(
-            lon, lat, time
-        )
-    return rows
-
-
 def _first_raster(folder: Path) -> Path | None:
     rasters = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return rasters[0] if rasters else None
@@ -270,15 +211,17 @@ class MetadataReader:
             None to skip file names. Defaults to the Sentinel-2 naming convention.
         date_format: :func:`datetime.strptime` format of the ``date`` group, or None
             for ISO 8601 (``20160112``, ``20160112T160652``, ``2016-01-12``).
-        sidecar: optional CSV with columns ``path,lon,lat,datetime`` that fills in
-            what the data itself lacks.
-        require_location: if True, a raster with no CRS and no other location source
-            raises :class:`~.MissingCRSError`; if False its location is marked missing.
+        locations: optional locations table (CSV or Parquet, see
+            :mod:`geossl.data.locations`) that fills in what the data itself lacks;
+            samples it does not name keep a missing location.
+        require_location: if True, a raster with no CRS, no BigEarthNet metadata and
+            no locations table raises :class:`~.MissingCRSError`; if False its
+            location is marked missing.
     """
 
     filename_regex: str | None = SENTINEL2_FILENAME_REGEX
     date_format: str | None = None
-    sidecar: str | Path | None = None
+    locations: str | Path | None = None
     require_location: bool = True
 
     def __post_init__(self) -> None:
@@ -291,15 +234,18 @@ class MetadataReader:
             )
 
     @functools.cached_property
-    def _sidecar_rows(self) -> dict[Path, _SidecarRow]:
-        return read_sidecar(self.sidecar) if self.sidecar is not None else {}
+    def location_table(self) -> LocationTable | None:
+        """The locations table, read once; None without one."""
+        return None if self.locations is None else LocationTable(self.locations)
 
-    def read(self, path: str | Path) -> TileMetadata:
+    def read(self, path: str | Path, sample_id: str | None = None) -> TileMetadata:
         """Read where and when one raster file or sample folder was taken.
 
         Args:
             path: a raster file, or a folder holding one sample's band files
                 (BigEarthNet patch layout).
+            sample_id: its path relative to the data's root, by which a locations
+                table may name it.
 
         Returns:
             The tile's metadata, with missing parts set to None.
@@ -318,7 +264,8 @@ class MetadataReader:
         )
         json_path = bigearthnet_metadata_file(path)
         patch = read_bigearthnet_json(json_path) if json_path is not None else {}
-        sidecar = self._sidecar_rows.get(path.resolve())
+        table = self.location_table
+        listed = table.find(path, sample_id) if table is not None else None
 
         crs, bounds = facts.crs, facts.bounds
         if crs is None and 'coordinates' in patch and 'projection' in patch:
@@ -338,21 +285,20 @@ class MetadataReader:
                     f'lies off the Earth ({problem}); check its CRS and geotransform',
                 )
             footprint = footprint_wgs84(crs, bounds)
-        elif (
-            sidecar is not None and sidecar.lon is not None and sidecar.lat is not None
-        ):
-            lon, lat = sidecar.lon, sidecar.lat
+        elif listed is not None and listed.lon is not None and listed.lat is not None:
+            lon, lat = listed.lon, listed.lat
             footprint = shapely.Point(lon, lat)
-        elif self.require_location:
+        elif self.require_location and table is None:
             raise MissingCRSError(
                 raster or path,
                 'has no CRS, so its location is unknown; georeference it, list it in '
-                'a sidecar CSV (path,lon,lat,datetime), or make location optional '
-                '(--data.location_optional true; geossl index: --location_optional '
-                'true)',
+                'a locations table (a CSV or Parquet file with path,lon,lat: '
+                '--data.locations; geossl index: --locations), or make location '
+                'optional (--data.location_optional true; geossl index: '
+                '--location_optional true)',
             )
 
-        time = self._time(path, facts.tags, patch, json_path, sidecar)
+        time = self._time(path, facts.tags, patch, json_path, listed)
         if crs is None:
             bounds = None
         return TileMetadata(lon, lat, time, crs, bounds, footprint)
@@ -363,7 +309,7 @@ class MetadataReader:
         tags: Mapping[str, str],
         patch: Mapping[str, object],
         json_path: Path | None,
-        sidecar: _SidecarRow | None,
+        listed: Location | None,
     ) -> datetime | None:
         if self.filename_regex is not None:
             match = re.match(self.filename_regex, path.name, re.VERBOSE)
@@ -376,7 +322,7 @@ class MetadataReader:
             return self._parse(
                 str(patch['acquisition_date']), None, json_path, 'acquisition_date'
             )
-        return sidecar.time if sidecar is not None else None
+        return listed.time if listed is not None else None
 
     @staticmethod
     def _parse(
@@ -398,9 +344,11 @@ def reader_settings(reader: MetadataReader) -> str:
         reader: the reader.
 
     Returns:
-        Its settings, with the sidecar path made absolute.
+        Its settings, with the locations table's path made absolute and its
+        contents' SHA-256, so that an index is read again when the table changes.
     """
     settings = asdict(reader)
-    if settings['sidecar'] is not None:
-        settings['sidecar'] = str(Path(settings['sidecar']).resolve())
+    if reader.location_table is not None:
+        settings['locations'] = str(reader.location_table.path.resolve())
+        settings['locations_sha256'] = reader.location_table.digest
     return json.dumps(settings, sort_keys=True)

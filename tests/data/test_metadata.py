@@ -158,26 +158,27 @@ def test_missing_crs_is_an_error_unless_location_optional(tmp_path):
     assert (meta.lon, meta.lat, meta.crs, meta.bounds) == (None, None, None, None)
 
 
-def test_sidecar_fills_location_and_time(tmp_path):
+def test_locations_table_fills_location_and_time(tmp_path):
     path = write_raster(tmp_path / 'img' / 'a.tif', random_chip(1), crs=None)
-    sidecar = tmp_path / 'meta.csv'
-    sidecar.write_text(
+    table = tmp_path / 'meta.csv'
+    table.write_text(
         'path,lon,lat,datetime\nimg/a.tif,-75.5,37.5,2016-01-12T15:00:00Z\n'
     )
-    meta = MetadataReader(sidecar=sidecar).read(path)
+    meta = MetadataReader(locations=table).read(path)
     assert (meta.lon, meta.lat) == (-75.5, 37.5)
     assert meta.time == datetime(2016, 1, 12, 15, tzinfo=UTC)
 
 
-def test_sidecar_without_columns_is_refused(tmp_path):
-    sidecar = tmp_path / 'meta.csv'
-    sidecar.write_text('file,x\n')
+def test_locations_table_without_columns_is_refused(tmp_path):
+    table = tmp_path / 'meta.csv'
+    table.write_text('x,lat\n')
     path = write_raster(tmp_path / 'a.tif', random_chip(1))
     with pytest.raises(
         LabelsFileError,
-        match=r'meta\.csv: sidecar CSV lacks column\(s\) datetime, lat, lon, path',
+        match=r'meta\.csv: lacks column\(s\) one of path/file/filename/file_name/'
+        r'image_id/image, lon;',
     ):
-        MetadataReader(sidecar=sidecar).read(path)
+        MetadataReader(locations=table).read(path)
 
 
 def test_empty_and_corrupt_files(tmp_path):
