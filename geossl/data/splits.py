@@ -2,9 +2,11 @@
 
 Held-out samples (validation and test) are drawn first, at random (stratified by
 class), by spatial blocks (whole blocks of about ``block_size_km`` go to one split,
-to test robustness to places never seen) or by time (the latest acquisitions, to
-test robustness to dates never seen). From the remaining labelled samples, a few
-per class (or a fraction) keep their labels; the rest join the unlabelled pool.
+to test robustness to places never seen), by longitude (the easternmost samples,
+as TorchGeo's ``EuroSATSpatial``: a region never seen) or by time (the latest
+acquisitions, to test robustness to dates never seen). From the remaining labelled
+samples, a few per class (or a fraction) keep their labels; the rest join the
+unlabelled pool.
 
 A split is written to a CSV file whose first line records how it was made, and is
 reloaded from there, so a resumed or repeated run uses the very same samples.
@@ -32,7 +34,7 @@ _KM_PER_DEGREE = 111.32
 
 
 #: How held-out samples are chosen.
-SplitStrategy = Literal['random', 'spatial', 'temporal']
+SplitStrategy = Literal['random', 'spatial', 'longitude', 'temporal']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +49,9 @@ class SplitConfig:
         val_fraction: fraction of labelled samples held out for validation.
         test_fraction: fraction of labelled samples held out for testing.
         strategy: how held-out samples are chosen: ``random`` (stratified),
-            ``spatial`` (blocks of ``block_size_km``) or ``temporal`` (latest dates).
+            ``spatial`` (blocks of ``block_size_km``), ``longitude`` (test the
+            easternmost, validate the next westward, train the rest) or
+            ``temporal`` (latest dates).
         block_size_km: side of the spatial blocks.
         seed: random seed.
     """
@@ -77,9 +81,10 @@ class SplitConfig:
                 f'+ test_fraction is {self.val_fraction + self.test_fraction}, '
                 'not in [0, 1)',
             )
-        if self.strategy not in ('random', 'spatial', 'temporal'):
+        if self.strategy not in ('random', 'spatial', 'longitude', 'temporal'):
             raise SplitError(
-                'strategy', f'is {self.strategy!r}, not random, spatial or temporal'
+                'strategy',
+                f'is {self.strategy!r}, not random, spatial, longitude or temporal',
             )
 
 
@@ -164,6 +169,11 @@ def _spatial_blocks(
     return blocks
 
 
+#: The index column that orders the ``temporal`` and ``longitude`` splits, and
+#: what it is.
+_ORDERED_BY = {'temporal': ('datetime', 'a date'), 'longitude': ('lon', 'a location')}
+
+
 def _pick_labelled(
     dataset: GeoClassificationDataset,
     pool: np.ndarray,
@@ -233,15 +243,18 @@ def make_splits(dataset: GeoClassificationDataset, config: SplitConfig) -> pd.Da
         order = labelled[np.argsort(rank[blocks[labelled]], kind='stable')]
         val, test = _ordered_holdout(order, blocks, fractions)
     else:
-        times = dataset.index['datetime']
-        if times.iloc[labelled].isna().any():
-            missing = int(times.iloc[labelled].isna().sum())
+        # The latest acquisitions, or the easternmost places, are held out.
+        column, what = _ORDERED_BY[config.strategy]
+        values = dataset.index[column]
+        if values.iloc[labelled].isna().any():
+            missing = int(values.iloc[labelled].isna().sum())
             raise SplitError(
                 'strategy',
-                f'temporal split needs a date for every sample; {missing} lack one',
+                f'{config.strategy} split needs {what} for every sample; '
+                f'{missing} lack one',
             )
-        order = labelled[np.argsort(times.iloc[labelled].to_numpy())[::-1]]
-        val, test = _ordered_holdout(order, times.to_numpy(), fractions)
+        order = labelled[np.argsort(values.iloc[labelled].to_numpy())[::-1]]
+        val, test = _ordered_holdout(order, values.to_numpy(), fractions)
     split = np.full(len(dataset), 'unlabelled', dtype=object)
     split[val] = 'val'
     split[test] = 'test'

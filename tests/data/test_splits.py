@@ -70,6 +70,20 @@ def test_temporal_split_holds_out_latest(bigearthnet):
     assert held_out.min() > kept.max()
 
 
+def test_longitude_split_tests_the_east_and_validates_next_to_it(eurosat_ms):
+    # As TorchGeo's EuroSATSpatial: train the west, validate, test the east.
+    config = SplitConfig(
+        labels_per_class=1, val_fraction=0.2, test_fraction=0.2, strategy='longitude'
+    )
+    splits = make_splits(eurosat_ms, config)['split'].to_numpy()
+    lon = eurosat_ms.index['lon'].to_numpy()
+    train = np.isin(splits, ['labelled', 'unlabelled'])
+    assert lon[train].max() <= lon[splits == 'val'].min()
+    assert lon[splits == 'val'].max() <= lon[splits == 'test'].min()
+    assert (splits == 'test').sum() == 20
+    assert (splits == 'val').sum() == 20
+
+
 def test_temporal_split_without_dates(eurosat_ms):
     with pytest.raises(
         SplitError, match='temporal split needs a date for every sample; 100 lack one'
