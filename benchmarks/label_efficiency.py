@@ -147,6 +147,34 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--log_every', type=int, default=25)
 
 
+@torch.no_grad()
+def teacher_test_error(
+    task: SemiSupervisedTask, datamodule: SemiSupervisedDataModule
+) -> float:
+    """The test error of the teacher network with its metadata (percent).
+
+    This is the paper's *metadata-as-input* model: the teacher evaluated as a
+    classifier of image and place, beside the image-only student.
+
+    Args:
+        task: a teacher-student task, its weights as tested.
+        datamodule: its data.
+
+    Returns:
+        The error rate in percent.
+    """
+    task.eval()
+    correct = total = 0
+    for batch in datamodule.test_dataloader():
+        images = task.views.normalise(batch['image'].to(task.device))
+        meta = batch['meta'].to(task.device)
+        mask = batch['meta_mask'].to(task.device)
+        logits = task.teacher(images, meta, mask)[0]
+        correct += int((logits.argmax(dim=1).cpu() == batch['label']).sum())
+        total += len(batch['label'])
+    return 100 * (1 - correct / total)
+
+
 def train_and_test(
     dataset: InMemoryDataset,
     algorithm: str,
@@ -154,6 +182,8 @@ def train_and_test(
     seed: int,
     options: argparse.Namespace,
     run_dir: Path,
+    split: SplitConfig | None = None,
+    name: str | None = None,
     **task_options: object,
 ) -> dict[str, object]:
     """Train one algorithm on one seed's split; test the best validation checkpoint.
@@ -166,15 +196,19 @@ def train_and_test(
         options: the budget (steps, batch_size, mu, backbone, image_size,
             val_every, log_every) and the output folder of the curves.
         run_dir: the run's folder.
+        split: the split; None for :func:`split_config` of the labels and seed.
+        name: the curve file's name; None for the budget, labels, seed and
+            algorithm.
         **task_options: more arguments of the task (e.g. weights).
 
     Returns:
-        The run's row: test error, best step, minutes, curve file.
+        The run's row: test error (and the teacher's, with the teacher-student),
+        best step, minutes, curve file.
     """
     seed_everything(seed)
     datamodule = SemiSupervisedDataModule(
         dataset,
-        split_config(labels_per_class, seed),
+        split or split_config(labels_per_class, seed),
         run_dir,
         options.batch_size,
         options.mu,
@@ -225,24 +259,34 @@ def train_and_test(
     (results,) = tester.test(
         task, datamodule, ckpt_path=checkpoint.best_model_path, verbose=False
     )
+    teacher = {}
+    if task.teacher is not None:
+        teacher = {'teacher_test_error': teacher_test_error(task, datamodule)}
     log = pd.read_csv(Path(trainer.logger.log_dir) / 'metrics.csv')
-    name = f'{options.steps}-steps-{labels_per_class}-labels-seed{seed}-{algorithm}'
+    name = (
+        name
+        or f'{options.steps}-steps-{labels_per_class}-labels-seed{seed}-{algorithm}'
+    )
     curve = options.output / 'curves' / f'{name}.csv'
     curve.parent.mkdir(exist_ok=True)
     log.reindex(columns=['step', *CURVES]).dropna(
         how='all', subset=list(CURVES)
     ).to_csv(curve, index=False)
-    return {
-        'algorithm': algorithm,
-        'labels_per_class': labels_per_class,
-        'seed': seed,
-        'best_step': int(Path(checkpoint.best_model_path).stem.split('step=')[1]),
-        'val_accuracy': float(checkpoint.best_model_score),
-        'test_error': 100 * (1 - results['test_accuracy']),
-        'train_minutes': train_time / 60,
-        'curve': str(curve.relative_to(options.output)),
-        'options': _options(algorithm, options.steps),
-    } | _budget(options, task_options.get('weights'))
+    return (
+        {
+            'algorithm': algorithm,
+            'labels_per_class': labels_per_class,
+            'seed': seed,
+            'best_step': int(Path(checkpoint.best_model_path).stem.split('step=')[1]),
+            'val_accuracy': float(checkpoint.best_model_score),
+            'test_error': 100 * (1 - results['test_accuracy']),
+            'train_minutes': train_time / 60,
+            'curve': str(curve.relative_to(options.output)),
+            'options': _options(algorithm, options.steps),
+        }
+        | teacher
+        | _budget(options, task_options.get('weights'))
+    )
 
 
 def _key(run: dict[str, object]) -> tuple[object, object, object]:

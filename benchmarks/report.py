@@ -108,16 +108,24 @@ def save(
     return path
 
 
-def eurosat_rgb(root: Path, size: int) -> InMemoryDataset:
+#: The real locations of the EuroSAT tiles, as published.
+EUROSAT_LOCATIONS = SHARED_DATA / 'eurosat-locations' / 'eurosat_metadata.parquet'
+
+
+def eurosat_rgb(
+    root: Path, size: int, locations: Path | None = None
+) -> InMemoryDataset:
     """EuroSAT RGB read once, resized as USB does, and kept in memory.
 
     Args:
         root: the folder of class folders of JPEGs, or a file that
             :func:`pack_eurosat_rgb` wrote (read as it is: ``size`` must match).
         size: the tiles' new height and width.
+        locations: a locations table of the tiles (``--data.locations``), e.g.
+            :data:`EUROSAT_LOCATIONS`; None for none.
 
     Returns:
-        The dataset (uint8 values, no locations).
+        The dataset (uint8 values; located where ``locations`` says).
 
     Raises:
         SystemExit: if the packed tiles have another size.
@@ -129,7 +137,8 @@ def eurosat_rgb(root: Path, size: int) -> InMemoryDataset:
             shape = tuple(dataset.images[0].shape)
             raise SystemExit(f'{root}: tiles are {shape}, not {size} px')
         return dataset
-    source = ImageFolderDataset(root, reader=MetadataReader(require_location=False))
+    reader = MetadataReader(locations=locations, require_location=False)
+    source = ImageFolderDataset(root, reader=reader)
     return InMemoryDataset(
         source,
         # Antialiased like PIL's resize, rounded back to 8 bits to store as uint8.
