@@ -88,7 +88,8 @@ def spherical_harmonics(lon: Tensor, lat: Tensor, degrees: int = 10) -> Tensor:
     legendre: dict[tuple[int, int], Tensor] = {}
     for m in range(degrees):
         # P_m^m = (-1)^m (2m - 1)!! sin^m, then upwards in l.
-        diagonal = (-1) ** m * math.prod(range(1, 2 * m, 2)) * sine**m
+        # As a float: the double factorial outgrows int64 from m = 20.
+        diagonal = (-1) ** m * float(math.prod(range(1, 2 * m, 2))) * sine**m
         legendre[m, m] = diagonal
         if m + 1 < degrees:
             legendre[m + 1, m] = x * (2 * m + 1) * diagonal

@@ -54,6 +54,22 @@ def test_location_has_no_seam_at_the_antimeridian_or_the_poles(encode):
     assert (features[0] - features[4]).abs().max() > 0.1
 
 
+def test_spherical_harmonics_keep_the_addition_theorem_to_high_degrees():
+    # For real orthonormal harmonics, the squares of each degree's 2l + 1 functions
+    # sum to (2l + 1) / (4 pi) everywhere: a check of every normalisation.
+    lon = torch.tensor([-179.0, -75.6, 0.0, 13.7, 120.0], dtype=torch.float64)
+    lat = torch.tensor([-89.0, 37.7, 0.0, 52.5, 80.0], dtype=torch.float64)
+    degrees = 30
+    features = spherical_harmonics(lon, lat, degrees)
+    assert features.isfinite().all()
+    for degree in range(degrees):
+        block = features[:, degree**2 : (degree + 1) ** 2]
+        expected = torch.full(
+            (5,), (2 * degree + 1) / (4 * math.pi), dtype=torch.float64
+        )
+        torch.testing.assert_close(block.pow(2).sum(dim=1), expected, rtol=1e-9, atol=0)
+
+
 def test_spherical_harmonics_low_degrees():
     lon = torch.tensor([10.0, -75.6], dtype=torch.float64)
     lat = torch.tensor([50.0, 37.7], dtype=torch.float64)
