@@ -166,11 +166,14 @@ def teacher_test_error(
     task.eval()
     correct = total = 0
     for batch in datamodule.test_dataloader():
-        images = task.views.normalise(batch['image'].to(task.device))
-        meta = batch['meta'].to(task.device)
-        mask = batch['meta_mask'].to(task.device)
-        logits = task.teacher(images, meta, mask)[0]
-        correct += int((logits.argmax(dim=1).cpu() == batch['label']).sum())
+        batch = {
+            key: value.to(task.device)
+            for key, value in batch.items()
+            if isinstance(value, torch.Tensor)
+        }
+        images = task.views.normalise(batch['image'])
+        logits = task.teacher_student.predict(images, batch).logits
+        correct += int((logits.argmax(dim=1) == batch['label']).sum())
         total += len(batch['label'])
     return 100 * (1 - correct / total)
 

@@ -238,7 +238,11 @@ class MetadataClassifier(nn.Module):
         self.projection = _projection_head(width, projection_dim)
 
     def features(
-        self, images: Tensor, meta: Tensor, mask: Tensor
+        self,
+        images: Tensor,
+        meta: Tensor,
+        mask: Tensor,
+        neighbours: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Metadata-conditioned pooled features and context.
 
@@ -246,11 +250,12 @@ class MetadataClassifier(nn.Module):
             images: ``B x C x H x W`` normalised images.
             meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
             mask: ``(B, 3)`` True where known.
+            neighbours: the neighbours' context, if the encoder takes one.
 
         Returns:
             ``(B, F)`` pooled features and ``(B, D)`` context.
         """
-        embedding = self.encoder(meta, mask)
+        embedding = self.encoder(meta, mask, neighbours)
         if self.fusion == 'token':
             token = self.to_token(embedding)[:, None] + self.token_position
             return forward_with_token(self.backbone, images, token)
@@ -262,15 +267,23 @@ class MetadataClassifier(nn.Module):
             fused = self.mix(torch.cat([pooled, embedding], dim=1))
         return fused, fused
 
-    def forward(self, images: Tensor, meta: Tensor, mask: Tensor) -> NetworkOutputs:
+    def forward(
+        self,
+        images: Tensor,
+        meta: Tensor,
+        mask: Tensor,
+        neighbours: Tensor | None = None,
+    ) -> NetworkOutputs:
         """Logits, context and (with a projection head) embeddings.
 
         Args:
             images: ``B x C x H x W`` normalised images.
             meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
             mask: ``(B, 3)`` True where known.
+            neighbours: the neighbours' context, if the encoder takes one.
 
         Returns:
             The outputs.
         """
-        return _outputs(self.head, self.projection, *self.features(images, meta, mask))
+        features = self.features(images, meta, mask, neighbours)
+        return _outputs(self.head, self.projection, *features)

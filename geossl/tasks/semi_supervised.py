@@ -167,6 +167,11 @@ class SemiSupervisedTask(LightningModule):
             pooled features otherwise) or ``kl`` (softened logits).
         lambda_d: weight of the distillation loss.
         distillation_temperature: temperature of the ``kl`` distillation.
+        neighbours: with the teacher-student, how many nearest training tiles'
+            labels and latest teacher predictions the teacher sees beside the
+            location (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it
+            can use that neighbouring tiles share their class; 0 for none.
+        neighbour_radius_km: the farthest such a neighbour may be.
         backbone: deprecated name of ``model``.
         pretrained: deprecated: ``weights=True``.
         backbone_weights: deprecated name of ``weights``.
@@ -211,6 +216,8 @@ class SemiSupervisedTask(LightningModule):
         distillation: Distillation = 'context',
         lambda_d: float = 1.0,
         distillation_temperature: float = 4.0,
+        neighbours: int = 0,
+        neighbour_radius_km: float = 5.0,
         backbone: str | None = None,
         pretrained: bool | None = None,
         backbone_weights: str | None = None,
@@ -240,6 +247,10 @@ class SemiSupervisedTask(LightningModule):
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
         self.teacher_student: TeacherStudent | None = None
+        if neighbours and not teacher_student:
+            raise GeosslInputError(
+                'neighbours', "is for the teacher-student's teacher (teacher_student)"
+            )
         if teacher_student:
             if self.policy is None:
                 raise GeosslInputError(
@@ -264,8 +275,13 @@ class SemiSupervisedTask(LightningModule):
                 distillation=distillation,
                 temperature=distillation_temperature,
                 multilabel=multilabel,
+                neighbours=neighbours,
+                neighbour_radius_km=neighbour_radius_km,
+                num_samples=num_samples,
             )
             self.teacher = self.teacher_student.teacher
+            # A module of the task, so that checkpoints keep what it remembers.
+            self.neighbour_memory = self.teacher_student.memory
         self.student = Classifier(
             model,
             in_channels,
@@ -409,6 +425,7 @@ class SemiSupervisedTask(LightningModule):
             )
         if self.teacher is not None:
             check_metadata_known(self.teacher.encoder, dataset)
+            self._connect_neighbours(dataset, datamodule.positions)
         rule = self.input_normalisation
         if self.hparams['normalisation'] == 'weights' and rule is not None:
             self.views.set_statistics(
@@ -416,6 +433,20 @@ class SemiSupervisedTask(LightningModule):
             )
         else:
             self.views.set_statistics(datamodule.mean, datamodule.std)
+
+    def _connect_neighbours(
+        self, dataset: GeoClassificationDataset, positions: Mapping[str, Any]
+    ) -> None:
+        """Link the teacher's tiles to their training neighbours, if it sees them."""
+        labelled = torch.as_tensor(positions['labelled'])
+        unlabelled = torch.as_tensor(positions['unlabelled'])
+        self.teacher_student.connect(
+            torch.as_tensor(dataset.index['lon'].to_numpy(dtype=float)),
+            torch.as_tensor(dataset.index['lat'].to_numpy(dtype=float)),
+            labelled,
+            unlabelled[~torch.isin(unlabelled, labelled)],
+            torch.as_tensor(dataset.targets[positions['labelled']]),
+        )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
@@ -497,6 +528,11 @@ class SemiSupervisedTask(LightningModule):
                 images, labelled, unlabelled, 1 + self.policy.strong_views
             )
         pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
+        if self.teacher_student is not None:
+            unlabelled_weak = slice(size, size + len(unlabelled['weak']))
+            self.teacher_student.remember(
+                unlabelled['index'], labeller.logits[unlabelled_weak]
+            )
         losses = self._semi_supervised_losses(student, labels, pseudo)
         if self.teacher_student is not None:
             losses |= self.teacher_student.losses(

@@ -19,6 +19,7 @@ from geossl.errors import GeosslInputError
 from geossl.models.classifier import Fusion, MetadataClassifier, NetworkOutputs
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
 from geossl.ssl.distillation import context_distillation, logit_distillation
+from geossl.ssl.neighbours import NeighbourMemory
 
 Distillation = Literal['context', 'kl']
 
@@ -40,12 +41,15 @@ class TeacherStudent:
             metadata-conditioned context) or ``kl`` (softened logits).
         temperature: the temperature of ``kl`` distillation.
         multilabel: whether the logits are multi-label (sigmoid).
+        memory: what the teacher's neighbours were taken to be, which it sees
+            with its metadata; None for none.
     """
 
     teacher: MetadataClassifier
     distillation: Distillation = 'context'
     temperature: float = 4.0
     multilabel: bool = False
+    memory: NeighbourMemory | None = None
 
     def __post_init__(self) -> None:
         """Refuse an unknown distillation."""
@@ -70,6 +74,9 @@ class TeacherStudent:
         distillation: Distillation = 'context',
         temperature: float = 4.0,
         multilabel: bool = False,
+        neighbours: int = 0,
+        neighbour_radius_km: float = 5.0,
+        num_samples: int | None = None,
     ) -> Self:
         """The teacher network and how it teaches, refusing bad settings first.
 
@@ -94,11 +101,31 @@ class TeacherStudent:
             distillation: ``context`` or ``kl`` (see the class).
             temperature: the temperature of ``kl`` distillation.
             multilabel: whether the logits are multi-label (sigmoid).
+            neighbours: how many nearest training tiles' latest predictions (and
+                labels) the teacher sees
+                (:class:`~geossl.ssl.neighbours.NeighbourMemory`); 0 for none.
+            neighbour_radius_km: the farthest such a neighbour may be.
+            num_samples: the dataset's size, which the memory covers.
 
         Returns:
             The teacher-student.
+
+        Raises:
+            GeosslInputError: for neighbours without the dataset's size.
         """
         _check_distillation(distillation)
+        memory = None
+        if neighbours:
+            if num_samples is None or neighbours < 0 or neighbour_radius_km <= 0:
+                raise GeosslInputError(
+                    'neighbours',
+                    f'is {neighbours} with a radius of {neighbour_radius_km} km and '
+                    f'{num_samples} samples; it needs a positive count and radius, '
+                    'and the dataset size (num_samples)',
+                )
+            memory = NeighbourMemory(
+                num_samples, num_classes, neighbours, neighbour_radius_km
+            )
         encoder = MetadataEncoder(
             metadata,
             location_encoding,
@@ -106,6 +133,7 @@ class TeacherStudent:
             time_of_day=time_of_day,
             dim=metadata_dim,
             freeze_location_encoder=freeze_location_encoder,
+            neighbours_dim=0 if memory is None else memory.dim,
         )
         if load_satclip and encoder.satclip is not None:
             from geossl.models.torchgeo_weights import read_satclip
@@ -120,7 +148,7 @@ class TeacherStudent:
             fusion,
             projection_dim,
         )
-        return cls(teacher, distillation, temperature, multilabel)
+        return cls(teacher, distillation, temperature, multilabel, memory)
 
     def outputs(
         self,
@@ -140,9 +168,62 @@ class TeacherStudent:
         Returns:
             The teacher's outputs, rows as in ``images``.
         """
-        meta = torch.cat([labelled['meta'], *[unlabelled['meta']] * views])
-        mask = torch.cat([labelled['meta_mask'], *[unlabelled['meta_mask']] * views])
-        return self.teacher(images, meta, mask)
+        batch = {
+            key: torch.cat([labelled[key], *[unlabelled[key]] * views])
+            for key in ('meta', 'meta_mask', 'index')
+        }
+        return self.predict(images, batch)
+
+    def predict(self, images: Tensor, batch: Mapping[str, Any]) -> NetworkOutputs:
+        """The teacher's outputs on images with their batch's metadata.
+
+        Args:
+            images: ``B x C x H x W`` normalised images.
+            batch: their ``meta``, ``meta_mask`` and ``index`` (for the
+                neighbours' context).
+
+        Returns:
+            The teacher's outputs.
+        """
+        neighbours = None
+        if self.memory is not None:
+            neighbours = self.memory.context(batch['index'])
+        return self.teacher(images, batch['meta'], batch['meta_mask'], neighbours)
+
+    def connect(
+        self,
+        lon: Tensor,
+        lat: Tensor,
+        labelled: Tensor,
+        unlabelled: Tensor,
+        labels: Tensor,
+    ) -> None:
+        """Link the tiles to their training neighbours; remember the labels.
+
+        Args:
+            lon: ``(N,)`` every sample's longitude, NaN where unknown.
+            lat: ``(N,)`` latitudes likewise.
+            labelled: positions of the labelled samples.
+            unlabelled: positions of the unlabelled samples.
+            labels: the labelled samples' targets (class indices or multi-hot).
+        """
+        if self.memory is None:
+            return
+        self.memory.connect(lon, lat, torch.cat([labelled, unlabelled]))
+        if not self.multilabel:
+            labels = torch.nn.functional.one_hot(labels, self.memory.num_classes)
+        self.memory.remember(labelled, labels.float(), labels=True)
+
+    def remember(self, index: Tensor, logits: Tensor) -> None:
+        """Keep the teacher's latest predictions of unlabelled tiles for neighbours.
+
+        Args:
+            index: the tiles' positions.
+            logits: the teacher's weak-view logits of them.
+        """
+        if self.memory is not None:
+            probabilities = logits.sigmoid() if self.multilabel else logits.softmax(1)
+            self.memory.remember(index, probabilities)
 
     def losses(
         self,

@@ -154,6 +154,36 @@ def test_bad_teacher_student_configurations(eurosat_ms, tmp_path):
         _fit(dated, eurosat_ms, tmp_path)
 
 
+def test_the_teacher_sees_its_neighbours_labels_and_remembers_its_predictions(
+    eurosat_ms, tmp_path
+):
+    seed_everything(0)
+    task = _task(eurosat_ms, neighbours=4, neighbour_radius_km=400)
+    _, datamodule = _fit(task, eurosat_ms, tmp_path, steps=3)
+    memory = task.neighbour_memory
+    labelled = torch.as_tensor(datamodule.positions['labelled'])
+    # The labels are remembered as they are; the unlabelled tiles drawn, as the
+    # teacher's predictions.
+    assert memory.labelled[labelled].all()
+    assert memory.labelled.sum() == len(labelled)
+    targets = torch.as_tensor(eurosat_ms.targets[labelled])
+    assert (memory.memory[labelled].argmax(1) == targets).all()
+    assert memory.known.sum() > len(labelled)
+    assert not memory.known[torch.as_tensor(datamodule.positions['test'])].any()
+    # The teacher's encoder takes the neighbours' context; checkpoints keep it.
+    assert task.teacher.encoder.neighbours_dim == 11
+    assert 'neighbour_memory.memory' in task.state_dict()
+    test = _batch(eurosat_ms, datamodule.positions['test'][:4])
+    images = task.views.normalise(test['image'])
+    outputs = task.teacher_student.predict(images, test)
+    assert outputs.logits.shape == (4, 10)
+
+
+def test_neighbours_need_the_teacher(eurosat_ms):
+    with pytest.raises(GeosslInputError, match='neighbours: is for the teacher'):
+        task_for(eurosat_ms, neighbours=4)
+
+
 def test_the_teacher_sees_what_the_data_has_by_default(eurosat_ms, bigearthnet, caplog):
     # EuroSAT-MS: every tile located, none dated; BigEarthNet: both.
     assert eurosat_ms.metadata_parts == 'location'

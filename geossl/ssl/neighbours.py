@@ -1,0 +1,131 @@
+"""What each tile's nearest neighbours were last taken to be: the teacher's context.
+
+Land cover changes over kilometres: on EuroSAT a tile's nearest neighbour, median
+782 m away, has its class 80 % of the time. A teacher that sees only a location
+encoding has to learn that map of classes from pseudo-labels it sees about once in a
+short run; a memory hands it over instead. :class:`NeighbourMemory` links every
+sample to its nearest training samples within a radius (by great-circle distance,
+never itself) and keeps, per training sample, the class probabilities it was last
+given: its label for a labelled sample, the teacher's weak-view prediction for an
+unlabelled one. The teacher sees the mean over a tile's neighbours and the share of
+them known. Samples without a location, and those with no training sample within
+the radius (a region never trained on), see nothing, so the teacher falls back to the
+image there.
+"""
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from geossl.models.metadata import unit_vectors
+from geossl.ssl.distributed import gather_across_processes
+
+#: The Earth's mean radius in kilometres.
+EARTH_RADIUS_KM = 6371.0088
+
+#: Rows of distances computed at a time when linking samples.
+_CHUNK = 1024
+
+
+class NeighbourMemory(nn.Module):
+    """Class probabilities of every training sample, read through its neighbours.
+
+    The links and the memory are buffers, so a checkpoint resumes them. The memory
+    holds probabilities in 1/255 steps as bytes: a quarter of float32's size, and,
+    being no floats, taken as they are by the weights' moving average rather than
+    averaged. Labels, once given, are kept; predictions replace predictions.
+
+    Args:
+        num_samples: samples of the dataset (the positions ``index`` refers to).
+        num_classes: number of classes.
+        neighbours: how many nearest training samples each sample reads.
+        radius_km: the farthest a neighbour may be.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        num_classes: int,
+        neighbours: int = 8,
+        radius_km: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.radius_km = radius_km
+        self.register_buffer(
+            'links', torch.full((num_samples, neighbours), -1, dtype=torch.long)
+        )
+        self.register_buffer(
+            'memory', torch.zeros(num_samples, num_classes, dtype=torch.uint8)
+        )
+        self.register_buffer('known', torch.zeros(num_samples, dtype=torch.bool))
+        self.register_buffer('labelled', torch.zeros(num_samples, dtype=torch.bool))
+
+    @property
+    def dim(self) -> int:
+        """Width of :meth:`context`: the neighbours' mean, and the share known."""
+        return self.num_classes + 1
+
+    def connect(self, lon: Tensor, lat: Tensor, pool: Tensor) -> None:
+        """Link every sample to its nearest samples of the pool within the radius.
+
+        Args:
+            lon: ``(N,)`` longitudes in degrees, NaN where unknown.
+            lat: ``(N,)`` latitudes in degrees, NaN where unknown.
+            pool: positions of the training samples (labelled and unlabelled).
+        """
+        points = unit_vectors(lon.double(), lat.double()).to(self.links.device)
+        located = points.isfinite().all(dim=1)
+        pool = pool.to(self.links.device)
+        pool = pool[located[pool]]
+        count = min(self.links.shape[1], max(len(pool) - 1, 0))
+        self.links.fill_(-1)
+        # The chord between two points on the unit sphere, for the radius.
+        chord = 2 * math.sin(min(self.radius_km / EARTH_RADIUS_KM, math.pi) / 2)
+        rows = located.nonzero().flatten()
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            distances = torch.cdist(points[chunk], points[pool])
+            distances[chunk[:, None] == pool[None, :]] = torch.inf  # never itself
+            nearest, found = distances.topk(count, dim=1, largest=False)
+            self.links[chunk, :count] = torch.where(nearest <= chord, pool[found], -1)
+
+    @torch.no_grad()
+    def remember(
+        self, index: Tensor, probabilities: Tensor, labels: bool = False
+    ) -> None:
+        """Keep the latest class probabilities of some samples (of every process).
+
+        Args:
+            index: ``(B,)`` sample positions.
+            probabilities: ``(B, K)`` their probabilities, or their labels.
+            labels: the rows are labels, which predictions never replace.
+        """
+        index = gather_across_processes(index.to(self.links.device))
+        probabilities = gather_across_processes(probabilities.detach())
+        if not labels:
+            kept = ~self.labelled[index]
+            index, probabilities = index[kept], probabilities[kept]
+        self.memory[index] = (probabilities.clamp(0, 1) * 255).round().to(torch.uint8)
+        self.known[index] = True
+        self.labelled[index] |= labels
+
+    def context(self, index: Tensor) -> Tensor:
+        """The mean probabilities of the samples' known neighbours, and their share.
+
+        Args:
+            index: ``(B,)`` sample positions.
+
+        Returns:
+            ``(B, K + 1)``: the mean over known neighbours (zeros for none) and the
+            share of the neighbours that are known.
+        """
+        links = self.links[index.to(self.links.device)]
+        known = (links >= 0) & self.known[links.clamp(min=0)]
+        weights = known.float()
+        remembered = self.memory[links.clamp(min=0)].float() / 255
+        total = (remembered * weights[..., None]).sum(dim=1)
+        counted = weights.sum(dim=1, keepdim=True)
+        share = counted / max(links.shape[1], 1)
+        return torch.cat([total / counted.clamp(min=1), share], dim=1)
