@@ -150,18 +150,21 @@ def eurosat_rgb(
     )
 
 
-def pack_eurosat_rgb(root: Path, size: int, path: Path) -> Path:
+def pack_eurosat_rgb(
+    root: Path, size: int, path: Path, locations: Path | None = None
+) -> Path:
     """EuroSAT RGB resized and packed into one file, for a machine without the JPEGs.
 
     Args:
         root: the folder of class folders of JPEGs.
         size: the tiles' new height and width.
         path: the file to write (gzip of the pickled dataset; 58 MB at 32 px).
+        locations: a locations table of the tiles; None for none.
 
     Returns:
         ``path``.
     """
-    dataset = eurosat_rgb(root, size)
+    dataset = eurosat_rgb(root, size, locations)
     with gzip.open(path, 'wb', compresslevel=6) as packed:
         pickle.dump(dataset, packed, protocol=pickle.HIGHEST_PROTOCOL)
     return path

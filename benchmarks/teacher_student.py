@@ -90,6 +90,8 @@ TEACHER_SETTINGS = (
     'distillation',
     'lambda_d',
     'metadata_dim',
+    'neighbours',
+    'neighbour_radius_km',
 )
 
 #: What the curves show: logged column -> title.
@@ -106,12 +108,32 @@ def _key(row: dict[str, object]) -> tuple[object, ...]:
     return row['split'], row['labels_per_class'], row['seed'], row['run']
 
 
-def _teacher_settings(run: str) -> str:
-    """The teacher's settings of a run as JSON (geossl's defaults); '' for none."""
+def _teacher_settings(run: str, teacher: dict[str, object]) -> str:
+    """The teacher's settings of a run as JSON: geossl's defaults and ``--teacher``.
+
+    Args:
+        run: the run's name.
+        teacher: the settings given, over the defaults.
+
+    Returns:
+        The settings, or '' for a run without a teacher.
+    """
     if not RUNS[run][1]:
         return ''
     parameters = inspect.signature(SemiSupervisedTask).parameters
-    return json.dumps({k: parameters[k].default for k in TEACHER_SETTINGS})
+    defaults = {k: parameters[k].default for k in TEACHER_SETTINGS}
+    return json.dumps(defaults | teacher)
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """``name=value`` of ``--teacher``, the value as JSON where it parses."""
+    name, _, value = text.partition('=')
+    if name not in TEACHER_SETTINGS:
+        raise argparse.ArgumentTypeError(f'{name}: not one of {TEACHER_SETTINGS}')
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 def _last_quarter(curve: pd.DataFrame, column: str) -> float | None:
@@ -132,7 +154,7 @@ def _run(
     name = f'{options.steps}-steps-{split}-{labels}-labels-seed{seed}-{run}'
     run_dir = options.output / 'runs' / name
     config = SplitConfig(labels_per_class=labels, seed=seed, **SPLITS[split])
-    extra = {'teacher_student': True} if teacher_student else {}
+    extra = {'teacher_student': True, **options.teacher} if teacher_student else {}
     row = train_and_test(
         dataset,
         algorithm,
@@ -152,7 +174,7 @@ def _run(
         'split': split,
         'run': run,
         'val_every': options.val_every,
-        'teacher_settings': _teacher_settings(run),
+        'teacher_settings': _teacher_settings(run, options.teacher),
         'pseudo_label_accuracy': _last_quarter(curve, 'train_pseudo_label_accuracy'),
         'mask_ratio': _last_quarter(curve, 'train_mask_ratio'),
     }
@@ -336,9 +358,19 @@ def main() -> None:
     parser.add_argument(
         '--quick', action='store_true', help='1 seed, 4 labels, 60 steps: a smoke run'
     )
+    parser.add_argument(
+        '--teacher',
+        type=_setting,
+        nargs='+',
+        default=[],
+        metavar='NAME=VALUE',
+        help="teacher settings of the ST runs over geossl's defaults, for ablations "
+        '(e.g. neighbours=8); give them another --output',
+    )
     add_run_arguments(parser)
     parser.set_defaults(**PRETRAINED_BUDGET)
     options = parser.parse_args()
+    options.teacher = dict(options.teacher)
     if options.quick:
         options.steps, options.seeds, options.val_every = 60, [0], 30
         options.labels_per_class = [4]
@@ -362,7 +394,7 @@ def main() -> None:
             same = all(row.get(key) == value for key, value in budget.items())
             teacher = row.get('teacher_settings')
             same &= (teacher if isinstance(teacher, str) else '') == (
-                _teacher_settings(row['run'])
+                _teacher_settings(row['run'], options.teacher)
             )
             (runs if same and _key(row) in wanted else others).append(row)
     plan = [key for key in wanted if key not in {_key(r) for r in runs}]
