@@ -133,7 +133,8 @@ def main() -> None:
                     }
                 )
                 print(rows[-1], flush=True)
-    save('location_probe', rows, vars(options))
+                # Written as each row is measured: a stopped probe keeps them.
+                save('location_probe', rows, vars(options))
     table = (
         pd.DataFrame(rows)
         .groupby(['split', 'model'], sort=False)['accuracy']
