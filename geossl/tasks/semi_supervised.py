@@ -425,6 +425,7 @@ class SemiSupervisedTask(LightningModule):
             )
         if self.teacher is not None:
             check_metadata_known(self.teacher.encoder, dataset)
+        if self.teacher_student is not None and self.teacher_student.memory is not None:
             self._connect_neighbours(dataset, datamodule.positions)
         rule = self.input_normalisation
         if self.hparams['normalisation'] == 'weights' and rule is not None:
@@ -437,7 +438,7 @@ class SemiSupervisedTask(LightningModule):
     def _connect_neighbours(
         self, dataset: GeoClassificationDataset, positions: Mapping[str, Any]
     ) -> None:
-        """Link the teacher's tiles to their training neighbours, if it sees them."""
+        """Link the teacher's tiles to their training neighbours."""
         labelled = torch.as_tensor(positions['labelled'])
         unlabelled = torch.as_tensor(positions['unlabelled'])
         self.teacher_student.connect(
