@@ -7,7 +7,7 @@ import torch
 
 from geossl.cli import main
 from geossl.data.folder import ImageFolderDataset
-from geossl.data.index import index_source
+from geossl.data.index import index_source, read_index
 from geossl.data.locations import LocationTable
 from geossl.data.metadata import MetadataReader
 from geossl.errors import GeosslInputError, LabelsFileError
@@ -172,3 +172,16 @@ def test_every_command_that_reads_data_takes_the_table(command, capsys):
     with pytest.raises(SystemExit):
         main([command, '--help'])
     assert '--data.locations' in capsys.readouterr().out
+
+
+def test_index_sidecar_is_the_old_name_of_locations(tmp_path):
+    root = tmp_path / 'data'
+    write_raster(root / 'c' / 'a.tif', random_chip(1), crs=None)
+    table = tmp_path / 'where.csv'
+    table.write_text('path,lon,lat,datetime\nc/a.tif,10,50,\n')
+    output = tmp_path / 'i.gpkg'
+    with pytest.warns(FutureWarning, match='--sidecar is deprecated'):
+        assert (
+            main(['index', str(root), '-o', str(output), '--sidecar', str(table)]) == 0
+        )
+    assert read_index(output)['lon'].tolist() == [10.0]
