@@ -86,6 +86,7 @@ SPLIT_RUNS = {
 TEACHER_SETTINGS = (
     'metadata',
     'location_encoding',
+    'location_scales',
     'fusion',
     'distillation',
     'lambda_d',

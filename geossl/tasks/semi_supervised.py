@@ -154,6 +154,9 @@ class SemiSupervisedTask(LightningModule):
         location_encoding: ``sinusoidal``, ``harmonics`` (spherical) or
             ``satclip`` (SatCLIP's pretrained location encoder, TorchGeo's
             ``SatCLIP_Weights.SATCLIP_VIT16_L40``, read through torch.hub's cache).
+        location_scales: octaves of the ``sinusoidal`` encoding; its finest
+            wavelength is about 25,500 km / 2^scales (4: about 1,600 km; 8: about
+            100 km; 12: about 6 km).
         freeze_location_encoder: keep SatCLIP's encoder as pretrained; False
             fine-tunes it with the teacher.
         metadata_year: add the year to the teacher's time features.
@@ -208,6 +211,7 @@ class SemiSupervisedTask(LightningModule):
         metadata: MetadataParts | Literal['auto'] = 'auto',
         data_metadata: MetadataParts = 'location+time',
         location_encoding: LocationEncoding = 'sinusoidal',
+        location_scales: int = 4,
         freeze_location_encoder: bool = True,
         metadata_year: bool = False,
         metadata_time_of_day: bool = False,
@@ -267,6 +271,7 @@ class SemiSupervisedTask(LightningModule):
                 metadata,
                 location_encoding,
                 fusion,
+                location_scales=location_scales,
                 year=metadata_year,
                 time_of_day=metadata_time_of_day,
                 metadata_dim=metadata_dim,

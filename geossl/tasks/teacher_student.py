@@ -66,6 +66,7 @@ class TeacherStudent:
         metadata: MetadataParts,
         location_encoding: LocationEncoding,
         fusion: Fusion,
+        location_scales: int = 4,
         year: bool = False,
         time_of_day: bool = False,
         metadata_dim: int = 128,
@@ -92,6 +93,7 @@ class TeacherStudent:
             metadata: what the teacher sees.
             location_encoding: ``sinusoidal``, ``harmonics`` or ``satclip``.
             fusion: how the teacher takes the metadata.
+            location_scales: octaves of the sinusoidal location encoding.
             year: add the year to the time features.
             time_of_day: add the time of day to the time features.
             metadata_dim: size of the metadata embedding.
@@ -129,6 +131,7 @@ class TeacherStudent:
         encoder = MetadataEncoder(
             metadata,
             location_encoding,
+            location_scales,
             year=year,
             time_of_day=time_of_day,
             dim=metadata_dim,

@@ -179,6 +179,12 @@ def test_the_teacher_sees_its_neighbours_labels_and_remembers_its_predictions(
     assert outputs.logits.shape == (4, 10)
 
 
+def test_the_location_encoding_resolution_is_an_option(eurosat_ms):
+    task = _task(eurosat_ms, location_scales=8)
+    assert task.teacher.encoder.location_scales == 8
+    assert task.hparams['location_scales'] == 8
+
+
 def test_neighbours_need_the_teacher(eurosat_ms):
     with pytest.raises(GeosslInputError, match='neighbours: is for the teacher'):
         task_for(eurosat_ms, neighbours=4)
