@@ -5,12 +5,12 @@ Land cover changes over kilometres: on EuroSAT a tile's nearest neighbour, media
 encoding has to learn that map of classes from pseudo-labels it sees about once in a
 short run; a memory hands it over instead. :class:`NeighbourMemory` links every
 sample to its nearest training samples within a radius (by great-circle distance,
-never itself) and keeps, per training sample, the class probabilities it was last
-given: its label for a labelled sample, the teacher's weak-view prediction for an
-unlabelled one. The teacher sees the mean over a tile's neighbours and the share of
-them known. Samples without a location, and those with no training sample within
-the radius (a region never trained on), see nothing, so the teacher falls back to the
-image there.
+never itself) and keeps, per training sample, the class it was last given: its
+label for a labelled sample, the teacher's latest pseudo-label for an unlabelled one
+that the policy kept (a prediction it did not trust is not passed on). The teacher
+sees the mean over a tile's neighbours and the share of them known. Samples without
+a location, and those with no training sample within the radius (a region never
+trained on), see nothing, so the teacher falls back to the image there.
 """
 
 import math
@@ -93,7 +93,11 @@ class NeighbourMemory(nn.Module):
 
     @torch.no_grad()
     def remember(
-        self, index: Tensor, probabilities: Tensor, labels: bool = False
+        self,
+        index: Tensor,
+        probabilities: Tensor,
+        labels: bool = False,
+        kept: Tensor | None = None,
     ) -> None:
         """Keep the latest class probabilities of some samples (of every process).
 
@@ -101,12 +105,17 @@ class NeighbourMemory(nn.Module):
             index: ``(B,)`` sample positions.
             probabilities: ``(B, K)`` their probabilities, or their labels.
             labels: the rows are labels, which predictions never replace.
+            kept: ``(B,)`` which rows to keep; None for all. Filtered after the
+                rows of every process are gathered, which must be of one size.
         """
+        if kept is None:
+            kept = torch.ones_like(index, dtype=torch.bool)
         index = gather_across_processes(index.to(self.links.device))
         probabilities = gather_across_processes(probabilities.detach())
+        kept = gather_across_processes(kept.to(self.links.device))
         if not labels:
-            kept = ~self.labelled[index]
-            index, probabilities = index[kept], probabilities[kept]
+            kept = kept & ~self.labelled[index]
+        index, probabilities = index[kept], probabilities[kept]
         self.memory[index] = (probabilities.clamp(0, 1) * 255).round().to(torch.uint8)
         self.known[index] = True
         self.labelled[index] |= labels

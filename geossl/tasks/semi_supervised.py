@@ -171,7 +171,7 @@ class SemiSupervisedTask(LightningModule):
         lambda_d: weight of the distillation loss.
         distillation_temperature: temperature of the ``kl`` distillation.
         neighbours: with the teacher-student, how many nearest training tiles'
-            labels and latest teacher predictions the teacher sees beside the
+            labels and latest kept pseudo-labels the teacher sees beside the
             location (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it
             can use that neighbouring tiles share their class; 0 for none.
         neighbour_radius_km: the farthest such a neighbour may be.
@@ -535,10 +535,7 @@ class SemiSupervisedTask(LightningModule):
             )
         pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
         if self.teacher_student is not None:
-            unlabelled_weak = slice(size, size + len(unlabelled['weak']))
-            self.teacher_student.remember(
-                unlabelled['index'], labeller.logits[unlabelled_weak]
-            )
+            self.teacher_student.remember(unlabelled['index'], pseudo)
         losses = self._semi_supervised_losses(student, labels, pseudo)
         if self.teacher_student is not None:
             losses |= self.teacher_student.losses(

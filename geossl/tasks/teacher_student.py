@@ -20,6 +20,7 @@ from geossl.models.classifier import Fusion, MetadataClassifier, NetworkOutputs
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
 from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.neighbours import NeighbourMemory
+from geossl.ssl.policies import PseudoLabels
 
 Distillation = Literal['context', 'kl']
 
@@ -103,8 +104,8 @@ class TeacherStudent:
             distillation: ``context`` or ``kl`` (see the class).
             temperature: the temperature of ``kl`` distillation.
             multilabel: whether the logits are multi-label (sigmoid).
-            neighbours: how many nearest training tiles' latest predictions (and
-                labels) the teacher sees
+            neighbours: how many nearest training tiles' labels and latest kept
+                pseudo-labels the teacher sees
                 (:class:`~geossl.ssl.neighbours.NeighbourMemory`); 0 for none.
             neighbour_radius_km: the farthest such a neighbour may be.
             num_samples: the dataset's size, which the memory covers.
@@ -217,16 +218,22 @@ class TeacherStudent:
             labels = torch.nn.functional.one_hot(labels, self.memory.num_classes)
         self.memory.remember(labelled, labels.float(), labels=True)
 
-    def remember(self, index: Tensor, logits: Tensor) -> None:
-        """Keep the teacher's latest predictions of unlabelled tiles for neighbours.
+    def remember(self, index: Tensor, pseudo: PseudoLabels) -> None:
+        """Keep the pseudo-labels the policy kept of unlabelled tiles, for neighbours.
 
         Args:
             index: the tiles' positions.
-            logits: the teacher's weak-view logits of them.
+            pseudo: the step's pseudo-labels of them.
         """
-        if self.memory is not None:
-            probabilities = logits.sigmoid() if self.multilabel else logits.softmax(1)
-            self.memory.remember(index, probabilities)
+        if self.memory is None:
+            return
+        if self.multilabel:
+            targets, kept = pseudo.targets.float(), (pseudo.weights > 0).all(dim=1)
+        else:
+            num_classes = self.memory.num_classes
+            targets = torch.nn.functional.one_hot(pseudo.targets, num_classes)
+            kept = pseudo.weights > 0
+        self.memory.remember(index, targets.float(), kept=kept)
 
     def losses(
         self,

@@ -158,17 +158,26 @@ def test_the_teacher_sees_its_neighbours_labels_and_remembers_its_predictions(
     eurosat_ms, tmp_path
 ):
     seed_everything(0)
-    task = _task(eurosat_ms, neighbours=4, neighbour_radius_km=400)
+    # Every pseudo-label kept (10 classes: confidence >= 0.1), so every tile drawn is
+    # remembered.
+    task = _task(
+        eurosat_ms,
+        neighbours=4,
+        neighbour_radius_km=400,
+        algorithm_options={'threshold': 0.01},
+    )
     _, datamodule = _fit(task, eurosat_ms, tmp_path, steps=3)
     memory = task.neighbour_memory
     labelled = torch.as_tensor(datamodule.positions['labelled'])
-    # The labels are remembered as they are; the unlabelled tiles drawn, as the
-    # teacher's predictions.
+    # The labels are remembered as they are; the unlabelled tiles drawn, as their
+    # kept pseudo-labels (one class each).
     assert memory.labelled[labelled].all()
     assert memory.labelled.sum() == len(labelled)
     targets = torch.as_tensor(eurosat_ms.targets[labelled])
     assert (memory.memory[labelled].argmax(1) == targets).all()
     assert memory.known.sum() > len(labelled)
+    remembered = memory.known & ~memory.labelled
+    assert (memory.memory[remembered].sum(1) == 255).all()
     assert not memory.known[torch.as_tensor(datamodule.positions['test'])].any()
     # The teacher's encoder takes the neighbours' context; checkpoints keep it.
     assert task.teacher.encoder.neighbours_dim == 11
