@@ -112,7 +112,8 @@ class NeighbourMemory(nn.Module):
             kept = torch.ones_like(index, dtype=torch.bool)
         index = gather_across_processes(index.to(self.links.device))
         probabilities = gather_across_processes(probabilities.detach())
-        kept = gather_across_processes(kept.to(self.links.device))
+        # As bytes: not every backend gathers booleans.
+        kept = gather_across_processes(kept.to(self.links.device, torch.uint8)).bool()
         if not labels:
             kept = kept & ~self.labelled[index]
         index, probabilities = index[kept], probabilities[kept]
