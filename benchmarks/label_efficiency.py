@@ -42,7 +42,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -63,6 +63,9 @@ from geossl.data.splits import SplitConfig
 from geossl.ssl.policies import POLICIES, SUPERVISED, algorithm_names
 from geossl.tasks.compute_report import REPORT_NAME
 from geossl.tasks.semi_supervised import SemiSupervisedTask
+
+#: A run's row of a table: its settings and results.
+Row = dict[str, object]
 
 #: Supervised and every multi-class semi-supervised algorithm.
 ALGORITHMS = tuple(algorithm_names(multilabel=False))
@@ -405,49 +408,67 @@ def _curves(runs: pd.DataFrame, output: Path) -> None:
 _tiles: list[InMemoryDataset] = []
 
 
-def _load(data: Path, image_size: int, threads: int) -> None:
+def _load(data: Path, image_size: int, locations: Path | None, threads: int) -> None:
     """Read the tiles into this process, and keep its output to progress and tables."""
     torch.set_num_threads(threads)
     warnings.filterwarnings('ignore')
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
-    _tiles[:] = [eurosat_rgb(data, image_size)]
+    _tiles[:] = [eurosat_rgb(data, image_size, locations)]
 
 
-def _train(
-    key: tuple[int, int, str], options: argparse.Namespace, weights: dict[str, str]
-) -> dict[str, object]:
-    labels, seed, algorithm = key
-    run_dir = _run_dir(options, labels, seed, algorithm)
-    return train_and_test(
-        _tiles[0], algorithm, labels, seed, options, run_dir, **weights
-    )
+def _on_tiles(train: Callable[..., Row], key: object, *args: object) -> Row:
+    return train(_tiles[0], key, *args)
 
 
-def _finished(
-    plan: list[tuple[int, int, str]],
+def finished(
+    plan: Sequence[object],
+    train: Callable[..., Row],
     options: argparse.Namespace,
-    weights: dict[str, str],
-) -> Iterator[dict[str, object]]:
+    *args: object,
+) -> Iterator[Row]:
     """Each planned run's row as it finishes, from ``--workers`` processes.
 
     One worker trains in this process; more (several runs sharing a GPU) each read
     the tiles once and take the next run as they finish one.
+
+    Args:
+        plan: the runs' keys, in the order they start.
+        train: a module-level function ``train(tiles, key, options, *args)`` that
+            returns a run's row.
+        options: ``data``, ``image_size``, ``workers`` and, if any, ``locations``
+            of the tiles, and what ``train`` takes.
+        *args: more arguments of ``train``.
+
+    Yields:
+        The rows, in the order the runs finish.
     """
     threads = max(1, torch.get_num_threads() // options.workers)
     if not plan:
         return
+    tiles = (options.data, options.image_size, getattr(options, 'locations', None))
     if options.workers == 1:
-        _load(options.data, options.image_size, threads)
-        yield from (_train(key, options, weights) for key in plan)
+        _load(*tiles, threads)
+        yield from (_on_tiles(train, key, options, *args) for key in plan)
         return
     with ProcessPoolExecutor(
         options.workers,
         mp_context=multiprocessing.get_context('spawn'),
         initializer=_load,
-        initargs=(options.data, options.image_size, threads),
+        initargs=(*tiles, threads),
     ) as pool:
-        futures = [pool.submit(_train, key, options, weights) for key in plan]
+        futures = [pool.submit(_on_tiles, train, key, options, *args) for key in plan]
         yield from (future.result() for future in as_completed(futures))
+
+
+def _train(
+    tiles: InMemoryDataset,
+    key: tuple[int, int, str],
+    options: argparse.Namespace,
+    weights: dict[str, str],
+) -> Row:
+    labels, seed, algorithm = key
+    run_dir = _run_dir(options, labels, seed, algorithm)
+    return train_and_test(tiles, algorithm, labels, seed, options, run_dir, **weights)
 
 
 def main() -> None:
@@ -523,7 +544,8 @@ def main() -> None:
                 shutil.rmtree(_run_dir(options, *_key(run)), ignore_errors=True)
                 tqdm.write(f'{_key(run)}: options changed, run again')
     plan = [key for key in wanted if key not in {_key(r) for r in runs}]
-    for run in tqdm(_finished(plan, options, initial), 'Runs', len(plan), unit='run'):
+    runs_done = finished(plan, _train, options, initial)
+    for run in tqdm(runs_done, 'Runs', len(plan), unit='run'):
         labels, seed, algorithm = _key(run)
         tqdm.write(
             f'{labels} labels/class, seed {seed}, {NAMES[algorithm]}: '

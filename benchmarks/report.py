@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from geossl.data.datasets import InMemoryDataset
-from geossl.data.folder import ImageFolderDataset
-from geossl.data.metadata import MetadataReader
 
 #: The read-only sample data: ``$GEOSSL_SHARED_DATA``, or beside the repository.
 SHARED_DATA = Path(
@@ -137,6 +135,10 @@ def eurosat_rgb(
             shape = tuple(dataset.images[0].shape)
             raise SystemExit(f'{root}: tiles are {shape}, not {size} px')
         return dataset
+    # Reading the JPEGs takes the geospatial stack; a packed file, the core alone.
+    from geossl.data.folder import ImageFolderDataset
+    from geossl.data.metadata import MetadataReader
+
     reader = MetadataReader(locations=locations, require_location=False)
     source = ImageFolderDataset(root, reader=reader)
     return InMemoryDataset(
@@ -158,13 +160,16 @@ def pack_eurosat_rgb(
     Args:
         root: the folder of class folders of JPEGs.
         size: the tiles' new height and width.
-        path: the file to write (gzip of the pickled dataset; 58 MB at 32 px).
+        path: the file to write (gzip of the pickled dataset; 58 MB at 32 px), which
+            the learning core reads without the geospatial stack.
         locations: a locations table of the tiles; None for none.
 
     Returns:
         ``path``.
     """
     dataset = eurosat_rgb(root, size, locations)
+    # A plain table, so that a machine without geopandas unpickles it.
+    dataset.index = pd.DataFrame(dataset.index.drop(columns='geometry'))
     with gzip.open(path, 'wb', compresslevel=6) as packed:
         pickle.dump(dataset, packed, protocol=pickle.HIGHEST_PROTOCOL)
     return path

@@ -40,12 +40,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from label_efficiency import PRETRAINED_BUDGET, add_run_arguments, train_and_test
+from label_efficiency import (
+    PRETRAINED_BUDGET,
+    Row,
+    add_run_arguments,
+    finished,
+    train_and_test,
+)
 from matplotlib.figure import Figure
-from report import EUROSAT_LOCATIONS, RESULTS, SHARED_DATA, eurosat_rgb, markdown
+from report import EUROSAT_LOCATIONS, RESULTS, SHARED_DATA, markdown
 from tqdm import tqdm
 from weights.lite0_to_timm import LITE0_WEIGHTS, lite0_weights
 
+from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
@@ -145,11 +152,11 @@ def _last_quarter(curve: pd.DataFrame, column: str) -> float | None:
 
 
 def _run(
-    dataset: object,
+    dataset: InMemoryDataset,
     key: tuple[str, int, int, str],
     options: argparse.Namespace,
     weights: str,
-) -> dict[str, object]:
+) -> Row:
     split, labels, seed, run = key
     algorithm, teacher_student = RUNS[run]
     name = f'{options.steps}-steps-{split}-{labels}-labels-seed{seed}-{run}'
@@ -368,6 +375,12 @@ def main() -> None:
         help="teacher settings of the ST runs over geossl's defaults, for ablations "
         '(e.g. neighbours=8); give them another --output',
     )
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=1,
+        help='runs trained at once, each in a process of its own (on a GPU)',
+    )
     add_run_arguments(parser)
     parser.set_defaults(**PRETRAINED_BUDGET)
     options = parser.parse_args()
@@ -400,13 +413,9 @@ def main() -> None:
             (runs if same and _key(row) in wanted else others).append(row)
     plan = [key for key in wanted if key not in {_key(r) for r in runs}]
     weights = str(lite0_weights(LITE0_WEIGHTS))
-    dataset = (
-        eurosat_rgb(options.data, options.image_size, options.locations)
-        if plan
-        else None
-    )
-    for key in tqdm(plan, 'Runs', unit='run'):
-        row = _run(dataset, key, options, weights)
+    rows = finished(plan, _run, options, weights)
+    for row in tqdm(rows, 'Runs', len(plan), unit='run'):
+        key = _key(row)
         teacher = row.get('teacher_test_error')
         tqdm.write(
             f'{key}: student error {row["test_error"]:.1f} %'
