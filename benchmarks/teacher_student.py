@@ -98,6 +98,7 @@ TEACHER_SETTINGS = (
     'distillation',
     'lambda_d',
     'metadata_dim',
+    'metadata_dropout',
     'neighbours',
     'neighbour_radius_km',
 )

@@ -238,11 +238,7 @@ class MetadataClassifier(nn.Module):
         self.projection = _projection_head(width, projection_dim)
 
     def features(
-        self,
-        images: Tensor,
-        meta: Tensor,
-        mask: Tensor,
-        neighbours: Tensor | None = None,
+        self, images: Tensor, meta: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Metadata-conditioned pooled features and context.
 
@@ -250,12 +246,11 @@ class MetadataClassifier(nn.Module):
             images: ``B x C x H x W`` normalised images.
             meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
             mask: ``(B, 3)`` True where known.
-            neighbours: the neighbours' context, if the encoder takes one.
 
         Returns:
             ``(B, F)`` pooled features and ``(B, D)`` context.
         """
-        embedding = self.encoder(meta, mask, neighbours)
+        embedding = self.encoder(meta, mask)
         if self.fusion == 'token':
             token = self.to_token(embedding)[:, None] + self.token_position
             return forward_with_token(self.backbone, images, token)
@@ -267,23 +262,16 @@ class MetadataClassifier(nn.Module):
             fused = self.mix(torch.cat([pooled, embedding], dim=1))
         return fused, fused
 
-    def forward(
-        self,
-        images: Tensor,
-        meta: Tensor,
-        mask: Tensor,
-        neighbours: Tensor | None = None,
-    ) -> NetworkOutputs:
+    def forward(self, images: Tensor, meta: Tensor, mask: Tensor) -> NetworkOutputs:
         """Logits, context and (with a projection head) embeddings.
 
         Args:
             images: ``B x C x H x W`` normalised images.
             meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
             mask: ``(B, 3)`` True where known.
-            neighbours: the neighbours' context, if the encoder takes one.
 
         Returns:
             The outputs.
         """
-        features = self.features(images, meta, mask, neighbours)
+        features = self.features(images, meta, mask)
         return _outputs(self.head, self.projection, *features)

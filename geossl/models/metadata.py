@@ -208,8 +208,6 @@ class MetadataEncoder(nn.Module):
         dim: size of the embedding.
         freeze_location_encoder: keep SatCLIP's network as loaded (in evaluation
             mode, not trained); False fine-tunes it with the teacher.
-        neighbours_dim: width of the neighbours' context given with each sample
-            (:class:`~geossl.ssl.neighbours.NeighbourMemory`); 0 for none.
     """
 
     def __init__(
@@ -222,7 +220,6 @@ class MetadataEncoder(nn.Module):
         time_of_day: bool = False,
         dim: int = 128,
         freeze_location_encoder: bool = True,
-        neighbours_dim: int = 0,
     ) -> None:
         super().__init__()
         if parts not in ('location+time', 'location', 'time', 'none'):
@@ -257,9 +254,8 @@ class MetadataEncoder(nn.Module):
             'satclip': SATCLIP_SIZES['embed_dim'],
         }[location_encoding]
         time_width = 2 + int(year) + 2 * int(time_of_day)
-        self.neighbours_dim = neighbours_dim
         # A constant input, so that 'none' still has something to map.
-        width = 1 + neighbours_dim
+        width = 1
         if self.uses_location:
             self.missing_location = nn.Parameter(torch.zeros(location_width))
             width += location_width
@@ -307,24 +303,19 @@ class MetadataEncoder(nn.Module):
             self.satclip.eval()
         return self
 
-    def forward(
-        self, meta: Tensor, mask: Tensor, neighbours: Tensor | None = None
-    ) -> Tensor:
+    def forward(self, meta: Tensor, mask: Tensor) -> Tensor:
         """Embed a batch of metadata.
 
         Args:
             meta: ``(B, 3)`` ``[lon, lat, unix_time]``; values where ``mask`` is
                 False are ignored.
             mask: ``(B, 3)`` True where a value is known.
-            neighbours: ``(B, neighbours_dim)`` the neighbours' context, if the
-                encoder takes one.
 
         Returns:
             ``(B, dim)`` embeddings.
 
         Raises:
-            GeosslInputError: if ``meta`` is not ``(B, 3)``, or the neighbours'
-                context is missing or of another width.
+            GeosslInputError: if ``meta`` is not ``(B, 3)``.
         """
         if meta.ndim != 2 or meta.shape[1] != 3 or mask.shape != meta.shape:
             raise GeosslInputError(
@@ -333,17 +324,6 @@ class MetadataEncoder(nn.Module):
                 '(batch, 3) = [lon, lat, unix_time] with a mask of the same shape',
             )
         parts = [meta.new_ones(len(meta), 1)]
-        if self.neighbours_dim:
-            if neighbours is None or neighbours.shape != (
-                len(meta),
-                self.neighbours_dim,
-            ):
-                got = None if neighbours is None else tuple(neighbours.shape)
-                raise GeosslInputError(
-                    'neighbours',
-                    f'is {got}; the encoder takes ({len(meta)}, {self.neighbours_dim})',
-                )
-            parts.append(neighbours.to(meta.dtype))
         if self.uses_location:
             located = (mask[:, 0] & mask[:, 1])[:, None]
             # Unknown coordinates are replaced before encoding, so nothing odd flows.

@@ -1,16 +1,18 @@
-"""What each tile's nearest neighbours were last taken to be: the teacher's context.
+"""What each tile's nearest neighbours were last taken to be: the teacher's prior.
 
 Land cover changes over kilometres: on EuroSAT a tile's nearest neighbour, median
 782 m away, has its class 80 % of the time. A teacher that sees only a location
 encoding has to learn that map of classes from pseudo-labels it sees about once in a
 short run; a memory hands it over instead. :class:`NeighbourMemory` links every
 sample to its nearest training samples within a radius (by great-circle distance,
-never itself) and keeps, per training sample, the class it was last given: its
-label for a labelled sample, the teacher's latest pseudo-label for an unlabelled one
-that the policy kept (a prediction it did not trust is not passed on). The teacher
-sees the mean over a tile's neighbours and the share of them known. Samples without
-a location, and those with no training sample within the radius (a region never
-trained on), see nothing, so the teacher falls back to the image there.
+never itself) and keeps, per training sample, what it was last taken to be: its
+label for a labelled sample, the teacher's latest weak-view probabilities for an
+unlabelled one. The teacher's prediction for a tile is its network's, weighted by
+how often each class occurs among the tile's known neighbours (:meth:`log_prior`,
+added to its logits): a non-parametric map of the classes at the neighbours' scale,
+which needs no training. Samples without a location, and those with no training
+sample within the radius (a region never trained on), get a flat prior, so the
+teacher falls back to its network there.
 """
 
 import math
@@ -61,11 +63,6 @@ class NeighbourMemory(nn.Module):
         )
         self.register_buffer('known', torch.zeros(num_samples, dtype=torch.bool))
         self.register_buffer('labelled', torch.zeros(num_samples, dtype=torch.bool))
-
-    @property
-    def dim(self) -> int:
-        """Width of :meth:`context`: the neighbours' mean, and the share known."""
-        return self.num_classes + 1
 
     def connect(self, lon: Tensor, lat: Tensor, pool: Tensor) -> None:
         """Link every sample to its nearest samples of the pool within the radius.
@@ -121,21 +118,27 @@ class NeighbourMemory(nn.Module):
         self.known[index] = True
         self.labelled[index] |= labels
 
-    def context(self, index: Tensor) -> Tensor:
-        """The mean probabilities of the samples' known neighbours, and their share.
+    def log_prior(self, index: Tensor, multilabel: bool = False) -> Tensor:
+        """The log class frequencies among the samples' known neighbours, smoothed.
+
+        Each class counts its share of every known neighbour's remembered
+        probabilities, plus one (Laplace's rule): a sample with no known neighbour
+        gets a flat prior, one with eight alike about a 9 to 1 preference.
 
         Args:
             index: ``(B,)`` sample positions.
+            multilabel: each class is present or not (a Beta prior per class, as
+                log-odds) rather than one of K (a Dirichlet prior, as log
+                probabilities).
 
         Returns:
-            ``(B, K + 1)``: the mean over known neighbours (zeros for none) and the
-            share of the neighbours that are known.
+            ``(B, K)``, to add to the logits.
         """
         links = self.links[index.to(self.links.device)]
         known = (links >= 0) & self.known[links.clamp(min=0)]
-        weights = known.float()
         remembered = self.memory[links.clamp(min=0)].float() / 255
-        total = (remembered * weights[..., None]).sum(dim=1)
-        counted = weights.sum(dim=1, keepdim=True)
-        share = counted / max(links.shape[1], 1)
-        return torch.cat([total / counted.clamp(min=1), share], dim=1)
+        present = (remembered * known[..., None]).sum(dim=1)
+        counted = known.sum(dim=1, keepdim=True).float()
+        if multilabel:
+            return torch.log((present + 1) / (counted - present + 1))
+        return torch.log((present + 1) / (counted + self.num_classes))

@@ -162,6 +162,9 @@ class SemiSupervisedTask(LightningModule):
         metadata_year: add the year to the teacher's time features.
         metadata_time_of_day: add the time of day to the teacher's time features.
         metadata_dim: size of the metadata embedding.
+        metadata_dropout: the share of the teacher's training rows that see no
+            metadata (as if missing), so that it leans on the metadata no more
+            than the images bear out; 0 for none.
         fusion: how the teacher takes the metadata: ``token`` (vision
             transformers), ``film`` or ``concat``; None for ``token`` on vision
             transformers and ``film`` otherwise.
@@ -171,9 +174,9 @@ class SemiSupervisedTask(LightningModule):
         lambda_d: weight of the distillation loss.
         distillation_temperature: temperature of the ``kl`` distillation.
         neighbours: with the teacher-student, how many nearest training tiles'
-            labels and latest kept pseudo-labels the teacher sees beside the
-            location (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it
-            can use that neighbouring tiles share their class; 0 for none.
+            labels and latest predictions weight the teacher's predictions
+            (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it uses
+            that neighbouring tiles share their class; 0 for none.
         neighbour_radius_km: the farthest such a neighbour may be.
         backbone: deprecated name of ``model``.
         pretrained: deprecated: ``weights=True``.
@@ -216,6 +219,7 @@ class SemiSupervisedTask(LightningModule):
         metadata_year: bool = False,
         metadata_time_of_day: bool = False,
         metadata_dim: int = 128,
+        metadata_dropout: float = 0.0,
         fusion: Fusion | None = None,
         distillation: Distillation = 'context',
         lambda_d: float = 1.0,
@@ -275,6 +279,7 @@ class SemiSupervisedTask(LightningModule):
                 year=metadata_year,
                 time_of_day=metadata_time_of_day,
                 metadata_dim=metadata_dim,
+                metadata_dropout=metadata_dropout,
                 freeze_location_encoder=freeze_location_encoder,
                 load_satclip=initial_weights,
                 distillation=distillation,
@@ -535,7 +540,8 @@ class SemiSupervisedTask(LightningModule):
             )
         pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
         if self.teacher_student is not None:
-            self.teacher_student.remember(unlabelled['index'], pseudo)
+            weak = labeller.logits[size : size + len(unlabelled['weak'])]
+            self.teacher_student.remember(unlabelled['index'], weak)
         losses = self._semi_supervised_losses(student, labels, pseudo)
         if self.teacher_student is not None:
             losses |= self.teacher_student.losses(

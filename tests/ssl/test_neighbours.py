@@ -42,29 +42,41 @@ def test_the_radius_is_a_great_circle_distance():
     assert memory.links[:, 0].tolist() == [1, 0, -1, -1]
 
 
-def test_context_is_the_mean_of_known_neighbours_and_labels_are_kept():
+def test_the_prior_counts_known_neighbours_and_labels_are_kept():
     lon, lat = _clusters()
     memory = NeighbourMemory(13, 3, neighbours=3, radius_km=5)
     memory.connect(lon, lat, torch.arange(12))
-    assert memory.context(torch.tensor([0])).tolist() == [[0.0, 0.0, 0.0, 0.0]]
+    flat = torch.full((1, 3), 1 / 3)
+    torch.testing.assert_close(memory.log_prior(torch.tensor([0])).exp(), flat)
     memory.remember(torch.tensor([1]), torch.tensor([[0.0, 1.0, 0.0]]), labels=True)
     memory.remember(torch.tensor([2]), torch.tensor([[0.2, 0.2, 0.6]]))
-    # A prediction never replaces a label.
+    # A prediction never replaces a label; a newer one replaces the older.
     memory.remember(torch.tensor([1, 2]), torch.tensor([[1.0, 0, 0], [0.6, 0.2, 0.2]]))
-    context = memory.context(torch.tensor([0, 12]))
-    torch.testing.assert_close(
-        context[0], torch.tensor([0.3, 0.6, 0.1, 2 / 3]), atol=1 / 255, rtol=0
-    )
-    assert context[1].tolist() == [0.0, 0.0, 0.0, 0.0]
+    prior = memory.log_prior(torch.tensor([0, 12])).exp()
+    # Tile 0 has two known neighbours of three, tiles 1 and 2: each class counts
+    # their probabilities, plus one.
+    expected = torch.tensor([1 + 0.6, 1 + 1.0 + 0.2, 1 + 0.2]) / (2 + 3)
+    torch.testing.assert_close(prior[0], expected, atol=1 / 255, rtol=0)
+    torch.testing.assert_close(prior[1:], flat)  # no location, no neighbours
     assert memory.memory.dtype == torch.uint8
     state = memory.state_dict()
     assert {'links', 'memory', 'known', 'labelled'} <= set(state)
 
 
+def test_a_multilabel_prior_is_each_class_log_odds():
+    lon, lat = _clusters()
+    memory = NeighbourMemory(13, 2, neighbours=1, radius_km=5)
+    memory.connect(lon, lat, torch.arange(12))
+    memory.remember(memory.links[0], torch.tensor([[1.0, 0.0]]), labels=True)
+    # One neighbour with class 0 and without class 1: odds of 2 to 1 and 1 to 2.
+    prior = memory.log_prior(torch.tensor([0]), multilabel=True)
+    torch.testing.assert_close(prior, torch.tensor([[2.0, 0.5]]).log())
+
+
 def test_eurosat_neighbours_carry_the_class_as_location_knn_does(shared_data):
     # The mechanism on the real places: with the training tiles' labels remembered,
-    # the neighbours' context alone names the class of held-out tiles about as well
-    # as the nearest training tile does (0.80 on this split).
+    # the neighbours' prior alone names the class of held-out tiles about as well as
+    # the nearest training tile does (0.80 on this split).
     table = pd.read_parquet(
         shared_data / 'eurosat-locations' / 'eurosat_metadata.parquet'
     )
@@ -79,8 +91,8 @@ def test_eurosat_neighbours_carry_the_class_as_location_knn_does(shared_data):
     )
     one_hot = torch.nn.functional.one_hot(labels[train], 10).float()
     memory.remember(train, one_hot, labels=True)
-    context = memory.context(test)
-    covered = context[:, -1] > 0
-    accuracy = (context[covered, :10].argmax(1) == labels[test][covered]).float().mean()
+    prior = memory.log_prior(test)
+    covered = memory.links[test, 0] >= 0
+    accuracy = (prior[covered].argmax(1) == labels[test][covered]).float().mean()
     assert covered.float().mean() > 0.9
     assert accuracy > 0.75

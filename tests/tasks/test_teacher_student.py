@@ -154,38 +154,36 @@ def test_bad_teacher_student_configurations(eurosat_ms, tmp_path):
         _fit(dated, eurosat_ms, tmp_path)
 
 
-def test_the_teacher_sees_its_neighbours_labels_and_remembers_its_predictions(
+def test_the_neighbours_labels_and_predictions_weight_the_teachers(
     eurosat_ms, tmp_path
 ):
     seed_everything(0)
-    # Every pseudo-label kept (10 classes: confidence >= 0.1), so every tile drawn is
-    # remembered.
-    task = _task(
-        eurosat_ms,
-        neighbours=4,
-        neighbour_radius_km=400,
-        algorithm_options={'threshold': 0.01},
-    )
+    task = _task(eurosat_ms, neighbours=4, neighbour_radius_km=400)
     _, datamodule = _fit(task, eurosat_ms, tmp_path, steps=3)
     memory = task.neighbour_memory
     labelled = torch.as_tensor(datamodule.positions['labelled'])
-    # The labels are remembered as they are; the unlabelled tiles drawn, as their
-    # kept pseudo-labels (one class each).
+    # The labels are remembered as they are; every unlabelled tile drawn, as the
+    # teacher's probabilities on its weak view.
     assert memory.labelled[labelled].all()
     assert memory.labelled.sum() == len(labelled)
     targets = torch.as_tensor(eurosat_ms.targets[labelled])
     assert (memory.memory[labelled].argmax(1) == targets).all()
-    assert memory.known.sum() > len(labelled)
     remembered = memory.known & ~memory.labelled
-    assert (memory.memory[remembered].sum(1) == 255).all()
+    # 3 steps of 4 unlabelled tiles (some drawn twice, some labelled).
+    assert 0 < remembered.sum() <= 3 * 4
+    totals = memory.memory[remembered].sum(1).float()
+    assert ((totals - 255).abs() <= 5).all()  # probabilities, rounded to 1/255
     assert not memory.known[torch.as_tensor(datamodule.positions['test'])].any()
-    # The teacher's encoder takes the neighbours' context; checkpoints keep it.
-    assert task.teacher.encoder.neighbours_dim == 11
     assert 'neighbour_memory.memory' in task.state_dict()
+    # The teacher's prediction is its network's weighted by its neighbours' prior.
+    task.eval()
     test = _batch(eurosat_ms, datamodule.positions['test'][:4])
     images = task.views.normalise(test['image'])
     outputs = task.teacher_student.predict(images, test)
-    assert outputs.logits.shape == (4, 10)
+    network = task.teacher(images, test['meta'], test['meta_mask'])
+    prior = memory.log_prior(test['index'])
+    assert prior.std(dim=1).gt(0).any()  # some test tile has known neighbours
+    torch.testing.assert_close(outputs.logits, network.logits + prior)
 
 
 def test_the_location_encoding_resolution_is_an_option(eurosat_ms):
@@ -214,3 +212,36 @@ def test_the_teacher_sees_what_the_data_has_by_default(eurosat_ms, bigearthnet, 
         ).teacher.encoder.parts
         == 'location+time'
     )
+
+
+def test_metadata_dropout_hides_the_metadata_of_a_share_of_training_rows(eurosat_ms):
+    seed_everything(0)
+    task = _task(eurosat_ms, metadata_dropout=0.5)
+    teacher_student = task.teacher_student
+    seen = []
+    predict = teacher_student.predict
+
+    def recording(images, batch):
+        seen.append(batch['meta_mask'])
+        return predict(images, batch)
+
+    teacher_student.predict = recording
+    labelled = _batch(eurosat_ms, range(4))
+    unlabelled = _batch(eurosat_ms, range(4, 36))
+    images = task.views.normalise(
+        torch.cat([labelled['image'], unlabelled['image'], unlabelled['image']])
+    )
+    teacher_student.outputs(images, labelled, unlabelled, views=2)
+    (mask,) = seen
+    assert mask.shape == (68, 3)
+    hidden = ~mask[:, :2].any(dim=1)  # EuroSAT-MS tiles are all located
+    assert 0.3 < hidden.float().mean() < 0.7
+    assert labelled['meta_mask'][:, :2].all()  # the batch itself is left as it was
+    # Evaluation sees every tile's metadata.
+    teacher_student.predict(images[:4], labelled)
+    assert seen[-1][:, :2].all()
+
+
+def test_metadata_dropout_is_a_share(eurosat_ms):
+    with pytest.raises(GeosslInputError, match=r'metadata_dropout: is 1\.0'):
+        _task(eurosat_ms, metadata_dropout=1.0)
