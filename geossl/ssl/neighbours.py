@@ -17,6 +17,7 @@ teacher falls back to its network there.
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -25,9 +26,6 @@ from geossl.ssl.distributed import gather_across_processes
 
 #: The Earth's mean radius in kilometres.
 EARTH_RADIUS_KM = 6371.0088
-
-#: Rows of distances computed at a time when linking samples.
-_CHUNK = 1024
 
 
 class NeighbourMemory(nn.Module):
@@ -72,21 +70,32 @@ class NeighbourMemory(nn.Module):
             lat: ``(N,)`` latitudes in degrees, NaN where unknown.
             pool: positions of the training samples (labelled and unlabelled).
         """
-        points = unit_vectors(lon.double(), lat.double()).to(self.links.device)
-        located = points.isfinite().all(dim=1)
-        pool = pool.to(self.links.device)
+        # A k-d tree of the pool's unit vectors: O(N log N), for any number of tiles.
+        from sklearn.neighbors import KDTree
+
+        points = unit_vectors(lon.double(), lat.double()).cpu().numpy()
+        located = np.isfinite(points).all(axis=1)
+        pool = pool.cpu().numpy()
         pool = pool[located[pool]]
         count = min(self.links.shape[1], max(len(pool) - 1, 0))
         self.links.fill_(-1)
+        rows = np.flatnonzero(located)
+        if not count or not len(rows):
+            return
+        # One more than wanted: a sample of the pool finds itself among them.
+        distances, found = KDTree(points[pool]).query(points[rows], k=count + 1)
+        found = pool[found]
+        others = found != rows[:, None]
+        # Never itself; a sample outside the pool drops its farthest instead.
+        others[others.all(axis=1), -1] = False
+        found = found[others].reshape(len(rows), count)
+        distances = distances[others].reshape(len(rows), count)
         # The chord between two points on the unit sphere, for the radius.
         chord = 2 * math.sin(min(self.radius_km / EARTH_RADIUS_KM, math.pi) / 2)
-        rows = located.nonzero().flatten()
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            distances = torch.cdist(points[chunk], points[pool])
-            distances[chunk[:, None] == pool[None, :]] = torch.inf  # never itself
-            nearest, found = distances.topk(count, dim=1, largest=False)
-            self.links[chunk, :count] = torch.where(nearest <= chord, pool[found], -1)
+        links = np.where(distances <= chord, found, -1)
+        self.links[torch.as_tensor(rows), :count] = torch.as_tensor(links).to(
+            self.links
+        )
 
     @torch.no_grad()
     def remember(

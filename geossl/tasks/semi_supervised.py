@@ -176,7 +176,9 @@ class SemiSupervisedTask(LightningModule):
         neighbours: with the teacher-student, how many nearest training tiles'
             labels and latest predictions weight the teacher's predictions
             (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it uses
-            that neighbouring tiles share their class; 0 for none.
+            that neighbouring tiles share their class; 0 for none. They need the
+            dataset's size (``num_samples``, which ``geossl fit`` and
+            :meth:`for_dataset` give).
         neighbour_radius_km: the farthest such a neighbour may be.
         backbone: deprecated name of ``model``.
         pretrained: deprecated: ``weights=True``.
@@ -219,12 +221,12 @@ class SemiSupervisedTask(LightningModule):
         metadata_year: bool = False,
         metadata_time_of_day: bool = False,
         metadata_dim: int = 128,
-        metadata_dropout: float = 0.0,
+        metadata_dropout: float = 0.5,
         fusion: Fusion | None = None,
         distillation: Distillation = 'context',
         lambda_d: float = 1.0,
         distillation_temperature: float = 4.0,
-        neighbours: int = 0,
+        neighbours: int = 8,
         neighbour_radius_km: float = 5.0,
         backbone: str | None = None,
         pretrained: bool | None = None,
@@ -255,10 +257,6 @@ class SemiSupervisedTask(LightningModule):
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
         self.teacher_student: TeacherStudent | None = None
-        if neighbours and not teacher_student:
-            raise GeosslInputError(
-                'neighbours', "is for the teacher-student's teacher (teacher_student)"
-            )
         if teacher_student:
             if self.policy is None:
                 raise GeosslInputError(

@@ -8,6 +8,7 @@ shipped. :class:`TeacherStudent` is that teaching; the teacher network is the
 task's ``teacher`` module, so its weights checkpoint with the task.
 """
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -81,13 +82,13 @@ class TeacherStudent:
         year: bool = False,
         time_of_day: bool = False,
         metadata_dim: int = 128,
-        metadata_dropout: float = 0.0,
+        metadata_dropout: float = 0.5,
         freeze_location_encoder: bool = True,
         load_satclip: bool = True,
         distillation: Distillation = 'context',
         temperature: float = 4.0,
         multilabel: bool = False,
-        neighbours: int = 0,
+        neighbours: int = 8,
         neighbour_radius_km: float = 5.0,
         num_samples: int | None = None,
     ) -> Self:
@@ -121,25 +122,32 @@ class TeacherStudent:
                 predictions weight the teacher's predictions
                 (:class:`~geossl.ssl.neighbours.NeighbourMemory`); 0 for none.
             neighbour_radius_km: the farthest such a neighbour may be.
-            num_samples: the dataset's size, which the memory covers.
+            num_samples: the dataset's size, which the memory covers; None (not
+                known) for no neighbours, with a warning.
 
         Returns:
             The teacher-student.
 
         Raises:
-            GeosslInputError: for neighbours without the dataset's size.
+            GeosslInputError: for a negative count of neighbours or radius.
         """
         _check_distillation(distillation)
         _check_dropout(metadata_dropout)
         memory = None
-        if neighbours:
-            if num_samples is None or neighbours < 0 or neighbour_radius_km <= 0:
-                raise GeosslInputError(
-                    'neighbours',
-                    f'is {neighbours} with a radius of {neighbour_radius_km} km and '
-                    f'{num_samples} samples; it needs a positive count and radius, '
-                    'and the dataset size (num_samples)',
-                )
+        if neighbours < 0 or neighbour_radius_km <= 0:
+            raise GeosslInputError(
+                'neighbours',
+                f'is {neighbours} with a radius of {neighbour_radius_km} km; use a '
+                'count from 0 and a positive radius',
+            )
+        if neighbours and num_samples is None:
+            warnings.warn(
+                "neighbours: the dataset's size (num_samples) is not known, so the "
+                'teacher has no neighbours; give num_samples, or build the task '
+                'with SemiSupervisedTask.for_dataset',
+                stacklevel=3,
+            )
+        elif neighbours:
             memory = NeighbourMemory(
                 num_samples, num_classes, neighbours, neighbour_radius_km
             )

@@ -96,3 +96,11 @@ def test_eurosat_neighbours_carry_the_class_as_location_knn_does(shared_data):
     accuracy = (prior[covered].argmax(1) == labels[test][covered]).float().mean()
     assert covered.float().mean() > 0.9
     assert accuracy > 0.75
+
+
+def test_a_pool_smaller_than_the_neighbours_asked_for_links_what_there_is():
+    lon, lat = torch.tensor([10.0, 10.0, 10.0]), torch.tensor([45.0, 45.001, 45.002])
+    memory = NeighbourMemory(3, 2, neighbours=5, radius_km=5)
+    memory.connect(lon, lat, torch.tensor([0, 1]))
+    assert memory.links[:, 0].tolist() == [1, 0, 1]
+    assert (memory.links[:, 1:] == -1).all()

@@ -8,6 +8,7 @@ from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
 from geossl.data.splits import SplitConfig
 from geossl.errors import GeosslInputError
 from geossl.models.classifier import Classifier
+from geossl.tasks.semi_supervised import SemiSupervisedTask
 from tests.tasks.conftest import task_for
 
 
@@ -192,9 +193,14 @@ def test_the_location_encoding_resolution_is_an_option(eurosat_ms):
     assert task.hparams['location_scales'] == 8
 
 
-def test_neighbours_need_the_teacher(eurosat_ms):
-    with pytest.raises(GeosslInputError, match='neighbours: is for the teacher'):
-        task_for(eurosat_ms, neighbours=4)
+def test_neighbours_need_the_dataset_size(eurosat_ms):
+    with pytest.warns(UserWarning, match=r"neighbours: the dataset's size"):
+        task = SemiSupervisedTask(
+            num_classes=10, in_channels=13, algorithm='fixmatch', teacher_student=True
+        )
+    assert task.teacher_student.memory is None
+    with pytest.raises(GeosslInputError, match='neighbours: is -1'):
+        _task(eurosat_ms, neighbours=-1)
 
 
 def test_the_teacher_sees_what_the_data_has_by_default(eurosat_ms, bigearthnet, caplog):
