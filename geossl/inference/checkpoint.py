@@ -155,6 +155,7 @@ def restore_task[T: LightningModule](
     """
     accepted = inspect.signature(task_class.__init__).parameters
     task = task_class(**{k: v for k, v in hparams.items() if k in accepted})
+    task.on_load_checkpoint(checkpoint)  # as Lightning calls it before the weights
     try:
         task.load_state_dict(checkpoint['state_dict'])
     except (KeyError, RuntimeError) as error:

@@ -70,7 +70,8 @@ class NeighbourMemory(nn.Module):
             lat: ``(N,)`` latitudes in degrees, NaN where unknown.
             pool: positions of the training samples (labelled and unlabelled).
         """
-        # A k-d tree of the pool's unit vectors: O(N log N), for any number of tiles.
+        # A k-d tree of the pool's unit vectors: O(N log N), for any number of tiles
+        # (imported here, as only this needs scikit-learn, which is slow to import).
         from sklearn.neighbors import KDTree
 
         points = unit_vectors(lon.double(), lat.double()).cpu().numpy()

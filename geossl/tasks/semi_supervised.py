@@ -457,6 +457,22 @@ class SemiSupervisedTask(LightningModule):
             torch.as_tensor(dataset.targets[positions['labelled']]),
         )
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Read checkpoints of geossl versions whose teacher had no neighbours.
+
+        Such a teacher was trained without them and goes on without them.
+
+        Args:
+            checkpoint: the checkpoint, before its weights are loaded.
+        """
+        if self.teacher_student is None or self.teacher_student.memory is None:
+            return
+        weights = checkpoint['state_dict']
+        if not any(key.startswith('neighbour_memory.') for key in weights):
+            self.teacher_student.memory = None
+            del self.neighbour_memory
+            self.hparams['neighbours'] = 0
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
 

@@ -60,7 +60,7 @@ class TeacherStudent:
     temperature: float = 4.0
     multilabel: bool = False
     memory: NeighbourMemory | None = None
-    metadata_dropout: float = 0.0
+    metadata_dropout: float = 0.5
 
     def __post_init__(self) -> None:
         """Refuse an unknown distillation or a share out of [0, 1)."""

@@ -76,3 +76,29 @@ def test_the_old_names_map_onto_the_new_ones():
         'weights': None,
         'task': 'multiclass',
     }
+
+
+def test_a_teacher_of_an_older_geossl_without_neighbours_loads_as_trained(tmp_path):
+    from geossl.inference.checkpoint import load_task
+    from tests.inference.conftest import save_checkpoint
+
+    path = save_checkpoint(
+        tmp_path / 'new.ckpt',
+        num_classes=3,
+        in_channels=4,
+        algorithm='fixmatch',
+        teacher_student=True,
+        metadata='location',
+        num_samples=50,
+    )
+    checkpoint = torch.load(path, weights_only=True)
+    assert 'neighbour_memory.links' in checkpoint['state_dict']
+    # As geossl wrote it before the teacher had neighbours.
+    del checkpoint['hyper_parameters']['neighbours']
+    for key in [k for k in checkpoint['state_dict'] if k.startswith('neighbour_')]:
+        del checkpoint['state_dict'][key]
+    torch.save(checkpoint, tmp_path / 'old.ckpt')
+    task = load_task(tmp_path / 'old.ckpt')
+    assert task.teacher_student.memory is None
+    assert task.hparams['neighbours'] == 0
+    assert load_task(path).teacher_student.memory is not None
