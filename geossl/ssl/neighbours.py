@@ -8,11 +8,11 @@ sample to its nearest training samples within a radius (by great-circle distance
 never itself) and keeps, per training sample, what it was last taken to be: its
 label for a labelled sample, the teacher's latest weak-view probabilities for an
 unlabelled one. The teacher's prediction for a tile is its network's, weighted by
-how often each class occurs among the tile's known neighbours (:meth:`NeighbourMemory.log_prior`,
-added to its logits): a non-parametric map of the classes at the neighbours' scale,
-which needs no training. Samples without a location, and those with no training
-sample within the radius (a region never trained on), get a flat prior, so the
-teacher falls back to its network there.
+how often each class occurs among the tile's known neighbours
+(:meth:`NeighbourMemory.log_prior`, added to its logits): a non-parametric map of
+the classes at the neighbours' scale, which needs no training. Samples without a
+location, and those with no training sample within the radius (a region never
+trained on), get a flat prior, so the teacher falls back to its network there.
 """
 
 import math
