@@ -420,6 +420,21 @@ def _on_tiles(train: Callable[..., Row], key: object, *args: object) -> Row:
     return train(_tiles[0], key, *args)
 
 
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """``--workers``, the runs :func:`finished` trains at once.
+
+    Args:
+        parser: the benchmark's parser.
+    """
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=1,
+        help='runs trained at once, each in a process of its own (on one GPU: a '
+        'small model leaves it mostly idle)',
+    )
+
+
 def finished(
     plan: Sequence[object],
     train: Callable[..., Row],
@@ -494,13 +509,7 @@ def main() -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--labels_per_class', type=int, nargs='+', default=[2, 4])
     parser.add_argument('--algorithms', nargs='+', default=list(ALGORITHMS))
-    parser.add_argument(
-        '--workers',
-        type=int,
-        default=1,
-        help='runs trained at once, each in a process of its own (on one GPU: a '
-        'small model leaves it mostly idle)',
-    )
+    add_workers_argument(parser)
     add_run_arguments(parser)
     pretrained = '--pretrained' in (argv := sys.argv[1:])
     if pretrained:

@@ -44,6 +44,7 @@ from label_efficiency import (
     PRETRAINED_BUDGET,
     Row,
     add_run_arguments,
+    add_workers_argument,
     finished,
     train_and_test,
 )
@@ -376,12 +377,7 @@ def main() -> None:
         help="teacher settings of the ST runs over geossl's defaults, for ablations "
         '(e.g. neighbours=8); give them another --output',
     )
-    parser.add_argument(
-        '--workers',
-        type=int,
-        default=1,
-        help='runs trained at once, each in a process of its own (on a GPU)',
-    )
+    add_workers_argument(parser)
     add_run_arguments(parser)
     parser.set_defaults(**PRETRAINED_BUDGET)
     options = parser.parse_args()
