@@ -10,7 +10,7 @@ DEMO_OUT ?= demo-output
 SCENE ?= $(or $(wildcard $(SHARED_DATA)/sentinel2-scene-18SVG-20160112),data/sentinel2-scene-18SVG-20160112)
 SCENE_DATA = --data.root $(SCENE) --data.labels examples/18SVG-labels.geojson
 
-.PHONY: demo test lint docs install clean
+.PHONY: demo test test-oldest test-wheel lint docs install clean
 
 install: $(INSTALLED)
 
@@ -36,6 +36,26 @@ docs: $(INSTALLED)
 test: lint docs
 	$(BIN)/pytest
 
+# The lowest versions that pyproject.toml allows (uv's lowest-direct resolution),
+# in their own environment, on the tests of training, the teacher-student, mapping,
+# export, the configs and the command line.
+OLDEST := .venv-oldest
+OLDEST_TESTS ?= tests/tasks tests/ssl tests/inference tests/test_configs.py \
+	tests/test_cli.py tests/test_progress.py
+
+$(OLDEST)/.installed: pyproject.toml | $(INSTALLED)
+	rm -rf $(OLDEST)
+	$(BIN)/uv venv --quiet --python $(PYTHON) $(OLDEST)
+	VIRTUAL_ENV=$(OLDEST) $(BIN)/uv pip install --quiet --resolution lowest-direct -e '.[test]'
+	touch $@
+
+test-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/pytest $(OLDEST_TESTS)
+
+# The wheel, installed in a fresh virtualenv outside the clone (.ci/wheel-check).
+test-wheel: $(INSTALLED)
+	bash .ci/wheel-check $(SHARED_DATA)
+
 data/sentinel2-scene-18SVG-20160112: | $(INSTALLED)
 	$(BIN)/python examples/fetch_18SVG.py $@
 
@@ -52,4 +72,4 @@ demo: $(INSTALLED) | $(SCENE)
 	$(BIN)/geossl map $(DEMO_OUT)/18SVG/checkpoints/last.ckpt $(SCENE) -o $(DEMO_OUT)/18SVG-map.tif --probabilities uint8 --quicklook true --overwrite true
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) data .pytest_cache .ruff_cache docs/_build docs/generated
+	rm -rf $(VENV) $(OLDEST) $(DEMO_OUT) data .pytest_cache .ruff_cache docs/_build docs/generated

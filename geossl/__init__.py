@@ -1,1 +1,7 @@
-"""geossl."""
+"""geossl: semi-supervised learning on Sentinel-2 imagery, on TorchGeo."""
+
+from importlib.metadata import version
+
+#: The installed version: the wheel's, the QGIS plugin's, and each checkpoint's
+#: ``geossl_version``.
+__version__ = version('geossl')

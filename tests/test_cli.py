@@ -1,5 +1,7 @@
+import configparser
 import subprocess
 import sys
+import tomllib
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -8,7 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+import geossl
 from geossl.cli import TOOLS, main
+from geossl.cli.configs import shipped_configs, with_shipped_configs
 from geossl.cli.tools import TOOL_FUNCTIONS
 from geossl.data.index import read_index
 from geossl.data.metadata import footprint_wgs84
@@ -188,6 +192,7 @@ def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):
     assert hparams['class_colours'][1] == '#00441b'
     assert hparams['chip_size'] == 64
     assert hparams['reflectance_offset'] == -1000
+    assert checkpoint['geossl_version'] == version('geossl')
     # test and validate find the same last.ckpt.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -224,6 +229,48 @@ def test_version_is_the_installed_one_and_loads_no_torch():
         [sys.executable, '-c', script], check=True, capture_output=True, text=True
     )
     assert result.stdout.strip() == f'geossl {version("geossl")}'
+
+
+def test_the_wheel_the_package_and_the_qgis_plugin_share_one_version():
+    repository = Path(__file__).parents[1]
+    pyproject = tomllib.loads((repository / 'pyproject.toml').read_text())
+    metadata = configparser.ConfigParser()
+    metadata.read(repository / 'geossl' / 'qgis_plugin' / 'metadata.txt')
+    assert (
+        pyproject['project']['version']
+        == version('geossl')
+        == geossl.__version__
+        == metadata['general']['version']
+    )
+
+
+def test_a_shipped_config_is_printed_by_name(capsys):
+    assert main(['config', 'algorithms/fixmatch']) == 0
+    assert 'algorithm: fixmatch' in capsys.readouterr().out
+    assert main(['config', 'fixmatch']) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("geossl: error: config: 'fixmatch' is not a shipped")
+    assert 'algorithms/fixmatch, ' in error
+    assert '\n' not in error
+
+
+def test_config_names_become_the_shipped_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'teacher-student.yaml').write_text('model: {}')
+    shipped = shipped_configs()
+    arguments = ['--config', 'eurosat-ms', '--config=algorithms/fixmatch.yaml']
+    arguments += ['--config', 'teacher-student.yaml', '--config', '{model: {}}']
+    assert with_shipped_configs([*arguments, '--config']) == [
+        '--config',
+        str(shipped['eurosat-ms']),
+        f'--config={shipped["algorithms/fixmatch"]}',
+        # A file of that name in the working folder wins; YAML text stays text.
+        '--config',
+        'teacher-student.yaml',
+        '--config',
+        '{model: {}}',
+        '--config',
+    ]
 
 
 def test_every_tool_has_its_runner():

@@ -1,4 +1,8 @@
-"""Every config in configs/ trains for one step on real sample data (fast_dev_run)."""
+"""Every shipped config trains for one step on real sample data (fast_dev_run).
+
+The configs are named as a user of the installed package names them
+(``--config algorithms/fixmatch``), not by their files in the clone.
+"""
 
 from pathlib import Path
 
@@ -6,31 +10,32 @@ import pytest
 import yaml
 
 from geossl.cli import main
+from geossl.cli.configs import shipped_configs
 from geossl.ssl.policies import POLICIES, SUPERVISED, algorithm_names
 
-CONFIGS = Path(__file__).parents[1] / 'configs'
-ALGORITHMS = CONFIGS / 'algorithms'
-TEACHER_STUDENT = CONFIGS / 'teacher-student.yaml'
+REPOSITORY = Path(__file__).parents[1]
+CONFIGS = shipped_configs()
+TEACHER_STUDENT = 'teacher-student'
 
 
-def _runs(multilabel: bool) -> list[tuple[Path, ...]]:
+def _runs(multilabel: bool) -> list[tuple[str, ...]]:
     """Every algorithm's config for one kind of data, alone and with the teacher."""
     runs = []
     for name in algorithm_names(multilabel):
-        runs.append((ALGORITHMS / f'{name}.yaml',))
+        runs.append((f'algorithms/{name}',))
         if name != SUPERVISED:
-            runs.append((ALGORITHMS / f'{name}.yaml', TEACHER_STUDENT))
+            runs.append((f'algorithms/{name}', TEACHER_STUDENT))
     return runs
 
 
-def _run_id(configs: tuple[Path, ...]) -> str:
-    return '+'.join(config.stem for config in configs)
+def _run_id(configs: tuple[str, ...]) -> str:
+    return '+'.join(config.split('/')[-1] for config in configs)
 
 
 def _fit(tmp_path, *configs, data_root, extra=()):
     args = ['fit']
     for config in configs:
-        args += ['--config', str(config)]
+        args += ['--config', config]
     args += [
         '--data.root',
         str(data_root),
@@ -46,20 +51,50 @@ def _fit(tmp_path, *configs, data_root, extra=()):
 
 
 def test_every_algorithm_has_its_config_and_every_config_an_algorithm():
-    configs = {path.stem: path for path in ALGORITHMS.glob('*.yaml')}
+    configs = {
+        name.removeprefix('algorithms/'): path
+        for name, path in CONFIGS.items()
+        if name.startswith('algorithms/')
+    }
     assert set(configs) == {SUPERVISED, *POLICIES}
     for name, path in configs.items():
         assert yaml.safe_load(path.read_text())['model']['algorithm'] == name
-    assert yaml.safe_load(TEACHER_STUDENT.read_text()) == {
+    assert yaml.safe_load(CONFIGS[TEACHER_STUDENT].read_text()) == {
         'model': {'teacher_student': True}
     }
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_no_shipped_config_names_a_file_of_the_clone(name):
+    """An installed config cannot point at the clone's files or the data beside it."""
+    config = yaml.safe_load(CONFIGS[name].read_text())
+    for value in _strings(config):
+        assert not value.startswith('..'), value
+        assert not (REPOSITORY / value).exists(), value
+        assert not (REPOSITORY.parent / value).exists(), value
+
+
+def test_the_clones_configs_are_the_shipped_ones():
+    clone = REPOSITORY / 'configs'
+    assert clone.resolve() == CONFIGS['eurosat-ms'].parent.resolve()
 
 
 @pytest.mark.parametrize('configs', _runs(multilabel=False), ids=_run_id)
 def test_eurosat_configs(shared_data, tmp_path, configs):
     status = _fit(
         tmp_path,
-        CONFIGS / 'eurosat-ms.yaml',
+        'eurosat-ms',
         *configs,
         data_root=shared_data / 'eurosat-ms-sample',
         extra=['--data.batch_size', '2', '--data.mu', '1'],
@@ -72,7 +107,7 @@ def test_eurosat_configs(shared_data, tmp_path, configs):
 def test_bigearthnet_configs(shared_data, tmp_path, configs):
     status = _fit(
         tmp_path,
-        CONFIGS / 'bigearthnet.yaml',
+        'bigearthnet',
         *configs,
         data_root=shared_data / 'bigearthnet-s2-examples',
     )
@@ -82,11 +117,11 @@ def test_bigearthnet_configs(shared_data, tmp_path, configs):
 def test_scene_walkthrough_config(shared_data, tmp_path):
     status = _fit(
         tmp_path,
-        CONFIGS / '18SVG.yaml',
+        '18SVG',
         data_root=shared_data / 'sentinel2-scene-18SVG-20160112',
         extra=[
             '--data.labels',
-            str(Path(__file__).parents[1] / 'examples' / '18SVG-labels.geojson'),
+            str(REPOSITORY / 'examples' / '18SVG-labels.geojson'),
             '--data.unlabelled_chips',
             '50',
         ],
@@ -94,16 +129,16 @@ def test_scene_walkthrough_config(shared_data, tmp_path):
     assert status == 0
 
 
-PRETRAINING = sorted(p.name for p in (CONFIGS / 'pretrain').glob('*.yaml'))
+PRETRAINING = [name for name in CONFIGS if name.startswith('pretrain/')]
 
 
 def test_every_pretraining_method_has_a_config():
     assert PRETRAINING == [
-        'barlowtwins.yaml',
-        'byol.yaml',
-        'moco.yaml',
-        'simclr.yaml',
-        'simsiam.yaml',
+        'pretrain/barlowtwins',
+        'pretrain/byol',
+        'pretrain/moco',
+        'pretrain/simclr',
+        'pretrain/simsiam',
     ]
 
 
@@ -112,7 +147,7 @@ def test_pretraining_configs(shared_data, tmp_path, config):
     status = main(
         [
             'pretrain',
-            *['--config', str(CONFIGS / 'pretrain' / config)],
+            *['--config', config],
             *['--data.root', str(shared_data / 'eurosat-ms-sample')],
             # Small and quick: the configs' methods and settings, a tiny backbone.
             *['--model.model', 'test_resnet', '--data.batch_size', '4'],

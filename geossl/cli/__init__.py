@@ -11,10 +11,10 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
-from importlib.metadata import version
 
 from jsonargparse import ArgumentError
 
+from geossl import __version__
 from geossl.errors import GeosslInputError, input_error_in_worker
 
 #: Exit status for bad input, as argparse uses for bad arguments.
@@ -32,6 +32,7 @@ TOOLS = (
     'embed',
     'qgis',
     'stac',
+    'config',
 )
 
 #: Every command, in the order help lists them.
@@ -64,6 +65,8 @@ Tools:
   qgis       install the geossl Processing provider into QGIS
   stac       search a STAC API (stac search) into an ItemCollection that index,
              fit --data.root and map read
+  config     print a shipped config (--config takes their names too:
+             eurosat-ms, algorithms/fixmatch, teacher-student, pretrain/simclr...)
 
 Run 'geossl COMMAND --help' for the options of a command, 'geossl --version' for
 the version.
@@ -108,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['--version']:
-        print(f'geossl {version("geossl")}')
+        print(f'geossl {__version__}')
         return 0
     if not argv or argv[0] in ('-h', '--help'):
         print(f'usage: geossl {{{",".join(COMMANDS)}}} ...\n\n{_OVERVIEW}')

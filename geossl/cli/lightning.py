@@ -12,6 +12,7 @@ bad input into one line and exit status 2.
 """
 
 import re
+import sys
 from argparse import RawDescriptionHelpFormatter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import Any
 
 import yaml
 from jsonargparse import DefaultHelpFormatter
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from geossl.cli.configs import with_shipped_configs
 from geossl.data.datamodule import GeoDataModule, GeoPretrainingDataModule
 from geossl.errors import GeosslInputError, reading
 from geossl.inference.checkpoint import (
@@ -30,6 +33,7 @@ from geossl.inference.checkpoint import (
     read_checkpoint,
 )
 from geossl.ssl.policies import describe_algorithms
+from geossl.tasks.progress import use_log_lines
 from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 from geossl.tasks.sizing import data_arguments
@@ -95,6 +99,19 @@ class GeosslCLI(LightningCLI):
             return lambda dm: data_arguments(dm.dataset, dm.chip_size)[key]
 
         return {f'{self.model_key}.{key}': argument(key) for key in self.data_keys}
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Lightning's Trainer, its progress as lines where bars cannot redraw.
+
+        Args:
+            kwargs: Lightning's.
+
+        Returns:
+            The Trainer (:func:`~geossl.tasks.progress.use_log_lines`).
+        """
+        trainer = super().instantiate_trainer(**kwargs)
+        use_log_lines(trainer)
+        return trainer
 
     def after_instantiate_classes(self) -> None:
         """Keep checkpoints in ``<default_root_dir>/checkpoints`` for every run.
@@ -384,6 +401,10 @@ def run_lightning(argv: Sequence[str], from_command_line: bool) -> None:
         from_command_line: whether ``argv`` is the process's own (Lightning then
             reads ``sys.argv`` itself, as DDP's other processes will).
     """
+    argv = [argv[0], *with_shipped_configs(argv[1:])]
+    if from_command_line:
+        # Lightning, and DDP's other processes, read the command line itself.
+        sys.argv[1:] = argv
     _check_checkpoints(argv[1:], _read_configs(argv[1:]))
     if argv[0] == 'pretrain':
         _run_pretrain(argv[1:])

@@ -112,6 +112,7 @@ TOOL_FUNCTIONS: dict[str, Tool] = {
     'embed': Tool('geossl.inference.embeddings.embed', ('checkpoint',), DATA_SKIP),
     'qgis': Tool('geossl.qgis.qgis', ('action',)),
     'stac': Tool('geossl.search.stac', ('action',)),
+    'config': Tool('geossl.cli.configs.config', ('name',)),
 }
 
 

@@ -24,12 +24,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from geossl.data.columns import BOUNDS_COLUMNS, LABEL_SEPARATOR
 from geossl.data.reflectance import BASELINE_04_START
 from geossl.data.tile_metadata import MetadataParts, TileMetadata
 from geossl.errors import GeosslInputError
+from geossl.progress import Tqdm
 
 
 def encode_labels(
@@ -294,7 +294,7 @@ class InMemoryDataset(GeoClassificationDataset):
         )
         self.images = [
             _narrowest_exact(transform(image) if transform else image)
-            for image in tqdm(
+            for image in Tqdm(
                 map(source.read_image, range(len(source))),
                 total=len(source),
                 desc='Reading into memory',

@@ -4,13 +4,14 @@
 each sample's pixels from its file or band files when asked.
 """
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import torch
 from torch import Tensor
-from torchgeo.datasets import BigEarthNet
+from torchgeo.datasets import BigEarthNet, EuroSAT
 
 from geossl.data.bands import numbered_bands, resolve_bands
 from geossl.data.columns import class_names
@@ -37,6 +38,23 @@ BIGEARTHNET_43_TO_19: Mapping[str, str | None] = {
     )
     for old, name in enumerate(BigEarthNet.class_sets[43])
 }
+
+
+#: The class folders of EuroSAT; with 13 unnamed bands of 64 x 64 pixels, EuroSAT-MS.
+EUROSAT_CLASSES = frozenset(
+    {
+        'AnnualCrop',
+        'Forest',
+        'HerbaceousVegetation',
+        'Highway',
+        'Industrial',
+        'Pasture',
+        'PermanentCrop',
+        'Residential',
+        'River',
+        'SeaLake',
+    }
+)
 
 
 #: How the index columns that all samples must share read in an error.
@@ -168,7 +186,28 @@ class ImageFolderDataset(GeoClassificationDataset):
         stored = index['band_names'].dropna()
         if len(stored):
             return str(_common_value(index, 'band_names')).split(',')
+        warnings.warn(self._unnamed_bands(index), UserWarning, stacklevel=3)
         return numbered_bands(self.band_count)
+
+    def _unnamed_bands(self, index: gpd.GeoDataFrame) -> str:
+        """What to do about rasters that do not name their bands."""
+        message = (
+            f'{self.root}: the rasters do not name their bands, so a model trained '
+            f'on them knows them as 1 to {self.band_count} and maps only rasters '
+            'whose bands are unnamed too; name them with --data.band_names'
+        )
+        eurosat_ms = (
+            self.band_count == len(EuroSAT.all_band_names)
+            and set(index['width']) == set(index['height']) == {64}
+            and set(class_names(index['label'])) <= EUROSAT_CLASSES
+        )
+        if eurosat_ms:
+            message += (
+                '. These look like EuroSAT-MS, whose band order has B8A last: '
+                f'--data.band_names "[{", ".join(EuroSAT.all_band_names)}]" '
+                '(as --config eurosat-ms sets)'
+            )
+        return message
 
     def read_image(self, position: int) -> Tensor:
         """Read the pixels of one sample (see :func:`geossl.data.raster.read_sample`).

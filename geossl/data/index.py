@@ -26,7 +26,6 @@ from typing import Literal
 import geopandas as gpd
 import pandas as pd
 import pyogrio
-from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, check_output
 from geossl.cache import cache_dir
@@ -45,6 +44,7 @@ from geossl.data.reflectance import declared_offset
 from geossl.data.scene import SceneDataset
 from geossl.data.stac import is_stac
 from geossl.errors import DatasetLayoutError, GeosslInputError, reading
+from geossl.progress import Tqdm
 
 Layout = Literal['classes', 'bigearthnet', 'rasters']
 
@@ -218,7 +218,7 @@ def build_index(
     if previous is not None:
         reusable = {row['path']: row for row in previous.to_dict('records')}
     rows = []
-    for sample in tqdm(samples, desc=description, unit='sample', disable=not progress):
+    for sample in Tqdm(samples, desc=description, unit='sample', disable=not progress):
         old = reusable.get(str(sample.path.resolve()))
         signature = _file_signature(sample.path)
         # Rows of indexes older than a column are read again.

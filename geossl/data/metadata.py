@@ -115,8 +115,10 @@ def footprint_wgs84(
         A polygon (or multipolygon) in WGS84 degrees.
     """
     box = shapely.box(*bounds)
-    # Densify so that curved edges of projected footprints survive the reprojection.
-    box = shapely.segmentize(box, max((bounds[2] - bounds[0]) / 8, 1e-9))
+    # Densify so that curved edges of projected footprints survive the reprojection
+    # (not a footprint of no area, which GEOS before 3.14 cannot densify).
+    if box.area > 0:
+        box = shapely.segmentize(box, (bounds[2] - bounds[0]) / 8)
     # GDAL splits geometries that cross the antimeridian.
     geometry = rasterio.warp.transform_geom(
         crs, 'EPSG:4326', shapely.geometry.mapping(box)

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
+
+from geossl.progress import Tqdm
 
 
 def band_statistics(
@@ -44,7 +45,7 @@ def band_statistics(
         )
     total = total_sq = None
     count = 0
-    for position in tqdm(
+    for position in Tqdm(
         positions, desc='Band statistics', unit='sample', disable=not progress
     ):
         image = dataset[int(position)]['image'].to(torch.float64).flatten(1)

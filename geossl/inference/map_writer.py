@@ -24,11 +24,11 @@ from matplotlib.colors import to_rgb
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from geossl.atomic import atomic_output, partial_path
 from geossl.data.scene_files import Scene
 from geossl.inference.windows import StripBlender, WindowGrid
+from geossl.progress import Tqdm
 
 #: Class value of pixels with no data.
 NODATA_CLASS = 255
@@ -203,7 +203,7 @@ class MapWriter(Callback):
         self.parts: list[tuple[list[Path], range]] = []
         self.scratch: list[Path] = []
         self.files: MapFiles | None = None
-        self.bar: tqdm | None = None
+        self.bar: Tqdm | None = None
 
     def _files(self, paths: Sequence[Path], scene: Scene, rows: range) -> MapFiles:
         return MapFiles(
@@ -234,7 +234,7 @@ class MapWriter(Callback):
         paths, rows = self.parts[trainer.global_rank]
         self.files = self._files(paths, self.scene, rows)
         self.blender = StripBlender(self.grid, len(self.class_names), pl_module.device)
-        self.bar = tqdm(
+        self.bar = Tqdm(
             total=len(bands[trainer.global_rank].strips) * len(self.grid.columns),
             desc=f'Mapping {self.scene.name}',
             unit='window',

@@ -178,11 +178,17 @@ class SceneMapper:
             )
         missing = [b for b in self.band_names if b not in scene.band_names]
         if missing:
+            advice = (
+                '; the model was trained on rasters that name no bands: fit it with '
+                '--data.band_names naming them to map named scenes'
+                if are_numbered(self.band_names)
+                else ''
+            )
             raise BandMismatchError(
                 scene.files[0],
                 f'scene {scene.name} has bands {", ".join(scene.band_names)} but the '
                 f'model needs {", ".join(self.band_names)} '
-                f'(missing {", ".join(missing)})',
+                f'(missing {", ".join(missing)}){advice}',
             )
         scene.check_fits(self.chip_size)
         if scene.mask is not None:

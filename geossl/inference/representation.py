@@ -27,13 +27,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from geossl.augment.views import Views
 from geossl.data.datamodule import GeoPretrainingDataModule, collate_samples
 from geossl.errors import GeosslInputError
 from geossl.inference.checkpoint import fit_task_from, restore_task
 from geossl.models.weight_sources import read_checkpoint
+from geossl.progress import Tqdm
 from geossl.tasks.pretrain import METHODS
 
 
@@ -147,7 +147,7 @@ def embed_samples(
     )
     device = encoder.views.mean.device
     parts: dict[str, list[Tensor]] = {}
-    for batch in tqdm(loader, desc=description, unit='batch', leave=False):
+    for batch in Tqdm(loader, desc=description, unit='batch', leave=False):
         images = encoder.views.normalise(batch['image'].to(device))
         for name, value in encoder.embed(images).items():
             parts.setdefault(name, []).append(value.float().cpu())

@@ -133,8 +133,9 @@ def clean_environment(environment: dict[str, str]) -> dict[str, str]:
         A copy for the geossl subprocess.
     """
     cleaned = {k: v for k, v in environment.items() if k not in QGIS_ONLY_VARIABLES}
-    # Progress bars as lines we can read, not a terminal's escape codes.
+    # Progress as lines we can read as they come, often enough to move QGIS's bar.
     cleaned['PYTHONUNBUFFERED'] = '1'
+    cleaned['GEOSSL_PROGRESS_INTERVAL'] = '1'
     return cleaned
 
 

@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 
+import geossl
 from geossl.augment.views import Views
 from geossl.data.bands import numbered_bands
 from geossl.data.colours import class_colours as default_class_colours
@@ -456,6 +457,14 @@ class SemiSupervisedTask(LightningModule):
             unlabelled[~torch.isin(unlabelled, labelled)],
             torch.as_tensor(dataset.targets[positions['labelled']]),
         )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the geossl version beside Lightning's own.
+
+        Args:
+            checkpoint: the checkpoint, about to be saved.
+        """
+        checkpoint['geossl_version'] = geossl.__version__
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Read checkpoints of geossl versions whose teacher had no neighbours.

@@ -33,8 +33,36 @@ def test_eurosat_ms_folder(shared_data):
     assert sample['crs'].startswith('EPSG:326')
     assert ds.band_names == ['B04', 'B03', 'B02']
     # Band selection really picks B04 (file band 4).
-    full = ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+    with pytest.warns(UserWarning, match='do not name their bands'):
+        full = ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
     assert torch.equal(full[0]['image'][3], sample['image'][0])
+
+
+def test_unnamed_eurosat_ms_bands_get_eurosats_order_suggested(shared_data, recwarn):
+    ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+    (warning,) = [w for w in recwarn if 'bands' in str(w.message)]
+    message = str(warning.message)
+    assert 'maps only rasters whose bands are unnamed too' in message
+    assert 'name them with --data.band_names' in message
+    assert '"[B01, B02, B03, B04, B05, B06, B07, B08, B09, B10, B11, B12, B8A]"' in (
+        message
+    )
+    recwarn.clear()
+    ImageFolderDataset(
+        shared_data / 'eurosat-ms-sample',
+        band_names=EuroSAT.all_band_names,
+        progress=False,
+    )
+    assert not [w for w in recwarn if 'bands' in str(w.message)]
+
+
+def test_other_unnamed_bands_get_no_eurosat_suggestion(tmp_path, recwarn):
+    for name in ('Forest', 'River'):
+        write_raster(tmp_path / name / 'a.tif', random_chip(bands=13, size=32))
+    ImageFolderDataset(tmp_path, progress=False)
+    (warning,) = [w for w in recwarn if 'bands' in str(w.message)]
+    assert '--data.band_names' in str(warning.message)
+    assert 'EuroSAT' not in str(warning.message)  # 32 x 32 tiles are not EuroSAT's
 
 
 def test_bigearthnet_folder_multilabel(shared_data):

@@ -237,6 +237,31 @@ def test_unnamed_bands_are_read_in_the_model_order_with_a_warning(tmp_path):
         np.testing.assert_array_equal(a.read(), b.read())
 
 
+def test_a_model_of_unnamed_bands_refuses_named_scenes_naming_the_way_out(
+    tmp_path, capsys
+):
+    checkpoint = save_checkpoint(
+        tmp_path / 'model.ckpt',
+        num_classes=2,
+        in_channels=3,
+        band_names=['1', '2', '3'],
+        chip_size=16,
+        model='resnet10t',
+    )
+    data = random_chip(bands=3, size=20, seed=2) + 1.0
+    scene = write_raster(tmp_path / 'a.tif', data, descriptions=['B04', 'B03', 'B02'])
+    assert (
+        main(['map', str(checkpoint), str(scene), '-o', str(tmp_path / 'm.tif')]) == 2
+    )
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert 'has bands B04, B03, B02 but the model needs 1, 2, 3' in error
+    assert error.endswith(
+        'the model was trained on rasters that name no bands: fit it with '
+        '--data.band_names naming them to map named scenes'
+    )
+    assert not (tmp_path / 'm.tif').exists()
+
+
 def test_a_killed_map_leaves_only_work_in_progress_that_the_next_run_removes(
     scene_crop, s2_checkpoint, tmp_path
 ):

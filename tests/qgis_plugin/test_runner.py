@@ -60,7 +60,12 @@ def test_qgis_python_and_gdal_settings_stay_out_of_geossl():
     cleaned = clean_environment(
         {'PYTHONPATH': '/usr/share/qgis/python', 'GDAL_DATA': '/x', 'HOME': '/h'}
     )
-    assert cleaned == {'HOME': '/h', 'PYTHONUNBUFFERED': '1'}
+    assert cleaned == {
+        'HOME': '/h',
+        'PYTHONUNBUFFERED': '1',
+        # A progress line a second, to move QGIS's bar (geossl.progress).
+        'GEOSSL_PROGRESS_INTERVAL': '1',
+    }
 
 
 def test_progress_bars_become_percentages():

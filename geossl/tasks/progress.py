@@ -1,0 +1,220 @@
+"""Lightning's progress bar as log lines, where standard error is not a terminal.
+
+See :mod:`geossl.progress`: the same rule for Lightning's training, validation,
+test and prediction bars.
+"""
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from tqdm.auto import tqdm
+
+from geossl.progress import log_interval
+
+
+class LogProgressBar(ProgressBar):
+    """Lightning's progress as log lines: at most one per interval, and the last.
+
+    Each line is a stage's (epoch, validation, test, predict) percentage, batches
+    and metrics, in tqdm's ``NN%|`` form that QGIS reads.
+
+    Args:
+        interval: seconds between lines.
+        stream: where the lines go; standard error if None.
+        clock: seconds, monotonic.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self._stream = stream
+        self._clock = clock
+        self._enabled = True
+        self._started = clock()
+        self._written: float | None = None
+        self._pending: str | None = None
+
+    def disable(self) -> None:
+        """Write nothing (Lightning calls this on every process but the first)."""
+        self._enabled = False
+
+    def enable(self) -> None:
+        """Write lines again."""
+        self._enabled = True
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Time the run from here.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the module.
+        """
+        self._started = self._clock()
+
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Report the epoch's progress, when a line is due.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the module.
+            outputs: the step's outputs.
+            batch: the batch.
+            batch_idx: its index in the epoch.
+        """
+        epochs = trainer.max_epochs
+        epoch = f'Epoch {trainer.current_epoch}' + (
+            f'/{epochs - 1}' if epochs is not None and epochs > 0 else ''
+        )
+        metrics = self.get_metrics(trainer, pl_module)
+        self._report(epoch, batch_idx + 1, self.total_train_batches, metrics)
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Report validation's progress, when a line is due.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the module.
+            outputs: the step's outputs.
+            batch: the batch.
+            batch_idx: its index.
+            dataloader_idx: its loader's index.
+        """
+        if not trainer.sanity_checking:
+            self._report(
+                self.validation_description,
+                batch_idx + 1,
+                trainer.num_val_batches[dataloader_idx],
+            )
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Report testing's progress, when a line is due.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the module.
+            outputs: the step's outputs.
+            batch: the batch.
+            batch_idx: its index.
+            dataloader_idx: its loader's index.
+        """
+        self._report(
+            self.test_description,
+            batch_idx + 1,
+            trainer.num_test_batches[dataloader_idx],
+        )
+
+    def on_predict_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Report prediction's progress, when a line is due.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the module.
+            outputs: the step's outputs.
+            batch: the batch.
+            batch_idx: its index.
+            dataloader_idx: its loader's index.
+        """
+        self._report(
+            self.predict_description,
+            batch_idx + 1,
+            trainer.num_predict_batches[dataloader_idx],
+        )
+
+    def teardown(
+        self, trainer: Trainer, pl_module: LightningModule, stage: str
+    ) -> None:
+        """Write the last line, if the last report was not written.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the module.
+            stage: ``fit``, ``validate``, ``test`` or ``predict``.
+        """
+        if self._pending is not None:
+            self._write(self._pending)
+
+    def _report(
+        self,
+        stage: str,
+        done: int,
+        total: float,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        if not self._enabled:
+            return
+        elapsed = self._clock() - self._started
+        percent = f'{100 * done / total:3.0f}%| ' if 0 < total < math.inf else ''
+        count = f'{done}/{total}' if total < math.inf else f'{done}'
+        values = ', '.join(
+            f'{name}={value:.3g}' if isinstance(value, float) else f'{name}={value}'
+            for name, value in (metrics or {}).items()
+        )
+        line = f'{stage}: {percent}{count} [{tqdm.format_interval(elapsed)}]'
+        self._pending = f'{line} {values}' if values else line
+        if self._written is None or self._clock() - self._written >= self.interval:
+            self._write(self._pending)
+
+    def _write(self, line: str) -> None:
+        stream = sys.stderr if self._stream is None else self._stream
+        stream.write(line + '\n')
+        stream.flush()
+        self._written = self._clock()
+        self._pending = None
+
+
+def use_log_lines(trainer: Trainer) -> None:
+    """Give the Trainer a :class:`LogProgressBar` where bars cannot redraw.
+
+    Lightning's default bar (exactly its ``TQDMProgressBar``) is replaced; a bar of
+    the user's own is kept.
+
+    Args:
+        trainer: the Trainer, before it runs.
+    """
+    interval = log_interval()
+    if interval is None:
+        return
+    for position, callback in enumerate(trainer.callbacks):
+        if type(callback) is TQDMProgressBar:
+            trainer.callbacks[position] = LogProgressBar(interval)
