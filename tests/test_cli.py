@@ -146,12 +146,12 @@ def test_overview_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     assert out.startswith(
         'usage: geossl {fit,validate,test,predict,pretrain,index,map,export,'
-        'evaluate-representation,embed,qgis,stac} ...\n'
+        'evaluate-representation,embed,qgis,stac,config} ...\n'
     )
     for command in (
         *('fit', 'validate', 'test', 'predict', 'pretrain'),
         *('index', 'map', 'export', 'evaluate-representation', 'embed', 'qgis'),
-        'stac',
+        *('stac', 'config'),
     ):
         assert f'\n  {command}' in out
     assert main([]) == 2

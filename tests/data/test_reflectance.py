@@ -136,6 +136,7 @@ def test_tiles_that_declare_nothing_take_the_offset_given(tmp_path):
             root,
             index_path=tmp_path / 'b.gpkg',
             reflectance_offset=-1000,
+            band_names=['B02', 'B03', 'B04', 'B08'],
             progress=False,
         )
     assert tiles.index['reflectance_offset'].tolist() == [-1000]
