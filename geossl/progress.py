@@ -55,20 +55,21 @@ def log_interval() -> float | None:
 class Tqdm(tqdm):
     """tqdm's bar, or in a log one line when it starts, one per interval, the last.
 
-    Takes tqdm's arguments. Where :func:`log_interval` is not None, each line
-    ends in a newline instead of being redrawn, tqdm's own timing
-    (``mininterval``, ``maxinterval``) spaces them, and a bar always leaves its
-    last line.
+    Takes tqdm's arguments. Where :func:`log_interval` is not None, each line is
+    written whole, newline and all (processes that share the log do not split
+    each other's lines), tqdm's own timing (``mininterval``, ``maxinterval``)
+    spaces them, and closing the bar writes its last line unless it is written.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._interval = log_interval()
-        self._lines = 0
+        self._written_n: float | None = None
         if self._interval is not None:
+            # leave=False: tqdm would end a redrawn line on closing; these end.
             kwargs |= {
                 'mininterval': self._interval,
                 'maxinterval': self._interval,
-                'leave': True,
+                'leave': False,
             }
         super().__init__(*args, **kwargs)
 
@@ -80,15 +81,20 @@ class Tqdm(tqdm):
             pos: the bar's screen line.
 
         Returns:
-            True.
+            Whether anything was drawn or written.
         """
         if self._interval is None:
             return super().display(msg, pos)
         if msg == '':  # A log keeps what it has written.
-            return True
-        # tqdm ends the last line itself when the bar closes.
-        start = '\n' if self._lines else ''
-        self.fp.write(start + (str(self) if msg is None else msg))
+            return False
+        self.fp.write((str(self) if msg is None else msg) + '\n')
         self.fp.flush()
-        self._lines += 1
+        self._written_n = self.n
         return True
+
+    def close(self) -> None:
+        """Close the bar; in a log, first write its last line if it is not written."""
+        unwritten = self._written_n != self.n
+        if self._interval is not None and not self.disable and unwritten:
+            self.display()
+        super().close()

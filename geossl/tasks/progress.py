@@ -8,7 +8,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, TextIO, override
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
@@ -44,23 +44,19 @@ class LogProgressBar(ProgressBar):
         self._written: float | None = None
         self._pending: str | None = None
 
+    @override
     def disable(self) -> None:
-        """Write nothing (Lightning calls this on every process but the first)."""
         self._enabled = False
 
+    @override
     def enable(self) -> None:
-        """Write lines again."""
         self._enabled = True
 
+    @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Time the run from here.
-
-        Args:
-            trainer: the Trainer.
-            pl_module: the module.
-        """
         self._started = self._clock()
 
+    @override
     def on_train_batch_end(
         self,
         trainer: Trainer,
@@ -69,15 +65,6 @@ class LogProgressBar(ProgressBar):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        """Report the epoch's progress, when a line is due.
-
-        Args:
-            trainer: the Trainer.
-            pl_module: the module.
-            outputs: the step's outputs.
-            batch: the batch.
-            batch_idx: its index in the epoch.
-        """
         epochs = trainer.max_epochs
         epoch = f'Epoch {trainer.current_epoch}' + (
             f'/{epochs - 1}' if epochs is not None and epochs > 0 else ''
@@ -85,6 +72,7 @@ class LogProgressBar(ProgressBar):
         metrics = self.get_metrics(trainer, pl_module)
         self._report(epoch, batch_idx + 1, self.total_train_batches, metrics)
 
+    @override
     def on_validation_batch_end(
         self,
         trainer: Trainer,
@@ -94,23 +82,11 @@ class LogProgressBar(ProgressBar):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Report validation's progress, when a line is due.
-
-        Args:
-            trainer: the Trainer.
-            pl_module: the module.
-            outputs: the step's outputs.
-            batch: the batch.
-            batch_idx: its index.
-            dataloader_idx: its loader's index.
-        """
         if not trainer.sanity_checking:
-            self._report(
-                self.validation_description,
-                batch_idx + 1,
-                trainer.num_val_batches[dataloader_idx],
-            )
+            total = trainer.num_val_batches[dataloader_idx]
+            self._report(self.validation_description, batch_idx + 1, total)
 
+    @override
     def on_test_batch_end(
         self,
         trainer: Trainer,
@@ -120,22 +96,10 @@ class LogProgressBar(ProgressBar):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Report testing's progress, when a line is due.
+        total = trainer.num_test_batches[dataloader_idx]
+        self._report(self.test_description, batch_idx + 1, total)
 
-        Args:
-            trainer: the Trainer.
-            pl_module: the module.
-            outputs: the step's outputs.
-            batch: the batch.
-            batch_idx: its index.
-            dataloader_idx: its loader's index.
-        """
-        self._report(
-            self.test_description,
-            batch_idx + 1,
-            trainer.num_test_batches[dataloader_idx],
-        )
-
+    @override
     def on_predict_batch_end(
         self,
         trainer: Trainer,
@@ -145,32 +109,14 @@ class LogProgressBar(ProgressBar):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Report prediction's progress, when a line is due.
+        total = trainer.num_predict_batches[dataloader_idx]
+        self._report(self.predict_description, batch_idx + 1, total)
 
-        Args:
-            trainer: the Trainer.
-            pl_module: the module.
-            outputs: the step's outputs.
-            batch: the batch.
-            batch_idx: its index.
-            dataloader_idx: its loader's index.
-        """
-        self._report(
-            self.predict_description,
-            batch_idx + 1,
-            trainer.num_predict_batches[dataloader_idx],
-        )
-
+    @override
     def teardown(
         self, trainer: Trainer, pl_module: LightningModule, stage: str
     ) -> None:
-        """Write the last line, if the last report was not written.
-
-        Args:
-            trainer: the Trainer.
-            pl_module: the module.
-            stage: ``fit``, ``validate``, ``test`` or ``predict``.
-        """
+        # The last report, if it was not yet due.
         if self._pending is not None:
             self._write(self._pending)
 
