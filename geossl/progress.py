@@ -73,18 +73,21 @@ class Tqdm(tqdm):
             }
         super().__init__(*args, **kwargs)
 
-    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+    def display(
+        self, msg: str | None = None, pos: int | None = None, **kwargs: Any
+    ) -> bool:
         """Redraw the bar, or in a log write its next line.
 
         Args:
             msg: the text to show instead of the bar's; ``''`` clears it.
             pos: the bar's screen line.
+            kwargs: what a notebook's bar also takes.
 
         Returns:
             Whether anything was drawn or written.
         """
         if self._interval is None:
-            return super().display(msg, pos)
+            return super().display(msg, pos, **kwargs)
         if msg == '':  # A log keeps what it has written.
             return False
         self.fp.write((str(self) if msg is None else msg) + '\n')

@@ -196,10 +196,12 @@ class ImageFolderDataset(GeoClassificationDataset):
             f'on them knows them as 1 to {self.band_count} and maps only rasters '
             'whose bands are unnamed too; name them with --data.band_names'
         )
+        classes = set(class_names(index['label']))
         eurosat_ms = (
             self.band_count == len(EuroSAT.all_band_names)
             and set(index['width']) == set(index['height']) == {64}
-            and set(class_names(index['label'])) <= EUROSAT_CLASSES
+            and bool(classes)
+            and classes <= EUROSAT_CLASSES
         )
         if eurosat_ms:
             message += (
