@@ -133,7 +133,8 @@ def clean_environment(environment: dict[str, str]) -> dict[str, str]:
         A copy for the geossl subprocess.
     """
     cleaned = {k: v for k, v in environment.items() if k not in QGIS_ONLY_VARIABLES}
-    # Progress as lines we can read as they come, often enough to move QGIS's bar.
+    # Progress as lines we can read as they come, often enough to move QGIS's bar
+    # (geossl.progress.INTERVAL_VARIABLE, named here: QGIS's Python has no geossl).
     cleaned['PYTHONUNBUFFERED'] = '1'
     cleaned['GEOSSL_PROGRESS_INTERVAL'] = '1'
     return cleaned

@@ -129,7 +129,8 @@ class LogProgressBar(ProgressBar):
     ) -> None:
         if not self._enabled:
             return
-        elapsed = self._clock() - self._started
+        now = self._clock()
+        elapsed = now - self._started
         percent = f'{100 * done / total:3.0f}%| ' if 0 < total < math.inf else ''
         count = f'{done}/{total}' if total < math.inf else f'{done}'
         values = ', '.join(
@@ -138,7 +139,7 @@ class LogProgressBar(ProgressBar):
         )
         line = f'{stage}: {percent}{count} [{tqdm.format_interval(elapsed)}]'
         self._pending = f'{line} {values}' if values else line
-        if self._written is None or self._clock() - self._written >= self.interval:
+        if self._written is None or now - self._written >= self.interval:
             self._write(self._pending)
 
     def _write(self, line: str) -> None:
