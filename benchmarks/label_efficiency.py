@@ -249,8 +249,17 @@ def train_and_test(
     start = time.perf_counter()
     # A run stopped part-way (a session's end) goes on from its last validation.
     last = run_dir / 'checkpoints' / 'last.ckpt'
+    log_file = run_dir / 'logs' / 'version_0' / 'metrics.csv'
+    # The CSVLogger deletes the log of its version when it starts: keep the stopped
+    # part's rows, to put them back before the resumed part's.
+    stopped = pd.read_csv(log_file) if last.exists() and log_file.exists() else None
     trainer.fit(task, datamodule, ckpt_path=last if last.exists() else None)
     train_time = time.perf_counter() - start
+    log = pd.read_csv(log_file)
+    if stopped is not None:
+        before = stopped[stopped['step'] < log['step'].min()]
+        log = pd.concat([before, log], ignore_index=True)
+        log.to_csv(log_file, index=False)
     # A resumed run's minutes: the time per step of this fit, over the whole budget.
     compute = json.loads((Path(trainer.logger.log_dir) / REPORT_NAME).read_text())
     if compute['seconds_per_step']:
@@ -268,7 +277,6 @@ def train_and_test(
     teacher = {}
     if task.teacher is not None:
         teacher = {'teacher_test_error': teacher_test_error(task, datamodule)}
-    log = pd.read_csv(Path(trainer.logger.log_dir) / 'metrics.csv')
     name = (
         name
         or f'{options.steps}-steps-{labels_per_class}-labels-seed{seed}-{algorithm}'
