@@ -249,7 +249,8 @@ def train_and_test(
     start = time.perf_counter()
     # A run stopped part-way (a session's end) goes on from its last validation.
     last = run_dir / 'checkpoints' / 'last.ckpt'
-    log_file = run_dir / 'logs' / 'version_0' / 'metrics.csv'
+    log_dir = Path(trainer.logger.log_dir)
+    log_file = log_dir / 'metrics.csv'
     # The CSVLogger deletes the log of its version when it starts: keep the stopped
     # part's rows, to put them back before the resumed part's.
     stopped = pd.read_csv(log_file) if last.exists() and log_file.exists() else None
@@ -261,7 +262,7 @@ def train_and_test(
         log = pd.concat([before, log], ignore_index=True)
         log.to_csv(log_file, index=False)
     # A resumed run's minutes: the time per step of this fit, over the whole budget.
-    compute = json.loads((Path(trainer.logger.log_dir) / REPORT_NAME).read_text())
+    compute = json.loads((log_dir / REPORT_NAME).read_text())
     if compute['seconds_per_step']:
         train_time = compute['seconds_per_step'] * options.steps
     # A new Trainer loads the checkpoint's EMA weights, as `geossl test` does.
