@@ -355,8 +355,18 @@ def _report(runs: list[dict[str, object]], options: argparse.Namespace) -> str:
 def main() -> None:
     """Train every run of the table; print it and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--data', type=Path, default=SHARED_DATA / 'eurosat-rgb')
-    parser.add_argument('--locations', type=Path, default=EUROSAT_LOCATIONS)
+    parser.add_argument(
+        '--data',
+        type=Path,
+        default=SHARED_DATA / 'eurosat-rgb',
+        help="EuroSAT RGB's folder, or its tiles packed by report.pack_eurosat_rgb",
+    )
+    parser.add_argument(
+        '--locations',
+        type=Path,
+        default=EUROSAT_LOCATIONS,
+        help="the tiles' places table; a packed file keeps those it was packed with",
+    )
     parser.add_argument('--output', type=Path, default=RESULTS / 'teacher_student')
     parser.add_argument('--steps', type=int, default=PRETRAINED_BUDGET['steps'])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
