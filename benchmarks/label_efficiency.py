@@ -429,6 +429,20 @@ def _on_tiles(train: Callable[..., Row], key: object, *args: object) -> Row:
     return train(_tiles[0], key, *args)
 
 
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data``, EuroSAT RGB as :func:`report.eurosat_rgb` reads it.
+
+    Args:
+        parser: the benchmark's parser.
+    """
+    parser.add_argument(
+        '--data',
+        type=Path,
+        default=SHARED_DATA / 'eurosat-rgb',
+        help="EuroSAT RGB's folder, or its tiles packed by report.pack_eurosat_rgb",
+    )
+
+
 def add_workers_argument(parser: argparse.ArgumentParser) -> None:
     """``--workers``, the runs :func:`finished` trains at once.
 
@@ -498,12 +512,7 @@ def _train(
 def main() -> None:
     """Train every algorithm, setting and seed; print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--data',
-        type=Path,
-        default=SHARED_DATA / 'eurosat-rgb',
-        help="EuroSAT RGB's folder, or its tiles packed by report.pack_eurosat_rgb",
-    )
+    add_data_argument(parser)
     parser.add_argument('--output', type=Path)
     parser.add_argument(
         '--quick', action='store_true', help='one seed and 300 steps: a smoke run'

@@ -43,13 +43,14 @@ import torch
 from label_efficiency import (
     PRETRAINED_BUDGET,
     Row,
+    add_data_argument,
     add_run_arguments,
     add_workers_argument,
     finished,
     train_and_test,
 )
 from matplotlib.figure import Figure
-from report import EUROSAT_LOCATIONS, RESULTS, SHARED_DATA, markdown
+from report import EUROSAT_LOCATIONS, RESULTS, markdown
 from tqdm import tqdm
 from weights.lite0_to_timm import LITE0_WEIGHTS, lite0_weights
 
@@ -355,12 +356,7 @@ def _report(runs: list[dict[str, object]], options: argparse.Namespace) -> str:
 def main() -> None:
     """Train every run of the table; print it and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--data',
-        type=Path,
-        default=SHARED_DATA / 'eurosat-rgb',
-        help="EuroSAT RGB's folder, or its tiles packed by report.pack_eurosat_rgb",
-    )
+    add_data_argument(parser)
     parser.add_argument(
         '--locations',
         type=Path,
