@@ -16,6 +16,7 @@ from lightning import LightningModule
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from geossl.errors import GeosslInputError
+from geossl.models.memory_format import use_memory_format
 from geossl.models.weight_sources import read_checkpoint
 from geossl.models.weights import check_weights_fit
 from geossl.tasks.renamed import upgrade_hparams
@@ -148,7 +149,8 @@ def restore_task[T: LightningModule](
         device: where to put the task.
 
     Returns:
-        The task, in evaluation mode.
+        The task, in evaluation mode, its weights laid out for the device
+        (:mod:`~geossl.models.memory_format`).
 
     Raises:
         GeosslInputError: if the weights do not fit the task.
@@ -163,4 +165,7 @@ def restore_task[T: LightningModule](
         raise GeosslInputError(
             path, f'holds weights that do not fit ({reason})'
         ) from None
-    return task.eval().to(device)
+    task.eval().to(device)
+    choice = task.hparams.get('memory_format', 'auto')
+    use_memory_format(task, torch.device(device), choice)
+    return task

@@ -20,6 +20,7 @@ from geossl.inference.tta import (
     augmented_probabilities,
 )
 from geossl.inference.windows import StripDataset, WindowGrid
+from geossl.models.memory_format import use_memory_format
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 
@@ -58,6 +59,14 @@ class WindowClassifier(LightningModule):
         self.workers = workers
         self.region = region
         self.tta = tta
+
+    def setup(self, stage: str) -> None:
+        """Lay the task's weights out for the device this process maps on.
+
+        Args:
+            stage: the Lightning stage.
+        """
+        use_memory_format(self.task, self.device, self.task.hparams['memory_format'])
 
     def predict_dataloader(self) -> DataLoader:
         """This process's strips, one per batch.

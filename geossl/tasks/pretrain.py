@@ -43,6 +43,7 @@ from geossl.augment.views import Views, contrastive_view
 from geossl.data.bands import numbered_bands
 from geossl.errors import GeosslInputError
 from geossl.models.backbones import create_backbone, is_vision_transformer
+from geossl.models.memory_format import use_memory_format
 from geossl.tasks.compute_report import ComputeReport
 from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.schedules import cosine_schedule
@@ -98,7 +99,9 @@ class PretrainingTask(LightningModule):
         return [ComputeReport(), RandomStateCheckpoint()]
 
     def setup(self, stage: str) -> None:
-        """Take the data's normalisation statistics.
+        """Lay the weights out for the device; take the data's statistics.
+
+        The layout is :mod:`~geossl.models.memory_format`'s ``auto``.
 
         Args:
             stage: the Lightning stage.
@@ -106,6 +109,7 @@ class PretrainingTask(LightningModule):
         Raises:
             GeosslInputError: if the data's band count is not the model's.
         """
+        use_memory_format(self, self.device)
         datamodule = getattr(self.trainer, 'datamodule', None)
         if datamodule is None:
             return

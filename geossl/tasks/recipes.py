@@ -4,11 +4,10 @@ A :class:`Recipe` is an optimiser, a learning rate, a warm-up and the backbones'
 share of the rate. From scratch the task follows FixMatch (:data:`SCRATCH_RECIPES`);
 from pretrained weights, the recipe measured in ``benchmarks/fine_tuning.py``
 (:data:`FINE_TUNING_RECIPE`). Options the user sets win over the recipe's
-(:func:`fill_from_recipe`). The weights evaluated and saved are an exponential
-moving average (:func:`ema_average`).
+(:func:`fill_from_recipe`).
 """
 
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,7 +15,7 @@ import torch
 from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
-from torch import Tensor, nn
+from torch import nn
 
 from geossl.models.backbones import is_vision_transformer
 from geossl.tasks.schedules import cosine_schedule
@@ -52,33 +51,6 @@ SCRATCH_RECIPES = {'sgd': Recipe('sgd', 0.03), 'adamw': Recipe('adamw', 5e-4)}
 FINE_TUNING_RECIPE = Recipe('adamw', 3e-4)
 
 
-def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """The exponential-moving-average step of Lightning's ``WeightAveraging``.
-
-    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates (as
-    TensorFlow's and timm's EMAs do), so that short runs are not evaluated with
-    weights that are still mostly the random initialisation. ``lerp`` leaves values
-    that do not change (the normalisation statistics) exactly as they are, where
-    torch's ``decay * a + (1 - decay) * a`` drifts by rounding; integer buffers take
-    the current value.
-
-    Args:
-        decay: the largest weight of the running average.
-
-    Returns:
-        ``avg_fn(averaged, current, num_averaged) -> new average``.
-    """
-
-    def average(averaged: Tensor, current: Tensor, num_averaged: Tensor) -> Tensor:
-        if not averaged.is_floating_point():
-            return current  # counters and sample memories are not averaged
-        updates = float(num_averaged)
-        kept = min(decay, (1 + updates) / (10 + updates))
-        return torch.lerp(averaged, current, 1.0 - kept)
-
-    return average
-
-
 def fill_from_recipe(hparams: MutableMapping[str, Any], fine_tuning: bool) -> None:
     """Fill the optimiser settings left unset from the recipe, and say so.
 
@@ -103,6 +75,10 @@ def fill_from_recipe(hparams: MutableMapping[str, Any], fine_tuning: bool) -> No
     for name in ('optimizer', 'lr', 'warmup', 'backbone_lr_factor'):
         if hparams[name] is None:
             hparams[name] = getattr(recipe, name)
+
+
+#: The devices with fused SGD and AdamW kernels in every torch that geossl supports.
+FUSED_DEVICES = ('cpu', 'cuda')
 
 
 def configure_optimizer(
@@ -142,10 +118,13 @@ def configure_optimizer(
                         'weight_decay': hparams['weight_decay'] if decayed else 0.0,
                     }
                 )
+    # One fused kernel over all parameters where the device has one (2 to 3 times
+    # faster than torch's default loop on the CPU), torch's default elsewhere.
+    fused = {'fused': True} if module.device.type in FUSED_DEVICES else {}
     if hparams['optimizer'] == 'sgd':
-        optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
+        optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, **fused)
     else:
-        optimizer = torch.optim.AdamW(groups)
+        optimizer = torch.optim.AdamW(groups, **fused)
     return {
         'optimizer': optimizer,
         'lr_scheduler': {

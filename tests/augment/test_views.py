@@ -1,15 +1,20 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
+from kornia.geometry.transform import get_affine_matrix2d, warp_affine
 from torch import nn
 
 from geossl.augment.views import (
     MultispectralRandAugment,
+    RandomAffine,
     RandomDihedral,
     RandomSharpness,
     RandomShift,
     SpectralJitter,
     Views,
+    affine_theta,
     contrastive_view,
 )
 
@@ -173,3 +178,60 @@ def test_contrastive_view_crops_to_the_chip_size():
     first, second = view(images), view(images)
     assert first.shape == (6, 13, 24, 24)
     assert not torch.equal(first, second)
+
+
+def _kornia_warp(images, angle=0.0, shear_x=0.0, shear_y=0.0, shift_x=0.0, shift_y=0.0):
+    """What Kornia's RandomAffine does with these magnitudes (degrees, radians, px)."""
+    height, width = images.shape[-2:]
+    matrix = get_affine_matrix2d(
+        torch.tensor([[shift_x, shift_y]]),
+        torch.tensor([[width / 2 - 0.5, height / 2 - 0.5]]),
+        torch.ones(1, 2),
+        torch.tensor([angle]),
+        torch.tensor([shear_x]),
+        torch.tensor([shear_y]),
+    )
+    matrices = matrix[:, :2].expand(len(images), 2, 3)
+    return warp_affine(
+        images,
+        matrices,
+        (height, width),
+        padding_mode='reflection',
+        align_corners=False,  # RandomAffine's
+    )
+
+
+@pytest.mark.parametrize(
+    ('move', 'kornia'),
+    [
+        ([0.3, 0, 0, 0, 0], {'angle': math.degrees(0.3)}),
+        ([0, -0.2, 0, 0, 0], {'shear_x': -0.2}),
+        ([0, 0, 0.25, 0, 0], {'shear_y': 0.25}),
+        ([0, 0, 0, 0.25, 0], {'shift_x': 0.25 * 16}),
+        ([0, 0, 0, 0, -0.3], {'shift_y': -0.3 * 12}),
+    ],
+)
+def test_affine_moves_warp_as_kornias_random_affine(move, kornia):
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 12, 16)
+    theta = affine_theta(torch.tensor([move, move]), 12, 16)
+    grid = F.affine_grid(theta, [2, 3, 12, 16], align_corners=False)
+    ours = F.grid_sample(images, grid, padding_mode='reflection', align_corners=False)
+    torch.testing.assert_close(ours, _kornia_warp(images, **kornia))
+
+
+def test_rand_augment_warps_the_samples_that_drew_a_geometric_operation():
+    torch.manual_seed(0)
+    ramp = torch.arange(8.0).expand(64, 1, 8, 8)  # varies along x only
+    augment = MultispectralRandAugment(
+        num_ops=1,
+        operations={'shift': RandomAffine(translate=(0.5, 0.0)), 'plus': _Add(100.0)},
+    )
+    out = augment(ramp)
+    added = (out == ramp + 100).flatten(1).all(dim=1)
+    assert 0 < added.sum() < 64
+    shifted = out[~added]
+    # A horizontal shift keeps every row alike, moves the ramp, and adds nothing.
+    assert torch.allclose(shifted, shifted[:, :, :1].expand_as(shifted))
+    assert not torch.allclose(shifted, ramp[~added])
+    assert shifted.max() <= 7 + 1e-5
