@@ -17,7 +17,8 @@ pixels. Each sample is a dict:
 import abc
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -106,6 +107,58 @@ def _row_metadata(row: pd.Series) -> TileMetadata:
         time=row['datetime'].to_pydatetime() if pd.notna(row['datetime']) else None,
         crs=row['crs'] if isinstance(row['crs'], str) else None,
     )
+
+
+@dataclass(frozen=True)
+class SampleColumns:
+    """What each sample returns from its index row, as tensors of all the samples.
+
+    Made once from an index: reading a row of a pandas index costs 90 us, and a
+    training step of 24 tiles held in memory spent 2 ms on it.
+
+    Attributes:
+        index: the index these columns were made from.
+        meta: float32 ``(N, 3)`` ``[lon, lat, unix_time]``, zeros where missing.
+        meta_mask: bool ``(N, 3)``, True where known.
+        crs: each sample's CRS as text, or None.
+        bounds: float64 ``(N, 4)`` in each sample's CRS, zeros without one.
+    """
+
+    index: pd.DataFrame
+    meta: Tensor
+    meta_mask: Tensor
+    crs: list[str | None]
+    bounds: Tensor
+
+    @classmethod
+    def of(cls, index: pd.DataFrame) -> Self:
+        """The columns of an index, as :meth:`TileMetadata.to_tensors` encodes them.
+
+        Args:
+            index: one row per sample, with ``lon``, ``lat``, ``datetime``, ``crs``
+                and the bounds.
+
+        Returns:
+            The columns.
+        """
+        located = (index['lon'].notna() & index['lat'].notna()).to_numpy()
+        dated = index['datetime'].notna().to_numpy()
+        seconds = np.zeros(len(index))
+        seconds[dated] = [
+            time.to_pydatetime().timestamp() for time in index['datetime'][dated]
+        ]
+        lonlat = index[['lon', 'lat']].to_numpy(dtype=float)
+        values = np.column_stack([np.where(located[:, None], lonlat, 0.0), seconds])
+        crs = [name if isinstance(name, str) else None for name in index['crs']]
+        georeferenced = np.array([name is not None for name in crs], dtype=bool)
+        bounds = index[list(BOUNDS_COLUMNS)].to_numpy(dtype=float)
+        return cls(
+            index,
+            torch.as_tensor(values, dtype=torch.float32),
+            torch.as_tensor(np.column_stack([located, located, dated])),
+            crs,
+            torch.as_tensor(np.where(georeferenced[:, None], bounds, 0.0)),
+        )
 
 
 class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
@@ -220,21 +273,24 @@ class GeoClassificationDataset(Dataset[dict[str, Any]], abc.ABC):
         """
         return _row_metadata(self.index.iloc[position])
 
+    @property
+    def columns(self) -> SampleColumns:
+        """The index's per-sample values as tensors, made anew when it is replaced."""
+        made: SampleColumns | None = getattr(self, '_columns', None)
+        if made is None or made.index is not self.index:
+            made = self._columns = SampleColumns.of(self.index)
+        return made
+
     def __getitem__(self, position: int) -> dict[str, Any]:
-        row = self.index.iloc[position]
-        meta = _row_metadata(row)
-        meta_values, meta_mask = meta.to_tensors()
-        bounds = [row[column] for column in BOUNDS_COLUMNS]
+        columns = self.columns
         return {
             'image': self.read_image(position),
             'label': torch.as_tensor(self.targets[position]),
-            'meta': meta_values,
-            'meta_mask': meta_mask,
+            'meta': columns.meta[position].clone(),
+            'meta_mask': columns.meta_mask[position].clone(),
             'index': torch.tensor(position),
-            'crs': meta.crs,
-            'bounds': torch.tensor(
-                [0.0] * 4 if meta.crs is None else bounds, dtype=torch.float64
-            ),
+            'crs': columns.crs[position],
+            'bounds': columns.bounds[position].clone(),
         }
 
 

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -200,3 +202,21 @@ def test_in_memory_transforms_and_keeps_fractions_as_float(eurosat_ms):
     )
     assert held.images[0].dtype == torch.float32
     torch.testing.assert_close(held[0]['image'], eurosat_ms[0]['image'][:2, :8, :8] / 3)
+
+
+@pytest.mark.parametrize('data', ['eurosat_ms', 'bigearthnet'])
+def test_samples_carry_their_index_rows_metadata(data, request):
+    ds = request.getfixturevalue(data)
+    for position in (0, len(ds) - 1):
+        sample, row = ds[position], ds.index.iloc[position]
+        meta, mask = ds.metadata(position).to_tensors()
+        assert torch.equal(sample['meta'], meta)
+        assert torch.equal(sample['meta_mask'], mask)
+        assert sample['crs'] == row['crs']
+        bounds = [row[c] for c in ('minx', 'miny', 'maxx', 'maxy')]
+        assert sample['bounds'].tolist() == bounds
+    # A new index (reordered, say) gives its own rows.
+    reordered = copy.copy(ds)
+    reordered.index = ds.index.iloc[::-1].reset_index(drop=True)
+    assert torch.equal(reordered[0]['meta'], ds[len(ds) - 1]['meta'])
+    assert reordered[0]['crs'] == ds[len(ds) - 1]['crs']
