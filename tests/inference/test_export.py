@@ -10,8 +10,9 @@ from geossl.cli import main
 from geossl.data.scene import SceneDataset
 from geossl.data.scene_files import find_scenes
 from geossl.inference.checkpoint import load_task
+from geossl.models.memory_format import use_memory_format
 from tests.conftest import write_raster
-from tests.inference.conftest import S2_BANDS
+from tests.inference.conftest import S2_BANDS, save_checkpoint
 
 
 def test_export_matches_pytorch_on_real_chips(
@@ -89,3 +90,28 @@ def test_deepness_export_is_a_segmentor_deepness_reads_and_matches_the_map(
     np.testing.assert_allclose(dense[0], expected, rtol=0, atol=2e-3)
     assert (dense[0].argmax(axis=0) == expected.argmax(axis=0)).all()
     capsys.readouterr()
+
+
+def test_export_of_a_channels_last_model_matches_it_laid_out_channels_first(tmp_path):
+    checkpoint = save_checkpoint(
+        tmp_path / 'efficientnet.ckpt',
+        num_classes=3,
+        in_channels=4,
+        band_names=['B02', 'B03', 'B04', 'B08'],
+        chip_size=32,
+        model='test_efficientnet',
+    )
+    task = load_task(checkpoint)  # on the CPU: channels-last weights
+    stem = task.student.backbone.conv_stem.weight
+    assert stem.is_contiguous(memory_format=torch.channels_last)
+    output = tmp_path / 'model.onnx'
+    assert main(['export', str(checkpoint), '-o', str(output)]) == 0
+    torch.manual_seed(0)
+    images = torch.rand(5, 4, 32, 32) * 3000
+    session = onnxruntime.InferenceSession(str(output))
+    exported = session.run(None, {'image': images.numpy()})[0]
+    use_memory_format(task, torch.device('cpu'), 'contiguous')
+    assert task.student.backbone.conv_stem.weight.is_contiguous()
+    with torch.no_grad():
+        expected = task.probabilities(task.views.normalise(images)).numpy()
+    np.testing.assert_allclose(exported, expected, rtol=0, atol=1e-4)

@@ -325,3 +325,27 @@ def test_the_backbones_learning_rate_is_a_fraction_of_the_heads(eurosat_ms):
     assert rate[id(task.teacher.encoder.mlp[0].weight)][0] == 1e-3
     trained = [p for p in task.parameters() if p.requires_grad]
     assert len(rate) == len(trained)
+
+
+def test_training_lays_out_an_efficientnet_channels_last_on_the_cpu(
+    eurosat_ms, tmp_path
+):
+    seed_everything(0)
+    task = task_for(
+        eurosat_ms,
+        model='test_efficientnet',
+        teacher_student=True,
+        metadata='location',
+    )
+    assert task.hparams['memory_format'] == 'auto'
+    trainer = _trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
+    for network in (task.student, task.teacher):
+        stem = network.backbone.conv_stem.weight
+        assert stem.is_contiguous(memory_format=torch.channels_last)
+    # Asked for, the weights stay channels-first.
+    task = task_for(eurosat_ms, model='test_efficientnet', memory_format='contiguous')
+    _trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(
+        task, _datamodule(eurosat_ms, tmp_path)
+    )
+    assert task.student.backbone.conv_stem.weight.is_contiguous()
