@@ -30,6 +30,7 @@ steps) with the machine and its threads, and writes
 """
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -88,7 +89,8 @@ def machine() -> str:
 
 def _dataset(setting: str, eurosat_rgb: Path) -> Any:
     """The setting's tiles in memory, read with the geossl on ``PYTHONPATH``."""
-    from report import EUROSAT_LOCATIONS, eurosat_rgb as read_rgb
+    from report import EUROSAT_LOCATIONS
+    from report import eurosat_rgb as read_rgb
 
     from geossl.data.datasets import InMemoryDataset
 
@@ -188,7 +190,7 @@ def profile(options: argparse.Namespace) -> dict[str, float]:
         'EMA update': durations(averaging, 'on_train_batch_end'),
     }
     medians = {name: statistics.median(times) for name, times in parts.items()}
-    steps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(starts)]
     step = statistics.median(steps[-options.steps :])
     medians['other'] = max(0.0, step - sum(medians.values()))
     return medians | {'step': step}
