@@ -22,7 +22,13 @@ unless ``--checkpoint`` is given: speed and memory do not depend on the weights)
 Prints a Markdown table and writes ``results/mapping.csv`` and
 ``results/mapping.json``.
 
+With ``--compare``: the 18SVG scene mapped by ``geossl map`` as it is and as it was
+at ``--before`` (in one run, each in a process of its own), with a ResNet-18 and a
+``tf_efficientnet_lite0``, beside each model alone in PyTorch and exported to ONNX
+in onnxruntime; ``results/mapping_compare.csv`` and ``.json``.
+
     .venv/bin/python benchmarks/mapping.py [--checkpoint CKPT] [--workdir DIR]
+    .venv/bin/python benchmarks/mapping.py --compare [--before 6df83aa]
 """
 
 import argparse
@@ -42,7 +48,17 @@ import rasterio
 import shapely
 import torch
 from rasterio.transform import from_origin
-from report import RESULTS, SCENE, default_device, markdown, median_seconds, save
+from report import (
+    REPOSITORY,
+    RESULTS,
+    SCENE,
+    default_device,
+    export_tree,
+    markdown,
+    median_seconds,
+    save,
+    with_geossl_from,
+)
 from tqdm import tqdm
 
 from geossl.data.scene_files import Scene, find_scenes
@@ -58,11 +74,12 @@ BANDS += ['B10', 'B11', 'B12']
 TILE = 10_980
 
 
-def demo_checkpoint(path: Path) -> Path:
+def demo_checkpoint(path: Path, model: str = 'resnet18') -> Path:
     """An untrained model shaped like the demo's, saved as ``geossl fit`` saves it.
 
     Args:
         path: where to write it.
+        model: its timm backbone.
 
     Returns:
         ``path``.
@@ -72,7 +89,7 @@ def demo_checkpoint(path: Path) -> Path:
         num_classes=6,
         in_channels=13,
         algorithm='supervised',
-        model='resnet18',
+        model=model,
         chip_size=32,
         band_names=BANDS,
     )
@@ -145,6 +162,7 @@ def map_command(
     batch_size: int,
     device: str,
     *options: str,
+    geossl: Path = REPOSITORY,
 ) -> dict[str, float]:
     """Run ``geossl map`` in its own process.
 
@@ -155,6 +173,7 @@ def map_command(
         batch_size: windows per forward pass.
         device: where the model runs (``geossl map --device``).
         options: more ``geossl map`` options.
+        geossl: the folder of the ``geossl`` package to run (:func:`export_tree`).
 
     Returns:
         The pixels it mapped (millions) and their rate (Mpx/s), as it reports them,
@@ -167,7 +186,9 @@ def map_command(
     # Through a small launcher: Linux carries a process's peak memory across exec,
     # so a child started from this (large) process would report this one's peak.
     launcher = [sys.executable, '-c', _LAUNCHER, *command]
-    process = subprocess.run(launcher, stdout=subprocess.PIPE, text=True)
+    process = subprocess.run(
+        launcher, stdout=subprocess.PIPE, text=True, env=with_geossl_from(geossl)
+    )
     printed = process.stdout
     if process.returncode:
         raise SystemExit(f'geossl map failed on {raster}:\n{printed}')
@@ -241,6 +262,99 @@ def forward_bound(
     return grid.height * grid.width / (grid.windows * per_window) / 1e6
 
 
+def onnxruntime_bound(
+    task: SemiSupervisedTask, raster: Path, batch_size: int, strips: int
+) -> float:
+    """:func:`forward_bound` with the student exported to ONNX, run by onnxruntime.
+
+    Args:
+        task: the model.
+        raster: the scene.
+        batch_size: windows per forward pass.
+        strips: strips of windows to time.
+
+    Returns:
+        Pixels over (windows x median seconds per window), in millions per second.
+    """
+    import onnxruntime
+
+    from geossl.inference.export import export_onnx
+
+    (scene,) = find_scenes(raster)
+    mapper = SceneMapper(task)
+    grid = WindowGrid(*scene.shape, mapper.chip_size, mapper.stride)
+    dataset = StripDataset(mapper.raster(scene), grid, grid.band(0, 1))
+    batches = []
+    for strip in islice(dataset, strips):
+        everywhere = torch.arange(len(grid.columns))
+        raw = grid.strip_windows(strip['image'], everywhere, batch_size)
+        batches.extend(windows.numpy() for windows in raw)
+    with tempfile.TemporaryDirectory() as folder:
+        export_onnx(task, Path(folder) / 'student.onnx')
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(
+            str(Path(folder) / 'student.onnx'), options
+        )
+
+    def forward() -> None:
+        for windows in batches:
+            session.run(None, {'image': windows})
+
+    seconds = median_seconds(forward, repeats=3)
+    per_window = seconds / sum(len(windows) for windows in batches)
+    return grid.height * grid.width / (grid.windows * per_window) / 1e6
+
+
+#: The models ``--compare`` maps with.
+COMPARED_MODELS = ('resnet18', 'tf_efficientnet_lite0')
+
+
+def compare(options: argparse.Namespace) -> None:
+    """``geossl map`` on the 18SVG scene, before and after, with each model.
+
+    Args:
+        options: the command line (``before``, ``batch_size``, ``strips``,
+            ``device``, ``workdir``, ``output``).
+    """
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        before = export_tree(options.before, Path(scratch))
+        for model in COMPARED_MODELS:
+            checkpoint = demo_checkpoint(options.workdir / f'{model}.ckpt', model)
+            task = load_task(checkpoint).to(options.device)
+            rates = {
+                code: map_command(
+                    checkpoint,
+                    SCENE,
+                    options.workdir / 'map.tif',
+                    options.batch_size,
+                    str(options.device),
+                    geossl=tree,
+                )['map Mpx/s']
+                for code, tree in (('before', before), ('after', REPOSITORY))
+            }
+            bounds = (task, SCENE, options.batch_size, options.strips)
+            rows.append(
+                {
+                    'model': model,
+                    f'map Mpx/s before ({options.before})': rates['before'],
+                    'map Mpx/s after': rates['after'],
+                    'after / before': rates['after'] / rates['before'],
+                    'model-only Mpx/s, PyTorch': forward_bound(*bounds),
+                    'model-only Mpx/s, onnxruntime': onnxruntime_bound(*bounds),
+                }
+            )
+    settings = vars(options) | {'device': str(options.device)}
+    save('mapping_compare', rows, settings, options.output)
+    print(
+        f'geossl map on the 18SVG scene (1,942 x 1,931 px, 13 bands), chip 32, '
+        f'stride 16, batch {options.batch_size}, {options.device}, '
+        f'{torch.get_num_threads()} threads'
+    )
+    print(markdown(rows, {key: '' if key == 'model' else '.2f' for key in rows[0]}))
+
+
 def main() -> None:
     """Map both rasters, time the model alone, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -254,8 +368,18 @@ def main() -> None:
     parser.add_argument('--roi_share', type=float, default=0.05)
     parser.add_argument('--device', type=torch.device, default=default_device())
     parser.add_argument('--output', type=Path, default=RESULTS)
+    parser.add_argument(
+        '--compare',
+        action='store_true',
+        help='map the 18SVG scene with a ResNet-18 and a Lite0, before (--before) '
+        'and after, beside the model alone in PyTorch and in onnxruntime',
+    )
+    parser.add_argument('--before', default='6df83aa')
     options = parser.parse_args()
     options.workdir.mkdir(parents=True, exist_ok=True)
+    if options.compare:
+        compare(options)
+        return
     checkpoint = options.checkpoint or demo_checkpoint(options.workdir / 'demo.ckpt')
     task = load_task(checkpoint).to(options.device)
     tile = full_tile(

@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ SHARED_DATA = Path(
 SCENE = SHARED_DATA / 'sentinel2-scene-18SVG-20160112'
 #: Where benchmarks write their tables, CSV and JSON.
 RESULTS = Path(__file__).parent / 'results'
+#: The repository, whose history holds the code that "before" columns time.
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def default_device() -> torch.device:
@@ -57,6 +60,39 @@ def median_seconds(
         if call >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def export_tree(commit: str, folder: Path) -> Path:
+    """geossl as it was at a commit, for ``PYTHONPATH``: "before" in one run.
+
+    Args:
+        commit: the commit.
+        folder: an empty folder to write ``geossl/`` into.
+
+    Returns:
+        ``folder``.
+    """
+    archive = subprocess.run(
+        ['git', '-C', str(REPOSITORY), 'archive', commit, 'geossl'],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(['tar', '-x', '-C', str(folder)], input=archive, check=True)
+    return folder
+
+
+def with_geossl_from(tree: Path) -> dict[str, str]:
+    """The environment of a process that imports geossl from ``tree``.
+
+    Args:
+        tree: a folder holding a ``geossl`` package (:func:`export_tree`), or the
+            repository.
+
+    Returns:
+        This process's environment with ``tree`` first on ``PYTHONPATH``.
+    """
+    here = str(Path(__file__).resolve().parent)
+    return os.environ | {'PYTHONPATH': os.pathsep.join([str(tree), here])}
 
 
 def markdown(rows: Sequence[Mapping[str, object]], formats: Mapping[str, str]) -> str:

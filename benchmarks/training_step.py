@@ -45,10 +45,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from report import SHARED_DATA, markdown, save
-
-HERE = Path(__file__).resolve().parent
-REPOSITORY = HERE.parent
+from report import (
+    REPOSITORY,
+    SHARED_DATA,
+    export_tree,
+    markdown,
+    save,
+    with_geossl_from,
+)
 
 #: Setting -> (timm model, data, chip size, ImageNet weights).
 SETTINGS = {
@@ -196,25 +200,6 @@ def profile(options: argparse.Namespace) -> dict[str, float]:
     return medians | {'step': step}
 
 
-def export_tree(commit: str, folder: Path) -> Path:
-    """geossl as it was at a commit, for ``PYTHONPATH``.
-
-    Args:
-        commit: the commit.
-        folder: an empty folder to write ``geossl/`` into.
-
-    Returns:
-        ``folder``.
-    """
-    archive = subprocess.run(
-        ['git', '-C', str(REPOSITORY), 'archive', commit, 'geossl'],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(['tar', '-x', '-C', str(folder)], input=archive, check=True)
-    return folder
-
-
 def run_column(
     tree: Path, setting: str, algorithm: str, options: argparse.Namespace
 ) -> dict[str, float]:
@@ -229,11 +214,14 @@ def run_column(
     Returns:
         What :func:`profile` returns.
     """
-    environment = os.environ | {'PYTHONPATH': f'{tree}{os.pathsep}{HERE}'}
     arguments = [f'--{k}={v}' for k, v in vars(options).items() if k in BUDGET]
     command = [sys.executable, __file__, '--column', setting, algorithm, *arguments]
     done = subprocess.run(
-        command, env=environment, capture_output=True, text=True, check=False
+        command,
+        env=with_geossl_from(tree),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode:
         raise SystemExit(f'{setting}, {algorithm} ({tree}) failed:\n{done.stderr}')

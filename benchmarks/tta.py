@@ -77,7 +77,11 @@ def test_scores(checkpoint: Path, run_dir: Path, device: torch.device) -> list[d
         for batch in datamodule.test_dataloader():
             chips += len(batch['label'])
             images = task.views.normalise(batch['image'].to(device))
-            predicted = augmented_probabilities(task, images, tta).argmax(dim=1).cpu()
+            predicted = (
+                augmented_probabilities(task.probabilities, images, tta)
+                .argmax(dim=1)
+                .cpu()
+            )
             accuracy.update(predicted, batch['label'])
             f1.update(predicted, batch['label'])
         rows.append(

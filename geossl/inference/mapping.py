@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -30,6 +30,7 @@ from geossl.data.scene_files import Scene, find_scenes
 from geossl.data.scene_raster import SceneRaster
 from geossl.errors import BandMismatchError, GeosslInputError
 from geossl.inference.checkpoint import load_task
+from geossl.inference.engines import Engine, chosen_engine
 from geossl.inference.map_writer import MapWriter, ProbabilityFormat
 from geossl.inference.memory import bounded_gdal_cache
 from geossl.inference.polygons import save_class_polygons
@@ -88,6 +89,8 @@ class SceneMapper:
         workers: DataLoader processes reading strips, per device.
         tta: test-time augmentation: average over no moves, the 2 flips or the 8
             flips and turns of each window (see :mod:`geossl.inference.tta`).
+        engine: what runs the model: ``pytorch``, ``onnxruntime``, or ``auto``
+            (onnxruntime on the CPU; see :mod:`geossl.inference.engines`).
         progress: show a progress bar.
     """
 
@@ -101,6 +104,7 @@ class SceneMapper:
         devices: int = 1,
         workers: int = 0,
         tta: TestTimeAugmentation = 'none',
+        engine: Engine = 'auto',
         progress: bool = True,
     ) -> None:
         self.task = task
@@ -131,6 +135,11 @@ class SceneMapper:
                 'devices', f'is {devices} but device {device} names one device'
             )
         self.accelerator = accelerator
+        if engine not in get_args(Engine):
+            raise GeosslInputError(
+                'engine', f'is {engine!r}; choose one of {", ".join(get_args(Engine))}'
+            )
+        self.engine = chosen_engine(engine, accelerator)
         self.devices: int | list[int] = [int(index)] if index else devices
         self.batch_size = batch_size
         self.workers = workers
@@ -284,6 +293,7 @@ class SceneMapper:
                 self.workers,
                 polygons,
                 self.tta,
+                self.engine,
             )
             try:
                 with bounded_gdal_cache():
@@ -336,6 +346,7 @@ def map_scenes(
     roi_layer: str | None = None,
     crop: bool = False,
     tta: TestTimeAugmentation = 'none',
+    engine: Engine = 'auto',
     mask: str | None = None,
     mask_values: list[int] | None = None,
     probabilities: Literal['uint8', 'float16'] | None = None,
@@ -371,6 +382,10 @@ def map_scenes(
         crop: Write the maps on the ROI's bounds instead of the scene's grid.
         tta: Test-time augmentation: average each window's probabilities over
             none, the 2 flips, or the 8 flips and turns (dihedral).
+        engine: What runs the model: pytorch, onnxruntime (the student exported
+            to ONNX once per model, into geossl's cache), or auto: onnxruntime on
+            the CPU, where it is faster (a ResNet-18 1.4 times, an
+            EfficientNet-Lite0 3 times), PyTorch on a GPU.
         mask: A raster of classes on the scene's grid (any resolution), such as a
             Sentinel-2 SCL band, marking invalid pixels; by default a scene's own
             <stem>_SCL file or SCL band. Its invalid pixels are nodata and windows
@@ -417,6 +432,7 @@ def map_scenes(
         devices=devices,
         workers=workers,
         tta=tta,
+        engine=engine,
     )
     targets = [
         target if len(scenes) == 1 else target / f'{scene.name}.tif' for scene in scenes

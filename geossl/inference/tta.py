@@ -6,13 +6,13 @@ model's probabilities over the 2 flips (``flips``) or the 8 symmetries of the sq
 moved copies go through the model as one batch.
 """
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from geossl.augment.views import dihedral_move
-from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 TestTimeAugmentation = Literal['none', 'flips', 'dihedral']
 
@@ -25,13 +25,18 @@ TTA_MOVES: dict[str, tuple[int, ...]] = {
 
 
 def augmented_probabilities(
-    task: SemiSupervisedTask, images: Tensor, tta: TestTimeAugmentation = 'none'
+    probabilities: Callable[[Tensor], Tensor],
+    images: Tensor,
+    tta: TestTimeAugmentation = 'none',
 ) -> Tensor:
     """Class probabilities averaged over moved copies of the images.
 
     Args:
-        task: the trained task.
-        images: normalised ``B x C x H x W`` square images.
+        probabilities: the model's class probabilities of a batch, e.g. a task's
+            :meth:`~geossl.tasks.semi_supervised.SemiSupervisedTask.probabilities`
+            of normalised images, or a map's of raw windows
+            (:mod:`geossl.inference.engines`): moves commute with per-band scaling.
+        images: ``B x C x H x W`` square images.
         tta: which moves to average over.
 
     Returns:
@@ -39,5 +44,4 @@ def augmented_probabilities(
     """
     moves = TTA_MOVES[tta]
     copies = torch.cat([dihedral_move(images, move) for move in moves])
-    probabilities = task.probabilities(copies)
-    return probabilities.view(len(moves), len(images), -1).mean(dim=0)
+    return probabilities(copies).view(len(moves), len(images), -1).mean(dim=0)

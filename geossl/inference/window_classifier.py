@@ -6,7 +6,7 @@ batches on its device, with test-time augmentation if asked for
 (:mod:`geossl.inference.tta`).
 """
 
-from typing import Any
+from typing import Any, Literal
 
 import shapely
 import torch
@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from geossl.data.scene_raster import SceneRaster
+from geossl.inference.engines import window_probabilities
 from geossl.inference.tta import (
     TestTimeAugmentation,
     augmented_probabilities,
@@ -39,6 +40,8 @@ class WindowClassifier(LightningModule):
         workers: DataLoader processes reading strips.
         region: the region of interest in the scene's CRS, or None.
         tta: the test-time augmentation.
+        engine: what runs the model: ``pytorch`` or ``onnxruntime`` (see
+            :mod:`geossl.inference.engines`).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class WindowClassifier(LightningModule):
         workers: int,
         region: shapely.Geometry | None = None,
         tta: TestTimeAugmentation = 'none',
+        engine: Literal['pytorch', 'onnxruntime'] = 'pytorch',
     ) -> None:
         super().__init__()
         self.task = task
@@ -59,14 +63,16 @@ class WindowClassifier(LightningModule):
         self.workers = workers
         self.region = region
         self.tta = tta
+        self.engine = engine
 
     def setup(self, stage: str) -> None:
-        """Lay the task's weights out for the device this process maps on.
+        """Ready the model on the device this process maps on.
 
         Args:
             stage: the Lightning stage.
         """
         use_memory_format(self.task, self.device, self.task.hparams['memory_format'])
+        self.probabilities = window_probabilities(self.task, self.engine)
 
     def predict_dataloader(self) -> DataLoader:
         """This process's strips, one per batch.
@@ -89,15 +95,18 @@ class WindowClassifier(LightningModule):
             ``probabilities``, ``N x K`` left to right (0 for windows not
             classified), and ``classified``, which of the ``N`` windows were.
         """
-        image = self.task.views.normalise(strip['image'][None])[0]
         positions = self.grid.windows_to_classify(strip['invalid'], strip['masked'])
         classes = int(self.task.hparams['num_classes'])
+        image = strip['image']
         probabilities = image.new_zeros(len(self.grid.columns), classes)
         classified = torch.zeros(len(self.grid.columns), dtype=torch.bool)
         classified[positions.cpu()] = True
         if len(positions):
             batches = self.grid.strip_windows(image, positions, self.batch_size)
             probabilities[positions] = torch.cat(
-                [augmented_probabilities(self.task, b, self.tta) for b in batches]
+                [
+                    augmented_probabilities(self.probabilities, b, self.tta)
+                    for b in batches
+                ]
             )
         return {'probabilities': probabilities, 'classified': classified}

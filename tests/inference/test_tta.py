@@ -26,19 +26,20 @@ def _symmetries(images):
 def test_no_augmentation_is_the_model_itself(task):
     images = _images(5)
     assert torch.equal(
-        augmented_probabilities(task, images, 'none'), task.probabilities(images)
+        augmented_probabilities(task.probabilities, images, 'none'),
+        task.probabilities(images),
     )
 
 
 @torch.no_grad()
 def test_dihedral_averages_the_eight_symmetries_and_is_blind_to_them(task):
     images = _images(5)
-    averaged = augmented_probabilities(task, images, 'dihedral')
+    averaged = augmented_probabilities(task.probabilities, images, 'dihedral')
     expected = torch.stack([task.probabilities(m) for m in _symmetries(images)])
     torch.testing.assert_close(averaged, expected.mean(dim=0), atol=1e-5, rtol=0)
     for moved in _symmetries(images)[1:]:
         torch.testing.assert_close(
-            augmented_probabilities(task, moved, 'dihedral'),
+            augmented_probabilities(task.probabilities, moved, 'dihedral'),
             averaged,
             atol=1e-5,
             rtol=0,
@@ -49,7 +50,7 @@ def test_dihedral_averages_the_eight_symmetries_and_is_blind_to_them(task):
 @torch.no_grad()
 def test_flips_average_the_image_and_its_mirror(task):
     images = _images(3)
-    flipped = augmented_probabilities(task, images, 'flips')
+    flipped = augmented_probabilities(task.probabilities, images, 'flips')
     expected = (task.probabilities(images) + task.probabilities(images.flip(-1))) / 2
     torch.testing.assert_close(flipped, expected, atol=1e-5, rtol=0)
     assert len(TTA_MOVES['flips']) == 2
