@@ -140,7 +140,7 @@ class RandomAffine(nn.Module):
         translate: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         super().__init__()
-        #: Rotation and shears (radians), shifts (fractions): see :func:`affine_grid`.
+        # Rotation and shears in radians, shifts in fractions (see affine_theta).
         self.limits = [math.radians(degrees), *map(math.radians, shear), *translate]
 
     def forward(self, images: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import WeightAveraging
 from torch import Tensor, nn
 
-#: Where a module keeps a tensor: its owner and attribute name.
+#: The module that holds a tensor, and the tensor's attribute name in it.
 Place = tuple[nn.Module, str]
 
 
