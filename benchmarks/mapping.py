@@ -64,7 +64,7 @@ from tqdm import tqdm
 from geossl.data.scene_files import Scene, find_scenes
 from geossl.data.scene_raster import SceneRaster
 from geossl.inference.checkpoint import load_task
-from geossl.inference.mapping import SceneMapper
+from geossl.inference.scene_mapper import SceneMapper
 from geossl.inference.windows import StripDataset, WindowGrid
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 

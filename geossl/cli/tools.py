@@ -1,7 +1,9 @@
 """geossl's own tools on the command line: typed functions, parsers made from them.
 
 Each tool is a typed function in the module that does its work; its signature and
-Google-style docstring are its command line. The parameters a :class:`Tool` names
+Google-style docstring are its command line. A tool's module imports what is heavy
+(torch, Lightning, GDAL) where it runs, not at its top, where ``--help`` would pay
+for it. The parameters a :class:`Tool` names
 as positional are given by position (a list takes one or more values), ``output``
 is also ``-o``, and a ``data`` parameter takes the data options of
 ``geossl pretrain`` as ``--data.*``. Every other parameter is an option of its own
@@ -16,8 +18,6 @@ from typing import Any, get_origin
 
 import docstring_parser
 from jsonargparse import ArgumentParser
-
-from geossl.data.datamodule import GeoPretrainingDataModule
 
 #: The data options of ``geossl pretrain`` that embedding tiles does not take.
 DATA_SKIP = frozenset({'batch_size', 'mu', 'balance_classes', 'num_workers'})
@@ -82,6 +82,9 @@ class Tool:
                 help=helps['output'],
             )
         if 'data' in signature.parameters:
+            # Only these tools' parsers need the DataModule, and with it Lightning.
+            from geossl.data.datamodule import GeoPretrainingDataModule
+
             skip.add('data')
             parser.add_class_arguments(
                 GeoPretrainingDataModule, 'data', skip=set(self.data_skip)

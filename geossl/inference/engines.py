@@ -25,9 +25,8 @@ from torch import Tensor
 
 import geossl
 from geossl.cache import cache_dir
+from geossl.inference.options import Engine
 from geossl.tasks.semi_supervised import SemiSupervisedTask
-
-Engine = Literal['auto', 'pytorch', 'onnxruntime']
 
 #: Class probabilities of a batch of raw windows (``B x C x H x W`` band values).
 Probabilities = Callable[[Tensor], Tensor]

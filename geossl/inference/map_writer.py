@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -27,13 +27,12 @@ from torch import Tensor
 
 from geossl.atomic import atomic_output, partial_path
 from geossl.data.scene_files import Scene
+from geossl.inference.options import ProbabilityFormat
 from geossl.inference.windows import StripBlender, WindowGrid
 from geossl.progress import Tqdm
 
 #: Class value of pixels with no data.
 NODATA_CLASS = 255
-
-ProbabilityFormat = Literal['uint8', 'float16']
 
 
 def _profile(

@@ -7,14 +7,12 @@ moved copies go through the model as one batch.
 """
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 from torch import Tensor
 
 from geossl.augment.views import dihedral_move
-
-TestTimeAugmentation = Literal['none', 'flips', 'dihedral']
+from geossl.inference.options import TestTimeAugmentation
 
 #: The moves of :func:`~geossl.augment.views.dihedral_move` each choice averages.
 TTA_MOVES: dict[str, tuple[int, ...]] = {

@@ -16,10 +16,8 @@ from torch.utils.data import DataLoader
 
 from geossl.data.scene_raster import SceneRaster
 from geossl.inference.engines import window_probabilities
-from geossl.inference.tta import (
-    TestTimeAugmentation,
-    augmented_probabilities,
-)
+from geossl.inference.options import TestTimeAugmentation
+from geossl.inference.tta import augmented_probabilities
 from geossl.inference.windows import StripDataset, WindowGrid
 from geossl.models.memory_format import use_memory_format
 from geossl.tasks.semi_supervised import SemiSupervisedTask

@@ -9,7 +9,7 @@ from geossl.inference.engines import (
     chosen_engine,
     pytorch_probabilities,
 )
-from geossl.inference.mapping import SceneMapper
+from geossl.inference.scene_mapper import SceneMapper
 
 
 def test_auto_runs_onnxruntime_on_the_cpu_and_pytorch_on_a_gpu():

@@ -13,7 +13,7 @@ from geossl.cli import main
 from geossl.data.scene_files import find_scenes
 from geossl.inference.checkpoint import load_task
 from geossl.inference.map_writer import NODATA_CLASS
-from geossl.inference.mapping import SceneMapper
+from geossl.inference.scene_mapper import SceneMapper
 from geossl.inference.windows import tent_weights, window_starts
 from tests.conftest import random_chip, write_raster
 from tests.inference.conftest import (

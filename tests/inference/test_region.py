@@ -7,8 +7,8 @@ from geossl.cli import main
 from geossl.data.scene_files import find_scenes
 from geossl.inference.checkpoint import load_task
 from geossl.inference.map_writer import NODATA_CLASS
-from geossl.inference.mapping import SceneMapper
 from geossl.inference.region import RegionOfInterest
+from geossl.inference.scene_mapper import SceneMapper
 from tests.inference.conftest import ORIGIN, assert_same_classes, region_file
 
 
