@@ -296,6 +296,7 @@ def train_and_test(
             'val_accuracy': float(checkpoint.best_model_score),
             'test_error': 100 * (1 - results['test_accuracy']),
             'train_minutes': train_time / 60,
+            'median_step_seconds': compute.get('median_step_s'),
             'curve': str(curve.relative_to(options.output)),
             'options': _options(algorithm, options.steps),
         }

@@ -239,6 +239,7 @@ def _table(runs: pd.DataFrame) -> list[dict[str, object]]:
                 'ratio to supervised': None if run.algorithm == 'supervised' else ratio,
                 'best step': run.best_step,
                 's / step': run.seconds_per_step,
+                'median step s': getattr(run, 'median_step_seconds', None),
                 'threads': int(run.threads),
             }
         )
@@ -317,6 +318,7 @@ def main() -> None:
             for column in ('test_error', 'val_accuracy', 'best_step', 'train_minutes')
         } | {
             'seconds_per_step': result['seconds_per_step'],
+            'median_step_seconds': result.get('median_step_seconds'),
             'threads': torch.get_num_threads(),
             'options': json.dumps(
                 algorithm_options(run['algorithm'], options.steps), sort_keys=True

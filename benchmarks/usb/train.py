@@ -23,8 +23,10 @@ Writes ``result.json`` (test error, best step, seconds per step) and
 """
 
 import argparse
+import itertools
 import json
 import random
+import statistics
 import sys
 import time
 import types
@@ -156,6 +158,23 @@ class TimmNet(nn.Module):
         return {'logits': self.head(features), 'feat': features}
 
 
+class StepClockHook(Hook):
+    """Keeps when each training step starts, as geossl's compute report does."""
+
+    def __init__(self) -> None:
+        """Start with no steps."""
+        self.starts: list[float] = []
+
+    def before_train_step(self, algorithm: object) -> None:
+        """Note the step's start (its batch read and transformed)."""
+        self.starts.append(time.perf_counter())
+
+    @property
+    def median_seconds(self) -> float:
+        """The median time from one step's start to the next's."""
+        return statistics.median(b - a for a, b in itertools.pairwise(self.starts))
+
+
 class CurveHook(Hook):
     """Keeps USB's logged mask ratio (``util_ratio``) every ``num_log_iter`` steps."""
 
@@ -284,8 +303,9 @@ def main() -> None:
         return TimmNet(options.model, options.weights, num_classes)
 
     algorithm = OnSplit(args, net_builder)
-    curve = CurveHook()
+    curve, clock = CurveHook(), StepClockHook()
     algorithm.register_hook(curve, 'CurveHook', 'LOWEST')
+    algorithm.register_hook(clock, 'StepClockHook', 'LOWEST')
     start = time.perf_counter()
     algorithm.train()
     train_seconds = time.perf_counter() - start
@@ -299,6 +319,7 @@ def main() -> None:
         'best_step': int(algorithm.best_it) + 1,
         'train_minutes': train_seconds / 60,
         'seconds_per_step': train_seconds / options.steps,
+        'median_step_seconds': clock.median_seconds,
         'threads': torch.get_num_threads(),
     }
     (options.output / 'result.json').write_text(json.dumps(result, indent=2) + '\n')

@@ -5,11 +5,14 @@ Lightning's ``metrics.csv`` and ``hparams.yaml``) when fitting ends, also when i
 ends with an error or an interrupt, so that every run says what it used.
 """
 
+import itertools
 import json
 import os
 import platform
+import statistics
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +72,12 @@ class ComputeReport(Callback):
     """Writes ``compute.json`` into the run's log folder at the end of fitting.
 
     The report holds the parameter counts, the wall time and optimiser steps of this
-    fit (a resumed run reports its own part), the peak memory (resident, and CUDA
-    memory allocated on the device) and the device, processes and threads used.
-    Memory is the first process's: DataLoader workers and other DDP processes
-    have their own.
+    fit (a resumed run reports its own part), the median time of a training step
+    (from one step's start to the next's, data included; the few intervals that
+    hold a validation or a checkpoint do not move the median), the peak memory
+    (resident, and CUDA memory allocated on the device) and the device, processes
+    and threads used. Memory is the first process's: DataLoader workers and other
+    DDP processes have their own.
     """
 
     def __init__(self) -> None:
@@ -80,6 +85,21 @@ class ComputeReport(Callback):
         self._start_time = 0.0
         self._start_step = 0
         self._log_dir: str | None = None
+        # The last steps' start times: enough for a median, bounded for long runs.
+        self._step_starts: deque[float] = deque(maxlen=10_000)
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Note when a training step starts.
+
+        Args:
+            trainer: the Trainer.
+            pl_module: the model.
+            batch: the batch.
+            batch_idx: its index.
+        """
+        self._step_starts.append(time.perf_counter())
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start the clock and the CUDA peak-memory counter.
@@ -131,11 +151,15 @@ class ComputeReport(Callback):
         wall_time = time.perf_counter() - self._start_time
         steps = trainer.global_step - self._start_step
         device = pl_module.device
+        intervals = [b - a for a, b in itertools.pairwise(self._step_starts)]
         return {
             'parameters': parameter_counts(pl_module),
             'wall_time_s': round(wall_time, 3),
             'steps': steps,
             'seconds_per_step': round(wall_time / steps, 4) if steps else None,
+            'median_step_s': (
+                round(statistics.median(intervals), 4) if intervals else None
+            ),
             'peak_rss_bytes': peak_rss_bytes(),
             'peak_cuda_memory_bytes': (
                 torch.cuda.max_memory_allocated(device)

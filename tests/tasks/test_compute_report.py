@@ -18,6 +18,8 @@ def test_every_fit_writes_its_compute_report(eurosat_ms, tmp_path):
     assert report['steps'] == 3
     assert report['wall_time_s'] > 0
     assert report['seconds_per_step'] == pytest.approx(report['wall_time_s'] / 3, 1e-2)
+    # Between the 3 steps' starts: 2 intervals, within the fit's time.
+    assert 0 < report['median_step_s'] < report['wall_time_s'] / 2
     parameters = report['parameters']
     assert parameters['total'] == sum(p.numel() for p in task.parameters())
     assert parameters['student'] + parameters['teacher'] == parameters['total']
