@@ -41,6 +41,7 @@ import tempfile
 import time
 from itertools import islice
 from pathlib import Path
+from typing import Literal
 
 import geopandas as gpd
 import numpy as np
@@ -64,6 +65,7 @@ from tqdm import tqdm
 from geossl.data.scene_files import Scene, find_scenes
 from geossl.data.scene_raster import SceneRaster
 from geossl.inference.checkpoint import load_task
+from geossl.inference.engines import window_probabilities
 from geossl.inference.scene_mapper import SceneMapper
 from geossl.inference.windows import StripDataset, WindowGrid
 from geossl.tasks.semi_supervised import SemiSupervisedTask
@@ -227,9 +229,12 @@ def region_file(path: Path, scene: Scene, share: float) -> Path:
     return path
 
 
-@torch.inference_mode()
 def forward_bound(
-    task: SemiSupervisedTask, raster: Path, batch_size: int, strips: int
+    task: SemiSupervisedTask,
+    raster: Path,
+    batch_size: int,
+    strips: int,
+    engine: Literal['pytorch', 'onnxruntime'] = 'pytorch',
 ) -> float:
     """The rate of the model alone over the raster's windows, in Mpx/s.
 
@@ -238,6 +243,7 @@ def forward_bound(
         raster: the scene.
         batch_size: windows per forward pass.
         strips: strips of windows to time (read beforehand).
+        engine: what runs the model, as ``geossl map --engine`` runs it.
 
     Returns:
         Pixels over (windows x median seconds per window), in millions per second.
@@ -246,62 +252,22 @@ def forward_bound(
     mapper = SceneMapper(task)
     grid = WindowGrid(*scene.shape, mapper.chip_size, mapper.stride)
     dataset = StripDataset(mapper.raster(scene), grid, grid.band(0, 1))
-    device = task.device
-    batches = []
-    for strip in islice(dataset, strips):
-        image = task.views.normalise(strip['image'][None].to(device))[0]
-        everywhere = torch.arange(len(grid.columns))
-        batches.extend(grid.strip_windows(image, everywhere, batch_size))
-
-    def forward() -> None:
-        for windows in batches:
-            task(windows).softmax(1)
-
-    seconds = median_seconds(forward, repeats=3, device=device)
-    per_window = seconds / sum(len(windows) for windows in batches)
-    return grid.height * grid.width / (grid.windows * per_window) / 1e6
-
-
-def onnxruntime_bound(
-    task: SemiSupervisedTask, raster: Path, batch_size: int, strips: int
-) -> float:
-    """:func:`forward_bound` with the student exported to ONNX, run by onnxruntime.
-
-    Args:
-        task: the model.
-        raster: the scene.
-        batch_size: windows per forward pass.
-        strips: strips of windows to time.
-
-    Returns:
-        Pixels over (windows x median seconds per window), in millions per second.
-    """
-    import onnxruntime
-
-    from geossl.inference.export import export_onnx
-
-    (scene,) = find_scenes(raster)
-    mapper = SceneMapper(task)
-    grid = WindowGrid(*scene.shape, mapper.chip_size, mapper.stride)
-    dataset = StripDataset(mapper.raster(scene), grid, grid.band(0, 1))
-    batches = []
-    for strip in islice(dataset, strips):
-        everywhere = torch.arange(len(grid.columns))
-        raw = grid.strip_windows(strip['image'], everywhere, batch_size)
-        batches.extend(windows.numpy() for windows in raw)
-    with tempfile.TemporaryDirectory() as folder:
-        export_onnx(task, Path(folder) / 'student.onnx')
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = onnxruntime.InferenceSession(
-            str(Path(folder) / 'student.onnx'), options
+    everywhere = torch.arange(len(grid.columns))
+    batches = [
+        windows
+        for strip in islice(dataset, strips)
+        for windows in grid.strip_windows(
+            strip['image'].to(task.device), everywhere, batch_size
         )
+    ]
+    probabilities = window_probabilities(task, engine)
 
     def forward() -> None:
-        for windows in batches:
-            session.run(None, {'image': windows})
+        with torch.inference_mode():
+            for windows in batches:
+                probabilities(windows)
 
-    seconds = median_seconds(forward, repeats=3)
+    seconds = median_seconds(forward, repeats=3, device=task.device)
     per_window = seconds / sum(len(windows) for windows in batches)
     return grid.height * grid.width / (grid.windows * per_window) / 1e6
 
@@ -342,7 +308,9 @@ def compare(options: argparse.Namespace) -> None:
                     'map Mpx/s after': rates['after'],
                     'after / before': rates['after'] / rates['before'],
                     'model-only Mpx/s, PyTorch': forward_bound(*bounds),
-                    'model-only Mpx/s, onnxruntime': onnxruntime_bound(*bounds),
+                    'model-only Mpx/s, onnxruntime': forward_bound(
+                        *bounds, 'onnxruntime'
+                    ),
                 }
             )
     settings = vars(options) | {'device': str(options.device)}

@@ -239,6 +239,7 @@ def _table(runs: pd.DataFrame) -> list[dict[str, object]]:
                 'ratio to supervised': None if run.algorithm == 'supervised' else ratio,
                 'best step': run.best_step,
                 's / step': run.seconds_per_step,
+                # Runs listed before the compute report kept it have none.
                 'median step s': getattr(run, 'median_step_seconds', None),
                 'threads': int(run.threads),
             }
@@ -371,6 +372,7 @@ def main() -> None:
                 'ratio to supervised': '.2f',
                 'best step': '',
                 's / step': '.2f',
+                'median step s': '.3f',
                 'threads': '',
             },
         )
