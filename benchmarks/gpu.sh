@@ -19,8 +19,9 @@
 # The mapping and views benchmarks read GeoTIFFs, so they stay on the CPU: the
 # geospatial wheels they need are another 130 MB.
 #
-# Sized for about 9 minutes on one H200 (not yet measured there): the
-# teacher-student table for at most TS_MINUTES (6), then the label-efficiency table
+# Sized for about 10 minutes on one H200 (not yet measured there): the network
+# alone in both memory layouts (memory_format.py, at most 3 minutes, about one),
+# the teacher-student table for at most TS_MINUTES (6), then the label-efficiency table
 # for at most LE_MINUTES (2), several runs at a time on the one GPU; every run
 # finished by then is in OUT/<table>/runs.csv. Settings by environment: PYTHON
 # (python3), WORKERS (8), STEPS (1000), BATCH (16), MU (7), TS_MINUTES, LE_MINUTES.
@@ -90,6 +91,10 @@ run() {
         efficiency=(--pretrained --algorithms supervised fixmatch)
     fi
     "$PYTHON" -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")' | tee "$out/machine.txt"
+    # Whether channels-last weights are faster on this GPU (memory_format=auto
+    # leaves the GPU channels-first until this says otherwise): about a minute.
+    (cd benchmarks && timeout 3m "$PYTHON" memory_format.py --output "$out") ||
+        echo "memory_format: stopped ($?)"
     # Each table, stopped at its time limit, keeps every run finished by then.
     (cd benchmarks && timeout "${ts_minutes}m" "$PYTHON" teacher_student.py \
         --data "$data" --output "$out/teacher_student" "${budget[@]}" "${teacher[@]}") ||
