@@ -6,8 +6,8 @@ GDAL, so that a command's ``--help`` is made without those.
 
 from typing import Literal
 
-#: Test-time augmentation: no moves, the 2 flips, or the 8 flips and turns
-#: (:mod:`geossl.inference.tta`).
+#: The test-time augmentation of maps, over no moves, the 2 flips, or the 8 flips
+#: and turns (:mod:`geossl.inference.tta`).
 TestTimeAugmentation = Literal['none', 'flips', 'dihedral']
 
 #: How a map's class probabilities are written (:mod:`geossl.inference.map_writer`).
