@@ -13,8 +13,9 @@ meaningful on normalised reflectance (geometry, brightness, contrast, sharpness,
 blur, noise), and applies each operation once to the group of samples that drew it,
 with a magnitude drawn per sample. The geometric operations (rotation, shears,
 translations) are each an affine matrix, so all the samples that drew one of them
-are warped together, by one Kornia ``warp_affine``: five warps a round cost 70 % of
-the strong view. Equalize, solarize and posterize are left out: they assume
+are warped together, by one PyTorch ``grid_sample`` (the warps of Kornia's
+``RandomAffine``, built at once): five Kornia warps a round cost 70 % of the strong
+view. Equalize, solarize and posterize are left out: they assume
 8-bit-like intensities in [0, 1] and would remap each band non-linearly, breaking
 the physical relation between bands.
 
