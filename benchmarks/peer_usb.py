@@ -57,6 +57,7 @@ from weights.lite0_to_timm import LITE0_WEIGHTS, lite0_weights
 
 from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import load_or_make_splits
+from geossl.tasks.recipes import Recipe
 
 HERE = Path(__file__).parent
 USB_VENV = HERE.parent / '.venv-usb'
@@ -195,7 +196,7 @@ def run_geossl(
     Args:
         dataset: the tiles.
         algorithm: ``supervised`` or a policy name.
-        ema: the task's ``ema_decay``.
+        ema: the recipe's ``ema_decay``.
         split_file: the split both implementations read.
         run_dir: the run's folder.
         options: the budget.
@@ -216,7 +217,7 @@ def run_geossl(
         budget,
         run_dir,
         weights=str(lite0_weights(LITE0_WEIGHTS)),
-        ema_decay=ema,
+        recipe=Recipe(ema_decay=ema),
     )
     return row | {'seconds_per_step': 60 * row['train_minutes'] / options.steps}
 

@@ -165,7 +165,7 @@ def _run(
     name = f'{options.steps}-steps-{split}-{labels}-labels-seed{seed}-{run}'
     run_dir = options.output / 'runs' / name
     config = SplitConfig(labels_per_class=labels, seed=seed, **SPLITS[split])
-    extra = {'teacher_student': True, **options.teacher} if teacher_student else {}
+    extra = {'teacher': options.teacher} if teacher_student else {}
     row = train_and_test(
         dataset,
         algorithm,

@@ -107,6 +107,21 @@ def _dataset(setting: str, eurosat_rgb: Path) -> Any:
     return InMemoryDataset(files, progress=False)
 
 
+def _teacher(teacher_student: bool) -> dict[str, object]:
+    """The task's teacher options, located tiles only, in either geossl's names.
+
+    The ``--before`` commit may name them flat (``teacher_student``, ``metadata``),
+    as geossl did before its options had groups.
+    """
+    import inspect
+
+    from geossl.tasks.semi_supervised import SemiSupervisedTask
+
+    if 'teacher' in inspect.signature(SemiSupervisedTask).parameters:
+        return {'teacher': {'metadata': 'location'} if teacher_student else None}
+    return {'teacher_student': teacher_student, 'metadata': 'location'}
+
+
 def profile(options: argparse.Namespace) -> dict[str, float]:
     """Train one column and time each part of its steps.
 
@@ -149,8 +164,7 @@ def profile(options: argparse.Namespace) -> dict[str, float]:
             model=model,
             chip_size=chip_size,
             weights=options.weights if imagenet else None,
-            teacher_student=ALGORITHMS[options.algorithm],
-            metadata='location',
+            **_teacher(ALGORITHMS[options.algorithm]),
         )
         profiler = SimpleProfiler()
         trainer = Trainer(

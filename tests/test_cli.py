@@ -159,7 +159,7 @@ def test_overview_help_lists_every_command(capsys):
 
 def test_fit_help_explains_data_and_model_options(capsys):
     out = _help(capsys, 'fit')
-    for option in ('--data.root', '--data.labels', '--model.teacher_student'):
+    for option in ('--data.root', '--data.labels', '--model.teacher'):
         assert option in out
 
 

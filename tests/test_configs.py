@@ -60,7 +60,7 @@ def test_every_algorithm_has_its_config_and_every_config_an_algorithm():
     for name, path in configs.items():
         assert yaml.safe_load(path.read_text())['model']['algorithm'] == name
     assert yaml.safe_load(CONFIGS[TEACHER_STUDENT].read_text()) == {
-        'model': {'teacher_student': True}
+        'model': {'teacher': {'metadata': 'auto'}}
     }
 
 

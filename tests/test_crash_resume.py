@@ -90,7 +90,7 @@ def _assert_equal(resumed: object, uninterrupted: object, where: str = '') -> No
 @pytest.mark.parametrize(
     'algorithm',
     [
-        ['--model.algorithm', 'freematch', '--model.teacher_student', 'true'],
+        ['--model.algorithm', 'freematch', '--model.teacher', 'true'],
         ['--model.algorithm', 'flexmatch'],
         ['--model.algorithm', 'softmatch'],
         # A bank of 3 steps (12 rows a step): full, smoothing and overwritten

@@ -203,7 +203,7 @@ def test_the_learning_core_trains_without_the_geospatial_stack(tmp_path):
         split = SplitConfig(labels_per_class=4, val_fraction=0.1, test_fraction=0.1)
         module = SemiSupervisedDataModule(data, split, {str(tmp_path)!r}, batch_size=4, mu=2)
         task = SemiSupervisedTask.for_dataset(
-            data, 'fixmatch', model='resnet18', chip_size=16, teacher_student=True
+            data, 'fixmatch', model='resnet18', chip_size=16, teacher=True
         )
         trainer = Trainer(
             max_steps=3, logger=False, enable_checkpointing=False,

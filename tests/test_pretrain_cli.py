@@ -59,7 +59,7 @@ def test_fit_starts_from_the_pretrained_backbone(pretrained, shared_data, tmp_pa
         'fit',
         *_data(shared_data),
         *['--model.model', 'test_resnet', '--model.algorithm', 'fixmatch'],
-        *['--model.teacher_student', 'true', '--model.metadata', 'location'],
+        *['--model.teacher.metadata', 'location'],
         *['--data.batch_size', '4', '--data.mu', '1'],
         *['--trainer.max_steps', '1', '--trainer.limit_val_batches', '1'],
         *['--trainer.logger', 'false', '--trainer.enable_progress_bar', 'false'],

@@ -26,6 +26,7 @@ views (``benchmarks/views.py``).
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import kornia.augmentation as K
 import torch
@@ -368,6 +369,19 @@ class MultispectralRandAugment(nn.Module):
                     result[group] = operation(images[group]).to(images.dtype)
             images = result
         return images
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """The views' settings: the task's ``views``.
+
+    Attributes:
+        num_ops: RandAugment operations per sample in the strong view.
+        crop_padding: the weak view's shift as a fraction of the chip size.
+    """
+
+    num_ops: int = 2
+    crop_padding: float = 0.125
 
 
 class Views(nn.Module):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonargparse import DefaultHelpFormatter
+from jsonargparse import DefaultHelpFormatter, Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -34,13 +34,110 @@ from geossl.inference.checkpoint import (
 )
 from geossl.ssl.policies import describe_algorithms
 from geossl.tasks.progress import use_log_lines
+from geossl.tasks.renamed import EARLIER_NAMES, upgrade_arguments, upgrade_hparams
 from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 from geossl.tasks.sizing import data_arguments
 
+#: A Sphinx cross-reference: ``:class:`~a.b.C```, ``:func:`text <target>```.
+_ROLE = re.compile(r':[a-z]+(?::[a-z]+)?:`(~?)([^`<]*?)\s*(?:<[^>]*>)?`')
+
+
+def plain_text(docstring: str) -> str:
+    """Docstring text as it reads in a terminal, without Sphinx's markup.
+
+    ``:class:`~geossl.data.scene.SceneDataset``` reads ``SceneDataset`` (as Sphinx
+    shows it), ``:data:`geossl.tasks.recipes.FINE_TUNING_RECIPE``` its full name,
+    and literals lose their double backquotes.
+
+    Args:
+        docstring: text of a docstring.
+
+    Returns:
+        The text for a terminal.
+    """
+
+    def target(match: re.Match[str]) -> str:
+        tilde, name = match.groups()
+        return name.rsplit('.', 1)[-1] if tilde else name.lstrip('.')
+
+    return _ROLE.sub(target, docstring).replace('``', '')
+
 
 class HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
-    """jsonargparse's help, with descriptions and epilogs kept as written."""
+    """jsonargparse's help in plain text, descriptions and epilogs kept as written.
+
+    The help comes from the docstrings, which Sphinx also reads: their markup is
+    taken out here (:func:`plain_text`), so one text serves both.
+    """
+
+    def start_section(self, heading: str | None) -> None:
+        """Open a group of options under its heading, in plain text.
+
+        Args:
+            heading: the group's heading.
+        """
+        if heading is not None:
+            heading = ' '.join(plain_text(heading).split())
+        super().start_section(heading)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return super()._split_lines(plain_text(text), width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(plain_text(text), width, indent)
+
+
+class ArgumentParser(LightningArgumentParser):
+    """Lightning's parser, reading checkpoints of earlier geossl versions too.
+
+    Given ``--ckpt_path``, Lightning parses the checkpoint's hyperparameters as the
+    model's options; those of earlier versions are upgraded first, silently
+    (:func:`~geossl.tasks.renamed.upgrade_hparams`).
+    """
+
+    def parse_object(
+        self,
+        obj: Namespace | dict[str, Any],
+        namespace: Namespace | None = None,
+        **kwargs: Any,
+    ) -> Namespace:
+        """Parse a configuration object, a task's earlier names upgraded.
+
+        Args:
+            obj: the configuration, e.g. ``{'fit': {'model': hparams}}``.
+            namespace: the configuration so far.
+            **kwargs: jsonargparse's.
+
+        Returns:
+            The parsed configuration.
+        """
+        if isinstance(obj, dict):
+            obj = {
+                key: (
+                    value | {'model': upgrade_hparams(value['model'])}
+                    if isinstance(value, dict) and isinstance(value.get('model'), dict)
+                    else value
+                )
+                for key, value in obj.items()
+            }
+        return super().parse_object(obj, namespace, **kwargs)
+
+    def format_help(self) -> str:
+        """The help, the model's and the data's options before the Trainer's.
+
+        Returns:
+            The help text.
+        """
+        first = [
+            group
+            for key, group in self.groups.items()
+            if key.split('.')[0] in ('model', 'data')
+        ]
+        rest = [group for group in self._action_groups if group not in first]
+        # After the positional and general options, which argparse puts first.
+        self._action_groups = [*rest[:2], *first, *rest[2:]]
+        return super().format_help()
 
 
 class GeosslCLI(LightningCLI):
@@ -239,6 +336,9 @@ def _trainer_defaults() -> dict[str, Any]:
 def _cli_options(**parser_kwargs: Any) -> dict[str, Any]:
     """What fit's and pretrain's CLIs share: seed, config saving, parser settings."""
     return {
+        'parser_class': ArgumentParser,
+        # The task's recipe sets the optimiser and its schedule (--model.recipe.*).
+        'auto_configure_optimizers': False,
         'seed_everything_default': 0,
         'save_config_kwargs': {'overwrite': True},
         # Parse errors come back to main(), which prints them as one line.
@@ -393,6 +493,44 @@ def _check_checkpoints(argv: Sequence[str], configs: Sequence[dict[str, Any]]) -
             read_checkpoint(path, 'cpu')
 
 
+def _upgraded(argv: Sequence[str]) -> list[str]:
+    """The arguments with the task's options of earlier geossl versions upgraded.
+
+    Options on the command line take today's names
+    (:func:`~geossl.tasks.renamed.upgrade_arguments`); a ``--config`` file whose
+    ``model:`` holds earlier names is given as its upgraded text instead, and
+    stays as it is on disk. Each earlier name warns, naming its option now.
+
+    Args:
+        argv: the command's arguments.
+
+    Returns:
+        The arguments, upgraded.
+    """
+    upgraded = upgrade_arguments(argv)
+    for position, argument in enumerate(upgraded):
+        option, equals, path = argument.partition('=')
+        if option != '--config':
+            continue
+        if not equals:
+            path = upgraded[position + 1] if position + 1 < len(upgraded) else ''
+        if not Path(path).is_file():
+            continue
+        with reading(path, 'a YAML config'):
+            config = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
+        model = config.get('model') if isinstance(config, dict) else None
+        if not isinstance(model, dict) or not EARLIER_NAMES & set(model):
+            continue
+        text = yaml.safe_dump(
+            config | {'model': upgrade_hparams(model, True, f'{path}: model.')}
+        )
+        if equals:
+            upgraded[position] = f'--config={text}'
+        else:
+            upgraded[position + 1] = text
+    return upgraded
+
+
 def run_lightning(argv: Sequence[str], from_command_line: bool) -> None:
     """Run ``fit``, ``validate``, ``test``, ``predict`` or ``pretrain``.
 
@@ -401,7 +539,7 @@ def run_lightning(argv: Sequence[str], from_command_line: bool) -> None:
         from_command_line: whether ``argv`` is the process's own (Lightning then
             reads ``sys.argv`` itself, as DDP's other processes will).
     """
-    argv = [argv[0], *with_shipped_configs(argv[1:])]
+    argv = [argv[0], *_upgraded(with_shipped_configs(argv[1:]))]
     if from_command_line:
         # Lightning, and DDP's other processes, read the command line itself.
         sys.argv[1:] = argv

@@ -355,7 +355,10 @@ class GeoDataModule(SemiSupervisedDataModule):
         label_fraction: fraction of the training pool that keeps its labels.
         val_fraction: fraction held out for validation.
         test_fraction: fraction held out for testing.
-        split_strategy: ``random``, ``spatial`` (blocks) or ``temporal`` (dates).
+        split_strategy: how held-out samples are chosen: ``random``
+            (stratified), ``spatial`` (blocks of ``block_size_km``), ``longitude``
+            (test the easternmost, validate the next westward, train the rest) or
+            ``temporal`` (latest dates).
         block_size_km: block size of the spatial split.
         batch_size: labelled samples per step (B).
         mu: unlabelled samples per labelled sample.

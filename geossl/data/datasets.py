@@ -369,29 +369,3 @@ class InMemoryDataset(GeoClassificationDataset):
             float32 ``C x H x W`` values.
         """
         return self.images[position].float()
-
-
-def __getattr__(name: str) -> object:
-    """Names moved to other modules, importable from here for a release.
-
-    Args:
-        name: the name looked up.
-
-    Returns:
-        :class:`~geossl.data.folder.ImageFolderDataset` as ``ImageFolderDataset``,
-        with a ``FutureWarning``.
-
-    Raises:
-        AttributeError: for any other name.
-    """
-    if name == 'ImageFolderDataset':
-        warnings.warn(
-            'geossl.data.datasets.ImageFolderDataset moved to geossl.data.folder; '
-            'import it from there',
-            FutureWarning,
-            stacklevel=2,
-        )
-        from geossl.data.folder import ImageFolderDataset
-
-        return ImageFolderDataset
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -137,7 +137,7 @@ def onnx_metadata(task: SemiSupervisedTask) -> dict[str, str]:
         'geossl.mean': json.dumps(task.views.mean.flatten().tolist()),
         'geossl.std': json.dumps(task.views.std.flatten().tolist()),
         'geossl.algorithm': str(hparams['algorithm']),
-        'geossl.teacher_student': str(bool(hparams['teacher_student'])).lower(),
+        'geossl.teacher_student': str(task.teacher is not None).lower(),
     }
 
 

@@ -506,8 +506,8 @@ class Train(GeosslAlgorithm):
         arguments += [
             '--model.algorithm',
             algorithm,
-            '--model.teacher_student',
-            str(teacher).lower(),
+            '--model.teacher',
+            'true' if teacher else 'null',
             '--data.chip_size',
             str(self.parameterAsInt(parameters, 'CHIP_SIZE', context)),
             '--data.batch_size',

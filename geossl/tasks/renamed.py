@@ -1,106 +1,152 @@
-"""The task's options renamed to TorchGeo's names, kept for a release.
+"""The task's hyperparameters of earlier geossl versions, under today's names.
 
-``backbone``, ``backbone_weights`` and ``pretrained``, and ``multilabel`` became
-``model``, ``weights`` and ``task``. The old names still work, with a
-``FutureWarning``; checkpoints of older versions are upgraded silently. Delete this
-module with the old names.
+Checkpoints and configs written before the task's options were grouped hold them
+flat: ``teacher_student: true`` and ``lambda_d``, ``lr``, ``num_ops``; the oldest
+hold names since changed to TorchGeo's (``backbone``, ``backbone_weights``,
+``pretrained``, ``multilabel``). :func:`upgrade_hparams` maps them all onto today's
+groups (:class:`~geossl.tasks.teacher_student.TeacherStudentOptions`,
+:class:`~geossl.tasks.recipes.Recipe`, :class:`~geossl.augment.views.ViewOptions`):
+checkpoints silently, configs and command lines with a warning naming the new
+option (:func:`upgrade_arguments`).
 """
 
+import json
 import warnings
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
 
-from geossl.errors import GeosslInputError
+import yaml
 
-Task = Literal['multiclass', 'multilabel']
+from geossl.augment.views import ViewOptions
+from geossl.tasks.recipes import Recipe
+from geossl.tasks.teacher_student import TeacherStudentOptions
 
-#: Options renamed to TorchGeo's names, and what replaces each; the old names keep
-#: working for a release, with a warning.
-DEPRECATED_OPTIONS = {
-    'backbone': 'model',
-    'pretrained': 'weights=True',
-    'backbone_weights': 'weights',
-    'multilabel': "task='multilabel'",
+#: Each flat option of earlier versions, and the group that holds it now.
+GROUPED = {
+    field.name: group
+    for group, options in (
+        ('teacher', TeacherStudentOptions),
+        ('recipe', Recipe),
+        ('views', ViewOptions),
+    )
+    for field in fields(options)
 }
 
+#: Options renamed to TorchGeo's, and their names now.
+RENAMED = {'backbone': 'model', 'backbone_weights': 'weights'}
 
-def renamed_options(
-    model: str,
-    weights: str | bool | None,
-    task: Task,
-    backbone: str | None = None,
-    pretrained: bool | None = None,
-    backbone_weights: str | None = None,
-    multilabel: bool | None = None,
-) -> tuple[str, str | bool | None, Task]:
-    """``model``, ``weights`` and ``task``, from their deprecated names where given.
+#: Earlier options whose value moved to another option: their new name.
+SWITCHES = {'teacher_student': 'teacher', 'pretrained': 'weights', 'multilabel': 'task'}
+
+#: Every name :func:`upgrade_hparams` upgrades.
+EARLIER_NAMES = frozenset(GROUPED) | frozenset(RENAMED) | frozenset(SWITCHES)
+
+
+def upgrade_hparams(
+    hparams: Mapping[str, Any], warn: bool = False, prefix: str = ''
+) -> dict[str, Any]:
+    """A task's hyperparameters under today's names and groups.
 
     Args:
-        model: the ``model`` given.
-        weights: the ``weights`` given.
-        task: the ``task`` given.
-        backbone: deprecated ``model``; wins where given.
-        pretrained: deprecated ``weights=True``.
-        backbone_weights: deprecated ``weights``; wins where given.
-        multilabel: deprecated ``task='multilabel'`` (False: ``multiclass``).
+        hparams: the hyperparameters, earlier names and all: as a checkpoint or a
+            config of an earlier geossl holds them.
+        warn: warn once for each earlier name, naming its option now (configs and
+            command lines; a checkpoint, which its user cannot edit, does not).
+        prefix: what the warning puts before each name, e.g. ``--model.``.
 
     Returns:
-        ``model``, ``weights`` and ``task``; each deprecated name given warns.
-
-    Raises:
-        GeosslInputError: for both ``pretrained`` and ``backbone_weights``.
+        The same settings: flat teacher, recipe and view options in their groups
+        (``teacher_student: false`` drops the teacher's), and ``backbone``,
+        ``backbone_weights``, ``pretrained`` and ``multilabel`` as ``model``,
+        ``weights`` and ``task``.
     """
-    given = {
-        'backbone': backbone,
-        'pretrained': pretrained,
-        'backbone_weights': backbone_weights,
-        'multilabel': multilabel,
+    upgraded = {
+        name: value for name, value in hparams.items() if name not in EARLIER_NAMES
     }
-    for name, value in given.items():
-        if value is not None:
+    teacher: dict[str, Any] = {}
+    for name in [name for name in hparams if name in EARLIER_NAMES]:
+        value = hparams[name]
+        if GROUPED.get(name) == 'teacher':
+            teacher[name] = value
+        elif name in GROUPED:
+            upgraded.setdefault(GROUPED[name], {})[name] = value
+        elif name in RENAMED:
+            upgraded.setdefault(RENAMED[name], value)
+        elif name == 'pretrained' and value:
+            upgraded.setdefault('weights', True)
+        elif name == 'multilabel':
+            upgraded.setdefault('task', 'multilabel' if value else 'multiclass')
+        if warn:
+            new = f'{GROUPED[name]}.{name}' if name in GROUPED else None
+            new = new or RENAMED.get(name) or SWITCHES[name]
             warnings.warn(
-                f'{name} is deprecated and will be removed; use '
-                f'{DEPRECATED_OPTIONS[name]}',
-                FutureWarning,
-                stacklevel=4,  # the task's caller, through upgrade_hparams
+                f'{prefix}{name} is now {prefix}{new}', FutureWarning, stacklevel=2
             )
-    if backbone_weights is not None and pretrained:
-        raise GeosslInputError(
-            'backbone_weights', 'and pretrained both give initial weights: choose one'
+    switch = hparams.get('teacher_student')
+    given = upgraded.get('teacher')
+    if 'teacher_student' in hparams and not switch:
+        upgraded['teacher'] = None
+    elif switch or (teacher and (isinstance(given, dict) or given is True)):
+        upgraded['teacher'] = (given if isinstance(given, dict) else {}) | teacher
+    elif teacher and warn:
+        # Setting one now turns the teacher on, which these settings did not ask.
+        warnings.warn(
+            f"{prefix}{', '.join(teacher)} left out: they are the teacher's "
+            f'settings, and these settings do not turn it on ({prefix}teacher)',
+            FutureWarning,
+            stacklevel=2,
         )
-    if backbone is not None:
-        model = backbone
-    if backbone_weights is not None:
-        weights = backbone_weights
-    elif pretrained:
-        weights = True
-    if multilabel is not None:
-        task = 'multilabel' if multilabel else 'multiclass'
-    return model, weights, task
+    return upgraded
 
 
-def upgrade_hparams(hparams: Mapping[str, Any], warn: bool = False) -> dict[str, Any]:
-    """Hyperparameters under today's names.
+def upgrade_arguments(argv: Sequence[str], prefix: str = '--model.') -> list[str]:
+    """Command-line arguments with the task's earlier names in today's form.
+
+    ``--model.lambda_d 0.1`` becomes ``--model.teacher.lambda_d 0.1``,
+    ``--model.teacher_student true`` becomes ``--model.teacher {}``, each with a
+    warning (:func:`upgrade_hparams`, which reads them together, in place of the
+    first).
 
     Args:
-        hparams: a task's hyperparameters, old names and all: as an older geossl
-            saved them in a checkpoint, or as given to the task.
-        warn: warn of each old name given (the task does; reading an older
-            checkpoint does not).
+        argv: the arguments, as ``OPTION VALUE`` or ``OPTION=VALUE``.
+        prefix: the task's options' prefix.
 
     Returns:
-        The same, with ``backbone``, ``pretrained``, ``backbone_weights`` and
-        ``multilabel`` as ``model``, ``weights`` and ``task``.
+        The arguments, upgraded.
     """
-    upgraded = dict(hparams)
-    old = {name: upgraded.pop(name, None) for name in DEPRECATED_OPTIONS}
-    with warnings.catch_warnings():
-        if not warn:
-            warnings.simplefilter('ignore', FutureWarning)
-        model, weights, task = renamed_options(
-            upgraded.get('model', 'resnet18'),
-            upgraded.get('weights'),
-            upgraded.get('task', 'multiclass'),
-            **old,
-        )
-    return upgraded | {'model': model, 'weights': weights, 'task': task}
+    kept: list[str] = []
+    earlier: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    first = None
+    arguments = iter(argv)
+    for argument in arguments:
+        option, equals, value = argument.partition('=')
+        name = option.removeprefix(prefix)
+        if not option.startswith(prefix) or name not in EARLIER_NAMES:
+            kept.append(argument)
+            continue
+        if not equals:
+            value = next(arguments, '')
+        first = len(kept) if first is None else first
+        earlier[name] = yaml.safe_load(value) if value else None
+        # A value only moved keeps its text: YAML reads 1e-3 as a string.
+        moved = f'{GROUPED[name]}.{name}' if name in GROUPED else RENAMED.get(name)
+        texts[moved or name] = value
+    if first is None:
+        return kept
+    upgraded = []
+    for key, setting in _flat(upgrade_hparams(earlier, True, prefix)):
+        upgraded += [f'{prefix}{key}', texts.get(key) or json.dumps(setting)]
+    return [*kept[:first], *upgraded, *kept[first:]]
+
+
+def _flat(settings: Mapping[str, Any], above: str = '') -> list[tuple[str, Any]]:
+    """Dotted option names and their values, for the command line."""
+    flat = []
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat += _flat(value, f'{above}{key}.')
+        else:
+            flat.append((f'{above}{key}', value))
+    return flat

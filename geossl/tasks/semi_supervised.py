@@ -21,30 +21,24 @@ metrics and the data checks live beside it (:mod:`~geossl.tasks.recipes`,
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Self
+from dataclasses import asdict, fields
+from typing import Any, Self
 
 import torch
 import torch.nn.functional as F
 from lightning import Callback, LightningModule
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 
 import geossl
-from geossl.augment.views import Views
+from geossl.augment.views import ViewOptions, Views
 from geossl.data.bands import numbered_bands
 from geossl.data.colours import class_colours as default_class_colours
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
-from geossl.models.classifier import (
-    Classifier,
-    Fusion,
-    MetadataClassifier,
-    NetworkOutputs,
-    default_fusion,
-)
+from geossl.models.classifier import Classifier, MetadataClassifier, NetworkOutputs
 from geossl.models.memory_format import MemoryFormat, use_memory_format
-from geossl.models.metadata import LocationEncoding, MetadataParts
+from geossl.models.metadata import MetadataParts
 from geossl.models.weights import (
     InputNormalisation,
 )
@@ -67,19 +61,15 @@ from geossl.tasks.metrics import (
     per_class_values,
     pseudo_label_statistics,
 )
-from geossl.tasks.recipes import (
-    Optimizer,
-    configure_optimizer,
-    fill_from_recipe,
-)
-from geossl.tasks.renamed import Task, upgrade_hparams
+from geossl.tasks.recipes import Recipe, configure_optimizer
 from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.sizing import (
+    Task,
     check_data_fits,
     check_metadata_known,
     data_arguments,
 )
-from geossl.tasks.teacher_student import Distillation, TeacherStudent
+from geossl.tasks.teacher_student import TeacherStudent, TeacherStudentOptions
 
 
 class SemiSupervisedTask(LightningModule):
@@ -123,23 +113,17 @@ class SemiSupervisedTask(LightningModule):
             :mod:`~geossl.models.memory_format`), ``channels_last`` or
             ``contiguous``. Results are the same up to rounding.
         lambda_u: weight of the unsupervised loss.
-        optimizer: ``sgd`` (FixMatch's: momentum 0.9, Nesterov) or ``adamw``. With
-            neither ``optimizer`` nor ``lr`` set, initial weights get the
-            :data:`~geossl.tasks.recipes.FINE_TUNING_RECIPE`; from scratch, vision
-            transformers get AdamW and others SGD
-            (:data:`~geossl.tasks.recipes.SCRATCH_RECIPES`).
-        lr: peak learning rate; None for the recipe's.
-        warmup: fraction of training steps of linear warm-up; None for the
-            recipe's.
-        backbone_lr_factor: the backbones' learning rate as a fraction of ``lr``;
-            None for the recipe's.
-        weight_decay: weight decay of weights (not of biases and norms).
-        num_ops: RandAugment operations per sample in the strong view.
-        crop_padding: the weak view's shift as a fraction of the chip size.
-        ema_decay: decay of the exponential moving average of the weights that is
-            evaluated and saved, as FixMatch evaluates an EMA model
-            (:class:`~geossl.tasks.averaging.ExponentialMovingAverage`); None to
-            evaluate the raw weights.
+        recipe: how the weights are optimised and averaged
+            (:class:`~geossl.tasks.recipes.Recipe`); what is left unset comes from
+            the fine-tuning recipe with initial weights, else from FixMatch's.
+        views: the weak and strong views (:class:`~geossl.augment.views.ViewOptions`).
+        teacher: the spatiotemporal teacher-student (Bernhard et al., ECAI 2024):
+            a teacher that also sees where and when each tile was taken makes the
+            pseudo-labels; the image-only student learns from them and from
+            distillation, and is the model that is evaluated and shipped. Its
+            settings (:class:`~geossl.tasks.teacher_student.TeacherStudentOptions`,
+            or a mapping of them: ``--model.teacher.help TeacherStudentOptions``
+            lists them); True for the defaults; None for no teacher.
         class_names: names of the classes, for logs, figures and maps.
         class_colours: ``#rrggbb`` colour of each class on maps; None picks them
             from the names (:func:`~geossl.data.colours.class_colours`).
@@ -148,48 +132,9 @@ class SemiSupervisedTask(LightningModule):
             ``geossl map`` reads scenes as the training data was read (``geossl
             fit`` sets it from ``--data.reflectance_offset``; see
             :mod:`geossl.data.reflectance`).
-        teacher_student: train the spatiotemporal teacher-student (Bernhard et al.,
-            ECAI 2024): a teacher that also sees the metadata makes the
-            pseudo-labels; the image-only student learns from them and from
-            distillation, and is the model that is evaluated and shipped.
-        metadata: what the teacher sees: ``auto`` (what the data has, from
-            ``data_metadata``), ``location+time``, ``location``, ``time`` or
-            ``none`` (ablations). Checkpoints keep the parts used, never ``auto``.
         data_metadata: the metadata the data has (``geossl fit`` and
-            :meth:`for_dataset` set it from the data), for ``metadata='auto'``.
-        location_encoding: ``sinusoidal``, ``harmonics`` (spherical) or
-            ``satclip`` (SatCLIP's pretrained location encoder, TorchGeo's
-            ``SatCLIP_Weights.SATCLIP_VIT16_L40``, read through torch.hub's cache).
-        location_scales: octaves of the ``sinusoidal`` encoding; its finest
-            wavelength is about 25,500 km / 2^scales (4: about 1,600 km; 8: about
-            100 km; 12: about 6 km).
-        freeze_location_encoder: keep SatCLIP's encoder as pretrained; False
-            fine-tunes it with the teacher.
-        metadata_year: add the year to the teacher's time features.
-        metadata_time_of_day: add the time of day to the teacher's time features.
-        metadata_dim: size of the metadata embedding.
-        metadata_dropout: the share of the teacher's training rows that see no
-            metadata (as if missing), so that it leans on the metadata no more
-            than the images bear out; 0 for none.
-        fusion: how the teacher takes the metadata: ``token`` (vision
-            transformers), ``film`` or ``concat``; None for ``token`` on vision
-            transformers and ``film`` otherwise.
-        distillation: ``context`` (the student's context regresses the teacher's
-            metadata-conditioned context: token outputs for ``token`` fusion,
-            pooled features otherwise) or ``kl`` (softened logits).
-        lambda_d: weight of the distillation loss.
-        distillation_temperature: temperature of the ``kl`` distillation.
-        neighbours: with the teacher-student, how many nearest training tiles'
-            labels and latest predictions weight the teacher's predictions
-            (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it uses
-            that neighbouring tiles share their class; 0 for none. They need the
-            dataset's size (``num_samples``, which ``geossl fit`` and
-            :meth:`for_dataset` give).
-        neighbour_radius_km: the farthest such a neighbour may be.
-        backbone: deprecated name of ``model``.
-        pretrained: deprecated: ``weights=True``.
-        backbone_weights: deprecated name of ``weights``.
-        multilabel: deprecated: ``task='multilabel'``.
+            :meth:`for_dataset` set it from the data), which the teacher sees with
+            its ``metadata='auto'``.
     """
 
     def __init__(
@@ -207,102 +152,66 @@ class SemiSupervisedTask(LightningModule):
         chip_size: int = 64,
         memory_format: MemoryFormat = 'auto',
         lambda_u: float = 1.0,
-        optimizer: Optimizer | None = None,
-        lr: float | None = None,
-        warmup: float | None = None,
-        backbone_lr_factor: float | None = None,
-        weight_decay: float = 5e-4,
-        num_ops: int = 2,
-        crop_padding: float = 0.125,
-        ema_decay: float | None = 0.999,
+        recipe: Recipe = Recipe(),
+        views: ViewOptions = ViewOptions(),
+        teacher: TeacherStudentOptions | bool | None = None,
         class_names: Sequence[str] | None = None,
         class_colours: Sequence[str] | None = None,
         band_names: Sequence[str] | None = None,
         reflectance_offset: float = 0.0,
-        teacher_student: bool = False,
-        metadata: MetadataParts | Literal['auto'] = 'auto',
         data_metadata: MetadataParts = 'location+time',
-        location_encoding: LocationEncoding = 'sinusoidal',
-        location_scales: int = 4,
-        freeze_location_encoder: bool = True,
-        metadata_year: bool = False,
-        metadata_time_of_day: bool = False,
-        metadata_dim: int = 128,
-        metadata_dropout: float = 0.5,
-        fusion: Fusion | None = None,
-        distillation: Distillation = 'context',
-        lambda_d: float = 1.0,
-        distillation_temperature: float = 4.0,
-        neighbours: int = 8,
-        neighbour_radius_km: float = 5.0,
-        backbone: str | None = None,
-        pretrained: bool | None = None,
-        backbone_weights: str | None = None,
-        multilabel: bool | None = None,
     ) -> None:
         super().__init__()
+        # Saved as mappings: checkpoints are read without unpickling, and the
+        # loggers write the hyperparameters as YAML.
+        recipe = _settings('recipe', Recipe, recipe)
+        views = _settings('views', ViewOptions, views)
+        if teacher is not None and teacher is not False:
+            teacher = _settings(
+                'teacher', TeacherStudentOptions, {} if teacher is True else teacher
+            )
         self.save_hyperparameters()
-        upgraded = upgrade_hparams(self.hparams, warn=True)
-        self.hparams.clear()
-        self.hparams.update(upgraded)
-        model, weights, task = upgraded['model'], upgraded['weights'], upgraded['task']
         multilabel = task == 'multilabel'
-        if metadata == 'auto':
-            metadata = data_metadata
-            if teacher_student:
-                rank_zero_info(
-                    f'metadata: auto, so the teacher sees {metadata} (what the data '
-                    'has; set --model.metadata to choose)'
-                )
-        self.hparams['metadata'] = metadata
         if num_classes < 2 and not multilabel:
             raise GeosslInputError('num_classes', f'is {num_classes}; need at least 2')
         self.policy: PseudoLabelPolicy | None = build_policy(
             algorithm, num_classes, multilabel, num_samples, algorithm_options
         )
-        fusion = fusion or default_fusion(model)
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
         self.teacher_student: TeacherStudent | None = None
-        if teacher_student:
+        if teacher is not None and teacher is not False:
             if self.policy is None:
                 raise GeosslInputError(
-                    'teacher_student',
+                    'teacher',
                     'needs a semi-supervised algorithm (the teacher makes the '
                     'pseudo-labels), not supervised',
                 )
             self.teacher_student = TeacherStudent.build(
+                TeacherStudentOptions(**teacher),
                 model,
                 in_channels,
                 num_classes,
                 chip_size,
                 projection_dim,
-                metadata,
-                location_encoding,
-                fusion,
-                location_scales=location_scales,
-                year=metadata_year,
-                time_of_day=metadata_time_of_day,
-                metadata_dim=metadata_dim,
-                metadata_dropout=metadata_dropout,
-                freeze_location_encoder=freeze_location_encoder,
+                data_metadata,
                 load_satclip=initial_weights,
-                distillation=distillation,
-                temperature=distillation_temperature,
                 multilabel=multilabel,
-                neighbours=neighbours,
-                neighbour_radius_km=neighbour_radius_km,
                 num_samples=num_samples,
             )
             self.teacher = self.teacher_student.teacher
             # A module of the task, so that checkpoints keep what it remembers.
             self.neighbour_memory = self.teacher_student.memory
+        # Groups are kept as mappings: checkpoints are read without unpickling.
+        self.hparams['teacher'] = (
+            None if self.teacher is None else asdict(self.teacher_student.options)
+        )
         self.student = Classifier(
             model,
             in_channels,
             num_classes,
             chip_size,
-            context_token=teacher_student and fusion == 'token',
+            context_token=self.teacher is not None and self.teacher.fusion == 'token',
             projection_dim=projection_dim,
         )
         loaded = None
@@ -319,13 +228,10 @@ class SemiSupervisedTask(LightningModule):
             self.hparams['normalisation'] = choose_normalisation(
                 self.hparams['normalisation'], loaded
             )
-        fill_from_recipe(self.hparams, fine_tuning=given)
-        self.views = Views(
-            torch.zeros(in_channels),
-            torch.ones(in_channels),
-            crop_padding=crop_padding,
-            num_ops=num_ops,
-        )
+        self.recipe = Recipe(**recipe).filled(model, fine_tuning=given)
+        self.hparams['recipe'] = asdict(self.recipe)
+        self.hparams['views'] = views
+        self.views = Views(torch.zeros(in_channels), torch.ones(in_channels), **views)
         self.class_names = list(class_names or map(str, range(num_classes)))
         if len(self.class_names) != num_classes:
             raise GeosslInputError(
@@ -380,7 +286,7 @@ class SemiSupervisedTask(LightningModule):
         Returns:
             Callbacks the Trainer adds (replacing its own of the same type).
         """
-        decay = self.hparams['ema_decay']
+        decay = self.recipe.ema_decay
         callbacks: list[Callback] = [
             ComputeReport(),
             RandomStateCheckpoint(),
@@ -490,7 +396,7 @@ class SemiSupervisedTask(LightningModule):
         if not any(key.startswith('neighbour_memory.') for key in weights):
             self.teacher_student.memory = None
             del self.neighbour_memory
-            self.hparams['neighbours'] = 0
+            self.hparams['teacher']['neighbours'] = 0
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
@@ -594,7 +500,7 @@ class SemiSupervisedTask(LightningModule):
         if name == 'unsupervised_loss':
             return self.hparams['lambda_u']
         if name == 'distillation_loss':
-            return self.hparams['lambda_d']
+            return self.teacher_student.options.lambda_d
         return self.policy.loss_weights.get(name, 1.0)
 
     def _by_view(
@@ -723,4 +629,34 @@ class SemiSupervisedTask(LightningModule):
             The optimiser and its per-step schedule.
         """
         networks = [net for net in (self.student, self.teacher) if net is not None]
-        return configure_optimizer(self, [net.backbone for net in networks])
+        return configure_optimizer(
+            self, self.recipe, [net.backbone for net in networks]
+        )
+
+
+def _settings(
+    name: str, group: type, settings: object | Mapping[str, Any]
+) -> dict[str, Any]:
+    """A group of the task's options as a mapping, every setting named and checked.
+
+    Args:
+        name: the task's option.
+        group: its dataclass.
+        settings: an instance, or a mapping of some of its fields.
+
+    Returns:
+        Every field of the group and its value.
+
+    Raises:
+        GeosslInputError: for a setting the group does not have.
+    """
+    if not isinstance(settings, Mapping):
+        return asdict(settings)
+    known = {field.name for field in fields(group)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        listed = ', '.join(sorted(known))
+        raise GeosslInputError(
+            name, f'has no setting {unknown[0]!r}; its settings are {listed}'
+        )
+    return asdict(group(**settings))

@@ -5,11 +5,14 @@ data that does not fit a model (another checkpoint's, say) is refused in one lin
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
 from geossl.models.metadata import MetadataEncoder
+
+#: One class per sample (softmax) or multi-hot targets (sigmoid).
+Task = Literal['multiclass', 'multilabel']
 
 
 def data_arguments(
@@ -88,7 +91,7 @@ def check_metadata_known(
         if used and not dataset.index[column].notna().any():
             other = 'time' if what == 'location' else 'location'
             raise GeosslInputError(
-                'metadata',
+                'teacher.metadata',
                 f'is {encoder.parts!r} but the {what} of every sample is missing; '
                 f'use metadata={other!r} (or give the data its {what})',
             )

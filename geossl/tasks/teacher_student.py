@@ -10,14 +10,20 @@ task's ``teacher`` module, so its weights checkpoint with the task.
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Self
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from geossl.errors import GeosslInputError
-from geossl.models.classifier import Fusion, MetadataClassifier, NetworkOutputs
+from geossl.models.classifier import (
+    Fusion,
+    MetadataClassifier,
+    NetworkOutputs,
+    default_fusion,
+)
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
 from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.neighbours import NeighbourMemory
@@ -25,18 +31,82 @@ from geossl.ssl.neighbours import NeighbourMemory
 Distillation = Literal['context', 'kl']
 
 
-def _check_dropout(share: float) -> None:
-    if not 0 <= share < 1:
-        raise GeosslInputError(
-            'metadata_dropout', f'is {share}; use a share from 0 up to (not) 1'
-        )
+@dataclass
+class TeacherStudentOptions:
+    """The spatiotemporal teacher-student's settings: the task's ``teacher``.
 
+    Attributes:
+        metadata: what the teacher sees: ``auto`` (what the data has),
+            ``location+time``, ``location``, ``time`` or ``none`` (ablations).
+            Checkpoints keep the parts used, never ``auto``.
+        location_encoding: ``sinusoidal``, ``harmonics`` (spherical) or
+            ``satclip`` (SatCLIP's pretrained location encoder, TorchGeo's
+            ``SatCLIP_Weights.SATCLIP_VIT16_L40``, read through torch.hub's cache).
+        location_scales: octaves of the ``sinusoidal`` encoding; its finest
+            wavelength is about 25,500 km / 2^scales (4: about 1,600 km; 8: about
+            100 km; 12: about 6 km).
+        freeze_location_encoder: keep SatCLIP's encoder as pretrained; False
+            fine-tunes it with the teacher.
+        metadata_year: add the year to the time features.
+        metadata_time_of_day: add the time of day to the time features.
+        metadata_dim: size of the metadata embedding.
+        metadata_dropout: the share of the teacher's training rows that see no
+            metadata (as if missing), so that it leans on the metadata no more than
+            the images bear out; 0 for none.
+        fusion: how the teacher takes the metadata: ``token`` (vision
+            transformers), ``film`` or ``concat``; None for ``token`` on vision
+            transformers and ``film`` otherwise.
+        distillation: ``context`` (the student's context regresses the teacher's
+            metadata-conditioned context: token outputs for ``token`` fusion,
+            pooled features otherwise) or ``kl`` (softened logits).
+        lambda_d: weight of the distillation loss.
+        distillation_temperature: temperature of the ``kl`` distillation.
+        neighbours: how many nearest training tiles' labels and latest predictions
+            weight the teacher's predictions
+            (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it uses that
+            neighbouring tiles share their class; 0 for none. They need the
+            dataset's size (``num_samples``, which ``geossl fit`` and
+            ``SemiSupervisedTask.for_dataset`` give).
+        neighbour_radius_km: the farthest such a neighbour may be.
+    """
 
-def _check_distillation(distillation: str) -> None:
-    if distillation not in ('context', 'kl'):
-        raise GeosslInputError(
-            'distillation', f'is {distillation!r}; use context or kl'
-        )
+    metadata: MetadataParts | Literal['auto'] = 'auto'
+    location_encoding: LocationEncoding = 'sinusoidal'
+    location_scales: int = 4
+    freeze_location_encoder: bool = True
+    metadata_year: bool = False
+    metadata_time_of_day: bool = False
+    metadata_dim: int = 128
+    metadata_dropout: float = 0.5
+    fusion: Fusion | None = None
+    distillation: Distillation = 'context'
+    lambda_d: float = 1.0
+    distillation_temperature: float = 4.0
+    neighbours: int = 8
+    neighbour_radius_km: float = 5.0
+
+    def check(self) -> None:
+        """Refuse settings no teacher can have, naming the option.
+
+        Raises:
+            GeosslInputError: for an unknown distillation, a dropout share out of
+                [0, 1), or a negative count of neighbours or radius.
+        """
+        if self.distillation not in ('context', 'kl'):
+            raise GeosslInputError(
+                'teacher.distillation', f'is {self.distillation!r}; use context or kl'
+            )
+        if not 0 <= self.metadata_dropout < 1:
+            raise GeosslInputError(
+                'teacher.metadata_dropout',
+                f'is {self.metadata_dropout}; use a share from 0 up to (not) 1',
+            )
+        if self.neighbours < 0 or self.neighbour_radius_km <= 0:
+            raise GeosslInputError(
+                'teacher.neighbours',
+                f'is {self.neighbours} with a radius of {self.neighbour_radius_km} '
+                'km; use a count from 0 and a positive radius',
+            )
 
 
 @dataclass
@@ -45,120 +115,93 @@ class TeacherStudent:
 
     Attributes:
         teacher: the metadata-fed network (the task's ``teacher`` module).
-        distillation: ``context`` (the student's context regresses the teacher's
-            metadata-conditioned context) or ``kl`` (softened logits).
-        temperature: the temperature of ``kl`` distillation.
+        options: the settings it was built with (``metadata`` resolved).
         multilabel: whether the logits are multi-label (sigmoid).
         memory: what the teacher's neighbours were taken to be, which weights its
             predictions; None for none.
-        metadata_dropout: the share of the teacher's training rows that see no
-            metadata.
     """
 
     teacher: MetadataClassifier
-    distillation: Distillation = 'context'
-    temperature: float = 4.0
+    options: TeacherStudentOptions = field(default_factory=TeacherStudentOptions)
     multilabel: bool = False
     memory: NeighbourMemory | None = None
-    metadata_dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        """Refuse an unknown distillation or a share out of [0, 1)."""
-        _check_distillation(self.distillation)
-        _check_dropout(self.metadata_dropout)
+        """Refuse settings no teacher can have."""
+        self.options.check()
 
     @classmethod
     def build(
         cls,
+        options: TeacherStudentOptions,
         backbone: str,
         in_channels: int,
         num_classes: int,
         chip_size: int,
         projection_dim: int | None,
-        metadata: MetadataParts,
-        location_encoding: LocationEncoding,
-        fusion: Fusion,
-        location_scales: int = 4,
-        year: bool = False,
-        time_of_day: bool = False,
-        metadata_dim: int = 128,
-        metadata_dropout: float = 0.5,
-        freeze_location_encoder: bool = True,
+        data_metadata: MetadataParts = 'location+time',
         load_satclip: bool = True,
-        distillation: Distillation = 'context',
-        temperature: float = 4.0,
         multilabel: bool = False,
-        neighbours: int = 8,
-        neighbour_radius_km: float = 5.0,
         num_samples: int | None = None,
     ) -> Self:
         """The teacher network and how it teaches, refusing bad settings first.
 
-        The network is the student's backbone plus a metadata encoder; a bad
-        ``distillation`` is refused before anything is built.
+        The network is the student's backbone plus a metadata encoder.
 
         Args:
+            options: the settings.
             backbone: timm model name.
             in_channels: number of input bands.
             num_classes: number of classes.
             chip_size: input height and width.
-            projection_dim: size of the projection head the policy needs; None for none.
-            metadata: what the teacher sees.
-            location_encoding: ``sinusoidal``, ``harmonics`` or ``satclip``.
-            fusion: how the teacher takes the metadata.
-            location_scales: octaves of the sinusoidal location encoding.
-            year: add the year to the time features.
-            time_of_day: add the time of day to the time features.
-            metadata_dim: size of the metadata embedding.
-            metadata_dropout: the share of the teacher's training rows that see
-                no metadata.
-            freeze_location_encoder: keep SatCLIP's encoder as pretrained.
-            load_satclip: load SatCLIP's pretrained weights (False when a checkpoint's
-                trained weights follow).
-            distillation: ``context`` or ``kl`` (see the class).
-            temperature: the temperature of ``kl`` distillation.
+            projection_dim: size of the projection head the policy needs; None for
+                none.
+            data_metadata: the metadata the data has: what ``metadata='auto'``
+                sees.
+            load_satclip: load SatCLIP's pretrained weights (False when a
+                checkpoint's trained weights follow).
             multilabel: whether the logits are multi-label (sigmoid).
-            neighbours: how many nearest training tiles' labels and latest
-                predictions weight the teacher's predictions
-                (:class:`~geossl.ssl.neighbours.NeighbourMemory`); 0 for none.
-            neighbour_radius_km: the farthest such a neighbour may be.
-            num_samples: the dataset's size, which the memory covers; None (not
-                known) for no neighbours, with a warning.
+            num_samples: the dataset's size, which the neighbours' memory covers;
+                None (not known) for no neighbours, with a warning.
 
         Returns:
-            The teacher-student.
-
-        Raises:
-            GeosslInputError: for a negative count of neighbours or radius.
+            The teacher-student; its ``options`` name the metadata it sees (never
+            ``auto``) and its fusion.
         """
-        _check_distillation(distillation)
-        _check_dropout(metadata_dropout)
-        memory = None
-        if neighbours < 0 or neighbour_radius_km <= 0:
-            raise GeosslInputError(
-                'neighbours',
-                f'is {neighbours} with a radius of {neighbour_radius_km} km; use a '
-                'count from 0 and a positive radius',
+        options.check()
+        if options.metadata == 'auto':
+            rank_zero_info(
+                f'teacher.metadata: auto, so the teacher sees {data_metadata} (what '
+                'the data has; set --model.teacher.metadata to choose)'
             )
-        if neighbours and num_samples is None:
+        options = replace(
+            options,
+            metadata=data_metadata if options.metadata == 'auto' else options.metadata,
+            fusion=options.fusion or default_fusion(backbone),
+        )
+        memory = None
+        if options.neighbours and num_samples is None:
             warnings.warn(
-                "neighbours: the dataset's size (num_samples) is not known, so the "
-                'teacher has no neighbours; give num_samples, or build the task '
-                'with SemiSupervisedTask.for_dataset',
+                "teacher.neighbours: the dataset's size (num_samples) is not known, "
+                'so the teacher has no neighbours; give num_samples, or build the '
+                'task with SemiSupervisedTask.for_dataset',
                 stacklevel=3,
             )
-        elif neighbours:
+        elif options.neighbours:
             memory = NeighbourMemory(
-                num_samples, num_classes, neighbours, neighbour_radius_km
+                num_samples,
+                num_classes,
+                options.neighbours,
+                options.neighbour_radius_km,
             )
         encoder = MetadataEncoder(
-            metadata,
-            location_encoding,
-            location_scales,
-            year=year,
-            time_of_day=time_of_day,
-            dim=metadata_dim,
-            freeze_location_encoder=freeze_location_encoder,
+            options.metadata,
+            options.location_encoding,
+            options.location_scales,
+            year=options.metadata_year,
+            time_of_day=options.metadata_time_of_day,
+            dim=options.metadata_dim,
+            freeze_location_encoder=options.freeze_location_encoder,
         )
         if load_satclip and encoder.satclip is not None:
             from geossl.models.torchgeo_weights import read_satclip
@@ -170,12 +213,10 @@ class TeacherStudent:
             num_classes,
             chip_size,
             encoder,
-            fusion,
+            options.fusion,
             projection_dim,
         )
-        return cls(
-            teacher, distillation, temperature, multilabel, memory, metadata_dropout
-        )
+        return cls(teacher, options, multilabel, memory)
 
     def outputs(
         self,
@@ -199,12 +240,12 @@ class TeacherStudent:
             key: torch.cat([labelled[key], *[unlabelled[key]] * views])
             for key in ('meta', 'meta_mask', 'index')
         }
-        if self.metadata_dropout:
+        if self.options.metadata_dropout:
             # As if missing: the teacher cannot lean on places and dates more than
             # the images bear out (on EuroSAT, without it, the teacher tested 8
             # points worse than its student).
             kept = torch.rand(len(images), device=images.device)
-            mask = batch['meta_mask'] & (kept >= self.metadata_dropout)[:, None]
+            mask = batch['meta_mask'] & (kept >= self.options.metadata_dropout)[:, None]
             batch['meta_mask'] = mask
         return self.predict(images, batch)
 
@@ -288,7 +329,7 @@ class TeacherStudent:
             from) and the teacher's own losses as ``teacher_<name>``.
         """
         weak = slice(0, num_weak)
-        if self.distillation == 'context':
+        if self.options.distillation == 'context':
             distillation = context_distillation(
                 student.context[weak], teacher.context[weak]
             )
@@ -296,7 +337,7 @@ class TeacherStudent:
             distillation = logit_distillation(
                 student.logits[weak],
                 teacher.logits[weak],
-                self.temperature,
+                self.options.distillation_temperature,
                 self.multilabel,
             )
         own = network_losses(teacher)

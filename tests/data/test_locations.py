@@ -155,13 +155,13 @@ def test_fit_takes_the_table_and_the_teacher_sees_location(tmp_path):
         'fit',
         *['--data.root', str(root), '--data.locations', str(table)],
         *['--data.labels_per_class', '2', '--data.batch_size', '2', '--data.mu', '1'],
-        *['--model.model', 'resnet10t', '--model.teacher_student', 'true'],
+        *['--model.model', 'resnet10t', '--model.teacher', 'true'],
         *['--trainer.max_steps', '1', '--trainer.default_root_dir', str(run)],
     ]
     assert main(arguments) == 0
     checkpoint = next(run.rglob('last.ckpt'))
     hparams = torch.load(checkpoint, weights_only=True)
-    assert hparams['hyper_parameters']['metadata'] == 'location'
+    assert hparams['hyper_parameters']['teacher']['metadata'] == 'location'
 
 
 @pytest.mark.parametrize(

@@ -161,9 +161,7 @@ def _satclip_task(eurosat_ms, **options):
 
     return task_for(
         eurosat_ms,
-        teacher_student=True,
-        location_encoding='satclip',
-        **options,
+        teacher={'location_encoding': 'satclip'} | options,
     )
 
 
@@ -221,7 +219,7 @@ def test_fit_with_satclip_and_map_without_its_file(
     checkpoint = fit_one_step(
         shared_data,
         tmp_path,
-        *['--model.teacher_student', 'true', '--model.location_encoding', 'satclip'],
+        *['--model.teacher.location_encoding', 'satclip'],
     )
     trained = torch.load(checkpoint, weights_only=True)['state_dict']
     # The checkpoint holds SatCLIP's weights: mapping needs no download.

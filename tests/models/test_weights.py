@@ -71,7 +71,7 @@ def test_fit_starts_student_and_teacher_from_the_pretrained_backbone(
 ):
     path = _pretrained('simclr', tmp_path / 'pretrained.ckpt')
     weights = read_backbone(path).state
-    task = _task(weights=str(path), teacher_student=teacher_student)
+    task = _task(weights=str(path), teacher=teacher_student)
     networks = [task.student] + ([task.teacher] if teacher_student else [])
     for network in networks:
         for key, value in network.backbone.state_dict().items():
@@ -97,15 +97,6 @@ def test_another_band_count_is_refused_with_the_shapes(tmp_path):
     path = _pretrained('byol', tmp_path / 'pretrained.ckpt')
     with pytest.raises(GeosslInputError, match=r'of shape \(.*for another band count'):
         _task(in_channels=BANDS + 1, weights=str(path))
-
-
-def test_the_deprecated_backbone_weights_and_pretrained_exclude_each_other(tmp_path):
-    path = _pretrained('moco', tmp_path / 'pretrained.ckpt')
-    with (
-        pytest.warns(FutureWarning, match='use weights'),
-        pytest.raises(GeosslInputError, match='choose one'),
-    ):
-        _task(backbone_weights=str(path), pretrained=True)
 
 
 def test_a_checkpoint_without_a_backbone_is_refused(tmp_path):
@@ -188,7 +179,7 @@ def test_torchgeo_weights_by_name_match_the_bands_by_name(
         'fixmatch',
         model='resnet18',
         weights=name,
-        teacher_student=True,
+        teacher=True,
     )
     assert eurosat_ms.band_names[-1] == 'B8A'
     expected = [SSL4EO_BANDS.index(b) for b in SSL4EO_BANDS if b != 'B8a']
@@ -372,7 +363,8 @@ def test_fit_takes_torchgeo_weights_by_name_and_their_normalisation(
         checkpoint['state_dict']['views.std'], torch.full((1, 13, 1, 1), 1e4)
     )
     # The fine-tuning recipe, picked because weights were given, is recorded.
-    assert (hparams['optimizer'], hparams['lr']) == ('adamw', FINE_TUNING_RECIPE.lr)
+    recipe = hparams['recipe']
+    assert (recipe['optimizer'], recipe['lr']) == ('adamw', FINE_TUNING_RECIPE.lr)
     # map and export take the model's normalisation from the checkpoint, offline.
     (torch_home / SSL4EO_RESNET18).unlink()
     task = load_task(path)
@@ -568,7 +560,7 @@ def test_timms_pretrained_weights_are_matched_by_band_name(timm_hub, tmp_path):
     kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
     assert kernel.tolist() == [2 * 0.75, 1 * 0.75, 0.0, 1 * 0.75]
     assert task.input_normalisation.bands == RGB_BANDS
-    assert task.hparams['optimizer'] == FINE_TUNING_RECIPE.optimizer
+    assert task.recipe.optimizer == FINE_TUNING_RECIPE.optimizer
     # A trained model is restored without timm's file.
     path = tmp_path / 'model.ckpt'
     torch.save(

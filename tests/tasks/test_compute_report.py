@@ -10,7 +10,7 @@ from tests.tasks.test_semi_supervised import _datamodule, _trainer
 
 def test_every_fit_writes_its_compute_report(eurosat_ms, tmp_path):
     seed_everything(0)
-    task = task_for(eurosat_ms, teacher_student=True, metadata='location')
+    task = task_for(eurosat_ms, teacher={'metadata': 'location'})
     trainer = _trainer(tmp_path, max_steps=3, limit_val_batches=0)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path))
     report = json.loads((tmp_path / 'logs' / 'version_0' / REPORT_NAME).read_text())

@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from geossl.data.datamodule import SemiSupervisedDataModule, collate_samples
 from geossl.data.splits import SplitConfig
 from geossl.errors import GeosslInputError
+from geossl.tasks.recipes import Recipe
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 from tests.tasks.conftest import task_for
 
@@ -64,8 +65,7 @@ def test_dash_warms_up_on_the_labelled_loss_of_the_pseudo_labelling_network(
         eurosat_ms,
         'dash',
         algorithm_options={'warmup_steps': 4, 'decay_every': 2},
-        teacher_student=teacher_student,
-        metadata='location',
+        teacher={'metadata': 'location'} if teacher_student else None,
     )
     trainer = _trainer(tmp_path, max_steps=8, limit_val_batches=0)
     trainer.fit(task, _datamodule(eurosat_ms, tmp_path, batch_size=8))
@@ -97,8 +97,7 @@ def test_comatch_remembers_the_pseudo_labelling_networks_embeddings(
         eurosat_ms,
         'comatch',
         algorithm_options={'projection_dim': 8, 'bank_size': 64},
-        teacher_student=teacher_student,
-        metadata='location',
+        teacher={'metadata': 'location'} if teacher_student else None,
     ).train()
     samples = [eurosat_ms[i] for i in range(5)]
     batch = task.on_after_batch_transfer(
@@ -150,7 +149,7 @@ def test_checkpoint_restores_policy_state_exactly(eurosat_ms, tmp_path, ema_deca
         eurosat_ms,
         'flexmatch',
         algorithm_options={'threshold': 0.3},
-        ema_decay=ema_decay,
+        recipe=Recipe(ema_decay=ema_decay),
     )
     checkpoint = ModelCheckpoint(tmp_path / 'checkpoints', save_last=True)
     at_save = _PolicyAtSave()
@@ -200,7 +199,7 @@ def test_multilabel_training_on_bigearthnet(bigearthnet, tmp_path):
 
 def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp_path):
     seed_everything(0)
-    task = task_for(eurosat_ms, 'softmatch', ema_decay=0.9)
+    task = task_for(eurosat_ms, 'softmatch', recipe=Recipe(ema_decay=0.9))
     trainer = _trainer(tmp_path, max_steps=-1, max_epochs=1, limit_train_batches=3)
     datamodule = _datamodule(eurosat_ms, tmp_path)
     trainer.fit(task, datamodule)
@@ -287,29 +286,27 @@ def test_initial_weights_get_the_fine_tuning_recipe_unless_one_is_set(
     with caplog.at_level('INFO'):
         task = task_for(eurosat_ms, weights=str(path))
     recipe = FINE_TUNING_RECIPE
-    assert [task.hparams[k] for k in ('optimizer', 'lr', 'warmup')] == [
+    assert [task.hparams['recipe'][k] for k in ('optimizer', 'lr', 'warmup')] == [
         recipe.optimizer,
         recipe.lr,
         recipe.warmup,
     ]
     assert 'so the fine-tuning recipe: adamw' in caplog.text
     # Set by the user: kept, the rest from the optimiser's own recipe.
-    task = task_for(eurosat_ms, weights=str(path), optimizer='sgd')
-    assert (task.hparams['lr'], task.hparams['warmup']) == (
+    task = task_for(eurosat_ms, weights=str(path), recipe=Recipe(optimizer='sgd'))
+    assert (task.recipe.lr, task.recipe.warmup) == (
         SCRATCH_RECIPES['sgd'].lr,
         0.0,
     )
     # From scratch: FixMatch's SGD, as before.
-    assert task_for(eurosat_ms).hparams['optimizer'] == 'sgd'
+    assert task_for(eurosat_ms).hparams['recipe']['optimizer'] == 'sgd'
 
 
 def test_the_backbones_learning_rate_is_a_fraction_of_the_heads(eurosat_ms):
     task = task_for(
         eurosat_ms,
-        teacher_student=True,
-        optimizer='adamw',
-        lr=1e-3,
-        backbone_lr_factor=0.1,
+        teacher=True,
+        recipe=Recipe(optimizer='adamw', lr=1e-3, backbone_lr_factor=0.1),
     )
     optimizer = task.configure_optimizers()['optimizer']
     rate = {
@@ -319,7 +316,7 @@ def test_the_backbones_learning_rate_is_a_fraction_of_the_heads(eurosat_ms):
     }
     for network in (task.student, task.teacher):
         for parameter in network.backbone.parameters():
-            decay = task.hparams['weight_decay'] if parameter.ndim > 1 else 0.0
+            decay = task.recipe.weight_decay if parameter.ndim > 1 else 0.0
             assert rate[id(parameter)] == (pytest.approx(1e-4), decay)
         assert rate[id(network.head.weight)][0] == 1e-3
     assert rate[id(task.teacher.encoder.mlp[0].weight)][0] == 1e-3
@@ -334,8 +331,7 @@ def test_training_lays_out_an_efficientnet_channels_last_on_the_cpu(
     task = task_for(
         eurosat_ms,
         model='test_efficientnet',
-        teacher_student=True,
-        metadata='location',
+        teacher={'metadata': 'location'},
     )
     assert task.hparams['memory_format'] == 'auto'
     trainer = _trainer(tmp_path, max_steps=1, limit_val_batches=0)

@@ -12,10 +12,8 @@ from geossl.tasks.semi_supervised import SemiSupervisedTask
 from tests.tasks.conftest import task_for
 
 
-def _task(dataset, algorithm='fixmatch', **options):
-    return task_for(
-        dataset, algorithm, teacher_student=True, **({'metadata': 'location'} | options)
-    )
+def _task(dataset, algorithm='fixmatch', **teacher):
+    return task_for(dataset, algorithm, teacher={'metadata': 'location'} | teacher)
 
 
 def _fit(task, dataset, run_dir, steps=2, **split):
@@ -76,7 +74,12 @@ def test_multilabel_teacher_student_with_location_and_time(bigearthnet, tmp_path
 
 def test_vision_transformer_token_fusion(eurosat_ms, tmp_path):
     seed_everything(0)
-    task = _task(eurosat_ms, model='vit_small_patch16_224', chip_size=64)
+    task = task_for(
+        eurosat_ms,
+        model='vit_small_patch16_224',
+        chip_size=64,
+        teacher={'metadata': 'location'},
+    )
     assert task.teacher.fusion == 'token'
     assert task.student.context_token is not None
     _fit(task, eurosat_ms, tmp_path, steps=1)
@@ -140,17 +143,16 @@ def test_gradients_reach_the_metadata_encoder(eurosat_ms, tmp_path):
 def test_bad_teacher_student_configurations(eurosat_ms, tmp_path):
     with pytest.raises(GeosslInputError, match='fusion: token fusion needs a vision'):
         _task(eurosat_ms, fusion='token')
-    with pytest.raises(
-        GeosslInputError, match='teacher_student: needs a semi-supervised'
-    ):
+    with pytest.raises(GeosslInputError, match='teacher: needs a semi-supervised'):
         _task(eurosat_ms, 'supervised')
-    with pytest.raises(GeosslInputError, match="distillation: is 'mse'"):
+    with pytest.raises(GeosslInputError, match=r"teacher\.distillation: is 'mse'"):
         _task(eurosat_ms, distillation='mse')
     # EuroSAT has no acquisition dates at all.
     dated = _task(eurosat_ms, metadata='location+time')
     with pytest.raises(
         GeosslInputError,
-        match="acquisition date of every sample is missing; use metadata='location'",
+        match=r"teacher.metadata: is 'location\+time' but the acquisition date of "
+        "every sample is missing; use metadata='location'",
     ):
         _fit(dated, eurosat_ms, tmp_path)
 
@@ -190,16 +192,16 @@ def test_the_neighbours_labels_and_predictions_weight_the_teachers(
 def test_the_location_encoding_resolution_is_an_option(eurosat_ms):
     task = _task(eurosat_ms, location_scales=8)
     assert task.teacher.encoder.location_scales == 8
-    assert task.hparams['location_scales'] == 8
+    assert task.hparams['teacher']['location_scales'] == 8
 
 
 def test_neighbours_need_the_dataset_size(eurosat_ms):
-    with pytest.warns(UserWarning, match=r"neighbours: the dataset's size"):
+    with pytest.warns(UserWarning, match=r"teacher.neighbours: the dataset's size"):
         task = SemiSupervisedTask(
-            num_classes=10, in_channels=13, algorithm='fixmatch', teacher_student=True
+            num_classes=10, in_channels=13, algorithm='fixmatch', teacher=True
         )
     assert task.teacher_student.memory is None
-    with pytest.raises(GeosslInputError, match='neighbours: is -1'):
+    with pytest.raises(GeosslInputError, match=r'teacher\.neighbours: is -1'):
         _task(eurosat_ms, neighbours=-1)
 
 
@@ -208,13 +210,13 @@ def test_the_teacher_sees_what_the_data_has_by_default(eurosat_ms, bigearthnet, 
     assert eurosat_ms.metadata_parts == 'location'
     assert bigearthnet.metadata_parts == 'location+time'
     with caplog.at_level('INFO'):
-        task = task_for(eurosat_ms, 'fixmatch', teacher_student=True)
+        task = task_for(eurosat_ms, 'fixmatch', teacher=True)
     assert task.teacher.encoder.parts == 'location'
-    assert task.hparams['metadata'] == 'location'  # as checkpoints keep it
-    assert 'metadata: auto, so the teacher sees location' in caplog.text
+    assert task.hparams['teacher']['metadata'] == 'location'  # checkpoints keep it
+    assert 'teacher.metadata: auto, so the teacher sees location' in caplog.text
     assert (
         task_for(
-            bigearthnet, 'multilabel_freematch', teacher_student=True
+            bigearthnet, 'multilabel_freematch', teacher=True
         ).teacher.encoder.parts
         == 'location+time'
     )
@@ -249,5 +251,5 @@ def test_metadata_dropout_hides_the_metadata_of_a_share_of_training_rows(eurosat
 
 
 def test_metadata_dropout_is_a_share(eurosat_ms):
-    with pytest.raises(GeosslInputError, match=r'metadata_dropout: is 1\.0'):
+    with pytest.raises(GeosslInputError, match=r'teacher.metadata_dropout: is 1\.0'):
         _task(eurosat_ms, metadata_dropout=1.0)
