@@ -283,3 +283,41 @@ def test_a_runs_saved_config_is_taken_back_by_test(shared_data, tmp_path):
     # The safe checkpoint reader is saved by name, not as an unreadable object.
     assert 'geossl.inference.checkpoint.SafeCheckpointIO' in config.read_text()
     assert main(['test', '--config', str(config), '--ckpt_path', str(last)]) == 0
+
+
+#: Warnings a first run may show: each is the user's to act on.
+ALLOWED_WARNINGS = (
+    # The sample's 1-step epochs are shorter than Lightning's logging interval,
+    # which the user sets (--trainer.log_every_n_steps).
+    'is smaller than the logging interval',
+)
+
+
+def test_a_first_run_reads_clean(shared_data, tmp_path, capfd):
+    """The documented teacher-student fit prints no warning its user cannot act on."""
+    arguments = [
+        'fit',
+        *['--config', 'eurosat-ms', '--config', 'teacher-student'],
+        *['--data.root', str(shared_data / 'eurosat-ms-sample')],
+        *['--data.labels_per_class', '2', '--data.in_memory', 'true'],
+        *['--data.num_workers', '0', '--model.model', 'test_resnet'],
+        *['--trainer.max_steps', '2', '--trainer.default_root_dir', str(tmp_path)],
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        # Every warning a user sees: Python hides DeprecationWarnings (which
+        # libraries address to their developers), geossl warns with FutureWarning.
+        warnings.simplefilter('always')
+        warnings.simplefilter('ignore', DeprecationWarning)
+        assert main(arguments) == 0
+    unexpected = [
+        f'{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})'
+        for w in caught
+        if not any(allowed in str(w.message) for allowed in ALLOWED_WARNINGS)
+    ]
+    assert unexpected == [], '\n'.join(unexpected)
+    printed = capfd.readouterr().err
+    assert 'litlogger' not in printed
+    # The progress lines count each epoch's steps to its end.
+    epochs = [line for line in printed.splitlines() if line.startswith('Epoch')]
+    assert epochs
+    assert all('/0 [' not in line for line in epochs)

@@ -7,6 +7,7 @@ functions in the modules that do the work, wired up by :mod:`geossl.cli.tools`.
 Bad input ends with one line naming the file or option at fault and exit status 2.
 """
 
+import logging
 import signal
 import sys
 import warnings
@@ -137,6 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings('ignore', r"You're resuming from a checkpoint that ended")
     # pretrain hands Lightning its arguments as fit's, which Lightning warns of.
     warnings.filterwarnings('ignore', r"LightningCLI's args parameter is intended")
+    # The task makes its views on the device in on_after_batch_transfer by design,
+    # which Lightning notes whenever a DataModule is given too.
+    warnings.filterwarnings('ignore', r'You have overridden `on_after_batch_transfer`')
+    # Without TensorBoard, Lightning logs to CSV (what geossl's reports read) and
+    # says so, and advertises its cloud logger: nothing for geossl's users to do.
+    warnings.filterwarnings('ignore', r'Starting from v1\.9\.0, `tensorboardX`')
+    logging.getLogger('lightning.pytorch.utilities.rank_zero').addFilter(
+        lambda record: 'litlogger' not in record.getMessage()
+    )
     try:
         if argv[0] in TOOLS:
             from geossl.cli.tools import run_tool

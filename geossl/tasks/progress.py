@@ -43,6 +43,7 @@ class LogProgressBar(ProgressBar):
         self._started = clock()
         self._written: float | None = None
         self._pending: str | None = None
+        self._epoch_batches: float = math.inf
 
     @override
     def disable(self) -> None:
@@ -55,6 +56,14 @@ class LogProgressBar(ProgressBar):
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._started = self._clock()
+
+    @override
+    def on_train_epoch_start(
+        self, trainer: Trainer, pl_module: LightningModule
+    ) -> None:
+        # Lightning counts what is left of max_steps; taken at each batch, the
+        # last epoch's count would shrink to 0 as it goes ("Epoch 0: 2/0").
+        self._epoch_batches = self.total_train_batches
 
     @override
     def on_train_batch_end(
@@ -70,7 +79,7 @@ class LogProgressBar(ProgressBar):
             f'/{epochs - 1}' if epochs is not None and epochs > 0 else ''
         )
         metrics = self.get_metrics(trainer, pl_module)
-        self._report(epoch, batch_idx + 1, self.total_train_batches, metrics)
+        self._report(epoch, batch_idx + 1, self._epoch_batches, metrics)
 
     @override
     def on_validation_batch_end(

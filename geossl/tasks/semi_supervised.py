@@ -366,9 +366,10 @@ class SemiSupervisedTask(LightningModule):
         """Link the teacher's tiles to their training neighbours."""
         labelled = torch.as_tensor(positions['labelled'])
         unlabelled = torch.as_tensor(positions['unlabelled'])
+        # Copies: the index's columns may be read-only views.
         self.teacher_student.connect(
-            torch.as_tensor(dataset.index['lon'].to_numpy(dtype=float)),
-            torch.as_tensor(dataset.index['lat'].to_numpy(dtype=float)),
+            torch.tensor(dataset.index['lon'].to_numpy(dtype=float)),
+            torch.tensor(dataset.index['lat'].to_numpy(dtype=float)),
             labelled,
             unlabelled[~torch.isin(unlabelled, labelled)],
             torch.as_tensor(dataset.targets[positions['labelled']]),

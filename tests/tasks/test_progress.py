@@ -12,9 +12,11 @@ class Clock:
         return self.now
 
 
-def _trainer(batches=100):
+def _trainer(batches=100, max_epochs=2, max_steps=-1):
     return SimpleNamespace(
-        max_epochs=2,
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        global_step=0,
         current_epoch=0,
         num_training_batches=batches,
         sanity_checking=False,
@@ -32,6 +34,7 @@ def test_lightning_lines_come_once_per_interval_and_the_last_at_teardown():
     bar._trainer = trainer
     module = SimpleNamespace()
     bar.get_metrics = lambda trainer, module: {'train_loss': 0.12345}
+    bar.on_train_epoch_start(trainer, module)
     for step in range(100):
         clock.now = step * 0.5  # 50 s in all: lines at 0, 10, 20, 30, 40 s.
         bar.on_train_batch_end(trainer, module, None, None, step)
@@ -44,6 +47,20 @@ def test_lightning_lines_come_once_per_interval_and_the_last_at_teardown():
     assert last.startswith('Epoch 0/1: 100%| 100/100 [00:49]')
     bar.teardown(trainer, module, 'fit')
     assert len(stream.getvalue().splitlines()) == 6
+
+
+def test_an_epoch_cut_by_max_steps_counts_its_steps_to_the_end():
+    stream = io.StringIO()
+    bar = LogProgressBar(0, stream, Clock())
+    trainer = _trainer(max_epochs=-1, max_steps=3)
+    bar._trainer = trainer
+    bar.get_metrics = lambda trainer, module: {}
+    bar.on_train_epoch_start(trainer, None)
+    for step in range(3):
+        trainer.global_step = step + 1
+        bar.on_train_batch_end(trainer, None, None, None, step)
+    lines = stream.getvalue().splitlines()
+    assert lines[-1].startswith('Epoch 0: 100%| 3/3')
 
 
 def test_lightning_lines_stop_when_disabled():
