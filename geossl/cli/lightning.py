@@ -39,7 +39,7 @@ from geossl.tasks.resume import ResumeCheckpoint
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 from geossl.tasks.sizing import data_arguments
 
-#: A Sphinx cross-reference: ``:class:`~a.b.C```, ``:func:`text <target>```.
+#: A Sphinx cross-reference, as ``:class:`~a.b.C``` or ``:func:`text <target>```.
 _ROLE = re.compile(r':[a-z]+(?::[a-z]+)?:`(~?)([^`<]*?)\s*(?:<[^>]*>)?`')
 
 

@@ -36,7 +36,7 @@ GROUPED = {
 #: Options renamed to TorchGeo's, and their names now.
 RENAMED = {'backbone': 'model', 'backbone_weights': 'weights'}
 
-#: Earlier options whose value moved to another option: their new name.
+#: Earlier options whose value moved to another option, and that option.
 SWITCHES = {'teacher_student': 'teacher', 'pretrained': 'weights', 'multilabel': 'task'}
 
 #: Every name :func:`upgrade_hparams` upgrades.

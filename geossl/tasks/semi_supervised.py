@@ -12,12 +12,12 @@ CoMatch's weighted contrastive loss).
 With ``algorithm='supervised'`` the unlabelled batch is ignored: the reference every
 semi-supervised result is compared with.
 
-The module is longer than most because the task's docstring is ``geossl fit``'s
-help for its some forty ``--model.*`` options; the recipe, the initial weights, the
-metrics and the data checks live beside it (:mod:`~geossl.tasks.recipes`,
-:mod:`~geossl.tasks.initial_weights`, :mod:`~geossl.tasks.metrics`,
-:mod:`~geossl.tasks.sizing`), the teacher-student in
-:mod:`~geossl.tasks.teacher_student`.
+The task's docstring is ``geossl fit``'s help for its ``--model.*`` options; its
+groups of options are dataclasses beside what they set: the recipe
+(:mod:`~geossl.tasks.recipes`), the views (:mod:`~geossl.augment.views`) and the
+teacher-student (:mod:`~geossl.tasks.teacher_student`). The initial weights, the
+metrics and the data checks live beside it (:mod:`~geossl.tasks.initial_weights`,
+:mod:`~geossl.tasks.metrics`, :mod:`~geossl.tasks.sizing`).
 """
 
 from collections.abc import Mapping, Sequence
