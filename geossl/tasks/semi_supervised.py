@@ -350,8 +350,8 @@ class SemiSupervisedTask(LightningModule):
             )
         if self.teacher is not None:
             check_metadata_known(self.teacher.encoder, dataset)
-        if self.teacher_student is not None and self.teacher_student.memory is not None:
-            self._connect_neighbours(dataset, datamodule.positions)
+        if self.teacher_student is not None:
+            self.teacher_student.connect(dataset, datamodule.positions)
         rule = self.input_normalisation
         if self.hparams['normalisation'] == 'weights' and rule is not None:
             self.views.set_statistics(
@@ -359,21 +359,6 @@ class SemiSupervisedTask(LightningModule):
             )
         else:
             self.views.set_statistics(datamodule.mean, datamodule.std)
-
-    def _connect_neighbours(
-        self, dataset: GeoClassificationDataset, positions: Mapping[str, Any]
-    ) -> None:
-        """Link the teacher's tiles to their training neighbours."""
-        labelled = torch.as_tensor(positions['labelled'])
-        unlabelled = torch.as_tensor(positions['unlabelled'])
-        # Copies: the index's columns may be read-only views.
-        self.teacher_student.connect(
-            torch.tensor(dataset.index['lon'].to_numpy(dtype=float)),
-            torch.tensor(dataset.index['lat'].to_numpy(dtype=float)),
-            labelled,
-            unlabelled[~torch.isin(unlabelled, labelled)],
-            torch.as_tensor(dataset.targets[positions['labelled']]),
-        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the geossl version beside Lightning's own.

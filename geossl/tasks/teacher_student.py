@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
 from geossl.models.classifier import (
     Fusion,
@@ -268,25 +269,27 @@ class TeacherStudent:
         return outputs._replace(logits=outputs.logits + prior.to(outputs.logits.dtype))
 
     def connect(
-        self,
-        lon: Tensor,
-        lat: Tensor,
-        labelled: Tensor,
-        unlabelled: Tensor,
-        labels: Tensor,
+        self, dataset: GeoClassificationDataset, positions: Mapping[str, Any]
     ) -> None:
-        """Link the tiles to their training neighbours; remember the labels.
+        """Link the training tiles to their neighbours; remember the labels.
 
         Args:
-            lon: ``(N,)`` every sample's longitude, NaN where unknown.
-            lat: ``(N,)`` latitudes likewise.
-            labelled: positions of the labelled samples.
-            unlabelled: positions of the unlabelled samples.
-            labels: the labelled samples' targets (class indices or multi-hot).
+            dataset: the data: every sample's ``lon`` and ``lat`` (NaN where
+                unknown) and targets.
+            positions: the split's ``labelled`` and ``unlabelled`` positions.
         """
         if self.memory is None:
             return
-        self.memory.connect(lon, lat, torch.cat([labelled, unlabelled]))
+        labelled = torch.as_tensor(positions['labelled'])
+        unlabelled = torch.as_tensor(positions['unlabelled'])
+        pool = torch.cat([labelled, unlabelled[~torch.isin(unlabelled, labelled)]])
+        # Copies: the index's columns may be read-only views.
+        lon, lat = (
+            torch.tensor(dataset.index[name].to_numpy(dtype=float))
+            for name in ('lon', 'lat')
+        )
+        self.memory.connect(lon, lat, pool)
+        labels = torch.as_tensor(dataset.targets[positions['labelled']])
         if not self.multilabel:
             labels = torch.nn.functional.one_hot(labels, self.memory.num_classes)
         self.memory.remember(labelled, labels.float(), labels=True)
