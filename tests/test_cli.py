@@ -161,6 +161,31 @@ def test_fit_help_explains_data_and_model_options(capsys):
     out = _help(capsys, 'fit')
     for option in ('--data.root', '--data.labels', '--model.teacher'):
         assert option in out
+    # Plain text, the model's and the data's options before the Trainer's fifty.
+    for markup in ('``', ':class:', ':func:', ':data:', ':mod:'):
+        assert markup not in out
+    listed = out[out.index('\noptions:') :]
+    trainer = listed.index('\n  --trainer.max_steps')
+    assert listed.index('\n  --model.recipe.lr') < trainer
+    assert listed.index('\n  --data.root') < trainer
+    assert 'longitude (test the easternmost' in ' '.join(out.split())
+    teacher = _help(capsys, 'fit', '--model.teacher.help', 'TeacherStudentOptions')
+    assert '--model.teacher.lambda_d' in teacher
+    assert '``' not in teacher
+
+
+def test_help_text_loses_sphinx_markup_only():
+    from geossl.cli.lightning import plain_text
+
+    assert plain_text(
+        'see :class:`~geossl.data.scene.SceneDataset`, '
+        ':data:`geossl.tasks.recipes.FINE_TUNING_RECIPE`, '
+        ':func:`~.configure_optimizer`, :func:`the views <geossl.augment.views>` '
+        'and ``random``: {a: 1}'
+    ) == (
+        'see SceneDataset, geossl.tasks.recipes.FINE_TUNING_RECIPE, '
+        'configure_optimizer, the views and random: {a: 1}'
+    )
 
 
 def test_fit_help_ends_with_every_algorithm_and_its_typed_options(capsys):

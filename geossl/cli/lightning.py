@@ -93,8 +93,15 @@ class ArgumentParser(LightningArgumentParser):
 
     Given ``--ckpt_path``, Lightning parses the checkpoint's hyperparameters as the
     model's options; those of earlier versions are upgraded first, silently
-    (:func:`~geossl.tasks.renamed.upgrade_hparams`).
+    (:func:`~geossl.tasks.renamed.upgrade_hparams`). Its help, and that of the
+    groups it opens (``--model.teacher.help``), is plain text
+    (:class:`HelpFormatter`).
     """
+
+    def __init__(
+        self, *args: Any, formatter_class: type = HelpFormatter, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def parse_object(
         self,
