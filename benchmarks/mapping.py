@@ -93,7 +93,7 @@ def demo_checkpoint(path: Path, model: str = 'resnet18') -> Path:
         algorithm='supervised',
         model=model,
         chip_size=32,
-        band_names=BANDS,
+        data={'band_names': BANDS},
     )
     task.views.set_statistics(torch.full((13,), 1000.0), torch.full((13,), 500.0))
     state = {'hyper_parameters': dict(task.hparams), 'state_dict': task.state_dict()}

@@ -54,7 +54,11 @@ def _checkpoint(path: Path, bands: int = 4, chip: int = 16) -> Path:
         path,
         num_classes=2,
         in_channels=bands,
-        band_names=BANDS[:bands] if bands <= 4 else [f'b{i}' for i in range(bands)],
+        data={
+            'band_names': BANDS[:bands]
+            if bands <= 4
+            else [f'b{i}' for i in range(bands)]
+        },
         chip_size=chip,
         model='resnet10t',
     )

@@ -212,11 +212,11 @@ def test_fit_resumes_from_last_checkpoint(shared_data, tmp_path):
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint['global_step'] == 4
     hparams = checkpoint['hyper_parameters']
-    assert hparams['band_names'][12] == 'B8A'
-    assert hparams['class_names'][1] == 'Forest'
+    assert hparams['data']['band_names'][12] == 'B8A'
+    assert hparams['data']['class_names'][1] == 'Forest'
     assert hparams['class_colours'][1] == '#00441b'
     assert hparams['chip_size'] == 64
-    assert hparams['reflectance_offset'] == -1000
+    assert hparams['data']['reflectance_offset'] == -1000
     assert checkpoint['geossl_version'] == version('geossl')
     # test and validate find the same last.ckpt.
     with warnings.catch_warnings(record=True) as caught:

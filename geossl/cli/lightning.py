@@ -162,12 +162,8 @@ class GeosslCLI(LightningCLI):
         'num_classes',
         'in_channels',
         'task',
-        'num_samples',
-        'class_names',
-        'band_names',
         'chip_size',
-        'data_metadata',
-        'reflectance_offset',
+        'data',
     )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -200,9 +196,21 @@ class GeosslCLI(LightningCLI):
         """
 
         def argument(key: str) -> Callable[[GeoDataModule], Any]:
-            return lambda dm: data_arguments(dm.dataset, dm.chip_size)[key]
+            return lambda dm: self.data_arguments(dm)[key]
 
         return {f'{self.model_key}.{key}': argument(key) for key in self.data_keys}
+
+    @staticmethod
+    def data_arguments(datamodule: GeoDataModule) -> dict[str, Any]:
+        """The model's arguments as the data gives them.
+
+        Args:
+            datamodule: the instantiated DataModule.
+
+        Returns:
+            :func:`~geossl.tasks.sizing.data_arguments` of its dataset.
+        """
+        return data_arguments(datamodule.dataset, datamodule.chip_size)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Lightning's Trainer, its progress as lines where bars cannot redraw.
@@ -281,6 +289,23 @@ class PretrainCLI(GeosslCLI):
     # The method is a ``--model`` subclass; it takes the data's bands and chip size.
     model_key = 'model.init_args'
     data_keys = ('in_channels', 'band_names', 'chip_size')
+
+    @staticmethod
+    def data_arguments(datamodule: GeoDataModule) -> dict[str, Any]:
+        """The method's arguments as the data gives them.
+
+        Args:
+            datamodule: the instantiated DataModule.
+
+        Returns:
+            ``in_channels``, ``band_names`` and ``chip_size``.
+        """
+        bands = list(datamodule.dataset.band_names)
+        return {
+            'in_channels': len(bands),
+            'band_names': bands,
+            'chip_size': datamodule.chip_size,
+        }
 
     def epilog(self) -> str | None:
         """No algorithms: ``--model`` chooses a method (its help lists them).

@@ -23,7 +23,7 @@ from geossl.tasks.renamed import upgrade_hparams
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 
 #: Hyperparameters every geossl checkpoint has, which mapping and export need.
-REQUIRED_HPARAMS = ('num_classes', 'in_channels', 'class_names', 'band_names')
+REQUIRED_HPARAMS = ('num_classes', 'in_channels', 'data')
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -122,12 +122,14 @@ def fit_task_from(
     hparams = (
         checkpoint.get('hyper_parameters') if isinstance(checkpoint, dict) else None
     )
-    if not isinstance(hparams, dict) or not set(REQUIRED_HPARAMS) <= set(hparams):
+    # Checkpoints of earlier versions keep some settings under other names.
+    hparams = upgrade_hparams(hparams) if isinstance(hparams, dict) else {}
+    if not set(REQUIRED_HPARAMS) <= set(hparams):
         raise GeosslInputError(
             path, 'is not a geossl checkpoint (no geossl model settings)'
         )
     # The trained weights are in the checkpoint: its initial ones are not needed.
-    hparams = upgrade_hparams(hparams) | {'initial_weights': False}
+    hparams = hparams | {'initial_weights': False}
     return restore_task(SemiSupervisedTask, hparams, checkpoint, path, device)
 
 

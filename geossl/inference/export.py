@@ -105,7 +105,7 @@ def deepness_metadata(task: SemiSupervisedTask, resolution: float) -> dict[str, 
     bands = task.views.bands
     values: dict[str, object] = {
         'model_type': 'Segmentor',
-        'class_names': dict(enumerate(task.hparams['class_names'])),
+        'class_names': dict(enumerate(task.class_names)),
         'resolution': resolution * 100,
         'tiles_size': int(task.hparams['chip_size']),
         'tiles_overlap': DEEPNESS_OVERLAP,
@@ -128,9 +128,9 @@ def onnx_metadata(task: SemiSupervisedTask) -> dict[str, str]:
     """
     hparams = task.hparams
     return {
-        'geossl.class_names': json.dumps(list(hparams['class_names'])),
+        'geossl.class_names': json.dumps(task.class_names),
         'geossl.class_colours': json.dumps(list(hparams['class_colours'])),
-        'geossl.band_names': json.dumps(list(hparams['band_names'])),
+        'geossl.band_names': json.dumps(list(hparams['data']['band_names'])),
         'geossl.chip_size': str(hparams['chip_size']),
         'geossl.multilabel': str(task.multilabel).lower(),
         'geossl.input': 'raw band values, float32, B x C x H x W',

@@ -104,7 +104,9 @@ def read_backbone(path: str | Path, model: str | None = None) -> BackboneWeights
             if key.startswith(prefix)
         }
         if weights and isinstance(name, str):
-            bands = hparams.get('band_names')
+            # geossl fit's checkpoints keep them with their data, pretrain's flat.
+            bands = (hparams.get('data') or {}).get('band_names')
+            bands = bands or hparams.get('band_names')
             return BackboneWeights(
                 name,
                 weights,

@@ -56,7 +56,7 @@ class ConfusionMatrixFigure(Callback):
         if log_dir is None or not trainer.is_global_zero or trainer.sanity_checking:
             return
         epoch = trainer.current_epoch
-        names = list(pl_module.hparams['class_names'])
+        names = list(pl_module.class_names)
         size = max(4.0, 0.6 * len(names) + 2)
         figure = Figure(figsize=(size, size), constrained_layout=True)
         axes = figure.subplots()

@@ -5,7 +5,8 @@ flat: ``teacher_student: true`` and ``lambda_d``, ``lr``, ``num_ops``; the oldes
 hold names since changed to TorchGeo's (``backbone``, ``backbone_weights``,
 ``pretrained``, ``multilabel``). :func:`upgrade_hparams` maps them all onto today's
 groups (:class:`~geossl.tasks.teacher_student.TeacherStudentOptions`,
-:class:`~geossl.tasks.recipes.Recipe`, :class:`~geossl.augment.views.ViewOptions`):
+:class:`~geossl.tasks.recipes.Recipe`, :class:`~geossl.augment.views.ViewOptions`,
+:class:`~geossl.tasks.sizing.DataDescription`):
 checkpoints silently, configs and command lines with a warning naming the new
 option (:func:`upgrade_arguments`).
 """
@@ -20,18 +21,20 @@ import yaml
 
 from geossl.augment.views import ViewOptions
 from geossl.tasks.recipes import Recipe
+from geossl.tasks.sizing import DataDescription
 from geossl.tasks.teacher_student import TeacherStudentOptions
 
-#: Each flat option of earlier versions, and the group that holds it now.
+#: Each flat option of earlier versions, and the group and setting that hold it now.
 GROUPED = {
-    field.name: group
+    field.name: (group, field.name)
     for group, options in (
         ('teacher', TeacherStudentOptions),
         ('recipe', Recipe),
         ('views', ViewOptions),
+        ('data', DataDescription),
     )
     for field in fields(options)
-}
+} | {'data_metadata': ('data', 'metadata_parts')}
 
 #: Options renamed to TorchGeo's, and their names now.
 RENAMED = {'backbone': 'model', 'backbone_weights': 'weights'}
@@ -56,8 +59,8 @@ def upgrade_hparams(
         prefix: what the warning puts before each name, e.g. ``--model.``.
 
     Returns:
-        The same settings: flat teacher, recipe and view options in their groups
-        (``teacher_student: false`` drops the teacher's), and ``backbone``,
+        The same settings: flat teacher, recipe, view and data options in their
+        groups (``teacher_student: false`` drops the teacher's), and ``backbone``,
         ``backbone_weights``, ``pretrained`` and ``multilabel`` as ``model``,
         ``weights`` and ``task``.
     """
@@ -67,10 +70,11 @@ def upgrade_hparams(
     teacher: dict[str, Any] = {}
     for name in [name for name in hparams if name in EARLIER_NAMES]:
         value = hparams[name]
-        if GROUPED.get(name) == 'teacher':
-            teacher[name] = value
-        elif name in GROUPED:
-            upgraded.setdefault(GROUPED[name], {})[name] = value
+        group, setting = GROUPED.get(name, (None, None))
+        if group == 'teacher':
+            teacher[setting] = value
+        elif group is not None:
+            upgraded.setdefault(group, {})[setting] = value
         elif name in RENAMED:
             upgraded.setdefault(RENAMED[name], value)
         elif name == 'pretrained' and value:
@@ -78,7 +82,7 @@ def upgrade_hparams(
         elif name == 'multilabel':
             upgraded.setdefault('task', 'multilabel' if value else 'multiclass')
         if warn:
-            new = f'{GROUPED[name]}.{name}' if name in GROUPED else None
+            new = '.'.join(GROUPED[name]) if name in GROUPED else None
             new = new or RENAMED.get(name) or SWITCHES[name]
             warnings.warn(
                 f'{prefix}{name} is now {prefix}{new}', FutureWarning, stacklevel=2
@@ -131,7 +135,7 @@ def upgrade_arguments(argv: Sequence[str], prefix: str = '--model.') -> list[str
         first = len(kept) if first is None else first
         earlier[name] = yaml.safe_load(value) if value else None
         # A value only moved keeps its text: YAML reads 1e-3 as a string.
-        moved = f'{GROUPED[name]}.{name}' if name in GROUPED else RENAMED.get(name)
+        moved = '.'.join(GROUPED[name]) if name in GROUPED else RENAMED.get(name)
         texts[moved or name] = value
     if first is None:
         return kept

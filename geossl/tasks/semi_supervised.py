@@ -38,7 +38,6 @@ from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
 from geossl.models.classifier import Classifier, MetadataClassifier, NetworkOutputs
 from geossl.models.memory_format import MemoryFormat, use_memory_format
-from geossl.models.metadata import MetadataParts
 from geossl.models.weights import (
     InputNormalisation,
 )
@@ -64,6 +63,7 @@ from geossl.tasks.metrics import (
 from geossl.tasks.recipes import Recipe, configure_optimizer
 from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.sizing import (
+    DataDescription,
     Task,
     check_data_fits,
     check_metadata_known,
@@ -84,8 +84,6 @@ class SemiSupervisedTask(LightningModule):
             ``geossl fit --help`` lists them with their options).
         algorithm_options: keyword arguments of the policy, e.g.
             ``{'threshold': 0.9}``.
-        num_samples: size of the dataset the unlabelled sample positions index
-            (needed by FlexMatch).
         model: timm model name of the backbones.
         weights: the initial weights of the student's and the teacher's
             backbone: True for timm's pretrained (ImageNet, RGB) weights, TorchGeo
@@ -124,17 +122,13 @@ class SemiSupervisedTask(LightningModule):
             settings (:class:`~geossl.tasks.teacher_student.TeacherStudentOptions`,
             or a mapping of them: ``--model.teacher.help TeacherStudentOptions``
             lists them); True for the defaults; None for no teacher.
-        class_names: names of the classes, for logs, figures and maps.
         class_colours: ``#rrggbb`` colour of each class on maps; None picks them
             from the names (:func:`~geossl.data.colours.class_colours`).
-        band_names: names of the input bands in order, kept for mapping.
-        reflectance_offset: the offset of data that declares none, kept so that
-            ``geossl map`` reads scenes as the training data was read (``geossl
-            fit`` sets it from ``--data.reflectance_offset``; see
-            :mod:`geossl.data.reflectance`).
-        data_metadata: the metadata the data has (``geossl fit`` and
-            :meth:`for_dataset` set it from the data), which the teacher sees with
-            its ``metadata='auto'``.
+        data: what the task keeps of its data: class and band names, the
+            reflectance offset, the metadata it has and its size
+            (:class:`~geossl.tasks.sizing.DataDescription`, or a mapping of it);
+            ``geossl fit`` and :meth:`for_dataset` take it from the data. None
+            for classes and bands by number.
     """
 
     def __init__(
@@ -144,7 +138,6 @@ class SemiSupervisedTask(LightningModule):
         task: Task = 'multiclass',
         algorithm: str = 'fixmatch',
         algorithm_options: dict[str, Any] | None = None,
-        num_samples: int | None = None,
         model: str = 'resnet18',
         weights: bool | str | None = None,
         initial_weights: bool = True,
@@ -155,15 +148,18 @@ class SemiSupervisedTask(LightningModule):
         recipe: Recipe = Recipe(),
         views: ViewOptions = ViewOptions(),
         teacher: TeacherStudentOptions | bool | None = None,
-        class_names: Sequence[str] | None = None,
         class_colours: Sequence[str] | None = None,
-        band_names: Sequence[str] | None = None,
-        reflectance_offset: float = 0.0,
-        data_metadata: MetadataParts = 'location+time',
+        data: DataDescription | None = None,
     ) -> None:
         super().__init__()
         # Saved as mappings: checkpoints are read without unpickling, and the
         # loggers write the hyperparameters as YAML.
+        data = _settings('data', DataDescription, data or {})
+        data['class_names'] = list(data['class_names'] or map(str, range(num_classes)))
+        data['band_names'] = list(data['band_names'] or numbered_bands(in_channels))
+        class_colours = list(
+            class_colours or default_class_colours(data['class_names'])
+        )
         recipe = _settings('recipe', Recipe, recipe)
         views = _settings('views', ViewOptions, views)
         if teacher is not None and teacher is not False:
@@ -175,7 +171,7 @@ class SemiSupervisedTask(LightningModule):
         if num_classes < 2 and not multilabel:
             raise GeosslInputError('num_classes', f'is {num_classes}; need at least 2')
         self.policy: PseudoLabelPolicy | None = build_policy(
-            algorithm, num_classes, multilabel, num_samples, algorithm_options
+            algorithm, num_classes, multilabel, data['num_samples'], algorithm_options
         )
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
@@ -194,10 +190,10 @@ class SemiSupervisedTask(LightningModule):
                 num_classes,
                 chip_size,
                 projection_dim,
-                data_metadata,
+                data['metadata_parts'],
                 load_satclip=initial_weights,
                 multilabel=multilabel,
-                num_samples=num_samples,
+                num_samples=data['num_samples'],
             )
             self.teacher = self.teacher_student.teacher
             # A module of the task, so that checkpoints keep what it remembers.
@@ -219,7 +215,10 @@ class SemiSupervisedTask(LightningModule):
         if initial_weights and given:
             networks = [net for net in (self.student, self.teacher) if net is not None]
             loaded = load_initial_weights(
-                [net.backbone for net in networks], model, weights, band_names
+                [net.backbone for net in networks],
+                model,
+                weights,
+                data['band_names'],
             )
         self.input_normalisation: InputNormalisation | None = (
             None if loaded is None else loaded.normalisation
@@ -231,25 +230,20 @@ class SemiSupervisedTask(LightningModule):
         self.recipe = Recipe(**recipe).filled(model, fine_tuning=given)
         self.hparams['recipe'] = asdict(self.recipe)
         self.hparams['views'] = views
+        # Kept with the names filled in, so that every checkpoint can paint its map.
+        self.hparams['data'] = data
+        self.hparams['class_colours'] = class_colours
         self.views = Views(torch.zeros(in_channels), torch.ones(in_channels), **views)
-        self.class_names = list(class_names or map(str, range(num_classes)))
-        if len(self.class_names) != num_classes:
-            raise GeosslInputError(
-                'class_names',
-                f'lists {len(self.class_names)} names for {num_classes} classes',
-            )
-        # Kept in the hyperparameters, so every checkpoint can paint its map.
-        self.hparams['class_names'] = self.class_names
-        self.hparams['class_colours'] = list(
-            class_colours or default_class_colours(self.class_names)
-        )
-        self.hparams['band_names'] = list(band_names or numbered_bands(in_channels))
-        if len(self.hparams['band_names']) != in_channels:
-            raise GeosslInputError(
-                'band_names',
-                f'lists {len(self.hparams["band_names"])} bands for {in_channels} '
-                'input channels',
-            )
+        self.class_names = data['class_names']
+        for option, names, size, *what in (
+            ('data.class_names', self.class_names, num_classes, 'names', 'classes'),
+            ('data.band_names', data['band_names'], in_channels, 'bands', 'bands'),
+            ('class_colours', class_colours, num_classes, 'colours', 'classes'),
+        ):
+            if len(names) != size:
+                raise GeosslInputError(
+                    option, f'lists {len(names)} {what[0]} for {size} {what[1]}'
+                )
         self.metrics = nn.ModuleDict(
             {
                 stage: classification_metrics(num_classes, multilabel).clone(

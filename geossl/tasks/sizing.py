@@ -5,14 +5,43 @@ data that does not fit a model (another checkpoint's, say) is refused in one lin
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
-from geossl.models.metadata import MetadataEncoder
+from geossl.models.metadata import MetadataEncoder, MetadataParts
 
 #: One class per sample (softmax) or multi-hot targets (sigmoid).
 Task = Literal['multiclass', 'multilabel']
+
+
+@dataclass
+class DataDescription:
+    """What the task keeps of its data: the task's ``data``.
+
+    ``geossl fit`` and ``SemiSupervisedTask.for_dataset`` take it from the data
+    (:func:`data_arguments`); checkpoints keep it, so that ``map`` and ``export``
+    name the classes and read scenes as the training data was read.
+
+    Attributes:
+        class_names: names of the classes, for logs, figures and maps; None for
+            their numbers.
+        band_names: names of the input bands in order; None for their numbers.
+        reflectance_offset: the offset of data that declares none (``geossl fit``
+            sets it from ``--data.reflectance_offset``; see
+            :mod:`geossl.data.reflectance`).
+        metadata_parts: the metadata the data has, which the teacher sees with
+            its ``metadata='auto'``.
+        num_samples: size of the dataset the sample positions index (FlexMatch's
+            and the teacher's neighbours' memories need it); None if not known.
+    """
+
+    class_names: list[str] | None = None
+    band_names: list[str] | None = None
+    reflectance_offset: float = 0.0
+    metadata_parts: MetadataParts = 'location+time'
+    num_samples: int | None = None
 
 
 def data_arguments(
@@ -29,19 +58,20 @@ def data_arguments(
         chip_size: the chips' height and width, where the data sets it.
 
     Returns:
-        ``num_classes``, ``in_channels``, ``task``, ``num_samples``,
-        ``class_names``, ``band_names``, ``data_metadata``,
-        ``reflectance_offset`` and, if given, ``chip_size``.
+        ``num_classes``, ``in_channels``, ``task``, ``data`` (a
+        :class:`DataDescription`) and, if given, ``chip_size``.
     """
     arguments = {
         'num_classes': len(dataset.classes),
         'in_channels': len(dataset.band_names),
         'task': 'multilabel' if dataset.multilabel else 'multiclass',
-        'num_samples': len(dataset),
-        'class_names': list(dataset.classes),
-        'band_names': list(dataset.band_names),
-        'data_metadata': dataset.metadata_parts,
-        'reflectance_offset': dataset.reflectance_offset,
+        'data': DataDescription(
+            list(dataset.classes),
+            list(dataset.band_names),
+            dataset.reflectance_offset,
+            dataset.metadata_parts,
+            len(dataset),
+        ),
     }
     if chip_size is not None:
         arguments['chip_size'] = chip_size

@@ -33,8 +33,7 @@ def s2_checkpoint(tmp_path_factory):
         tmp_path_factory.mktemp('model') / 'model.ckpt',
         num_classes=3,
         in_channels=13,
-        band_names=S2_BANDS,
-        class_names=['ocean', 'marsh', 'forest'],
+        data={'band_names': S2_BANDS, 'class_names': ['ocean', 'marsh', 'forest']},
         chip_size=32,
         model='resnet10t',
     )
@@ -82,13 +81,13 @@ def scene_and_model(tmp_path):
     return path, small_checkpoint(tmp_path / 'model.ckpt', num_classes=3)
 
 
-def small_checkpoint(path, num_classes, **options):
+def small_checkpoint(path, num_classes, data=None, **options):
     """An untrained ResNet-10 for 3 bands (r, g, n) and chips of 16 px."""
     return save_checkpoint(
         path,
         num_classes=num_classes,
         in_channels=3,
-        band_names=['r', 'g', 'n'],
+        data={'band_names': ['r', 'g', 'n']} | (data or {}),
         chip_size=16,
         model='resnet10t',
         **options,

@@ -97,7 +97,7 @@ def test_export_of_a_channels_last_model_matches_it_laid_out_channels_first(tmp_
         tmp_path / 'efficientnet.ckpt',
         num_classes=3,
         in_channels=4,
-        band_names=['B02', 'B03', 'B04', 'B08'],
+        data={'band_names': ['B02', 'B03', 'B04', 'B08']},
         chip_size=32,
         model='test_efficientnet',
     )

@@ -219,7 +219,7 @@ def test_unnamed_bands_are_read_in_the_model_order_with_a_warning(tmp_path):
         tmp_path / 'model.ckpt',
         num_classes=2,
         in_channels=3,
-        band_names=['r', 'g', 'n'],
+        data={'band_names': ['r', 'g', 'n']},
         chip_size=16,
         model='resnet10t',
     )
@@ -244,7 +244,7 @@ def test_a_model_of_unnamed_bands_refuses_named_scenes_naming_the_way_out(
         tmp_path / 'model.ckpt',
         num_classes=2,
         in_channels=3,
-        band_names=['1', '2', '3'],
+        data={'band_names': ['1', '2', '3']},
         chip_size=16,
         model='resnet10t',
     )
@@ -384,7 +384,7 @@ def test_scenes_of_either_baseline_map_the_same_and_the_model_keeps_the_rule(
         'declared': small_checkpoint(tmp_path / 'a.ckpt', num_classes=3),
         # Trained on data that declares nothing, with --data.reflectance_offset.
         'given': small_checkpoint(
-            tmp_path / 'b.ckpt', num_classes=3, reflectance_offset=-1000.0
+            tmp_path / 'b.ckpt', num_classes=3, data={'reflectance_offset': -1000.0}
         ),
     }
 

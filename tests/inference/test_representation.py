@@ -110,8 +110,10 @@ def test_a_fit_checkpoint_embeds_with_its_student(tmp_path):
         in_channels=4,
         chip_size=16,
         model='test_resnet',
-        band_names=['B02', 'B03', 'B04', 'B08'],
-        class_names=['water', 'land'],
+        data={
+            'band_names': ['B02', 'B03', 'B04', 'B08'],
+            'class_names': ['water', 'land'],
+        },
     )
     encoder = load_encoder(path)
     images = torch.randn(3, 4, 16, 16)

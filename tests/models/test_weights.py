@@ -404,7 +404,9 @@ def test_a_three_band_state_dict_is_taken_as_imagenet_rgb(tmp_path):
     state[key] = torch.arange(3.0)[None, :, None, None].expand_as(state[key]).clone()
     path = tmp_path / 'imagenet.pth'
     torch.save(state, path)
-    task = _task(in_channels=3, band_names=['B02', 'B03', 'B04'], weights=str(path))
+    task = _task(
+        in_channels=3, data={'band_names': ['B02', 'B03', 'B04']}, weights=str(path)
+    )
     # R, G, B (channels 0, 1, 2 of the file) into the data's blue, green, red.
     kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
     assert kernel.tolist() == [2.0, 1.0, 0.0]
@@ -414,7 +416,7 @@ def test_a_three_band_state_dict_is_taken_as_imagenet_rgb(tmp_path):
     assert task.input_normalisation.relative
     task = _task(
         in_channels=3,
-        band_names=['B02', 'B03', 'B04'],
+        data={'band_names': ['B02', 'B03', 'B04']},
         weights=str(path),
         normalisation='data',
     )
@@ -555,7 +557,7 @@ def timm_hub(tmp_path, monkeypatch):
 def test_timms_pretrained_weights_are_matched_by_band_name(timm_hub, tmp_path):
     from geossl.inference.checkpoint import load_task
 
-    task = _task(weights=True, band_names=['B02', 'B03', 'B04', 'B08'])
+    task = _task(weights=True, data={'band_names': ['B02', 'B03', 'B04', 'B08']})
     # R, G, B into blue, green, red; near infrared from their mean, all x 3/4.
     kernel = task.student.backbone.conv1[0].weight[0, :, 0, 0]
     assert kernel.tolist() == [2 * 0.75, 1 * 0.75, 0.0, 1 * 0.75]

@@ -111,7 +111,7 @@ def test_cancel_stops_geossl_and_leaves_no_output(shared_data, tmp_path):
         tmp_path / 'model.ckpt',
         num_classes=2,
         in_channels=13,
-        band_names=S2_BANDS,
+        data={'band_names': S2_BANDS},
         chip_size=32,
         model='resnet10t',
     )

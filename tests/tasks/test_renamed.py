@@ -13,7 +13,9 @@ def _flat(hparams):
     flat = dict(hparams)
     teacher = flat.pop('teacher')
     flat['teacher_student'] = teacher is not None
-    return flat | (teacher or {}) | flat.pop('recipe') | flat.pop('views')
+    data = dict(flat.pop('data'))
+    data['data_metadata'] = data.pop('metadata_parts')
+    return flat | (teacher or {}) | flat.pop('recipe') | flat.pop('views') | data
 
 
 def test_the_earlier_names_map_onto_the_groups():
@@ -90,7 +92,9 @@ def test_a_checkpoint_with_the_earlier_names_loads_as_trained(tmp_path):
         views={'num_ops': 1},
     )
     hparams = _flat(task.hparams)
-    assert {'teacher_student', 'lambda_d', 'lr', 'num_ops'} <= set(hparams)
+    assert {'teacher_student', 'lambda_d', 'lr', 'num_ops', 'band_names'} <= set(
+        hparams
+    )
     # The oldest names too.
     hparams['backbone'] = hparams.pop('model')
     hparams['multilabel'] = hparams.pop('task') == 'multilabel'
@@ -102,6 +106,7 @@ def test_a_checkpoint_with_the_earlier_names_loads_as_trained(tmp_path):
     assert loaded.hparams['teacher'] == task.hparams['teacher']
     assert loaded.hparams['recipe'] == task.hparams['recipe']
     assert loaded.hparams['views'] == {'num_ops': 1, 'crop_padding': 0.125}
+    assert loaded.hparams['data'] == task.hparams['data']
     assert loaded.teacher_student.options.lambda_d == 0.25
     for key, value in task.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
@@ -164,7 +169,7 @@ def test_a_teacher_of_an_older_geossl_without_neighbours_loads_as_trained(tmp_pa
         in_channels=4,
         algorithm='fixmatch',
         teacher={'metadata': 'location'},
-        num_samples=50,
+        data={'num_samples': 50},
     )
     checkpoint = torch.load(path, weights_only=True)
     assert 'neighbour_memory.links' in checkpoint['state_dict']
