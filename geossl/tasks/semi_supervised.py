@@ -160,6 +160,15 @@ class SemiSupervisedTask(LightningModule):
         class_colours = list(
             class_colours or default_class_colours(data['class_names'])
         )
+        for option, names, size, *what in (
+            ('data.class_names', data['class_names'], num_classes, 'names', 'classes'),
+            ('data.band_names', data['band_names'], in_channels, 'bands', 'inputs'),
+            ('class_colours', class_colours, num_classes, 'colours', 'classes'),
+        ):
+            if len(names) != size:
+                raise GeosslInputError(
+                    option, f'lists {len(names)} {what[0]} for {size} {what[1]}'
+                )
         recipe = _settings('recipe', Recipe, recipe)
         views = _settings('views', ViewOptions, views)
         if teacher is not None and teacher is not False:
@@ -198,7 +207,6 @@ class SemiSupervisedTask(LightningModule):
             self.teacher = self.teacher_student.teacher
             # A module of the task, so that checkpoints keep what it remembers.
             self.neighbour_memory = self.teacher_student.memory
-        # Groups are kept as mappings: checkpoints are read without unpickling.
         self.hparams['teacher'] = (
             None if self.teacher is None else asdict(self.teacher_student.options)
         )
@@ -235,15 +243,6 @@ class SemiSupervisedTask(LightningModule):
         self.hparams['class_colours'] = class_colours
         self.views = Views(torch.zeros(in_channels), torch.ones(in_channels), **views)
         self.class_names = data['class_names']
-        for option, names, size, *what in (
-            ('data.class_names', self.class_names, num_classes, 'names', 'classes'),
-            ('data.band_names', data['band_names'], in_channels, 'bands', 'bands'),
-            ('class_colours', class_colours, num_classes, 'colours', 'classes'),
-        ):
-            if len(names) != size:
-                raise GeosslInputError(
-                    option, f'lists {len(names)} {what[0]} for {size} {what[1]}'
-                )
         self.metrics = nn.ModuleDict(
             {
                 stage: classification_metrics(num_classes, multilabel).clone(

@@ -345,3 +345,16 @@ def test_training_lays_out_an_efficientnet_channels_last_on_the_cpu(
         task, _datamodule(eurosat_ms, tmp_path)
     )
     assert task.student.backbone.conv_stem.weight.is_contiguous()
+
+
+def test_settings_that_do_not_fit_are_one_line_naming_them():
+    with pytest.raises(
+        GeosslInputError, match=r'data\.class_names: lists 2 names for 3 classes'
+    ):
+        SemiSupervisedTask(
+            3, 4, algorithm='supervised', data={'class_names': ['a', 'b']}
+        )
+    with pytest.raises(GeosslInputError, match=r"data: has no setting 'classes'; its"):
+        SemiSupervisedTask(3, 4, algorithm='supervised', data={'classes': ['a']})
+    with pytest.raises(GeosslInputError, match=r"recipe: has no setting 'rate'"):
+        SemiSupervisedTask(3, 4, algorithm='supervised', recipe={'rate': 0.1})
