@@ -130,7 +130,7 @@ def onnx_metadata(task: SemiSupervisedTask) -> dict[str, str]:
     return {
         'geossl.class_names': json.dumps(task.class_names),
         'geossl.class_colours': json.dumps(list(hparams['class_colours'])),
-        'geossl.band_names': json.dumps(list(hparams['data']['band_names'])),
+        'geossl.band_names': json.dumps(task.band_names),
         'geossl.chip_size': str(hparams['chip_size']),
         'geossl.multilabel': str(task.multilabel).lower(),
         'geossl.input': 'raw band values, float32, B x C x H x W',

@@ -43,6 +43,11 @@ class Encoder(Protocol):
     views: Views
     hparams: Any
 
+    @property
+    def band_names(self) -> list[str]:
+        """The input bands, in order, as the model was trained on them."""
+        ...
+
     def embed(self, images: Tensor) -> dict[str, Tensor]:
         """Named embeddings (``features``, maybe ``projection``) of images."""
         ...
@@ -108,7 +113,7 @@ def check_bands(encoder: Encoder, band_names: Sequence[str], source: object) -> 
     Raises:
         GeosslInputError: if the band count differs.
     """
-    trained = encoder.hparams['band_names']
+    trained = encoder.band_names
     if len(band_names) != len(trained):
         raise GeosslInputError(
             source,

@@ -141,7 +141,7 @@ class SceneMapper:
         data = task.hparams['data']
         self.class_names: list[str] = list(data['class_names'])
         self.colours: list[str] = list(task.hparams['class_colours'])
-        self.band_names: list[str] = list(data['band_names'])
+        self.band_names: list[str] = list(task.band_names)
         self.reflectance_offset = float(data['reflectance_offset'])
 
     def raster(self, scene: Scene) -> SceneRaster:

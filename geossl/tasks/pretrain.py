@@ -78,6 +78,11 @@ class PretrainingTask(LightningModule):
             self.hparams['band_names'] or numbered_bands(channels)
         )
 
+    @property
+    def band_names(self) -> list[str]:
+        """The input bands, in order, as the backbone was trained on them."""
+        return self.hparams['band_names']
+
     def configure_networks(self) -> None:
         """The method's networks: TorchGeo's, unless the method builds its own."""
         super().configure_models()  # The next base: TorchGeo's task.

@@ -269,6 +269,11 @@ class SemiSupervisedTask(LightningModule):
         return cls(**data_arguments(dataset), algorithm=algorithm, **options)
 
     @property
+    def band_names(self) -> list[str]:
+        """The input bands, in order, as the model was trained on them."""
+        return self.hparams['data']['band_names']
+
+    @property
     def multilabel(self) -> bool:
         """Whether the task is multi-label (sigmoid outputs, multi-hot targets)."""
         return self.hparams['task'] == 'multilabel'

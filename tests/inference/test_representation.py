@@ -7,6 +7,7 @@ import torch
 
 from geossl.errors import GeosslInputError
 from geossl.inference.representation import (
+    check_bands,
     embed_samples,
     knn_accuracy,
     linear_probe_accuracy,
@@ -120,6 +121,10 @@ def test_a_fit_checkpoint_embeds_with_its_student(tmp_path):
     embedded = encoder.embed(images)
     assert embedded.keys() == {'features'}
     assert torch.equal(embedded['features'], encoder.student.features(images)[0])
+    # Data is checked against the bands the model was trained on.
+    check_bands(encoder, ['B02', 'B03', 'B04', 'B08'], 'tiles')
+    with pytest.raises(GeosslInputError, match='has 3 bands but the model was'):
+        check_bands(encoder, ['B02', 'B03', 'B04'], 'tiles')
 
 
 def test_an_unknown_method_is_refused(tmp_path):
