@@ -34,7 +34,9 @@ GROUPED = {
         ('data', DataDescription),
     )
     for field in fields(options)
-} | {'data_metadata': ('data', 'metadata_parts')}
+}
+# The data's metadata parts were the task's data_metadata.
+GROUPED['data_metadata'] = GROUPED.pop('metadata_parts')
 
 #: Options renamed to TorchGeo's, and their names now.
 RENAMED = {'backbone': 'model', 'backbone_weights': 'weights'}
