@@ -14,7 +14,7 @@ bad input into one line and exit status 2.
 import re
 import sys
 from argparse import RawDescriptionHelpFormatter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -465,7 +465,7 @@ def _run_pretrain(argv: Sequence[str]) -> None:
     )
 
 
-def _read_configs(argv: Sequence[str]) -> list[dict[str, Any]]:
+def _read_configs(argv: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Read every ``--config`` file first, so that unreadable bytes are one line.
 
     jsonargparse reports a YAML syntax error itself, but lets other failures of
@@ -473,12 +473,12 @@ def _read_configs(argv: Sequence[str]) -> list[dict[str, Any]]:
     empty ``model:``, ``data:`` or ``trainer:`` section reaches Lightning as null.
 
     Returns:
-        The configs that are files and hold a mapping, as read.
+        Each config that is a file and holds a mapping, as read, by its path.
 
     Raises:
         GeosslInputError: naming the config file that cannot be read.
     """
-    configs = []
+    configs = {}
     for value in _option_values(argv, '--config'):
         # A value that names no file is YAML text, jsonargparse's to check.
         if value is None or not Path(value).exists():
@@ -499,7 +499,7 @@ def _read_configs(argv: Sequence[str]) -> list[dict[str, Any]]:
                 value,
                 f"'{empty[0]}:' has nothing under it; give it settings or remove it",
             )
-        configs.append(config)
+        configs[value] = config
     return configs
 
 
@@ -525,7 +525,7 @@ def _check_checkpoints(argv: Sequence[str], configs: Sequence[dict[str, Any]]) -
             read_checkpoint(path, 'cpu')
 
 
-def _upgraded(argv: Sequence[str]) -> list[str]:
+def _upgraded(argv: Sequence[str], configs: Mapping[str, dict[str, Any]]) -> list[str]:
     """The arguments with the task's options of earlier geossl versions upgraded.
 
     Options on the command line take today's names
@@ -535,6 +535,7 @@ def _upgraded(argv: Sequence[str]) -> list[str]:
 
     Args:
         argv: the command's arguments.
+        configs: the ``--config`` files, as :func:`_read_configs` read them.
 
     Returns:
         The arguments, upgraded.
@@ -546,15 +547,11 @@ def _upgraded(argv: Sequence[str]) -> list[str]:
             continue
         if not equals:
             path = upgraded[position + 1] if position + 1 < len(upgraded) else ''
-        if not Path(path).is_file():
-            continue
-        with reading(path, 'a YAML config'):
-            config = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
-        model = config.get('model') if isinstance(config, dict) else None
+        model = configs.get(path, {}).get('model')
         if not isinstance(model, dict) or not EARLIER_NAMES & set(model):
             continue
         text = yaml.safe_dump(
-            config | {'model': upgrade_hparams(model, True, f'{path}: model.')}
+            configs[path] | {'model': upgrade_hparams(model, True, f'{path}: model.')}
         )
         if equals:
             upgraded[position] = f'--config={text}'
@@ -571,11 +568,13 @@ def run_lightning(argv: Sequence[str], from_command_line: bool) -> None:
         from_command_line: whether ``argv`` is the process's own (Lightning then
             reads ``sys.argv`` itself, as DDP's other processes will).
     """
-    argv = [argv[0], *_upgraded(with_shipped_configs(argv[1:]))]
+    options = with_shipped_configs(argv[1:])
+    configs = _read_configs(options)
+    argv = [argv[0], *_upgraded(options, configs)]
     if from_command_line:
         # Lightning, and DDP's other processes, read the command line itself.
         sys.argv[1:] = argv
-    _check_checkpoints(argv[1:], _read_configs(argv[1:]))
+    _check_checkpoints(argv[1:], list(configs.values()))
     if argv[0] == 'pretrain':
         _run_pretrain(argv[1:])
     else:

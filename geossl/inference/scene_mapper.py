@@ -138,11 +138,10 @@ class SceneMapper:
         self.workers = workers
         self.tta = tta
         self.progress = progress
-        data = task.hparams['data']
-        self.class_names: list[str] = list(data['class_names'])
+        self.class_names: list[str] = list(task.class_names)
         self.colours: list[str] = list(task.hparams['class_colours'])
         self.band_names: list[str] = list(task.band_names)
-        self.reflectance_offset = float(data['reflectance_offset'])
+        self.reflectance_offset = float(task.hparams['data']['reflectance_offset'])
 
     def raster(self, scene: Scene) -> SceneRaster:
         """The scene's TorchGeo dataset reading the model's bands, in its order.

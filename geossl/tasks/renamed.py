@@ -84,8 +84,7 @@ def upgrade_hparams(
         elif name == 'multilabel':
             upgraded.setdefault('task', 'multilabel' if value else 'multiclass')
         if warn:
-            new = '.'.join(GROUPED[name]) if name in GROUPED else None
-            new = new or RENAMED.get(name) or SWITCHES[name]
+            new = _moved(name) or SWITCHES[name]
             warnings.warn(
                 f'{prefix}{name} is now {prefix}{new}', FutureWarning, stacklevel=2
             )
@@ -137,14 +136,18 @@ def upgrade_arguments(argv: Sequence[str], prefix: str = '--model.') -> list[str
         first = len(kept) if first is None else first
         earlier[name] = yaml.safe_load(value) if value else None
         # A value only moved keeps its text: YAML reads 1e-3 as a string.
-        moved = '.'.join(GROUPED[name]) if name in GROUPED else RENAMED.get(name)
-        texts[moved or name] = value
+        texts[_moved(name) or name] = value
     if first is None:
         return kept
     upgraded = []
     for key, setting in _flat(upgrade_hparams(earlier, True, prefix)):
         upgraded += [f'{prefix}{key}', texts.get(key) or json.dumps(setting)]
     return [*kept[:first], *upgraded, *kept[first:]]
+
+
+def _moved(name: str) -> str | None:
+    """An earlier option's name now, if only its name changed; None for a switch."""
+    return '.'.join(GROUPED[name]) if name in GROUPED else RENAMED.get(name)
 
 
 def _flat(settings: Mapping[str, Any], above: str = '') -> list[tuple[str, Any]]:

@@ -171,10 +171,13 @@ class SemiSupervisedTask(LightningModule):
                 )
         recipe = _settings('recipe', Recipe, recipe)
         views = _settings('views', ViewOptions, views)
-        if teacher is not None and teacher is not False:
-            teacher = _settings(
+        teacher = (
+            None
+            if teacher is None or teacher is False
+            else _settings(
                 'teacher', TeacherStudentOptions, {} if teacher is True else teacher
             )
+        )
         self.save_hyperparameters()
         multilabel = task == 'multilabel'
         if num_classes < 2 and not multilabel:
@@ -185,7 +188,7 @@ class SemiSupervisedTask(LightningModule):
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
         self.teacher_student: TeacherStudent | None = None
-        if teacher is not None and teacher is not False:
+        if teacher is not None:
             if self.policy is None:
                 raise GeosslInputError(
                     'teacher',
