@@ -21,7 +21,7 @@ metrics and the data checks live beside it (:mod:`~geossl.tasks.initial_weights`
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any, Self
 
 import torch
@@ -32,15 +32,11 @@ from torch import Tensor, nn
 
 import geossl
 from geossl.augment.views import ViewOptions, Views
-from geossl.data.bands import numbered_bands
-from geossl.data.colours import class_colours as default_class_colours
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
 from geossl.models.classifier import Classifier, MetadataClassifier, NetworkOutputs
 from geossl.models.memory_format import MemoryFormat, use_memory_format
-from geossl.models.weights import (
-    InputNormalisation,
-)
+from geossl.models.weights import InputNormalisation
 from geossl.ssl.policies import (
     PseudoLabelPolicy,
     PseudoLabels,
@@ -60,14 +56,15 @@ from geossl.tasks.metrics import (
     per_class_values,
     pseudo_label_statistics,
 )
+from geossl.tasks.options import option_group
 from geossl.tasks.recipes import Recipe, configure_optimizer
 from geossl.tasks.resume import RandomStateCheckpoint
 from geossl.tasks.sizing import (
     DataDescription,
     Task,
     check_data_fits,
-    check_metadata_known,
     data_arguments,
+    described,
 )
 from geossl.tasks.teacher_student import TeacherStudent, TeacherStudentOptions
 
@@ -154,30 +151,18 @@ class SemiSupervisedTask(LightningModule):
         super().__init__()
         # Saved as mappings: checkpoints are read without unpickling, and the
         # loggers write the hyperparameters as YAML.
-        data = _settings('data', DataDescription, data or {})
-        data['class_names'] = list(data['class_names'] or map(str, range(num_classes)))
-        data['band_names'] = list(data['band_names'] or numbered_bands(in_channels))
-        class_colours = list(
-            class_colours or default_class_colours(data['class_names'])
+        data, class_colours = described(
+            option_group('data', DataDescription, data or {}),
+            class_colours,
+            num_classes,
+            in_channels,
         )
-        for option, names, size, *what in (
-            ('data.class_names', data['class_names'], num_classes, 'names', 'classes'),
-            ('data.band_names', data['band_names'], in_channels, 'bands', 'inputs'),
-            ('class_colours', class_colours, num_classes, 'colours', 'classes'),
-        ):
-            if len(names) != size:
-                raise GeosslInputError(
-                    option, f'lists {len(names)} {what[0]} for {size} {what[1]}'
-                )
-        recipe = _settings('recipe', Recipe, recipe)
-        views = _settings('views', ViewOptions, views)
-        teacher = (
-            None
-            if teacher is None or teacher is False
-            else _settings(
+        recipe = option_group('recipe', Recipe, recipe)
+        views = option_group('views', ViewOptions, views)
+        if teacher is not None and teacher is not False:
+            teacher = option_group(
                 'teacher', TeacherStudentOptions, {} if teacher is True else teacher
             )
-        )
         self.save_hyperparameters()
         multilabel = task == 'multilabel'
         if num_classes < 2 and not multilabel:
@@ -188,24 +173,17 @@ class SemiSupervisedTask(LightningModule):
         projection_dim = None if self.policy is None else self.policy.projection_dim
         self.teacher: MetadataClassifier | None = None
         self.teacher_student: TeacherStudent | None = None
-        if teacher is not None:
-            if self.policy is None:
-                raise GeosslInputError(
-                    'teacher',
-                    'needs a semi-supervised algorithm (the teacher makes the '
-                    'pseudo-labels), not supervised',
-                )
+        if teacher:
             self.teacher_student = TeacherStudent.build(
                 TeacherStudentOptions(**teacher),
                 model,
                 in_channels,
                 num_classes,
                 chip_size,
-                projection_dim,
-                data['metadata_parts'],
+                self.policy,
+                DataDescription(**data),
                 load_satclip=initial_weights,
                 multilabel=multilabel,
-                num_samples=data['num_samples'],
             )
             self.teacher = self.teacher_student.teacher
             # A module of the task, so that checkpoints keep what it remembers.
@@ -241,7 +219,6 @@ class SemiSupervisedTask(LightningModule):
         self.recipe = Recipe(**recipe).filled(model, fine_tuning=given)
         self.hparams['recipe'] = asdict(self.recipe)
         self.hparams['views'] = views
-        # Kept with the names filled in, so that every checkpoint can paint its map.
         self.hparams['data'] = data
         self.hparams['class_colours'] = class_colours
         self.views = Views(torch.zeros(in_channels), torch.ones(in_channels), **views)
@@ -349,8 +326,6 @@ class SemiSupervisedTask(LightningModule):
                 f'is {datamodule.mu}; {self.hparams["algorithm"]} needs unlabelled '
                 'batches (mu >= 1)',
             )
-        if self.teacher is not None:
-            check_metadata_known(self.teacher.encoder, dataset)
         if self.teacher_student is not None:
             self.teacher_student.connect(dataset, datamodule.positions)
         rule = self.input_normalisation
@@ -370,20 +345,16 @@ class SemiSupervisedTask(LightningModule):
         checkpoint['geossl_version'] = geossl.__version__
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Read checkpoints of geossl versions whose teacher had no neighbours.
-
-        Such a teacher was trained without them and goes on without them.
+        """Read checkpoints whose teacher had no neighbours, going on without them.
 
         Args:
             checkpoint: the checkpoint, before its weights are loaded.
         """
-        if self.teacher_student is None or self.teacher_student.memory is None:
-            return
-        weights = checkpoint['state_dict']
-        if not any(key.startswith('neighbour_memory.') for key in weights):
-            self.teacher_student.memory = None
+        if self.teacher_student is not None and self.teacher_student.forgets_neighbours(
+            checkpoint['state_dict'], prefix='neighbour_memory.'
+        ):
             del self.neighbour_memory
-            self.hparams['teacher']['neighbours'] = 0
+            self.hparams['teacher'] = asdict(self.teacher_student.options)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
@@ -465,15 +436,13 @@ class SemiSupervisedTask(LightningModule):
                 images, labelled, unlabelled, 1 + self.policy.strong_views
             )
         pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
-        if self.teacher_student is not None:
-            weak = labeller.logits[size : size + len(unlabelled['weak'])]
-            self.teacher_student.remember(unlabelled['index'], weak)
         losses = self._semi_supervised_losses(student, labels, pseudo)
         if self.teacher_student is not None:
             losses |= self.teacher_student.losses(
                 student,
                 labeller,
-                size + len(unlabelled['weak']),
+                size,
+                unlabelled['index'],
                 lambda outputs: self._semi_supervised_losses(outputs, labels, pseudo),
             )
         loss = sum(value * self._loss_weight(name) for name, value in losses.items())
@@ -619,31 +588,3 @@ class SemiSupervisedTask(LightningModule):
         return configure_optimizer(
             self, self.recipe, [net.backbone for net in networks]
         )
-
-
-def _settings(
-    name: str, group: type, settings: object | Mapping[str, Any]
-) -> dict[str, Any]:
-    """A group of the task's options as a mapping, every setting named and checked.
-
-    Args:
-        name: the task's option.
-        group: its dataclass.
-        settings: an instance, or a mapping of some of its fields.
-
-    Returns:
-        Every field of the group and its value.
-
-    Raises:
-        GeosslInputError: for a setting the group does not have.
-    """
-    if not isinstance(settings, Mapping):
-        return asdict(settings)
-    known = {field.name for field in fields(group)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        listed = ', '.join(sorted(known))
-        raise GeosslInputError(
-            name, f'has no setting {unknown[0]!r}; its settings are {listed}'
-        )
-    return asdict(group(**settings))

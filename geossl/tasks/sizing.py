@@ -4,13 +4,15 @@ A run names the data once: the model is sized from it (:func:`data_arguments`), 
 data that does not fit a model (another checkpoint's, say) is refused in one line.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from geossl.data.bands import numbered_bands
+from geossl.data.colours import class_colours as default_class_colours
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
-from geossl.models.metadata import MetadataEncoder, MetadataParts
+from geossl.models.metadata import MetadataParts
 
 #: One class per sample (softmax) or multi-hot targets (sigmoid).
 Task = Literal['multiclass', 'multilabel']
@@ -42,6 +44,47 @@ class DataDescription:
     reflectance_offset: float = 0.0
     metadata_parts: MetadataParts = 'location+time'
     num_samples: int | None = None
+
+
+def described(
+    data: Mapping[str, Any],
+    class_colours: Sequence[str] | None,
+    num_classes: int,
+    in_channels: int,
+) -> tuple[dict[str, Any], list[str]]:
+    """The data's description and the classes' colours, every name filled in.
+
+    The task keeps them so, so that every checkpoint can paint its map.
+
+    Args:
+        data: the task's ``data`` as a mapping of every setting.
+        class_colours: the task's ``class_colours``; None picks them from the
+            class names.
+        num_classes: number of classes.
+        in_channels: number of input bands.
+
+    Returns:
+        ``data`` with class and band names (by number where not given), and a
+        colour per class.
+
+    Raises:
+        GeosslInputError: naming the option whose names or colours do not number
+            the classes or bands.
+    """
+    data = dict(data)
+    data['class_names'] = list(data['class_names'] or map(str, range(num_classes)))
+    data['band_names'] = list(data['band_names'] or numbered_bands(in_channels))
+    colours = list(class_colours or default_class_colours(data['class_names']))
+    for option, names, size, *what in (
+        ('data.class_names', data['class_names'], num_classes, 'names', 'classes'),
+        ('data.band_names', data['band_names'], in_channels, 'bands', 'inputs'),
+        ('class_colours', colours, num_classes, 'colours', 'classes'),
+    ):
+        if len(names) != size:
+            raise GeosslInputError(
+                option, f'lists {len(names)} {what[0]} for {size} {what[1]}'
+            )
+    return data, colours
 
 
 def data_arguments(
@@ -100,28 +143,3 @@ def check_data_fits(
     if dataset.multilabel != (hparams['task'] == 'multilabel'):
         kind = 'multi-label' if dataset.multilabel else 'multi-class'
         raise GeosslInputError('task', f'is {hparams["task"]} but the data is {kind}')
-
-
-def check_metadata_known(
-    encoder: MetadataEncoder, dataset: GeoClassificationDataset
-) -> None:
-    """Refuse a teacher that would see only "missing" for a part of its metadata.
-
-    Args:
-        encoder: the teacher's metadata encoder.
-        dataset: the data.
-
-    Raises:
-        GeosslInputError: if every sample lacks a part the encoder uses.
-    """
-    for used, column, what in (
-        (encoder.uses_location, 'lon', 'location'),
-        (encoder.uses_time, 'datetime', 'acquisition date'),
-    ):
-        if used and not dataset.index[column].notna().any():
-            other = 'time' if what == 'location' else 'location'
-            raise GeosslInputError(
-                'teacher.metadata',
-                f'is {encoder.parts!r} but the {what} of every sample is missing; '
-                f'use metadata={other!r} (or give the data its {what})',
-            )

@@ -28,6 +28,8 @@ from geossl.models.classifier import (
 from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataParts
 from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.neighbours import NeighbourMemory
+from geossl.ssl.policies import PseudoLabelPolicy
+from geossl.tasks.sizing import DataDescription
 
 Distillation = Literal['context', 'kl']
 
@@ -139,15 +141,15 @@ class TeacherStudent:
         in_channels: int,
         num_classes: int,
         chip_size: int,
-        projection_dim: int | None,
-        data_metadata: MetadataParts = 'location+time',
+        policy: PseudoLabelPolicy | None,
+        data: DataDescription,
         load_satclip: bool = True,
         multilabel: bool = False,
-        num_samples: int | None = None,
     ) -> Self:
         """The teacher network and how it teaches, refusing bad settings first.
 
-        The network is the student's backbone plus a metadata encoder.
+        The network is the student's backbone plus a metadata encoder, with the
+        projection head the policy needs.
 
         Args:
             options: the settings.
@@ -155,21 +157,30 @@ class TeacherStudent:
             in_channels: number of input bands.
             num_classes: number of classes.
             chip_size: input height and width.
-            projection_dim: size of the projection head the policy needs; None for
-                none.
-            data_metadata: the metadata the data has: what ``metadata='auto'``
-                sees.
+            policy: the task's pseudo-label policy, whose pseudo-labels the
+                teacher makes.
+            data: what the task knows of its data: the metadata it has (what
+                ``metadata='auto'`` sees) and its size, which the neighbours' memory
+                covers (not known: no neighbours, with a warning).
             load_satclip: load SatCLIP's pretrained weights (False when a
                 checkpoint's trained weights follow).
             multilabel: whether the logits are multi-label (sigmoid).
-            num_samples: the dataset's size, which the neighbours' memory covers;
-                None (not known) for no neighbours, with a warning.
 
         Returns:
             The teacher-student; its ``options`` name the metadata it sees (never
             ``auto``) and its fusion.
+
+        Raises:
+            GeosslInputError: for settings no teacher can have, or no policy.
         """
+        if policy is None:
+            raise GeosslInputError(
+                'teacher',
+                'needs a semi-supervised algorithm (the teacher makes the '
+                'pseudo-labels), not supervised',
+            )
         options.check()
+        data_metadata, num_samples = data.metadata_parts, data.num_samples
         if options.metadata == 'auto':
             rank_zero_info(
                 f'teacher.metadata: auto, so the teacher sees {data_metadata} (what '
@@ -215,7 +226,7 @@ class TeacherStudent:
             chip_size,
             encoder,
             options.fusion,
-            projection_dim,
+            policy.projection_dim,
         )
         return cls(teacher, options, multilabel, memory)
 
@@ -271,13 +282,29 @@ class TeacherStudent:
     def connect(
         self, dataset: GeoClassificationDataset, positions: Mapping[str, Any]
     ) -> None:
-        """Link the training tiles to their neighbours; remember the labels.
+        """Check the data has what the teacher sees; link neighbours, keep labels.
 
         Args:
-            dataset: the data: every sample's ``lon`` and ``lat`` (NaN where
-                unknown) and targets.
+            dataset: the data: every sample's metadata (``lon`` and ``lat`` NaN
+                where unknown) and targets.
             positions: the split's ``labelled`` and ``unlabelled`` positions.
+
+        Raises:
+            GeosslInputError: if every sample lacks a part of the metadata the
+                teacher sees.
         """
+        encoder = self.teacher.encoder
+        for used, column, what in (
+            (encoder.uses_location, 'lon', 'location'),
+            (encoder.uses_time, 'datetime', 'acquisition date'),
+        ):
+            if used and not dataset.index[column].notna().any():
+                other = 'time' if what == 'location' else 'location'
+                raise GeosslInputError(
+                    'teacher.metadata',
+                    f'is {encoder.parts!r} but the {what} of every sample is '
+                    f'missing; use metadata={other!r} (or give the data its {what})',
+                )
         if self.memory is None:
             return
         labelled = torch.as_tensor(positions['labelled'])
@@ -294,36 +321,43 @@ class TeacherStudent:
             labels = torch.nn.functional.one_hot(labels, self.memory.num_classes)
         self.memory.remember(labelled, labels.float(), labels=True)
 
-    def remember(self, index: Tensor, logits: Tensor) -> None:
-        """Keep the teacher's latest predictions of unlabelled tiles, for neighbours.
+    def forgets_neighbours(self, state_dict: Mapping[str, Any], prefix: str) -> bool:
+        """Go on without neighbours where a checkpoint's teacher had none.
 
-        All of them, not only those the policy keeps: a prior from many uncertain
-        neighbours carries more than one from the few confident ones.
+        Checkpoints of geossl versions before the neighbours' prior have no memory.
 
         Args:
-            index: the tiles' positions.
-            logits: the teacher's logits on their weak views.
+            state_dict: the checkpoint's weights.
+            prefix: where the memory's weights would be in them.
+
+        Returns:
+            Whether the memory was dropped.
         """
-        if self.memory is None:
-            return
-        logits = logits.detach().float()
-        self.memory.remember(
-            index, logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
-        )
+        if self.memory is None or any(key.startswith(prefix) for key in state_dict):
+            return False
+        self.memory = None
+        self.options = replace(self.options, neighbours=0)
+        return True
 
     def losses(
         self,
         student: NetworkOutputs,
         teacher: NetworkOutputs,
-        num_weak: int,
+        num_labelled: int,
+        index: Tensor,
         network_losses: Callable[[NetworkOutputs], dict[str, Tensor]],
     ) -> dict[str, Tensor]:
-        """What the teacher-student adds to the student's losses.
+        """What the teacher-student adds to the student's losses, once pseudo-labelled.
+
+        The teacher's predictions of the unlabelled tiles are remembered for their
+        neighbours: all of them, not only those the policy keeps, as a prior from
+        many uncertain neighbours carries more than one from the few confident ones.
 
         Args:
             student: the student's outputs on the step's views.
             teacher: the teacher's outputs on the same views.
-            num_weak: rows of weak views (labelled and unlabelled) at the start.
+            num_labelled: rows of the labelled weak view at the start.
+            index: positions of the unlabelled tiles, whose weak view follows.
             network_losses: a network's supervised and unsupervised losses against
                 the step's pseudo-labels.
 
@@ -331,7 +365,12 @@ class TeacherStudent:
             ``distillation_loss`` on the weak views (where the pseudo-labels come
             from) and the teacher's own losses as ``teacher_<name>``.
         """
-        weak = slice(0, num_weak)
+        weak = slice(0, num_labelled + len(index))
+        if self.memory is not None:
+            logits = teacher.logits[num_labelled : weak.stop].detach().float()
+            self.memory.remember(
+                index, logits.sigmoid() if self.multilabel else logits.softmax(dim=1)
+            )
         if self.options.distillation == 'context':
             distillation = context_distillation(
                 student.context[weak], teacher.context[weak]
