@@ -22,19 +22,26 @@ Per run (``runs.csv``, written as each finishes; a stopped table goes on where i
 was, and a stopped run from its last validation): the student's test error, the
 teacher's with metadata, the pseudo-labels' accuracy and mask ratio over the last
 quarter of training, minutes. ``summary.json`` holds the table, the per-seed paired
-differences ST minus plain, and the two goals; ``curves.png`` the teacher's and
+differences ST minus plain, and the goals; ``curves.png`` the teacher's and
 plain FixMatch's pseudo-label accuracy and mask ratio over training.
 
+``--curve`` is the budget curve: FixMatch and ST-FixMatch at 1,000 and 4,000 steps
+on the random split with 4 labels per class and 50 km blocks with 2 (the longitude
+split with 2 at 1,000 only), and for each ST run a FixMatch run at **equal time**:
+the steps that fit the ST run's minutes, from the ratio of their seconds per step,
+measured once on this machine (``speed.json``) before the first such run.
+
     .venv/bin/python benchmarks/teacher_student.py           # the table
+    .venv/bin/python benchmarks/teacher_student.py --curve   # the budget curve
     .venv/bin/python benchmarks/teacher_student.py --quick   # a smoke run
 """
 
 import argparse
-import inspect
 import json
 import logging
 import shutil
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -56,19 +63,36 @@ from weights.lite0_to_timm import LITE0_WEIGHTS, lite0_weights
 
 from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
-from geossl.tasks.semi_supervised import SemiSupervisedTask
+from geossl.tasks.teacher_student import TeacherStudentOptions
 
 #: Each run: its algorithm, and whether the teacher makes the pseudo-labels.
 RUNS = {
     'supervised': ('supervised', False),
     'FixMatch': ('fixmatch', False),
     'ST-FixMatch': ('fixmatch', True),
+    'FixMatch, equal time': ('fixmatch', False),
     'FreeMatch': ('freematch', False),
     'ST-FreeMatch': ('freematch', True),
 }
 
-#: Each ST run and the plain run it is compared with, seed by seed.
+#: Each ST run and the plain run it is compared with, seed by seed, at equal steps.
 PAIRS = {'ST-FixMatch': 'FixMatch', 'ST-FreeMatch': 'FreeMatch'}
+
+#: Each ST run and the plain run given the steps that fit its minutes.
+EQUAL_TIME = {'ST-FixMatch': 'FixMatch, equal time'}
+
+#: The budget curve: each (split, labels per class) and its budgets in steps.
+CURVE = {
+    ('random', 4): (1000, 4000),
+    ('block', 2): (1000, 4000),
+    ('longitude', 2): (1000,),
+}
+
+#: The runs of the budget curve.
+CURVE_RUNS = ['FixMatch', 'ST-FixMatch', 'FixMatch, equal time']
+
+#: Steps of the speed measurement behind equal time (the median step is kept).
+SPEED_STEPS = 120
 
 #: How each split holds out tiles.
 SPLITS = {
@@ -85,7 +109,7 @@ SPLITS = {
 #: The runs of each split: FreeMatch's pair on the random split only, which keeps
 #: the table within its budget (docs/teacher-student.md).
 SPLIT_RUNS = {
-    'random': list(RUNS),
+    'random': [run for run in RUNS if run not in EQUAL_TIME.values()],
     'longitude': ['supervised', 'FixMatch', 'ST-FixMatch'],
     'block': ['supervised', 'FixMatch', 'ST-FixMatch'],
 }
@@ -111,12 +135,21 @@ CURVES = {
     'train_mask_ratio': 'mask ratio',
 }
 
-#: The settings a row's result depends on, so that a rerun keeps it.
-BUDGET = ('steps', 'backbone', 'batch_size', 'mu', 'image_size', 'val_every')
+#: The settings a row's result depends on besides its key, so that a rerun keeps it.
+BUDGET = ('backbone', 'batch_size', 'mu', 'image_size', 'val_every')
+
+#: A run: split, labels per class, seed, run name and budget in steps.
+Key = tuple[str, int, int, str, int]
 
 
-def _key(row: dict[str, object]) -> tuple[object, ...]:
-    return row['split'], row['labels_per_class'], row['seed'], row['run']
+def _key(row: dict[str, object]) -> Key:
+    return (
+        row['split'],
+        row['labels_per_class'],
+        row['seed'],
+        row['run'],
+        row['steps'],
+    )
 
 
 def _teacher_settings(run: str, teacher: dict[str, object]) -> str:
@@ -131,9 +164,8 @@ def _teacher_settings(run: str, teacher: dict[str, object]) -> str:
     """
     if not RUNS[run][1]:
         return ''
-    parameters = inspect.signature(SemiSupervisedTask).parameters
-    defaults = {k: parameters[k].default for k in TEACHER_SETTINGS}
-    return json.dumps(defaults | teacher)
+    defaults = asdict(TeacherStudentOptions())
+    return json.dumps({k: defaults[k] for k in TEACHER_SETTINGS} | teacher)
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -156,13 +188,18 @@ def _last_quarter(curve: pd.DataFrame, column: str) -> float | None:
 
 def _run(
     dataset: InMemoryDataset,
-    key: tuple[str, int, int, str],
+    key: Key,
     options: argparse.Namespace,
     weights: str,
+    time_ratio: float | None = None,
 ) -> Row:
-    split, labels, seed, run = key
+    split, labels, seed, run, steps = key
     algorithm, teacher_student = RUNS[run]
-    name = f'{options.steps}-steps-{split}-{labels}-labels-seed{seed}-{run}'
+    trained_steps = steps
+    if run in EQUAL_TIME.values():
+        trained_steps = _equal_time_steps(steps, time_ratio)
+    name = f'{steps}-steps-{split}-{labels}-labels-seed{seed}-{run}'.replace(', ', '-')
+    name = name.replace(' ', '-')
     run_dir = options.output / 'runs' / name
     config = SplitConfig(labels_per_class=labels, seed=seed, **SPLITS[split])
     extra = {'teacher': options.teacher} if teacher_student else {}
@@ -171,7 +208,7 @@ def _run(
         algorithm,
         labels,
         seed,
-        options,
+        argparse.Namespace(**vars(options) | {'steps': trained_steps}),
         run_dir,
         split=config,
         name=name,
@@ -184,11 +221,84 @@ def _run(
     return row | {
         'split': split,
         'run': run,
+        'steps': steps,
+        'trained_steps': trained_steps,
         'val_every': options.val_every,
         'teacher_settings': _teacher_settings(run, options.teacher),
         'pseudo_label_accuracy': _last_quarter(curve, 'train_pseudo_label_accuracy'),
         'mask_ratio': _last_quarter(curve, 'train_mask_ratio'),
     }
+
+
+def _equal_time_steps(steps: int, time_ratio: float | None) -> int:
+    """The plain run's steps that take as long as ``steps`` of its ST run."""
+    if time_ratio is None:
+        raise ValueError('an equal-time run needs the measured speed ratio')
+    return int(round(steps * time_ratio / 10) * 10)
+
+
+def _step_time(
+    dataset: InMemoryDataset, run: str, options: argparse.Namespace, weights: str
+) -> Row:
+    """A run's median step (data, views, forward, backward, optimiser) in seconds.
+
+    It trains ``SPEED_STEPS`` steps of the budget on the random split, 4 labels per
+    class, seed 0, and keeps nothing else.
+    """
+    algorithm, teacher_student = RUNS[run]
+    run_dir = options.output / 'speed' / run
+    shutil.rmtree(run_dir, ignore_errors=True)
+    extra = {'teacher': options.teacher} if teacher_student else {}
+    row = train_and_test(
+        dataset,
+        algorithm,
+        4,
+        0,
+        argparse.Namespace(
+            **vars(options) | {'steps': SPEED_STEPS, 'val_every': SPEED_STEPS}
+        ),
+        run_dir,
+        split=SplitConfig(labels_per_class=4, seed=0, **SPLITS['random']),
+        name=f'speed-{run}',
+        weights=weights,
+        **extra,
+    )
+    shutil.rmtree(run_dir, ignore_errors=True)
+    (options.output / row['curve']).unlink()
+    return {'run': run, 'median_step_seconds': row['median_step_seconds']}
+
+
+def _time_ratio(options: argparse.Namespace, weights: str) -> float:
+    """ST-FixMatch's seconds per step over FixMatch's, measured once on this machine.
+
+    Kept in ``speed.json`` with the two median steps, so that every equal-time run
+    of the table, in this session or a later one, uses the same ratio.
+
+    Returns:
+        The ratio.
+    """
+    path = options.output / 'speed.json'
+    budget = {key: getattr(options, key) for key in BUDGET}
+    if path.exists():
+        speed = json.loads(path.read_text())
+        if speed['budget'] == budget and speed['teacher'] == options.teacher:
+            return speed['ratio']
+    runs = ('FixMatch', 'ST-FixMatch')
+    seconds = {
+        row['run']: row['median_step_seconds']
+        for row in finished(runs, _step_time, options, weights)
+    }
+    speed = {
+        'median_step_seconds': seconds,
+        'ratio': seconds['ST-FixMatch'] / seconds['FixMatch'],
+        'steps': SPEED_STEPS,
+        'threads': torch.get_num_threads(),
+        'workers': options.workers,
+        'budget': budget,
+        'teacher': options.teacher,
+    }
+    path.write_text(json.dumps(speed, indent=2) + '\n')
+    return speed['ratio']
 
 
 def _spread(values: pd.Series) -> str:
@@ -201,19 +311,21 @@ def _spread(values: pd.Series) -> str:
 
 
 def _table(runs: pd.DataFrame) -> list[dict[str, object]]:
-    """Mean and spread over seeds of each split, label count and run."""
+    """Mean and spread over seeds of each split, label count, budget and run."""
     rows = []
     order = {name: i for i, name in enumerate(RUNS)}
     runs = runs.assign(order=runs['run'].map(order))
-    for (split, labels, _), group in runs.groupby(
-        ['split', 'labels_per_class', 'order'], sort=False
+    for (split, labels, steps, _), group in runs.groupby(
+        ['split', 'labels_per_class', 'steps', 'order'], sort=False
     ):
         teacher = group.get('teacher_test_error', pd.Series(dtype=float))
         rows.append(
             {
                 'split': split,
                 'labels / class': labels,
+                'steps': steps,
                 'run': group['run'].iloc[0],
+                'trained steps': int(group['trained_steps'].median()),
                 'seeds': len(group),
                 'student error %': _spread(group['test_error']),
                 'teacher error % (metadata as input)': _spread(teacher),
@@ -225,88 +337,104 @@ def _table(runs: pd.DataFrame) -> list[dict[str, object]]:
     split_order = {name: i for i, name in enumerate(SPLITS)}
     return sorted(
         rows,
-        key=lambda r: (split_order[r['split']], r['labels / class'], order[r['run']]),
+        key=lambda r: (
+            split_order[r['split']],
+            r['labels / class'],
+            r['steps'],
+            order[r['run']],
+        ),
     )
 
 
 def _pairs(runs: pd.DataFrame) -> list[dict[str, object]]:
-    """Per seed: each ST run's student error minus its plain run's, and their ratio."""
-    indexed = runs.set_index(['split', 'labels_per_class', 'seed', 'run'])
+    """Per seed: each ST run's student error against a plain run's.
+
+    At equal steps (``PAIRS``) and at equal time (``EQUAL_TIME``): the difference
+    ST minus plain, and their ratio.
+    """
+    indexed = runs.set_index(['split', 'labels_per_class', 'seed', 'run', 'steps'])
     rows = []
-    for (split, labels, seed, run), row in indexed.iterrows():
-        plain = PAIRS.get(run)
-        if plain is None or (split, labels, seed, plain) not in indexed.index:
-            continue
-        reference = indexed.loc[(split, labels, seed, plain)]
-        rows.append(
-            {
-                'split': split,
-                'labels_per_class': labels,
-                'seed': seed,
-                'run': run,
-                'difference': row['test_error'] - reference['test_error'],
-                'ratio': row['test_error'] / reference['test_error'],
-                'teacher_minus_student': row.get('teacher_test_error', np.nan)
-                - row['test_error'],
-            }
-        )
+    for (split, labels, seed, run, steps), row in indexed.iterrows():
+        for compared, plain in (
+            ('equal steps', PAIRS.get(run)),
+            ('equal time', EQUAL_TIME.get(run)),
+        ):
+            if (
+                plain is None
+                or (split, labels, seed, plain, steps) not in indexed.index
+            ):
+                continue
+            reference = indexed.loc[(split, labels, seed, plain, steps)]
+            rows.append(
+                {
+                    'split': split,
+                    'labels_per_class': labels,
+                    'seed': seed,
+                    'run': run,
+                    'steps': steps,
+                    'compared': compared,
+                    'plain_steps': reference['trained_steps'],
+                    'difference': row['test_error'] - reference['test_error'],
+                    'ratio': row['test_error'] / reference['test_error'],
+                    'teacher_minus_student': row.get('teacher_test_error', np.nan)
+                    - row['test_error'],
+                }
+            )
     return rows
 
 
-def _goals(pairs: pd.DataFrame, runs: pd.DataFrame) -> dict[str, object]:
-    """The issue's two goals, measured on the runs so far."""
-    fixmatch = pairs[pairs['run'] == 'ST-FixMatch'] if len(pairs) else pairs
+def _goals(pairs: pd.DataFrame) -> dict[str, object]:
+    """The budget curve's goals, measured on the runs so far.
+
+    ST-FixMatch's student error against FixMatch's: at most 0.9 times at equal time
+    on random/4 and blocks/2, lower in every seed; at most 0.8 times at 4,000 equal
+    steps on random/4; on the longitude split with 2 labels, at most 1 point worse
+    at equal time. And whether ST minus plain shrinks or grows with the budget.
+    """
+    if pairs.empty:
+        return {}
+    fixmatch = pairs[pairs['run'] == 'ST-FixMatch']
     goals: dict[str, object] = {}
-    for labels, group in (
-        fixmatch[fixmatch['split'] == 'random'].groupby('labels_per_class')
-        if len(fixmatch)
-        else []
+    for (split, labels, steps, compared), group in fixmatch.groupby(
+        ['split', 'labels_per_class', 'steps', 'compared']
     ):
-        goals[f'random, {labels} labels'] = {
-            'mean ratio ST-FixMatch / FixMatch': group['ratio'].mean(),
+        measured = {
+            'mean ratio ST / plain': group['ratio'].mean(),
+            'mean difference (points)': group['difference'].mean(),
             'ST lower in every seed': bool((group['difference'] < 0).all()),
             'seeds': len(group),
-            'met': bool(
-                group['ratio'].mean() <= 0.8 and (group['difference'] < 0).all()
-            ),
         }
-    longitude = runs[(runs['split'] == 'longitude') & (runs['run'] == 'ST-FixMatch')]
-    for labels, group in longitude.groupby('labels_per_class'):
-        plain = runs[
-            (runs['split'] == 'longitude')
-            & (runs['run'] == 'FixMatch')
-            & (runs['labels_per_class'] == labels)
-        ]
-        student = group['test_error'].mean()
-        teacher = group['teacher_test_error'].mean()
-        goals[f'longitude, {labels} labels'] = {
-            'ST-FixMatch student error %': student,
-            'FixMatch error %': plain['test_error'].mean() if len(plain) else None,
-            'metadata-as-input (teacher) error %': teacher,
-            'met': bool(
-                len(plain)
-                and student <= plain['test_error'].mean() + 1
-                and student < teacher
-            ),
-        }
+        if split == 'longitude' and compared == 'equal time':
+            measured['goal'] = 'at most 1 point worse'
+            measured['met'] = bool(group['difference'].mean() <= 1)
+        elif compared == 'equal time':
+            measured['goal'] = 'ratio <= 0.9, lower in every seed'
+            measured['met'] = bool(
+                group['ratio'].mean() <= 0.9 and (group['difference'] < 0).all()
+            )
+        elif (split, labels, steps) == ('random', 4, 4000):
+            measured['goal'] = 'ratio <= 0.8'
+            measured['met'] = bool(group['ratio'].mean() <= 0.8)
+        goals[f'{split}/{labels}, {steps} steps, {compared}'] = measured
     return goals
 
 
 def _curves(runs: pd.DataFrame, output: Path) -> None:
     """Pseudo-label accuracy and mask ratio over training: teacher's against plain."""
     settings = sorted(
-        {(r.split, r.labels_per_class) for r in runs.itertuples()},
-        key=lambda s: (list(SPLITS).index(s[0]), s[1]),
+        {(r.split, r.labels_per_class, r.steps) for r in runs.itertuples()},
+        key=lambda s: (list(SPLITS).index(s[0]), s[1], s[2]),
     )
     if not settings:
         return
     figure = Figure(figsize=(11, 3.2 * len(settings)), layout='tight')
     axes = figure.subplots(len(settings), 2, squeeze=False)
-    for row, (split, labels) in enumerate(settings):
+    for row, (split, labels, steps) in enumerate(settings):
         chosen = runs[
             (runs['split'] == split)
             & (runs['labels_per_class'] == labels)
-            & (runs['run'] != 'supervised')
+            & (runs['steps'] == steps)
+            & runs['run'].isin([*PAIRS, *PAIRS.values()])
         ]
         for (column, title), axis in zip(CURVES.items(), axes[row], strict=True):
             for run, group in chosen.groupby('run', sort=False):
@@ -316,7 +444,7 @@ def _curves(runs: pd.DataFrame, output: Path) -> None:
                 style = '-' if run.startswith('ST-') else '--'
                 colour = f'C{list(RUNS).index(run.removeprefix("ST-")) % 10}'
                 axis.plot(curve.index, curve.to_numpy(), style, color=colour, label=run)
-            axis.set_title(f'{split} split, {labels} labels/class: {title}')
+            axis.set_title(f'{split}, {labels} labels/class, {steps} steps: {title}')
             axis.set_xlabel('step')
             axis.set_ylim(0, 1)
             axis.grid(alpha=0.3)
@@ -324,17 +452,23 @@ def _curves(runs: pd.DataFrame, output: Path) -> None:
     figure.savefig(output / 'curves.png', dpi=100)
 
 
-def _report(runs: list[dict[str, object]], options: argparse.Namespace) -> str:
+def _report(
+    runs: list[dict[str, object]], options: argparse.Namespace, time_ratio: float | None
+) -> str:
     """Write ``summary.json`` and ``curves.png`` of the runs so far; the table."""
     frame = pd.DataFrame(runs)
+    frame['trained_steps'] = frame.get('trained_steps', frame['steps']).fillna(
+        frame['steps']
+    )
     table = _table(frame)
     pairs = pd.DataFrame(_pairs(frame))
     summary = {
         'settings': {key: getattr(options, key) for key in BUDGET}
         | {'seeds': options.seeds, 'threads': torch.get_num_threads()},
+        'time ratio ST-FixMatch / FixMatch': time_ratio,
         'table': table,
         'paired': pairs.to_dict(orient='records'),
-        'goals': _goals(pairs, frame),
+        'goals': _goals(pairs),
     }
     path = options.output / 'summary.json'
     path.write_text(json.dumps(summary, indent=2, default=float) + '\n')
@@ -342,7 +476,9 @@ def _report(runs: list[dict[str, object]], options: argparse.Namespace) -> str:
     formats = {
         'split': '',
         'labels / class': '',
+        'steps': '',
         'run': '',
+        'trained steps': '',
         'seeds': '',
         'student error %': '',
         'teacher error % (metadata as input)': '',
@@ -351,6 +487,42 @@ def _report(runs: list[dict[str, object]], options: argparse.Namespace) -> str:
         'min / run': '.1f',
     }
     return markdown(table, formats)
+
+
+def _planned(options: argparse.Namespace) -> list[Key]:
+    """The runs asked for, budget by budget and seed by seed.
+
+    A stopped table then holds every setting at the smaller budget first.
+    """
+    if options.curve:
+        settings = [
+            (split, labels, steps)
+            for (split, labels), budgets in CURVE.items()
+            for steps in budgets
+        ]
+        runs = {split: CURVE_RUNS for split in SPLITS}
+    else:
+        settings = [
+            (split, labels, steps)
+            for split in options.splits
+            for labels in options.labels_per_class
+            for steps in options.steps
+        ]
+        runs = {
+            split: SPLIT_RUNS[split] + [EQUAL_TIME[r] for r in EQUAL_TIME]
+            if options.equal_time
+            else SPLIT_RUNS[split]
+            for split in SPLITS
+        }
+    return [
+        (split, labels, seed, run, steps)
+        for steps in sorted({s[2] for s in settings})
+        for seed in options.seeds
+        for split, labels, budget in settings
+        if budget == steps
+        for run in runs[split]
+        if run in options.runs
+    ]
 
 
 def main() -> None:
@@ -363,14 +535,31 @@ def main() -> None:
         default=EUROSAT_LOCATIONS,
         help="the tiles' places table; a packed file keeps those it was packed with",
     )
-    parser.add_argument('--output', type=Path, default=RESULTS / 'teacher_student')
-    parser.add_argument('--steps', type=int, default=PRETRAINED_BUDGET['steps'])
+    parser.add_argument('--output', type=Path)
+    parser.add_argument(
+        '--steps',
+        type=int,
+        nargs='+',
+        default=[PRETRAINED_BUDGET['steps']],
+        help='the budgets in steps',
+    )
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--labels_per_class', type=int, nargs='+', default=[2, 4])
     parser.add_argument(
         '--splits', nargs='+', choices=list(SPLITS), default=list(SPLITS)
     )
     parser.add_argument('--runs', nargs='+', choices=list(RUNS), default=list(RUNS))
+    parser.add_argument(
+        '--equal_time',
+        action='store_true',
+        help='add, for each ST-FixMatch run, a FixMatch run at equal time',
+    )
+    parser.add_argument(
+        '--curve',
+        action='store_true',
+        help='the budget curve (CURVE, CURVE_RUNS, equal time), into '
+        'results/teacher_student_curve',
+    )
     parser.add_argument(
         '--quick', action='store_true', help='1 seed, 4 labels, 60 steps: a smoke run'
     )
@@ -385,26 +574,24 @@ def main() -> None:
     )
     add_workers_argument(parser)
     add_run_arguments(parser)
-    parser.set_defaults(**PRETRAINED_BUDGET)
+    parser.set_defaults(**{k: v for k, v in PRETRAINED_BUDGET.items() if k != 'steps'})
     options = parser.parse_args()
     options.teacher = dict(options.teacher)
+    options.output = options.output or RESULTS / (
+        'teacher_student_curve' if options.curve else 'teacher_student'
+    )
     if options.quick:
-        options.steps, options.seeds, options.val_every = 60, [0], 30
+        options.steps, options.seeds, options.val_every = [60], [0], 30
         options.labels_per_class = [4]
         options.output = options.output / 'quick'  # a run folder: not kept
     warnings.filterwarnings('ignore')
     logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
     options.output.mkdir(parents=True, exist_ok=True)
     listing = options.output / 'runs.csv'
-    wanted = [
-        (split, labels, seed, run)
-        for seed in options.seeds
-        for split in options.splits
-        for labels in options.labels_per_class
-        for run in SPLIT_RUNS[split]
-        if run in options.runs
-    ]
+    wanted = _planned(options)
     budget = {key: getattr(options, key) for key in BUDGET}
+    # Every run of the listing made with this budget and teacher is in the report;
+    # the listing keeps the others as they are.
     runs, others = [], []
     if listing.exists():
         for row in pd.read_csv(listing).to_dict(orient='records'):
@@ -413,10 +600,14 @@ def main() -> None:
             same &= (teacher if isinstance(teacher, str) else '') == (
                 _teacher_settings(row['run'], options.teacher)
             )
-            (runs if same and _key(row) in wanted else others).append(row)
+            (runs if same else others).append(row)
     plan = [key for key in wanted if key not in {_key(r) for r in runs}]
     weights = str(lite0_weights(LITE0_WEIGHTS))
-    rows = finished(plan, _run, options, weights)
+    equal_time = any(key[3] in EQUAL_TIME.values() for key in plan)
+    time_ratio = _time_ratio(options, weights) if equal_time else None
+    if time_ratio is None and (options.output / 'speed.json').exists():
+        time_ratio = json.loads((options.output / 'speed.json').read_text())['ratio']
+    rows = finished(plan, _run, options, weights, time_ratio)
     for row in tqdm(rows, 'Runs', len(plan), unit='run'):
         key = _key(row)
         teacher = row.get('teacher_test_error')
@@ -427,13 +618,14 @@ def main() -> None:
         )
         runs.append(row)
         pd.DataFrame(others + runs).to_csv(listing, index=False)
-        _report(runs, options)
+        _report(runs, options, time_ratio)
     print(
         f'\nEuroSAT RGB with locations, {options.image_size} px, {options.backbone} '
-        f'from ImageNet, B={options.batch_size}, mu={options.mu}, {options.steps} '
-        f'steps, seeds {options.seeds}'
+        f'from ImageNet, B={options.batch_size}, mu={options.mu}, steps '
+        f'{sorted({key[4] for key in wanted})}, seeds {options.seeds}'
+        + ('' if time_ratio is None else f', time ratio ST/plain {time_ratio:.2f}')
     )
-    print(_report(runs, options) if runs else 'no runs')
+    print(_report(runs, options, time_ratio) if runs else 'no runs')
 
 
 if __name__ == '__main__':
