@@ -65,18 +65,24 @@ from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.teacher_student import TeacherStudentOptions
 
-#: Each run: its algorithm, and whether the teacher makes the pseudo-labels.
+#: Each run: its algorithm, and the teacher that makes the pseudo-labels (its
+#: settings over geossl's defaults and ``--teacher``) or None for none.
 RUNS = {
-    'supervised': ('supervised', False),
-    'FixMatch': ('fixmatch', False),
-    'ST-FixMatch': ('fixmatch', True),
-    'FixMatch, equal time': ('fixmatch', False),
-    'FreeMatch': ('freematch', False),
-    'ST-FreeMatch': ('freematch', True),
+    'supervised': ('supervised', None),
+    'FixMatch': ('fixmatch', None),
+    'ST-FixMatch': ('fixmatch', {}),
+    'ST-FixMatch, shared backbone': ('fixmatch', {'shared_backbone': True}),
+    'FixMatch, equal time': ('fixmatch', None),
+    'FreeMatch': ('freematch', None),
+    'ST-FreeMatch': ('freematch', {}),
 }
 
 #: Each ST run and the plain run it is compared with, seed by seed, at equal steps.
-PAIRS = {'ST-FixMatch': 'FixMatch', 'ST-FreeMatch': 'FreeMatch'}
+PAIRS = {
+    'ST-FixMatch': 'FixMatch',
+    'ST-FixMatch, shared backbone': 'FixMatch',
+    'ST-FreeMatch': 'FreeMatch',
+}
 
 #: Each ST run and the plain run given the steps that fit its minutes.
 EQUAL_TIME = {'ST-FixMatch': 'FixMatch, equal time'}
@@ -89,10 +95,21 @@ CURVE = {
 }
 
 #: The runs of the budget curve.
-CURVE_RUNS = ['FixMatch', 'ST-FixMatch', 'FixMatch, equal time']
+CURVE_RUNS = [
+    'FixMatch',
+    'ST-FixMatch',
+    'FixMatch, equal time',
+    'ST-FixMatch, shared backbone',
+]
 
-#: Steps of the speed measurement behind equal time (the median step is kept).
+#: The ST runs whose seconds per step are measured against FixMatch's; equal time
+#: is ST-FixMatch's.
+TIMED = ('ST-FixMatch', 'ST-FixMatch, shared backbone')
+
+#: Steps of the speed measurement behind equal time (the median step is kept),
+#: and how many times each run is measured.
 SPEED_STEPS = 120
+SPEED_ROUNDS = 2
 
 #: How each split holds out tiles.
 SPLITS = {
@@ -109,7 +126,7 @@ SPLITS = {
 #: The runs of each split: FreeMatch's pair on the random split only, which keeps
 #: the table within its budget (docs/teacher-student.md).
 SPLIT_RUNS = {
-    'random': [run for run in RUNS if run not in EQUAL_TIME.values()],
+    'random': ['supervised', 'FixMatch', 'ST-FixMatch', 'FreeMatch', 'ST-FreeMatch'],
     'longitude': ['supervised', 'FixMatch', 'ST-FixMatch'],
     'block': ['supervised', 'FixMatch', 'ST-FixMatch'],
 }
@@ -127,6 +144,7 @@ TEACHER_SETTINGS = (
     'metadata_dropout',
     'neighbours',
     'neighbour_radius_km',
+    'shared_backbone',
 )
 
 #: What the curves show: logged column -> title.
@@ -162,10 +180,28 @@ def _teacher_settings(run: str, teacher: dict[str, object]) -> str:
     Returns:
         The settings, or '' for a run without a teacher.
     """
-    if not RUNS[run][1]:
+    if RUNS[run][1] is None:
         return ''
+    return json.dumps(_teacher_defaults() | teacher | RUNS[run][1])
+
+
+def _teacher_defaults() -> dict[str, object]:
     defaults = asdict(TeacherStudentOptions())
-    return json.dumps({k: defaults[k] for k in TEACHER_SETTINGS} | teacher)
+    return {name: defaults[name] for name in TEACHER_SETTINGS}
+
+
+def _same_teacher(row: dict[str, object], teacher: dict[str, object]) -> bool:
+    """Whether a listed run had the teacher asked for.
+
+    A setting the row does not name did not exist when it ran: it had what is now
+    that setting's default.
+    """
+    listed = row.get('teacher_settings')
+    asked = RUNS[row['run']][1]
+    if not isinstance(listed, str) or not listed:
+        return asked is None
+    defaults = _teacher_defaults()
+    return defaults | json.loads(listed) == defaults | teacher | (asked or {})
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -194,7 +230,7 @@ def _run(
     time_ratio: float | None = None,
 ) -> Row:
     split, labels, seed, run, steps = key
-    algorithm, teacher_student = RUNS[run]
+    algorithm, run_teacher = RUNS[run]
     trained_steps = steps
     if run in EQUAL_TIME.values():
         trained_steps = _equal_time_steps(steps, time_ratio)
@@ -202,7 +238,7 @@ def _run(
     name = name.replace(' ', '-')
     run_dir = options.output / 'runs' / name
     config = SplitConfig(labels_per_class=labels, seed=seed, **SPLITS[split])
-    extra = {'teacher': options.teacher} if teacher_student else {}
+    extra = {} if run_teacher is None else {'teacher': options.teacher | run_teacher}
     row = train_and_test(
         dataset,
         algorithm,
@@ -245,10 +281,10 @@ def _step_time(
     It trains ``SPEED_STEPS`` steps of the budget on the random split, 4 labels per
     class, seed 0, and keeps nothing else.
     """
-    algorithm, teacher_student = RUNS[run]
+    algorithm, run_teacher = RUNS[run]
     run_dir = options.output / 'speed' / run
     shutil.rmtree(run_dir, ignore_errors=True)
-    extra = {'teacher': options.teacher} if teacher_student else {}
+    extra = {} if run_teacher is None else {'teacher': options.teacher | run_teacher}
     row = train_and_test(
         dataset,
         algorithm,
@@ -283,15 +319,20 @@ def _time_ratio(options: argparse.Namespace, weights: str) -> float:
         speed = json.loads(path.read_text())
         if speed['budget'] == budget and speed['teacher'] == options.teacher:
             return speed['ratio']
-    runs = ('FixMatch', 'ST-FixMatch')
-    seconds = {
-        row['run']: row['median_step_seconds']
-        for row in finished(runs, _step_time, options, weights)
-    }
+    # Twice each, alternating, keeping the faster: other work on the machine only
+    # ever slows a step down.
+    runs = ('FixMatch', *TIMED) * SPEED_ROUNDS
+    seconds: dict[str, float] = {}
+    for row in finished(runs, _step_time, options, weights):
+        run, median = row['run'], row['median_step_seconds']
+        seconds[run] = min(seconds.get(run, median), median)
+    ratios = {run: seconds[run] / seconds['FixMatch'] for run in TIMED}
     speed = {
         'median_step_seconds': seconds,
-        'ratio': seconds['ST-FixMatch'] / seconds['FixMatch'],
+        'ratios': ratios,
+        'ratio': ratios['ST-FixMatch'],
         'steps': SPEED_STEPS,
+        'rounds': SPEED_ROUNDS,
         'threads': torch.get_num_threads(),
         'workers': options.workers,
         'budget': budget,
@@ -499,6 +540,7 @@ def _planned(options: argparse.Namespace) -> list[Key]:
             (split, labels, steps)
             for (split, labels), budgets in CURVE.items()
             for steps in budgets
+            if options.steps is None or steps in options.steps
         ]
         runs = {split: CURVE_RUNS for split in SPLITS}
     else:
@@ -506,7 +548,7 @@ def _planned(options: argparse.Namespace) -> list[Key]:
             (split, labels, steps)
             for split in options.splits
             for labels in options.labels_per_class
-            for steps in options.steps
+            for steps in options.steps or [PRETRAINED_BUDGET['steps']]
         ]
         runs = {
             split: SPLIT_RUNS[split] + [EQUAL_TIME[r] for r in EQUAL_TIME]
@@ -540,8 +582,7 @@ def main() -> None:
         '--steps',
         type=int,
         nargs='+',
-        default=[PRETRAINED_BUDGET['steps']],
-        help='the budgets in steps',
+        help="the budgets in steps (default: the curve's, else 1,000)",
     )
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--labels_per_class', type=int, nargs='+', default=[2, 4])
@@ -596,10 +637,7 @@ def main() -> None:
     if listing.exists():
         for row in pd.read_csv(listing).to_dict(orient='records'):
             same = all(row.get(key) == value for key, value in budget.items())
-            teacher = row.get('teacher_settings')
-            same &= (teacher if isinstance(teacher, str) else '') == (
-                _teacher_settings(row['run'], options.teacher)
-            )
+            same &= _same_teacher(row, options.teacher)
             (runs if same else others).append(row)
     plan = [key for key in wanted if key not in {_key(r) for r in runs}]
     weights = str(lite0_weights(LITE0_WEIGHTS))

@@ -52,6 +52,7 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, width: int, dim: int) -> None:
         super().__init__()
+        self.dim = dim
         self.mlp = nn.Sequential(
             nn.Linear(width, width), nn.ReLU(), nn.Linear(width, dim)
         )
@@ -200,6 +201,9 @@ class MetadataClassifier(nn.Module):
         fusion: ``token`` (vision transformers), ``film`` or ``concat``.
         projection_dim: size of the projection head's embeddings (of the
             metadata-conditioned features); None for no head.
+        shared: another network's backbone (the student's) whose pooled features
+            the teacher takes instead of having a backbone of its own
+            (``backbone`` is then None); ``film`` or ``concat`` fusion.
     """
 
     def __init__(
@@ -211,15 +215,26 @@ class MetadataClassifier(nn.Module):
         encoder: MetadataEncoder,
         fusion: Fusion,
         projection_dim: int | None = None,
+        shared: nn.Module | None = None,
     ) -> None:
         super().__init__()
         _check_fusion(fusion, backbone)
-        network = create_backbone(backbone, in_channels, chip_size)
-        self.backbone = network
+        if shared is not None and fusion == 'token':
+            raise GeosslInputError(
+                'teacher.shared_backbone',
+                'a shared backbone gives pooled features, which token fusion '
+                'cannot condition; use film or concat fusion',
+            )
+        self.backbone = (
+            create_backbone(backbone, in_channels, chip_size)
+            if shared is None
+            else None
+        )
         self.encoder = encoder
         self.fusion = fusion
-        width = network.num_features
+        width = (shared or self.backbone).num_features
         if fusion == 'token':
+            network = self.backbone
             self.to_token = nn.Linear(encoder.dim, network.embed_dim)
             self.token_position = nn.Parameter(torch.zeros(1, 1, network.embed_dim))
             nn.init.trunc_normal_(self.token_position, std=0.02)
@@ -243,7 +258,8 @@ class MetadataClassifier(nn.Module):
         """Metadata-conditioned pooled features and context.
 
         Args:
-            images: ``B x C x H x W`` normalised images.
+            images: ``B x C x H x W`` normalised images; for a teacher without a
+                backbone, the shared backbone's ``(B, F)`` pooled features.
             meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
             mask: ``(B, 3)`` True where known.
 
@@ -254,7 +270,7 @@ class MetadataClassifier(nn.Module):
         if self.fusion == 'token':
             token = self.to_token(embedding)[:, None] + self.token_position
             return forward_with_token(self.backbone, images, token)
-        pooled = self.backbone(images)
+        pooled = images if self.backbone is None else self.backbone(images)
         if self.fusion == 'film':
             scale, shift = self.film(embedding).chunk(2, dim=1)
             fused = pooled * (1 + scale) + shift
@@ -266,7 +282,8 @@ class MetadataClassifier(nn.Module):
         """Logits, context and (with a projection head) embeddings.
 
         Args:
-            images: ``B x C x H x W`` normalised images.
+            images: ``B x C x H x W`` normalised images (or, without a backbone,
+                the shared backbone's pooled features).
             meta: ``(B, 3)`` ``[lon, lat, unix_time]``.
             mask: ``(B, 3)`` True where known.
 

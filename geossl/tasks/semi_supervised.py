@@ -171,16 +171,29 @@ class SemiSupervisedTask(LightningModule):
             algorithm, num_classes, multilabel, data['num_samples'], algorithm_options
         )
         projection_dim = None if self.policy is None else self.policy.projection_dim
+        options = None
+        if teacher:
+            options = TeacherStudentOptions(**teacher).resolved(
+                model, self.policy, data['metadata_parts']
+            )
+        self.student = Classifier(
+            model,
+            in_channels,
+            num_classes,
+            chip_size,
+            context_token=options is not None and options.fusion == 'token',
+            projection_dim=projection_dim,
+        )
         self.teacher: MetadataClassifier | None = None
         self.teacher_student: TeacherStudent | None = None
-        if teacher:
+        if options is not None:
             self.teacher_student = TeacherStudent.build(
-                TeacherStudentOptions(**teacher),
+                options,
+                self.student,
                 model,
                 in_channels,
                 num_classes,
                 chip_size,
-                self.policy,
                 DataDescription(**data),
                 load_satclip=initial_weights,
                 multilabel=multilabel,
@@ -188,26 +201,12 @@ class SemiSupervisedTask(LightningModule):
             self.teacher = self.teacher_student.teacher
             # A module of the task, so that checkpoints keep what it remembers.
             self.neighbour_memory = self.teacher_student.memory
-        self.hparams['teacher'] = (
-            None if self.teacher is None else asdict(self.teacher_student.options)
-        )
-        self.student = Classifier(
-            model,
-            in_channels,
-            num_classes,
-            chip_size,
-            context_token=self.teacher is not None and self.teacher.fusion == 'token',
-            projection_dim=projection_dim,
-        )
+        self.hparams['teacher'] = None if options is None else asdict(options)
         loaded = None
         given = weights is not None and weights is not False
         if initial_weights and given:
-            networks = [net for net in (self.student, self.teacher) if net is not None]
             loaded = load_initial_weights(
-                [net.backbone for net in networks],
-                model,
-                weights,
-                data['band_names'],
+                self._backbones(), model, weights, data['band_names']
             )
         self.input_normalisation: InputNormalisation | None = (
             None if loaded is None else loaded.normalisation
@@ -433,7 +432,7 @@ class SemiSupervisedTask(LightningModule):
         labeller = student
         if self.teacher_student is not None:
             labeller = self.teacher_student.outputs(
-                images, labelled, unlabelled, 1 + self.policy.strong_views
+                images, labelled, unlabelled, 1 + self.policy.strong_views, student
             )
         pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
         losses = self._semi_supervised_losses(student, labels, pseudo)
@@ -584,7 +583,9 @@ class SemiSupervisedTask(LightningModule):
         Returns:
             The optimiser and its per-step schedule.
         """
-        networks = [net for net in (self.student, self.teacher) if net is not None]
-        return configure_optimizer(
-            self, self.recipe, [net.backbone for net in networks]
-        )
+        return configure_optimizer(self, self.recipe, self._backbones())
+
+    def _backbones(self) -> list[nn.Module]:
+        """The student's backbone, and the teacher's where it has its own."""
+        teacher = None if self.teacher is None else self.teacher.backbone
+        return [net for net in (self.student.backbone, teacher) if net is not None]

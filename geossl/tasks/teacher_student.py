@@ -15,11 +15,12 @@ from typing import Any, Literal, Self
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
 
 from geossl.data.datasets import GeoClassificationDataset
 from geossl.errors import GeosslInputError
 from geossl.models.classifier import (
+    Classifier,
     Fusion,
     MetadataClassifier,
     NetworkOutputs,
@@ -71,6 +72,11 @@ class TeacherStudentOptions:
             dataset's size (``num_samples``, which ``geossl fit`` and
             ``SemiSupervisedTask.for_dataset`` give).
         neighbour_radius_km: the farthest such a neighbour may be.
+        shared_backbone: False for the paper's teacher, a second network of the
+            student's architecture; True for a variant whose teacher is the
+            student's backbone with its own metadata fusion and head, so that one
+            forward and backward pass serves both (about plain training's cost;
+            ``film`` or ``concat`` fusion).
     """
 
     metadata: MetadataParts | Literal['auto'] = 'auto'
@@ -87,6 +93,7 @@ class TeacherStudentOptions:
     distillation_temperature: float = 4.0
     neighbours: int = 8
     neighbour_radius_km: float = 5.0
+    shared_backbone: bool = False
 
     def check(self) -> None:
         """Refuse settings no teacher can have, naming the option.
@@ -111,6 +118,46 @@ class TeacherStudentOptions:
                 'km; use a count from 0 and a positive radius',
             )
 
+    def resolved(
+        self,
+        backbone: str,
+        policy: PseudoLabelPolicy | None,
+        data_metadata: MetadataParts,
+    ) -> Self:
+        """The settings a teacher is built with: checked, nothing left to choose.
+
+        Args:
+            backbone: timm model name of the networks.
+            policy: the task's pseudo-label policy, whose pseudo-labels the teacher
+                makes.
+            data_metadata: the metadata the data has: what ``metadata='auto'``
+                sees.
+
+        Returns:
+            The settings with the metadata the teacher sees (never ``auto``) and
+            its fusion.
+
+        Raises:
+            GeosslInputError: for settings no teacher can have, or no policy.
+        """
+        if policy is None:
+            raise GeosslInputError(
+                'teacher',
+                'needs a semi-supervised algorithm (the teacher makes the '
+                'pseudo-labels), not supervised',
+            )
+        self.check()
+        if self.metadata == 'auto':
+            rank_zero_info(
+                f'teacher.metadata: auto, so the teacher sees {data_metadata} (what '
+                'the data has; set --model.teacher.metadata to choose)'
+            )
+        return replace(
+            self,
+            metadata=data_metadata if self.metadata == 'auto' else self.metadata,
+            fusion=self.fusion or default_fusion(backbone),
+        )
+
 
 @dataclass
 class TeacherStudent:
@@ -122,12 +169,15 @@ class TeacherStudent:
         multilabel: whether the logits are multi-label (sigmoid).
         memory: what the teacher's neighbours were taken to be, which weights its
             predictions; None for none.
+        student_backbone: the student's backbone, where the teacher shares it
+            (``shared_backbone``); the student's module, not the teacher's.
     """
 
     teacher: MetadataClassifier
     options: TeacherStudentOptions = field(default_factory=TeacherStudentOptions)
     multilabel: bool = False
     memory: NeighbourMemory | None = None
+    student_backbone: nn.Module | None = None
 
     def __post_init__(self) -> None:
         """Refuse settings no teacher can have."""
@@ -137,60 +187,37 @@ class TeacherStudent:
     def build(
         cls,
         options: TeacherStudentOptions,
+        student: Classifier,
         backbone: str,
         in_channels: int,
         num_classes: int,
         chip_size: int,
-        policy: PseudoLabelPolicy | None,
         data: DataDescription,
         load_satclip: bool = True,
         multilabel: bool = False,
     ) -> Self:
-        """The teacher network and how it teaches, refusing bad settings first.
+        """The teacher network beside a student, and how it teaches.
 
-        The network is the student's backbone plus a metadata encoder, with the
-        projection head the policy needs.
+        The network is the student's architecture (or the student's own backbone,
+        ``shared_backbone``) plus a metadata encoder, with the student's heads.
 
         Args:
-            options: the settings.
+            options: the settings, :meth:`~TeacherStudentOptions.resolved`.
+            student: the image-only network it teaches.
             backbone: timm model name.
             in_channels: number of input bands.
             num_classes: number of classes.
             chip_size: input height and width.
-            policy: the task's pseudo-label policy, whose pseudo-labels the
-                teacher makes.
-            data: what the task knows of its data: the metadata it has (what
-                ``metadata='auto'`` sees) and its size, which the neighbours' memory
-                covers (not known: no neighbours, with a warning).
+            data: what the task knows of its data: its size, which the neighbours'
+                memory covers (not known: no neighbours, with a warning).
             load_satclip: load SatCLIP's pretrained weights (False when a
                 checkpoint's trained weights follow).
             multilabel: whether the logits are multi-label (sigmoid).
 
         Returns:
-            The teacher-student; its ``options`` name the metadata it sees (never
-            ``auto``) and its fusion.
-
-        Raises:
-            GeosslInputError: for settings no teacher can have, or no policy.
+            The teacher-student.
         """
-        if policy is None:
-            raise GeosslInputError(
-                'teacher',
-                'needs a semi-supervised algorithm (the teacher makes the '
-                'pseudo-labels), not supervised',
-            )
-        options.check()
-        data_metadata, num_samples = data.metadata_parts, data.num_samples
-        if options.metadata == 'auto':
-            rank_zero_info(
-                f'teacher.metadata: auto, so the teacher sees {data_metadata} (what '
-                'the data has; set --model.teacher.metadata to choose)'
-            )
-        options = replace(
-            options,
-            metadata=data_metadata if options.metadata == 'auto' else options.metadata,
-            fusion=options.fusion or default_fusion(backbone),
-        )
+        num_samples = data.num_samples
         memory = None
         if options.neighbours and num_samples is None:
             warnings.warn(
@@ -219,6 +246,7 @@ class TeacherStudent:
             from geossl.models.torchgeo_weights import read_satclip
 
             encoder.load_satclip(*read_satclip())
+        shared = student.backbone if options.shared_backbone else None
         teacher = MetadataClassifier(
             backbone,
             in_channels,
@@ -226,9 +254,10 @@ class TeacherStudent:
             chip_size,
             encoder,
             options.fusion,
-            policy.projection_dim,
+            None if student.projection is None else student.projection.dim,
+            shared=shared,
         )
-        return cls(teacher, options, multilabel, memory)
+        return cls(teacher, options, multilabel, memory, shared)
 
     def outputs(
         self,
@@ -236,6 +265,7 @@ class TeacherStudent:
         labelled: Mapping[str, Any],
         unlabelled: Mapping[str, Any],
         views: int,
+        student: NetworkOutputs,
     ) -> NetworkOutputs:
         """The teacher's outputs on a step's views, each with its tile's metadata.
 
@@ -244,6 +274,9 @@ class TeacherStudent:
             labelled: the labelled batch (``meta``, ``meta_mask``).
             unlabelled: the unlabelled batch, whose metadata goes with each view.
             views: views of each unlabelled tile in ``images`` (weak and strong).
+            student: the student's outputs on ``images``; a teacher sharing its
+                backbone conditions their pooled features (its context), so that
+                one pass serves both.
 
         Returns:
             The teacher's outputs, rows as in ``images``.
@@ -259,7 +292,8 @@ class TeacherStudent:
             kept = torch.rand(len(images), device=images.device)
             mask = batch['meta_mask'] & (kept >= self.options.metadata_dropout)[:, None]
             batch['meta_mask'] = mask
-        return self.predict(images, batch)
+        shared = self.student_backbone is not None
+        return self._conditioned(student.context if shared else images, batch)
 
     def predict(self, images: Tensor, batch: Mapping[str, Any]) -> NetworkOutputs:
         """The teacher's outputs on images with their batch's metadata.
@@ -273,7 +307,12 @@ class TeacherStudent:
             The teacher's outputs; with neighbours, its network's logits plus the
             neighbours' log prior.
         """
-        outputs = self.teacher(images, batch['meta'], batch['meta_mask'])
+        shared = self.student_backbone
+        return self._conditioned(images if shared is None else shared(images), batch)
+
+    def _conditioned(self, inputs: Tensor, batch: Mapping[str, Any]) -> NetworkOutputs:
+        """The teacher's outputs on images, or on the shared backbone's features."""
+        outputs = self.teacher(inputs, batch['meta'], batch['meta_mask'])
         if self.memory is None:
             return outputs
         prior = self.memory.log_prior(batch['index'], self.multilabel)

@@ -227,19 +227,19 @@ def test_metadata_dropout_hides_the_metadata_of_a_share_of_training_rows(eurosat
     task = _task(eurosat_ms, metadata_dropout=0.5)
     teacher_student = task.teacher_student
     seen = []
-    predict = teacher_student.predict
+    forward = task.teacher.forward
 
-    def recording(images, batch):
-        seen.append(batch['meta_mask'])
-        return predict(images, batch)
+    def recording(images, meta, mask):
+        seen.append(mask)
+        return forward(images, meta, mask)
 
-    teacher_student.predict = recording
+    task.teacher.forward = recording
     labelled = _batch(eurosat_ms, range(4))
     unlabelled = _batch(eurosat_ms, range(4, 36))
     images = task.views.normalise(
         torch.cat([labelled['image'], unlabelled['image'], unlabelled['image']])
     )
-    teacher_student.outputs(images, labelled, unlabelled, views=2)
+    teacher_student.outputs(images, labelled, unlabelled, 2, task.student(images))
     (mask,) = seen
     assert mask.shape == (68, 3)
     hidden = ~mask[:, :2].any(dim=1)  # EuroSAT-MS tiles are all located
@@ -253,3 +253,50 @@ def test_metadata_dropout_hides_the_metadata_of_a_share_of_training_rows(eurosat
 def test_metadata_dropout_is_a_share(eurosat_ms):
     with pytest.raises(GeosslInputError, match=r'teacher.metadata_dropout: is 1\.0'):
         _task(eurosat_ms, metadata_dropout=1.0)
+
+
+def test_a_teacher_sharing_the_students_backbone_costs_one_backbone_pass(
+    eurosat_ms, tmp_path
+):
+    from geossl.inference.checkpoint import load_task
+
+    seed_everything(0)
+    task = _task(eurosat_ms, shared_backbone=True)
+    assert task.teacher.backbone is None
+    assert not any(k.startswith('teacher.backbone.') for k in task.state_dict())
+    passes = []
+    task.student.backbone.register_forward_hook(lambda *_: passes.append(1))
+    film = task.teacher.film.weight.clone()
+    trainer, _ = _fit(task, eurosat_ms, tmp_path, steps=2)
+    assert len(passes) == 2  # one pass over every view per step, for both networks
+    assert torch.isfinite(trainer.callback_metrics['train_teacher_unsupervised_loss'])
+    assert not torch.equal(task.teacher.film.weight, film)
+    # Tested alone, the teacher reads the images through the student's backbone.
+    batch = _batch(eurosat_ms, [0, 1, 2])
+    images = task.views.normalise(batch['image'])
+    task.eval()
+    with torch.no_grad():
+        pooled = task.student.backbone(images)
+        expected = task.teacher(pooled, batch['meta'], batch['meta_mask']).logits
+        predicted = task.teacher_student.predict(images, batch).logits
+    prior = task.teacher_student.memory.log_prior(batch['index'], False)
+    torch.testing.assert_close(predicted, expected + prior)
+    # A checkpoint keeps the choice and reads back to the same teacher.
+    trainer.save_checkpoint(tmp_path / 'shared.ckpt')
+    loaded = load_task(tmp_path / 'shared.ckpt').eval()
+    assert loaded.hparams['teacher']['shared_backbone']
+    with torch.no_grad():
+        again = loaded.teacher_student.predict(images, batch).logits
+    torch.testing.assert_close(again, predicted)
+
+
+def test_a_shared_backbone_needs_fusion_of_pooled_features(eurosat_ms):
+    with pytest.raises(
+        GeosslInputError, match=r'teacher\.shared_backbone: a shared backbone gives'
+    ):
+        task_for(
+            eurosat_ms,
+            model='vit_small_patch16_224',
+            chip_size=64,
+            teacher={'metadata': 'location', 'shared_backbone': True},
+        )
