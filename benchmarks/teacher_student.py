@@ -72,6 +72,11 @@ RUNS = {
     'FixMatch': ('fixmatch', None),
     'ST-FixMatch': ('fixmatch', {}),
     'ST-FixMatch, shared backbone': ('fixmatch', {'shared_backbone': True}),
+    # The defaults before the neighbours' prior and the metadata dropout.
+    'ST-FixMatch, no prior or dropout': (
+        'fixmatch',
+        {'neighbours': 0, 'metadata_dropout': 0.0},
+    ),
     'FixMatch, equal time': ('fixmatch', None),
     'FreeMatch': ('freematch', None),
     'ST-FreeMatch': ('freematch', {}),
@@ -81,6 +86,7 @@ RUNS = {
 PAIRS = {
     'ST-FixMatch': 'FixMatch',
     'ST-FixMatch, shared backbone': 'FixMatch',
+    'ST-FixMatch, no prior or dropout': 'FixMatch',
     'ST-FreeMatch': 'FreeMatch',
 }
 
@@ -550,11 +556,9 @@ def _planned(options: argparse.Namespace) -> list[Key]:
             for labels in options.labels_per_class
             for steps in options.steps or [PRETRAINED_BUDGET['steps']]
         ]
+        equal_time = list(EQUAL_TIME.values()) if options.equal_time else []
         runs = {
-            split: SPLIT_RUNS[split] + [EQUAL_TIME[r] for r in EQUAL_TIME]
-            if options.equal_time
-            else SPLIT_RUNS[split]
-            for split in SPLITS
+            split: options.runs or SPLIT_RUNS[split] + equal_time for split in SPLITS
         }
     return [
         (split, labels, seed, run, steps)
@@ -563,7 +567,7 @@ def _planned(options: argparse.Namespace) -> list[Key]:
         for split, labels, budget in settings
         if budget == steps
         for run in runs[split]
-        if run in options.runs
+        if options.runs is None or run in options.runs
     ]
 
 
@@ -589,7 +593,12 @@ def main() -> None:
     parser.add_argument(
         '--splits', nargs='+', choices=list(SPLITS), default=list(SPLITS)
     )
-    parser.add_argument('--runs', nargs='+', choices=list(RUNS), default=list(RUNS))
+    parser.add_argument(
+        '--runs',
+        nargs='+',
+        choices=list(RUNS),
+        help="the runs of each split (default: the table's, or the curve's)",
+    )
     parser.add_argument(
         '--equal_time',
         action='store_true',
