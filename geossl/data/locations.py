@@ -2,18 +2,13 @@
 
 A locations table is a CSV or Parquet file with a column that names samples, WGS 84
 ``lon`` and ``lat`` and, optionally, ``datetime`` (ISO 8601; naive times are UTC).
-The naming column is the first of :data:`NAME_COLUMNS` the table has: a path or a
-file name. A sample matches a row
-
-1. by path: the row's path relative to the table's folder, or relative to the data's
-   root (the sample's id in the index), or absolute;
-2. else by file name, with or without its extension, where only one row has it.
-
-So EuroSAT's published ``eurosat_metadata.parquet`` (``image_id`` such as
-``AnnualCrop_1.tif``) locates the RGB JPEGs ``AnnualCrop/AnnualCrop_1.jpg`` as it
-is. What the data itself says wins (a raster's georeferencing, a date in its name
-or tags); the table fills in what it lacks. Samples the table does not name keep a
-missing location, and are counted in a warning.
+Rows match samples by path, else by unique file name
+(:mod:`~geossl.data.sample_tables`). So EuroSAT's published
+``eurosat_metadata.parquet`` (``image_id`` such as ``AnnualCrop_1.tif``) locates the
+RGB JPEGs ``AnnualCrop/AnnualCrop_1.jpg`` as it is. What the data itself says wins
+(a raster's georeferencing, a date in its name or tags); the table fills in what it
+lacks. Samples the table does not name keep a missing location, and are counted in
+a warning.
 """
 
 import hashlib
@@ -21,18 +16,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-import pandas as pd
-
+from geossl.data.sample_tables import (
+    NAME_COLUMNS,
+    SampleRows,
+    read_cells,
+    where,
+)
 from geossl.data.tile_metadata import lonlat_problem, parse_datetime
-from geossl.errors import GeosslInputError, LabelsFileError, reading
-
-#: Columns that name the samples, in the order they are looked for.
-NAME_COLUMNS = ('path', 'file', 'filename', 'file_name', 'image_id', 'image')
-
-#: File suffixes read as Parquet; any other file is read as CSV.
-PARQUET_SUFFIXES = ('.parquet', '.pq')
+from geossl.errors import GeosslInputError, LabelsFileError
 
 
 @dataclass(frozen=True)
@@ -48,18 +41,6 @@ class Location:
     lon: float | None
     lat: float | None
     time: datetime | None
-
-
-def _read_cells(path: Path) -> pd.DataFrame:
-    """Every cell of a CSV or Parquet table as text, empty cells as ''."""
-    if not path.is_file():
-        raise LabelsFileError(path, 'does not exist or is not a file')
-    parquet = path.suffix.lower() in PARQUET_SUFFIXES
-    with reading(path, 'a locations table (CSV or Parquet)', LabelsFileError):
-        if not parquet:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding='utf-8')
-        frame = pd.read_parquet(path)
-    return frame.astype(object).where(frame.notna(), '').astype(str)
 
 
 def _number(text: str, what: str, where: str, path: Path) -> float | None:
@@ -87,7 +68,7 @@ class LocationTable:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        cells = _read_cells(self.path)
+        cells = read_cells(self.path, 'a locations table (CSV or Parquet)')
         self.name_column = next((c for c in NAME_COLUMNS if c in cells), None)
         missing = [c for c in ('lon', 'lat') if c not in cells]
         if self.name_column is None:
@@ -99,32 +80,13 @@ class LocationTable:
                 'or file-name column, lon, lat and optionally datetime',
             )
         self.digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        csv = self.path.suffix.lower() not in PARQUET_SUFFIXES
-        self._by_path: dict[Path, Location] = {}
-        self._by_entry: dict[str, Location] = {}
-        names: dict[str, list[Location]] = {}
-        first_row: dict[str, str] = {}
-        for number, row in enumerate(cells.to_dict('records')):
-            where = f'line {number + 2}' if csv else f'row {number + 1}'
-            entry = row[self.name_column].strip()
-            if not entry or '\0' in entry:
-                raise LabelsFileError(
-                    self.path, f'{where}: the {self.name_column} is empty or holds NUL'
-                )
-            if entry in first_row:
-                raise LabelsFileError(
-                    self.path,
-                    f'{where}: {entry!r} is named twice (first at {first_row[entry]})',
-                )
-            first_row[entry] = where
-            location = self._location(row, where)
-            relative = PurePosixPath(entry.replace('\\', '/'))
-            self._by_entry[relative.as_posix()] = location
-            self._by_path[(self.path.parent / relative).resolve()] = location
-            for key in {relative.name, relative.stem}:
-                names.setdefault(key, []).append(location)
-        # A name that two rows share is no name to go by.
-        self._by_name = {key: rows[0] for key, rows in names.items() if len(rows) == 1}
+        self._rows = SampleRows(
+            self.path, cells[self.name_column].tolist(), self.name_column
+        )
+        self._locations = [
+            self._location(row, where(self.path, number))
+            for number, row in enumerate(cells.to_dict('records'))
+        ]
 
     def _location(self, row: dict[str, str], where: str) -> Location:
         lon = _number(row['lon'], 'lon', where, self.path)
@@ -154,12 +116,8 @@ class LocationTable:
         Returns:
             Its location, or None if the table does not name it.
         """
-        found = self._by_path.get(path.resolve())
-        if found is None and sample_id is not None:
-            found = self._by_entry.get(PurePosixPath(sample_id).as_posix())
-        if found is None:
-            found = self._by_name.get(path.name) or self._by_name.get(path.stem)
-        return found
+        found = self._rows.find(path, sample_id)
+        return None if found is None else self._locations[found]
 
     def check_names(
         self, samples: Sequence[tuple[Path, str | None]], source: str | Path
