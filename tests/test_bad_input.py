@@ -566,7 +566,7 @@ def map_region_without_polygons(tmp: Path) -> Case:
     return _map_case(
         tmp,
         ['--roi', str(roi)],
-        'roi.gpkg: holds LineString geometries; a region of interest must be polygons',
+        'roi.gpkg: holds LineString geometries; a region must be polygons',
     )
 
 

@@ -100,7 +100,7 @@ def test_bad_regions_are_refused_in_one_line_and_nothing_is_written(
     cases = {
         str(far): 'misses scene scene: the region spans 435000, 4170000, 436000, '
         '4170900 and the scene 440000, 4169300, 440900, 4170000 (EPSG:32618)',
-        str(points): 'holds Point geometries; a region of interest must be polygons',
+        str(points): 'holds Point geometries; a region must be polygons',
         str(tmp_path / 'missing.gpkg'): 'does not exist',
         str(tmp_path / 'broken.gpkg'): 'cannot be read as a vector file',
     }
