@@ -15,17 +15,12 @@ location, and those with no training sample within the radius (a region never
 trained on), get a flat prior, so the teacher falls back to its network there.
 """
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geossl.models.metadata import unit_vectors
+from geossl.data.geodesy import chord, unit_vectors
 from geossl.ssl.distributed import gather_across_processes
-
-#: The Earth's mean radius in kilometres.
-EARTH_RADIUS_KM = 6371.0088
 
 
 class NeighbourMemory(nn.Module):
@@ -70,11 +65,11 @@ class NeighbourMemory(nn.Module):
             lat: ``(N,)`` latitudes in degrees, NaN where unknown.
             pool: positions of the training samples (labelled and unlabelled).
         """
-        # A k-d tree of the pool's unit vectors: O(N log N), for any number of tiles
-        # (imported here, as only this needs scikit-learn, which is slow to import).
+        # A k-d tree of the pool's unit vectors (imported here, as only this needs
+        # scikit-learn, which is slow to import).
         from sklearn.neighbors import KDTree
 
-        points = unit_vectors(lon.double(), lat.double()).cpu().numpy()
+        points = unit_vectors(lon.double().cpu().numpy(), lat.double().cpu().numpy())
         located = np.isfinite(points).all(axis=1)
         pool = pool.cpu().numpy()
         pool = pool[located[pool]]
@@ -91,9 +86,7 @@ class NeighbourMemory(nn.Module):
         others[others.all(axis=1), -1] = False
         found = found[others].reshape(len(rows), count)
         distances = distances[others].reshape(len(rows), count)
-        # The chord between two points on the unit sphere, for the radius.
-        chord = 2 * math.sin(min(self.radius_km / EARTH_RADIUS_KM, math.pi) / 2)
-        links = np.where(distances <= chord, found, -1)
+        links = np.where(distances <= chord(self.radius_km), found, -1)
         self.links[torch.as_tensor(rows), :count] = torch.as_tensor(links).to(
             self.links
         )

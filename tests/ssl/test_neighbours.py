@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geossl.ssl.neighbours import EARTH_RADIUS_KM, NeighbourMemory
+from geossl.data.geodesy import EARTH_RADIUS_KM
+from geossl.ssl.neighbours import NeighbourMemory
 
 
 def _clusters():
