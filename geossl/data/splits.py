@@ -4,9 +4,18 @@ Held-out samples (validation and test) are drawn first, at random (stratified by
 class), by spatial blocks (whole blocks of about ``block_size_km`` go to one split,
 to test robustness to places never seen), by longitude (the easternmost samples,
 as TorchGeo's ``EuroSATSpatial``: a region never seen) or by time (the latest
-acquisitions, to test robustness to dates never seen). From the remaining labelled
-samples, a few per class (or a fraction) keep their labels; the rest join the
-unlabelled pool.
+acquisitions, to test robustness to dates never seen). Or the test set is a region
+(polygons of a vector file, as TorchGeo's ``roi_split``), or one fold of a k-fold
+cross-validation over the strategy's blocks or dates, balanced by class as
+scikit-learn's ``StratifiedGroupKFold``; or the whole split comes from a file
+(:mod:`~geossl.data.split_files`). From the remaining labelled samples, a few per
+class (or a fraction) keep their labels; the rest join the unlabelled pool.
+
+Semi-supervised training has a leak that supervised splits do not: unlabelled
+samples of a held-out region would train the model on the imagery it is tested on.
+Unlabelled samples of held-out blocks, dates, regions or longitudes are therefore
+``excluded``, as are training samples, labelled or not, within ``buffer_km`` of a
+test sample (spatial cross-validation's buffer, as blockCV's ``cv_buffer``).
 
 A split is written to a CSV file whose first line records how it was made, and is
 reloaded from there, so a resumed or repeated run uses the very same samples.
@@ -15,6 +24,7 @@ reloaded from there, so a resumed or repeated run uses the very same samples.
 import dataclasses
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -23,12 +33,26 @@ import pandas as pd
 
 from geossl.atomic import atomic_output
 from geossl.data.datasets import GeoClassificationDataset
+from geossl.data.geodesy import nearest_km
 from geossl.errors import SplitError, reading
 
-SplitName = Literal['labelled', 'unlabelled', 'val', 'test']
+SplitName = Literal['labelled', 'unlabelled', 'val', 'test', 'excluded']
 
-#: The split names, in file order.
-SPLIT_NAMES: tuple[SplitName, ...] = ('labelled', 'unlabelled', 'val', 'test')
+#: The split names, in file order: ``excluded`` samples are neither trained on nor
+#: evaluated.
+SPLIT_NAMES: tuple[SplitName, ...] = (
+    'labelled',
+    'unlabelled',
+    'val',
+    'test',
+    'excluded',
+)
+
+#: The held-out splits, whose distances to the training samples a run reports.
+HELD_OUT: tuple[SplitName, ...] = ('test', 'val')
+
+#: What a split file's samples the file does not name become.
+UnnamedSamples = Literal['unlabelled', 'error']
 
 _KM_PER_DEGREE = 111.32
 
@@ -54,6 +78,20 @@ class SplitConfig:
             ``temporal`` (latest dates).
         block_size_km: side of the spatial blocks.
         seed: random seed.
+        file: the whole split, from a file (:mod:`~geossl.data.split_files`);
+            the options above that choose samples are then unused.
+        unnamed_samples: what the samples a split file does not name become:
+            ``unlabelled`` (counted in the log) or ``error``.
+        test_region: a vector file whose polygons hold the test samples (their
+            centres); ``test_fraction`` is then unused.
+        val_region: a vector file whose polygons hold the validation samples;
+            None draws ``val_fraction`` by the strategy.
+        folds: k of a k-fold cross-validation over the strategy's groups
+            (``random``: samples; ``spatial``: blocks; ``temporal``: dates); the
+            test set is fold ``fold``, and ``test_fraction`` is unused.
+        fold: which fold is tested, from 0 to ``folds - 1``.
+        buffer_km: leave out of training every sample, labelled or not, within
+            this distance of a test sample; 0 for none.
     """
 
     labels_per_class: int | None = 4
@@ -63,6 +101,13 @@ class SplitConfig:
     strategy: SplitStrategy = 'random'
     block_size_km: float = 50.0
     seed: int = 0
+    file: str | None = None
+    unnamed_samples: UnnamedSamples = 'unlabelled'
+    test_region: str | None = None
+    val_region: str | None = None
+    folds: int | None = None
+    fold: int = 0
+    buffer_km: float = 0.0
 
     def __post_init__(self) -> None:
         if self.labels_per_class is None and self.label_fraction is None:
@@ -86,6 +131,45 @@ class SplitConfig:
                 'strategy',
                 f'is {self.strategy!r}, not random, spatial, longitude or temporal',
             )
+        self._check_held_out()
+
+    def _check_held_out(self) -> None:
+        """Refuse held-out options that contradict each other."""
+        if self.unnamed_samples not in ('unlabelled', 'error'):
+            raise SplitError(
+                'unnamed_samples',
+                f'is {self.unnamed_samples!r}, not unlabelled or error',
+            )
+        chosen = [
+            name
+            for name, value in (
+                ('test_region', self.test_region),
+                ('val_region', self.val_region),
+                ('folds', self.folds),
+            )
+            if value is not None
+        ]
+        if self.file is not None and chosen:
+            raise SplitError(
+                'split_file', f'gives the whole split; leave {chosen[0]} unset'
+            )
+        if self.folds is not None:
+            if self.test_region is not None:
+                raise SplitError(
+                    'folds', 'choose the test set: leave test_region unset'
+                )
+            if self.folds < 2:
+                raise SplitError('folds', f'is {self.folds}; use 2 or more')
+            if not 0 <= self.fold < self.folds:
+                raise SplitError(
+                    'fold', f'is {self.fold}; use 0 to {self.folds - 1} of {self.folds}'
+                )
+            if self.strategy == 'longitude':
+                raise SplitError(
+                    'folds', 'need strategy random, spatial or temporal, not longitude'
+                )
+        if self.buffer_km < 0:
+            raise SplitError('buffer_km', f'is {self.buffer_km}; use 0 or more')
 
 
 def _strata(dataset: GeoClassificationDataset) -> np.ndarray:
@@ -148,6 +232,7 @@ def _ordered_holdout(
 def _spatial_blocks(
     dataset: GeoClassificationDataset, pool: np.ndarray, km: float
 ) -> np.ndarray:
+    """Each sample's block of about ``km`` x ``km`` (-1 outside ``pool``)."""
     lon = dataset.index['lon'].to_numpy(dtype=float)[pool]
     lat = dataset.index['lat'].to_numpy(dtype=float)[pool]
     missing = int(np.isnan(lon).sum() + np.isnan(lat).sum())
@@ -164,7 +249,7 @@ def _spatial_blocks(
         * np.cos(np.radians((rows + 0.5) * km / _KM_PER_DEGREE))
         / km
     )
-    blocks = np.zeros(len(dataset), dtype=np.int64)
+    blocks = np.full(len(dataset), -1, dtype=np.int64)
     blocks[pool] = pd.factorize(pd.Series(list(zip(rows, columns, strict=True))))[0]
     return blocks
 
@@ -223,48 +308,285 @@ def make_splits(dataset: GeoClassificationDataset, config: SplitConfig) -> pd.Da
 
     Returns:
         A frame with columns ``sample_id`` and ``split`` (one of :data:`SPLIT_NAMES`),
-        in dataset order.
+        in dataset order, and with ``folds``, ``fold``: the fold each labelled
+        sample is tested in (-1 for the others).
 
     Raises:
         SplitError: if the data cannot satisfy the request.
     """
+    if config.file is not None:
+        from geossl.data.split_files import read_split_file
+
+        split = read_split_file(config.file, dataset, config.unnamed_samples)
+        _buffer(dataset, split, config)
+        _check_labels_left(dataset, np.flatnonzero(split == 'labelled'), config)
+        return pd.DataFrame({'sample_id': dataset.sample_ids, 'split': split})
     rng = np.random.default_rng(config.seed)
     labelled = np.flatnonzero(dataset.is_labelled)
     if len(labelled) == 0:
         raise SplitError('dataset', 'has no labelled samples to split')
-    fractions = (config.val_fraction, config.test_fraction)
+    split = np.full(len(dataset), 'unlabelled', dtype=object)
+    fold_of = _held_out(dataset, config, labelled, split, rng)
+    _buffer(dataset, split, config)
+    train_pool = labelled[split[labelled] == 'unlabelled']
+    _check_labels_left(dataset, train_pool, config)
+    split[_pick_labelled(dataset, train_pool, config, rng)] = 'labelled'
+    frame = pd.DataFrame({'sample_id': dataset.sample_ids, 'split': split})
+    if fold_of is not None:
+        frame['fold'] = fold_of
+    return frame
+
+
+def _held_out(
+    dataset: GeoClassificationDataset,
+    config: SplitConfig,
+    labelled: np.ndarray,
+    split: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Mark validation, test and excluded samples in ``split``; the folds, if any.
+
+    Test and validation samples are labelled ones; the unlabelled samples of the
+    regions, blocks, dates or longitudes they were drawn from are excluded.
+    """
+    test_area = val_area = fold_of = None
+    if config.test_region is not None:
+        test_area = _inside(dataset, config.test_region, 'test_region')
+    elif config.folds is not None:
+        test_area, fold_of = _fold(dataset, config, labelled, rng)
+    if config.val_region is not None:
+        val_area = _inside(dataset, config.val_region, 'val_region')
+        if test_area is not None and (both := int((val_area & test_area).sum())):
+            raise SplitError(
+                'val_region',
+                f'and the test set share {both} samples; hold out apart regions',
+            )
+    is_labelled = np.zeros(len(dataset), dtype=bool)
+    is_labelled[labelled] = True
+    for area, name in ((test_area, 'test'), (val_area, 'val')):
+        if area is not None:
+            split[area & is_labelled] = name
+            split[area & ~is_labelled] = 'excluded'
+    if test_area is None or val_area is None:
+        # What no region or fold chose is drawn by the strategy from the rest.
+        pool = labelled[split[labelled] == 'unlabelled']
+        fractions = (
+            0.0 if val_area is not None else config.val_fraction,
+            0.0 if test_area is not None else config.test_fraction,
+        )
+        val, test = _strategy_holdout(dataset, config, pool, fractions, rng)
+        split[val], split[test] = 'val', 'test'
+        reach = _reach(dataset, config, np.concatenate([val, test]))
+        split[reach & ~is_labelled & (split == 'unlabelled')] = 'excluded'
+    return fold_of
+
+
+def _strategy_holdout(
+    dataset: GeoClassificationDataset,
+    config: SplitConfig,
+    pool: np.ndarray,
+    fractions: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test samples of ``pool``, by the split's strategy."""
     if config.strategy == 'random':
-        val, test = _stratified_holdout(_strata(dataset), labelled, fractions, rng)
-    elif config.strategy == 'spatial':
-        blocks = _spatial_blocks(dataset, labelled, config.block_size_km)
-        shuffled = rng.permutation(np.unique(blocks[labelled]))
+        return _stratified_holdout(_strata(dataset), pool, fractions, rng)
+    if config.strategy == 'spatial':
+        blocks = _spatial_blocks(dataset, pool, config.block_size_km)
+        shuffled = rng.permutation(np.unique(blocks[pool]))
         rank = np.empty(shuffled.max() + 1, dtype=np.int64)
         rank[shuffled] = np.arange(len(shuffled))
-        order = labelled[np.argsort(rank[blocks[labelled]], kind='stable')]
-        val, test = _ordered_holdout(order, blocks, fractions)
+        order = pool[np.argsort(rank[blocks[pool]], kind='stable')]
+        return _ordered_holdout(order, blocks, fractions)
+    # The latest acquisitions, or the easternmost places, are held out.
+    values = _ordering(dataset, config, pool)
+    order = pool[np.argsort(values.iloc[pool].to_numpy())[::-1]]
+    return _ordered_holdout(order, values.to_numpy(), fractions)
+
+
+def _ordering(
+    dataset: GeoClassificationDataset, config: SplitConfig, pool: np.ndarray
+) -> pd.Series:
+    """The index column that orders a temporal or longitude split, checked."""
+    column, what = _ORDERED_BY[config.strategy]
+    values = dataset.index[column]
+    missing = int(values.iloc[pool].isna().sum())
+    if missing:
+        raise SplitError(
+            'strategy',
+            f'{config.strategy} split needs {what} for every sample; '
+            f'{missing} lack one',
+        )
+    return values
+
+
+def _reach(
+    dataset: GeoClassificationDataset, config: SplitConfig, held: np.ndarray
+) -> np.ndarray:
+    """Every sample of the blocks, dates or longitudes held-out samples came from.
+
+    Samples without the location or date that would place them are not reached.
+    """
+    reached = np.zeros(len(dataset), dtype=bool)
+    if not len(held) or config.strategy == 'random':
+        return reached
+    if config.strategy == 'spatial':
+        located = np.flatnonzero(
+            dataset.index[['lon', 'lat']].notna().all(axis=1).to_numpy()
+        )
+        pool = np.union1d(located, held)
+        blocks = _spatial_blocks(dataset, pool, config.block_size_km)
+        return np.isin(blocks, blocks[held])
+    column, _ = _ORDERED_BY[config.strategy]
+    values = dataset.index[column]
+    if config.folds is not None:
+        days = pd.to_datetime(values).dt.floor('D')
+        return days.isin(days.iloc[held]).to_numpy()
+    return (values >= values.iloc[held].min()).fillna(False).to_numpy(dtype=bool)
+
+
+def _inside(dataset: GeoClassificationDataset, path: str, option: str) -> np.ndarray:
+    """Which samples' centres lie inside the polygons of a vector file.
+
+    Raises:
+        SplitError: if they hold no sample.
+    """
+    import shapely
+
+    from geossl.data.regions import Region
+
+    region = Region.read(path).in_crs('EPSG:4326')
+    lon = dataset.index['lon'].to_numpy(dtype=float)
+    lat = dataset.index['lat'].to_numpy(dtype=float)
+    located = np.isfinite(lon) & np.isfinite(lat)
+    inside = np.zeros(len(dataset), dtype=bool)
+    inside[located] = shapely.contains_xy(region, lon[located], lat[located])
+    if not inside.any():
+        west, south, east, north = region.bounds
+        raise SplitError(
+            path,
+            f'({option}) holds no sample: its polygons span lon {west:.3f} to '
+            f'{east:.3f}, lat {south:.3f} to {north:.3f}',
+        )
+    return inside
+
+
+#: What the groups of each strategy's folds are, for messages.
+_FOLD_GROUPS = {'random': 'samples', 'spatial': 'blocks', 'temporal': 'dates'}
+
+
+def _fold(
+    dataset: GeoClassificationDataset,
+    config: SplitConfig,
+    labelled: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of the tested fold's groups, and the fold of each labelled one.
+
+    Groups (blocks, dates, or single samples) are assigned to the folds as
+    scikit-learn's ``StratifiedGroupKFold`` assigns them: each fold about the same
+    size and, where the groups allow it, the same share of every class.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if config.strategy == 'spatial':
+        groups = _spatial_blocks(dataset, labelled, config.block_size_km)
+    elif config.strategy == 'temporal':
+        days = pd.to_datetime(_ordering(dataset, config, labelled)).dt.floor('D')
+        groups = pd.factorize(days)[0]
     else:
-        # The latest acquisitions, or the easternmost places, are held out.
-        column, what = _ORDERED_BY[config.strategy]
-        values = dataset.index[column]
-        if values.iloc[labelled].isna().any():
-            missing = int(values.iloc[labelled].isna().sum())
-            raise SplitError(
-                'strategy',
-                f'{config.strategy} split needs {what} for every sample; '
-                f'{missing} lack one',
-            )
-        order = labelled[np.argsort(values.iloc[labelled].to_numpy())[::-1]]
-        val, test = _ordered_holdout(order, values.to_numpy(), fractions)
-    split = np.full(len(dataset), 'unlabelled', dtype=object)
-    split[val] = 'val'
-    split[test] = 'test'
-    train_pool = labelled[split[labelled] == 'unlabelled']
-    split[_pick_labelled(dataset, train_pool, config, rng)] = 'labelled'
-    return pd.DataFrame({'sample_id': dataset.sample_ids, 'split': split})
+        groups = np.arange(len(dataset))
+    count = len(np.unique(groups[labelled]))
+    if count < config.folds:
+        raise SplitError(
+            'folds',
+            f'is {config.folds} but the labelled samples fall in '
+            f'{count} {_FOLD_GROUPS[config.strategy]}',
+        )
+    folds = StratifiedGroupKFold(
+        config.folds, shuffle=True, random_state=int(rng.integers(2**31))
+    )
+    fold_of = np.full(len(dataset), -1, dtype=np.int64)
+    with warnings.catch_warnings():
+        # Classes rarer than k are still spread as well as their groups allow.
+        warnings.simplefilter('ignore', UserWarning)
+        parts = folds.split(labelled, _strata(dataset)[labelled], groups[labelled])
+        for number, (_, tested) in enumerate(parts):
+            fold_of[labelled[tested]] = number
+    test = labelled[fold_of[labelled] == config.fold]
+    area = np.zeros(len(dataset), dtype=bool)
+    area[test] = True
+    return area | _reach(dataset, config, test), fold_of
+
+
+def _buffer(
+    dataset: GeoClassificationDataset, split: np.ndarray, config: SplitConfig
+) -> None:
+    """Exclude training samples within ``buffer_km`` of a test sample."""
+    if not config.buffer_km:
+        return
+    test = np.flatnonzero(split == 'test')
+    train = np.flatnonzero(np.isin(split, ['labelled', 'unlabelled']))
+    lon = dataset.index['lon'].to_numpy(dtype=float)
+    lat = dataset.index['lat'].to_numpy(dtype=float)
+    both = np.concatenate([test, train])
+    missing = int((~np.isfinite(lon[both]) | ~np.isfinite(lat[both])).sum())
+    if missing:
+        raise SplitError(
+            'buffer_km',
+            f'needs a location for every sample; {missing} lack one',
+        )
+    near = train[nearest_km(lon, lat, train, test) <= config.buffer_km]
+    split[near] = 'excluded'
+
+
+def _check_labels_left(
+    dataset: GeoClassificationDataset, train: np.ndarray, config: SplitConfig
+) -> None:
+    """Refuse a buffer that leaves the training samples without a class."""
+    if not config.buffer_km:
+        return
+    labelled = np.flatnonzero(dataset.is_labelled)
+    missing = np.flatnonzero(_classes(dataset, labelled) & ~_classes(dataset, train))
+    if len(missing):
+        raise SplitError(
+            'buffer_km',
+            f'is {config.buffer_km:g}: it leaves no training label of class '
+            f'{dataset.classes[missing[0]]!r}; use a smaller buffer or other '
+            'held-out samples',
+        )
+
+
+def _classes(dataset: GeoClassificationDataset, positions: np.ndarray) -> np.ndarray:
+    """Which classes the samples at ``positions`` have, as a mask of classes."""
+    targets = dataset.targets[positions]
+    if dataset.multilabel:
+        return np.clip(targets, 0, None).sum(axis=0) > 0
+    return np.isin(np.arange(len(dataset.classes)), targets)
+
+
+#: How a split file's first line starts; the settings follow as JSON.
+_HEADER = '# geossl splits '
 
 
 def _config_line(config: SplitConfig) -> str:
-    return '# geossl splits ' + json.dumps(dataclasses.asdict(config), sort_keys=True)
+    return _HEADER + json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+def _made_with(header: str, config: SplitConfig) -> bool:
+    """Whether a split file's first line records ``config``.
+
+    Settings the line does not name did not exist when it was written: the split
+    was made as their defaults make it.
+    """
+    if not header.startswith(_HEADER):
+        return False
+    try:
+        saved = json.loads(header.removeprefix(_HEADER))
+    except json.JSONDecodeError:
+        return False
+    defaults = dataclasses.asdict(SplitConfig())
+    return defaults | saved == dataclasses.asdict(config)
 
 
 def save_splits(splits: pd.DataFrame, config: SplitConfig, path: str | Path) -> None:
@@ -312,16 +634,21 @@ def load_or_make_splits(
     with reading(path, 'a geossl split file', SplitError), path.open() as f:
         header = f.readline().rstrip('\n')
         splits = pd.read_csv(f, dtype=str)
-    if header != _config_line(config):
+    if not _made_with(header, config):
         raise SplitError(
             path,
-            f'was made with other settings ({header[16:]}); use another run folder',
+            f'was made with other settings ({header[len(_HEADER) :]}); use another '
+            'run folder',
         )
     if (
-        set(splits.columns) != {'sample_id', 'split'}
+        not {'sample_id', 'split'}
+        <= set(splits.columns)
+        <= {'sample_id', 'split', 'fold'}
         or not splits['split'].isin(SPLIT_NAMES).all()
     ):
         raise SplitError(path, 'is not a geossl split file (columns sample_id,split)')
+    if 'fold' in splits:
+        splits['fold'] = splits['fold'].astype(int)
     if splits['sample_id'].duplicated().any():
         first = splits['sample_id'][splits['sample_id'].duplicated()].iloc[0]
         raise SplitError(path, f'lists sample {first} twice')
@@ -334,6 +661,39 @@ def load_or_make_splits(
             f'({missing} not in the file); the data changed since the split was made',
         )
     return ordered.reset_index()
+
+
+def held_out_distances(
+    dataset: GeoClassificationDataset, splits: pd.DataFrame
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """How far held-out samples lie from the nearest training sample of each kind.
+
+    A random split of spatially autocorrelated data tests on near-copies of its
+    training samples; this says so at a glance.
+
+    Args:
+        dataset: the data (``lon`` and ``lat`` of its index).
+        splits: its split.
+
+    Returns:
+        For each held-out split that has located samples, and each training split
+        (``labelled``, ``unlabelled``) that does: the median and the 5th percentile
+        of the distance in km.
+    """
+    lon = dataset.index['lon'].to_numpy(dtype=float)
+    lat = dataset.index['lat'].to_numpy(dtype=float)
+    names = splits['split'].to_numpy()
+    located = np.isfinite(lon) & np.isfinite(lat)
+    distances: dict[str, dict[str, tuple[float, float]]] = {}
+    for held in HELD_OUT:
+        sources = np.flatnonzero((names == held) & located)
+        for train in ('labelled', 'unlabelled'):
+            targets = np.flatnonzero((names == train) & located)
+            if len(sources) and len(targets):
+                found = nearest_km(lon, lat, sources, targets)
+                quantiles = np.quantile(found, [0.5, 0.05])
+                distances.setdefault(held, {})[train] = tuple(map(float, quantiles))
+    return distances
 
 
 def split_counts(splits: pd.DataFrame) -> dict[str, int]:

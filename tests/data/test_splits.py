@@ -19,6 +19,7 @@ def test_random_split_is_stratified_and_seeded(eurosat_ms):
         'unlabelled': 40,
         'val': 10,
         'test': 10,
+        'excluded': 0,
     }
     per_class = pd.crosstab(splits['split'], eurosat_ms.targets)
     assert (per_class.loc['labelled'] == 4).all()
@@ -122,7 +123,7 @@ def test_saved_split_is_reloaded_and_guarded(eurosat_ms, tmp_path):
     first = load_or_make_splits(eurosat_ms, config, path)
     assert path.read_text().startswith('# geossl splits {')
     # Tamper with the file: the reload must use the file, not re-split.
-    text = path.read_text().replace('labelled', 'unlabelled', 1)
+    text = path.read_text().replace(',labelled', ',unlabelled', 1)
     path.write_text(text)
     reloaded = load_or_make_splits(eurosat_ms, config, path)
     assert (reloaded['split'] != first['split']).sum() == 1
