@@ -11,12 +11,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from hypothesis import settings
 from rasterio.transform import from_origin
 from rasterio.windows import from_bounds
+from torch import Tensor
 
+from geossl.data.columns import BOUNDS_COLUMNS
+from geossl.data.datasets import GeoClassificationDataset
 from geossl.data.folder import ImageFolderDataset
 
 # CI draws the same examples on every run, so that a run passes or fails by the
@@ -54,6 +58,37 @@ def _index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def eurosat_ms(shared_data: Path) -> ImageFolderDataset:
     """The real EuroSAT-MS sample: 100 georeferenced 13-band tiles, 10 classes."""
     return ImageFolderDataset(shared_data / 'eurosat-ms-sample', progress=False)
+
+
+class _PlacesOnly(GeoClassificationDataset):
+    """Samples known by their index alone: what splits read, without pixels."""
+
+    def read_image(self, position: int) -> Tensor:
+        raise NotImplementedError('these samples are places and classes only')
+
+
+@pytest.fixture(scope='session')
+def eurosat_places(shared_data: Path) -> GeoClassificationDataset:
+    """The 27,000 EuroSAT tiles as places and classes (the published table)."""
+    table = pd.read_parquet(
+        shared_data / 'eurosat-locations' / 'eurosat_metadata.parquet'
+    )
+    index = pd.DataFrame(
+        {
+            'sample_id': table['image_id'],
+            'label': table['label_name'],
+            'lon': table['lon'],
+            'lat': table['lat'],
+            'datetime': pd.Series(
+                pd.NaT, index=table.index, dtype='datetime64[ns, UTC]'
+            ),
+            'crs': None,
+            **dict.fromkeys(BOUNDS_COLUMNS, np.nan),
+        }
+    )
+    return _PlacesOnly(
+        index, sorted(table['label_name'].unique()), False, ['R', 'G', 'B']
+    )
 
 
 @pytest.fixture(scope='session')
