@@ -17,16 +17,19 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning import LightningDataModule
-from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities import CombinedLoader, rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from geossl.data.datasets import GeoClassificationDataset, InMemoryDataset
 from geossl.data.pixels import NodataPolicy
 from geossl.data.samplers import ResumableSampler
+from geossl.data.split_files import write_split_map
 from geossl.data.splits import (
     SplitConfig,
     SplitStrategy,
+    UnnamedSamples,
+    describe_split,
     load_or_make_splits,
     save_splits,
     split_counts,
@@ -128,6 +131,8 @@ class SemiSupervisedDataModule(LightningDataModule):
         # A new split is saved only once the statistics have read the data, so
         # that bad data leaves no run folder behind.
         self.splits = self._load_or_make_splits(path)
+        for line in describe_split(self.dataset, self.splits):
+            rank_zero_info(line)
         names = self.splits['split'].to_numpy()
         self.positions = {
             name: np.flatnonzero(names == name) for name in split_counts(self.splits)
@@ -360,6 +365,24 @@ class GeoDataModule(SemiSupervisedDataModule):
             (test the easternmost, validate the next westward, train the rest) or
             ``temporal`` (latest dates).
         block_size_km: block size of the spatial split.
+        split_file: your own split: a CSV, Parquet or vector file with a column
+            naming the samples (``sample_id``, or a path or file name as in a
+            locations table) and a ``split`` column (``labelled``,
+            ``unlabelled``, ``val``, ``test``, ``excluded``, or ``train``:
+            labelled where the sample has a label). The options above that choose
+            samples are then unused.
+        unnamed_samples: what the samples a split file does not name become:
+            ``unlabelled`` (the default; counted in the log) or ``error``.
+        test_region: a vector file (any CRS) whose polygons hold the test
+            samples (their centres); unlabelled samples inside leave training too.
+        val_region: the same for the validation samples; None draws
+            ``val_fraction`` by ``split_strategy``.
+        folds: k of a k-fold cross-validation: ``split_strategy``'s groups
+            (samples, ``spatial`` blocks or ``temporal`` dates) are dealt to k
+            folds, balanced by class; run one ``geossl fit`` per fold.
+        fold: the fold this run tests, from 0 to ``folds - 1``.
+        buffer_km: leave out of training every sample, labelled or not, within
+            this distance of a test sample; 0 for none.
         batch_size: labelled samples per step (B).
         mu: unlabelled samples per labelled sample.
         balance_classes: draw every class equally often in labelled batches.
@@ -394,6 +417,13 @@ class GeoDataModule(SemiSupervisedDataModule):
         test_fraction: float = 0.1,
         split_strategy: SplitStrategy = 'random',
         block_size_km: float = 50.0,
+        split_file: str | None = None,
+        unnamed_samples: UnnamedSamples = 'unlabelled',
+        test_region: str | None = None,
+        val_region: str | None = None,
+        folds: int | None = None,
+        fold: int = 0,
+        buffer_km: float = 0.0,
         batch_size: int = 32,
         mu: int = 7,
         balance_classes: bool = False,
@@ -468,6 +498,13 @@ class GeoDataModule(SemiSupervisedDataModule):
             strategy=split_strategy,
             block_size_km=block_size_km,
             seed=seed,
+            file=split_file,
+            unnamed_samples=unnamed_samples,
+            test_region=test_region,
+            val_region=val_region,
+            folds=folds,
+            fold=fold,
+            buffer_km=buffer_km,
         )
         super().__init__(
             data,
@@ -490,7 +527,11 @@ class GeoDataModule(SemiSupervisedDataModule):
         """
         if not self._run_dir_given and self.trainer is not None:
             self.run_dir = Path(self.trainer.default_root_dir)
+        written = (self.run_dir / 'splits.csv').exists()
         super().setup(stage)
+        if not written:
+            # Beside the CSV, for QGIS: where the test and training samples lie.
+            write_split_map(self.dataset, self.splits, self.run_dir / 'splits.gpkg')
 
 
 class GeoPretrainingDataModule(GeoDataModule, PretrainingDataModule):

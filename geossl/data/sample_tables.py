@@ -126,11 +126,24 @@ class SampleRows:
         Returns:
             The row's position, or None if the table does not name it.
         """
-        found = self._by_path.get(path.resolve())
-        if found is None and sample_id is not None:
-            found = self._by_entry.get(PurePosixPath(sample_id).as_posix())
-        if found is None:
-            found = self._by_name.get(path.name)
-            if found is None:
-                found = self._by_name.get(path.stem)
-        return found
+        return next(iter(self.find_all(path, sample_id)), None)
+
+    def find_all(self, path: Path, sample_id: str | None = None) -> list[int]:
+        """Every row that names one sample, the one :meth:`find` takes first.
+
+        Args:
+            path: the sample's file or folder.
+            sample_id: its path relative to the data's root, if known.
+
+        Returns:
+            The rows' positions, by path first, then by file name.
+        """
+        keys = [
+            self._by_path.get(path.resolve()),
+            None
+            if sample_id is None
+            else self._by_entry.get(PurePosixPath(sample_id).as_posix()),
+            self._by_name.get(path.name),
+            self._by_name.get(path.stem),
+        ]
+        return list(dict.fromkeys(row for row in keys if row is not None))

@@ -75,14 +75,13 @@ def read_split_file(
         )
     rows = SampleRows(path, cells[column].tolist(), column)
     index = dataset.index
-    paths = index['path'] if 'path' in index else pd.Series(index['sample_id'])
-    found = np.array(
-        [
-            -1 if (row := rows.find(Path(p), sample_id)) is None else row
-            for p, sample_id in zip(paths, index['sample_id'], strict=True)
-        ]
-    )
-    _check_rows(path, cells[column], found)
+    paths = index['path'] if 'path' in index else index['sample_id']
+    matches = [
+        rows.find_all(Path(p), sample_id)
+        for p, sample_id in zip(paths, index['sample_id'], strict=True)
+    ]
+    _check_rows(path, cells[column], matches)
+    found = np.array([rows_of[0] if rows_of else -1 for rows_of in matches])
     split = np.full(len(dataset), 'unlabelled', dtype=object)
     named = found >= 0
     split[named] = names.to_numpy()[found[named]]
@@ -114,23 +113,28 @@ def read_split_file(
     return split
 
 
-def _check_rows(path: Path, entries: pd.Series, found: np.ndarray) -> None:
-    """Refuse rows that name no sample, and samples that two rows name."""
-    matches = np.bincount(found[found >= 0], minlength=len(entries))
-    if (matches == 0).any():
-        number = int(np.flatnonzero(matches == 0)[0])
-        raise SplitError(
-            path,
-            f'{where(path, number)}: {entries.iloc[number]!r} names no sample of the '
-            'data (matched by sample id, by path, or by unique file name)',
-        )
-    if (matches > 1).any():
-        number = int(np.flatnonzero(matches > 1)[0])
-        raise SplitError(
-            path,
-            f'{where(path, number)}: {entries.iloc[number]!r} names '
-            f'{matches[number]} samples; give their paths',
-        )
+def _check_rows(path: Path, entries: pd.Series, matches: list[list[int]]) -> None:
+    """Refuse samples that two rows name, rows that name several, or none."""
+    for rows_of in matches:
+        if len(rows_of) > 1:
+            first, second = sorted(rows_of)[:2]
+            raise SplitError(
+                path,
+                f'{where(path, second)}: {entries.iloc[second]!r} names the sample '
+                f'{where(path, first)} names ({entries.iloc[first]!r}); name each '
+                'sample once',
+            )
+    samples = np.bincount(
+        [row for rows_of in matches for row in rows_of], minlength=len(entries)
+    )
+    for number, count in enumerate(samples):
+        if count != 1:
+            names = 'no sample of the data' if not count else f'{count} samples'
+            raise SplitError(
+                path,
+                f'{where(path, number)}: {entries.iloc[number]!r} names {names} '
+                '(matched by sample id, by path, or by unique file name)',
+            )
 
 
 def write_split_map(

@@ -696,6 +696,34 @@ def held_out_distances(
     return distances
 
 
+def describe_split(
+    dataset: GeoClassificationDataset, splits: pd.DataFrame
+) -> list[str]:
+    """The lines a run logs of its split: the counts, and each held-out set's reach.
+
+    Args:
+        dataset: the data.
+        splits: its split.
+
+    Returns:
+        The counts of each split, then per held-out split the median and the 5th
+        percentile of the distance to the nearest training sample of each kind.
+    """
+    counts = split_counts(splits)
+    lines = ['Split: ' + ', '.join(f'{n} {name}' for name, n in counts.items())]
+    for held, nearest in held_out_distances(dataset, splits).items():
+        parts = [
+            f'{train} {_km(median)} median, {_km(low)} at the 5th percentile'
+            for train, (median, low) in nearest.items()
+        ]
+        lines.append(f'{held}: nearest training sample, ' + '; '.join(parts))
+    return lines
+
+
+def _km(distance: float) -> str:
+    return f'{distance:.2g} km' if distance < 10 else f'{distance:.0f} km'
+
+
 def split_counts(splits: pd.DataFrame) -> dict[str, int]:
     """How many samples each split holds.
 
