@@ -34,6 +34,7 @@ TOOLS = (
     'qgis',
     'stac',
     'config',
+    'cross-validation',
 )
 
 #: Every command, in the order help lists them.
@@ -68,6 +69,9 @@ Tools:
              fit --data.root and map read
   config     print a shipped config (--config takes their names too:
              eurosat-ms, algorithms/fixmatch, teacher-student, pretrain/simclr...)
+  cross-validation
+             one table of a cross-validation's folds (--data.folds k, --data.fold
+             i), from each fold's geossl test
 
 Run 'geossl COMMAND --help' for the options of a command, 'geossl --version' for
 the version.

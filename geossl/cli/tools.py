@@ -116,6 +116,9 @@ TOOL_FUNCTIONS: dict[str, Tool] = {
     'qgis': Tool('geossl.qgis.qgis', ('action',)),
     'stac': Tool('geossl.search.stac', ('action',)),
     'config': Tool('geossl.cli.configs.config', ('name',)),
+    'cross-validation': Tool(
+        'geossl.inference.cross_validation.cross_validation', ('runs',)
+    ),
 }
 
 

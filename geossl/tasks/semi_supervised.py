@@ -56,6 +56,7 @@ from geossl.tasks.metrics import (
     per_class_values,
     pseudo_label_statistics,
 )
+from geossl.tasks.metrics_report import MetricsReport
 from geossl.tasks.options import option_group
 from geossl.tasks.recipes import Recipe, configure_optimizer
 from geossl.tasks.resume import RandomStateCheckpoint
@@ -258,7 +259,7 @@ class SemiSupervisedTask(LightningModule):
         return self.hparams['task'] == 'multilabel'
 
     def configure_callbacks(self) -> list[Callback]:
-        """The compute report, the random state, the confusion figures, and the EMA.
+        """The compute and test reports, the random state, confusion figures, EMA.
 
         Returns:
             Callbacks the Trainer adds (replacing its own of the same type).
@@ -268,6 +269,7 @@ class SemiSupervisedTask(LightningModule):
             ComputeReport(),
             RandomStateCheckpoint(),
             ConfusionMatrixFigure(),
+            MetricsReport(),
         ]
         if decay is not None:
             callbacks.append(ExponentialMovingAverage(decay))
