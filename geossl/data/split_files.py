@@ -10,6 +10,11 @@ or ``train``: labelled where the sample has a label, else unlabelled. The sample
 the file does not name go to the unlabelled pool, counted in the log, or are
 refused (``unnamed_samples='error'``).
 
+**A scene's labels file** with a ``split`` column is a split file too: give it as
+the split file (it names no samples), and each labelled chip takes the split of
+the feature it was cut from; the unlabelled chips of the grid are the samples it
+does not name.
+
 **The split as a map.** Each run writes ``splits.gpkg`` beside ``splits.csv``: a
 point per sample at its place, with its split (and fold), to open in QGIS and see
 where test and training samples lie.
@@ -58,7 +63,8 @@ def read_split_file(
     path = Path(path)
     cells = read_cells(path, 'a split file (CSV, Parquet or vector file)', vector=True)
     column = next((c for c in SPLIT_NAME_COLUMNS if c in cells), None)
-    if column is None or 'split' not in cells:
+    by_feature = column is None and 'feature' in dataset.index
+    if (column is None and not by_feature) or 'split' not in cells:
         raise SplitError(
             path,
             f'lacks column {"split" if column else "/".join(SPLIT_NAME_COLUMNS)}; a '
@@ -73,15 +79,13 @@ def read_split_file(
             f'{where(path, number)}: split {cells["split"].iloc[number]!r} is not one '
             f'of {", ".join(SPLIT_FILE_NAMES)}',
         )
-    rows = SampleRows(path, cells[column].tolist(), column)
-    index = dataset.index
-    paths = index['path'] if 'path' in index else index['sample_id']
-    matches = [
-        rows.find_all(Path(p), sample_id)
-        for p, sample_id in zip(paths, index['sample_id'], strict=True)
-    ]
-    _check_rows(path, cells[column], matches)
-    found = np.array([rows_of[0] if rows_of else -1 for rows_of in matches])
+    if by_feature:
+        # A scene's labels file: a chip is named by the feature it was cut from.
+        features = dataset.index['feature'].astype('Int64')
+        found = features.fillna(-1).to_numpy(dtype=np.int64)
+        found[found >= len(cells)] = -1
+    else:
+        found = _named(path, cells[column], column, dataset)
     split = np.full(len(dataset), 'unlabelled', dtype=object)
     named = found >= 0
     split[named] = names.to_numpy()[found[named]]
@@ -111,6 +115,22 @@ def read_split_file(
             len(dataset),
         )
     return split
+
+
+def _named(
+    path: Path, entries: pd.Series, column: str, dataset: GeoClassificationDataset
+) -> np.ndarray:
+    """The row naming each sample (-1 for none), every row naming one sample."""
+    rows = SampleRows(path, entries.tolist(), column)
+    index = dataset.index
+    # Samples cut from one file (a scene's chips) are told apart by id alone.
+    paths = index['path'] if index['path'].is_unique else index['sample_id']
+    matches = [
+        rows.find_all(Path(p), sample_id)
+        for p, sample_id in zip(paths, index['sample_id'], strict=True)
+    ]
+    _check_rows(path, entries, matches)
+    return np.array([rows_of[0] if rows_of else -1 for rows_of in matches])
 
 
 def _check_rows(path: Path, entries: pd.Series, matches: list[list[int]]) -> None:

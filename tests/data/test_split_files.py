@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -7,9 +8,12 @@ import pytest
 import shapely
 
 from geossl.data.datamodule import GeoDataModule
+from geossl.data.scene import SceneDataset
 from geossl.data.split_files import read_split_file
 from geossl.data.splits import SplitConfig, make_splits, split_counts
 from geossl.errors import SplitError
+
+EXAMPLE_LABELS = Path(__file__).parents[2] / 'examples' / '18SVG-labels.geojson'
 
 
 def _own_split(eurosat_ms, path, names=None):
@@ -113,3 +117,78 @@ def test_the_command_datamodule_writes_the_split_as_a_map(
     assert split.crs == 'EPSG:4326'
     assert list(split['split']) == list(datamodule.splits['split'])
     assert 'test: nearest training sample, labelled' in caplog.text
+
+
+@pytest.fixture(scope='module')
+def scene_with_chips(shared_data):
+    return SceneDataset(
+        shared_data / 'sentinel2-scene-18SVG-20160112',
+        EXAMPLE_LABELS,
+        chip_size=32,
+        unlabelled_chips=300,
+    )
+
+
+def test_a_scenes_labels_file_with_a_split_column_is_a_split_file(
+    scene_with_chips, tmp_path
+):
+    labels = gpd.read_file(EXAMPLE_LABELS)
+    # The northern third of the features tested, the rest trained on.
+    north = labels.geometry.centroid.y > labels.geometry.centroid.y.quantile(2 / 3)
+    labels['split'] = np.where(north, 'test', 'train')
+    labels.to_file(tmp_path / 'labels.geojson')
+    splits = make_splits(
+        scene_with_chips, SplitConfig(file=str(tmp_path / 'labels.geojson'))
+    )
+    feature = scene_with_chips.index['feature']
+    labelled = feature.notna().to_numpy()
+    expected = np.where(
+        north.to_numpy()[feature[labelled].astype(int)], 'test', 'labelled'
+    )
+    assert (splits['split'][labelled] == expected).all()
+    assert (splits['split'][~labelled] == 'unlabelled').all()  # the grid's chips
+
+
+def test_a_test_region_takes_the_unlabelled_chips_inside_out_of_training(
+    scene_with_chips, tmp_path
+):
+    index = scene_with_chips.index
+    # The western half of the scene, drawn in its own UTM zone.
+    west = shapely.box(435730, 4160040, 445385, 4179460)
+    gpd.GeoSeries([west], crs='EPSG:32618').to_file(tmp_path / 'west.gpkg')
+    splits = make_splits(
+        scene_with_chips,
+        SplitConfig(
+            labels_per_class=None,
+            label_fraction=0.5,
+            test_region=str(tmp_path / 'west.gpkg'),
+        ),
+    )
+    inside = (
+        gpd.GeoSeries(gpd.points_from_xy(index['lon'], index['lat']), crs='EPSG:4326')
+        .to_crs('EPSG:32618')
+        .within(west)
+        .to_numpy()
+    )
+    names = splits['split'].to_numpy()
+    labelled = scene_with_chips.is_labelled
+    assert (names[inside & labelled] == 'test').all()
+    assert (names[inside & ~labelled] == 'excluded').all()
+    assert (inside & ~labelled).sum() > 50
+    assert not np.isin(names[inside], ['labelled', 'unlabelled']).any()
+    assert not (names[~inside] == 'test').any()
+    with pytest.raises(SplitError, match=r'val_region: and the test set share \d+'):
+        make_splits(
+            scene_with_chips,
+            SplitConfig(
+                test_region=str(tmp_path / 'west.gpkg'),
+                val_region=str(tmp_path / 'west.gpkg'),
+            ),
+        )
+    gpd.GeoSeries([shapely.box(0, 0, 1, 1)], crs='EPSG:4326').to_file(
+        tmp_path / 'elsewhere.gpkg'
+    )
+    with pytest.raises(SplitError, match=r'elsewhere\.gpkg: \(test_region\) holds no'):
+        make_splits(
+            scene_with_chips, SplitConfig(test_region=str(tmp_path / 'elsewhere.gpkg'))
+        )
