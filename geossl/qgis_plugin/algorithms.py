@@ -31,7 +31,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from .enums import FOLDER, INTEGER, VECTOR_POINT, VECTOR_POLYGON
+from .enums import DOUBLE, FOLDER, INTEGER, VECTOR_POINT, VECTOR_POLYGON
 from .runner import (
     GeosslRunError,
     command,
@@ -383,8 +383,14 @@ class Train(GeosslAlgorithm):
         'and when each chip was taken teaches the image-only student. The run '
         'folder gets the checkpoints (last.ckpt is the output), metrics and a '
         'confusion matrix. Every label is used unless a number per class is '
-        'given; 10 % are held out for validation and 10 % for testing. A '
-        'geossl YAML config, if given, is applied first.'
+        'given; 10 % are held out for validation and 10 % for testing, or the '
+        'samples inside a test region (and a validation region) polygon layer, '
+        'or the split of a split file (a table or layer with a sample column '
+        'and a split column: labelled, unlabelled, val, test, train). Unlabelled '
+        'samples of a held-out region leave training too, and so does every '
+        'training sample within the buffer of a test sample. The run folder '
+        'gets splits.gpkg, a point per sample with its split. A geossl YAML '
+        'config, if given, is applied first.'
     )
 
     def initAlgorithm(self, config: Parameters | None = None) -> None:
@@ -444,6 +450,27 @@ class Train(GeosslAlgorithm):
             ('BATCH_SIZE', 'Labelled chips per batch', 12, 1),
             ('MAX_STEPS', 'Training steps', 200, 1),
         )
+        for name, label in (
+            ('TEST_REGION', 'Test region (held out)'),
+            ('VAL_REGION', 'Validation region (held out)'),
+        ):
+            self.addParameter(
+                QgsProcessingParameterVectorLayer(
+                    name, label, [VECTOR_POLYGON], optional=True
+                )
+            )
+        self.addParameter(
+            QgsProcessingParameterFile('SPLIT_FILE', 'Split file', optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                'BUFFER_KM',
+                'Buffer around test samples (km)',
+                DOUBLE,
+                0.0,
+                minValue=0.0,
+            )
+        )
         self.addParameter(
             QgsProcessingParameterFile(
                 'CONFIG', 'geossl config (YAML)', extension='yaml', optional=True
@@ -494,6 +521,7 @@ class Train(GeosslAlgorithm):
             )
             field = self.parameterAsString(parameters, 'CLASS_FIELD', context)
             arguments += ['--data.labels', labels, '--data.class_column', field]
+        arguments += self.split_arguments(parameters, context)
         kept = self.parameterAsInt(parameters, 'LABELS_PER_CLASS', context)
         if kept:
             arguments += ['--data.labels_per_class', str(kept)]
@@ -520,3 +548,33 @@ class Train(GeosslAlgorithm):
         self.run_geossl(arguments, feedback)
         checkpoint = os.path.join(run_dir, 'checkpoints', 'last.ckpt')
         return {'OUTPUT': run_dir, 'CHECKPOINT': checkpoint}
+
+    def split_arguments(
+        self, parameters: Parameters, context: QgsProcessingContext
+    ) -> list[str]:
+        """``fit``'s split options: held-out regions, a split file, the buffer.
+
+        Args:
+            parameters: the run's parameters.
+            context: the run's context.
+
+        Returns:
+            The options given.
+        """
+        arguments = []
+        for name, option in (
+            ('TEST_REGION', 'test_region'),
+            ('VAL_REGION', 'val_region'),
+        ):
+            if parameters.get(name) not in (None, ''):
+                region = self.parameterAsCompatibleSourceLayerPath(
+                    parameters, name, context, ['gpkg', 'geojson', 'shp'], 'gpkg'
+                )
+                arguments += [f'--data.{option}', region]
+        split_file = self.parameterAsFile(parameters, 'SPLIT_FILE', context)
+        if split_file:
+            arguments += ['--data.split_file', split_file]
+        buffer = self.parameterAsDouble(parameters, 'BUFFER_KM', context)
+        if buffer:
+            arguments += ['--data.buffer_km', str(buffer)]
+        return arguments

@@ -32,6 +32,9 @@ VECTOR_POLYGON = _value(
 INTEGER = _value(
     'ProcessingNumberParameterType', 'Integer', QgsProcessingParameterNumber, 'Integer'
 )
+DOUBLE = _value(
+    'ProcessingNumberParameterType', 'Double', QgsProcessingParameterNumber, 'Double'
+)
 FOLDER = _value(
     'ProcessingFileParameterBehavior', 'Folder', QgsProcessingParameterFile, 'Folder'
 )

@@ -240,3 +240,33 @@ def test_bad_input_is_a_clear_message_not_a_traceback(qgis, crop, checkpoint, tm
         assert message in log
         assert 'Traceback' not in log
         assert not output.exists()
+
+
+def test_train_holds_out_a_test_region_with_a_buffer(qgis, crop, tmp_path):
+    raster, labels = crop
+    # The crop's south-east, with cropland and woods, in WGS 84 as a user might
+    # digitise it; every class keeps a label beyond the buffer.
+    south_east = shapely.box(438000, CROP[1], CROP[2], 4171600)
+    region = gpd.GeoSeries([south_east], crs='EPSG:32618').to_crs('EPSG:4326')
+    region.to_file(tmp_path / 'south-east.gpkg')
+    parameters = {
+        'INPUT_RASTER': raster,
+        'LABELS': labels,
+        'ALGORITHM': algorithm_names(multilabel=False).index('supervised'),
+        'TEACHER_STUDENT': 'false',
+        'TEST_REGION': tmp_path / 'south-east.gpkg',
+        'BUFFER_KM': 0.3,
+        'BATCH_SIZE': 2,
+        'MAX_STEPS': 1,
+        'OUTPUT': tmp_path / 'run',
+    }
+    results_of(qgis, 'train', parameters)
+    split = gpd.read_file(tmp_path / 'run' / 'splits.gpkg').to_crs('EPSG:32618')
+    inside = split.geometry.within(south_east)
+    # Labelled chips inside are tested; unlabelled ones leave training.
+    assert set(split['split'][inside]) == {'test', 'excluded'}
+    assert (split['split'][~inside] != 'test').all()
+    # Within 300 m of a test chip, nothing trains.
+    training = split[split['split'].isin(['labelled', 'unlabelled'])]
+    tested = shapely.union_all(split.geometry[split['split'] == 'test'].values)
+    assert training.distance(tested).min() > 300
