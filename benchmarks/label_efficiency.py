@@ -295,6 +295,8 @@ def train_and_test(
             'best_step': int(Path(checkpoint.best_model_path).stem.split('step=')[1]),
             'val_accuracy': float(checkpoint.best_model_score),
             'test_error': 100 * (1 - results['test_accuracy']),
+            'test_f1_macro': results.get('test_f1_macro'),
+            'test_kappa': results.get('test_kappa'),
             'train_minutes': train_time / 60,
             'median_step_seconds': compute.get('median_step_s'),
             'curve': str(curve.relative_to(options.output)),
