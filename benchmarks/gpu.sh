@@ -21,7 +21,9 @@
 #
 # Sized for about 10 minutes on one H200 (not yet measured there): the network
 # alone in both memory layouts (memory_format.py, at most 3 minutes, about one),
-# the teacher-student table for at most TS_MINUTES (6), then the label-efficiency table
+# the teacher's budget curve (teacher_student.py --curve: FixMatch and ST-FixMatch
+# at 1,000 and 4,000 steps and FixMatch at equal time) for at most TS_MINUTES (6),
+# then the label-efficiency table
 # for at most LE_MINUTES (2), several runs at a time on the one GPU; every run
 # finished by then is in OUT/<table>/runs.csv. Settings by environment: PYTHON
 # (python3), WORKERS (8), STEPS (1000), BATCH (16), MU (7), TS_MINUTES, LE_MINUTES.
@@ -80,15 +82,15 @@ run() {
     mkdir -p ~/.cache/geossl
     cp "$unpacked"/tf_efficientnet_lite0-imagenet.pth ~/.cache/geossl/
     local data=$PWD/$unpacked/data/$PACKED
-    local budget=(--steps "${STEPS:-1000}" --batch_size "${BATCH:-16}"
-        --mu "${MU:-7}" --workers "${WORKERS:-8}")
-    local teacher=() efficiency=(--pretrained)
+    local budget=(--batch_size "${BATCH:-16}" --mu "${MU:-7}" --workers "${WORKERS:-8}")
+    # The teacher's budget curve (1,000 and 4,000 steps, FixMatch at equal time).
+    local teacher=(--curve) efficiency=(--pretrained --steps "${STEPS:-1000}")
     local ts_minutes=${TS_MINUTES:-6} le_minutes=${LE_MINUTES:-2}
     if [[ $tiny == tiny ]]; then
-        budget=(--steps 4 --val_every 2 --log_every 1 --batch_size 4 --mu 2
+        budget=(--val_every 2 --log_every 1 --batch_size 4 --mu 2
             --workers 2 --seeds 0 --labels_per_class 2)
-        teacher=(--splits random --runs FixMatch ST-FixMatch)
-        efficiency=(--pretrained --algorithms supervised fixmatch)
+        teacher=(--steps 4 --splits random --runs FixMatch ST-FixMatch)
+        efficiency=(--pretrained --steps 4 --algorithms supervised fixmatch)
     fi
     "$PYTHON" -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")' | tee "$out/machine.txt"
     # Whether channels-last weights are faster on this GPU (memory_format=auto
