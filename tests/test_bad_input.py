@@ -200,6 +200,58 @@ def fit_locations_without_lon(tmp: Path) -> Case:
     )
 
 
+def fit_split_file_naming_an_unknown_sample(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    table = tmp / 'split.csv'
+    table.write_text('path,split\nclass0/tile0.tif,test\nelsewhere.tif,test\n')
+    return Case(
+        [*_fit(tmp, data), '--data.split_file', str(table)],
+        "split.csv: line 3: 'elsewhere.tif' names no sample of the data",
+        [tmp / 'run'],
+    )
+
+
+def fit_split_file_with_an_unknown_split(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    table = tmp / 'split.csv'
+    table.write_text('sample_id,split\nclass0/tile0.tif,holdout\n')
+    return Case(
+        [*_fit(tmp, data), '--data.split_file', str(table)],
+        "split.csv: line 2: split 'holdout' is not one of labelled, unlabelled",
+        [tmp / 'run'],
+    )
+
+
+def fit_test_region_holding_no_sample(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    region = tmp / 'far.geojson'
+    gpd.GeoSeries([shapely.box(100, 10, 101, 11)], crs='EPSG:4326').to_file(region)
+    return Case(
+        [*_fit(tmp, data), '--data.test_region', str(region)],
+        'far.geojson: (test_region) holds no sample',
+        [tmp / 'run'],
+    )
+
+
+def fit_more_folds_than_blocks(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    options = ['--data.split_strategy', 'spatial', '--data.folds', '5']
+    return Case(
+        [*_fit(tmp, data), *options],
+        'folds: is 5 but the labelled samples fall in 1 blocks',
+        [tmp / 'run'],
+    )
+
+
+def fit_buffer_that_leaves_a_class_without_labels(tmp: Path) -> Case:
+    data = _tiles(tmp / 'data')
+    return Case(
+        [*_fit(tmp, data), '--data.buffer_km', '100'],
+        "buffer_km: is 100: it leaves no training label of class 'class",
+        [tmp / 'run'],
+    )
+
+
 def index_empty_class_folder(tmp: Path) -> Case:
     data = _tiles(tmp / 'data')
     (data / 'class2').mkdir()
@@ -900,6 +952,11 @@ CASES: list[Callable[[Path], Case]] = [
     fit_locations_naming_no_sample,
     fit_locations_naming_a_sample_twice,
     fit_locations_without_lon,
+    fit_split_file_naming_an_unknown_sample,
+    fit_split_file_with_an_unknown_split,
+    fit_test_region_holding_no_sample,
+    fit_more_folds_than_blocks,
+    fit_buffer_that_leaves_a_class_without_labels,
     index_empty_class_folder,
     index_labels_without_class_column,
     index_labels_file_not_a_vector,

@@ -128,12 +128,15 @@ class SampleRows:
         """
         return next(iter(self.find_all(path, sample_id)), None)
 
-    def find_all(self, path: Path, sample_id: str | None = None) -> list[int]:
+    def find_all(
+        self, path: Path, sample_id: str | None = None, by_name: bool = True
+    ) -> list[int]:
         """Every row that names one sample, the one :meth:`find` takes first.
 
         Args:
             path: the sample's file or folder.
             sample_id: its path relative to the data's root, if known.
+            by_name: also the rows that name it by file name alone.
 
         Returns:
             The rows' positions, by path first, then by file name.
@@ -143,7 +146,7 @@ class SampleRows:
             None
             if sample_id is None
             else self._by_entry.get(PurePosixPath(sample_id).as_posix()),
-            self._by_name.get(path.name),
-            self._by_name.get(path.stem),
         ]
+        if by_name:
+            keys += [self._by_name.get(path.name), self._by_name.get(path.stem)]
         return list(dict.fromkeys(row for row in keys if row is not None))

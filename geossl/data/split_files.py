@@ -125,10 +125,14 @@ def _named(
     index = dataset.index
     # Samples cut from one file (a scene's chips) are told apart by id alone.
     paths = index['path'] if index['path'].is_unique else index['sample_id']
-    matches = [
-        rows.find_all(Path(p), sample_id)
-        for p, sample_id in zip(paths, index['sample_id'], strict=True)
-    ]
+    samples = list(zip(map(Path, paths), index['sample_id'], strict=True))
+    matches = [rows.find_all(p, sample_id, by_name=False) for p, sample_id in samples]
+    # A row that names a sample by its path names no other by its file name.
+    by_path = {row for rows_of in matches for row in rows_of}
+    for position, (p, sample_id) in enumerate(samples):
+        if not matches[position]:
+            named = rows.find_all(p, sample_id)
+            matches[position] = [row for row in named if row not in by_path]
     _check_rows(path, entries, matches)
     return np.array([rows_of[0] if rows_of else -1 for rows_of in matches])
 
@@ -148,12 +152,17 @@ def _check_rows(path: Path, entries: pd.Series, matches: list[list[int]]) -> Non
         [row for rows_of in matches for row in rows_of], minlength=len(entries)
     )
     for number, count in enumerate(samples):
-        if count != 1:
-            names = 'no sample of the data' if not count else f'{count} samples'
+        if count > 1:
             raise SplitError(
                 path,
-                f'{where(path, number)}: {entries.iloc[number]!r} names {names} '
-                '(matched by sample id, by path, or by unique file name)',
+                f'{where(path, number)}: {entries.iloc[number]!r} names {count} '
+                'samples (by file name); give their paths',
+            )
+        if not count:
+            raise SplitError(
+                path,
+                f'{where(path, number)}: {entries.iloc[number]!r} names no sample of '
+                'the data (matched by sample id, by path, or by unique file name)',
             )
 
 
