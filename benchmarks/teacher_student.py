@@ -150,6 +150,7 @@ TEACHER_SETTINGS = (
     'metadata_dropout',
     'neighbours',
     'neighbour_radius_km',
+    'warmup_steps',
     'shared_backbone',
 )
 

@@ -411,8 +411,9 @@ class SemiSupervisedTask(LightningModule):
         """One step: supervised loss, plus the policy's unsupervised loss.
 
         With the teacher-student (:class:`~geossl.tasks.teacher_student.TeacherStudent`)
-        the teacher's outputs are pseudo-labelled instead of the student's, and its
-        losses (its own, and the student's distillation) are added.
+        the teacher's outputs are pseudo-labelled instead of the student's (after
+        its warm-up), and its losses (its own, and the student's distillation) are
+        added.
 
         Args:
             batch: ``{'labelled': ..., 'unlabelled': ...}`` after the views.
@@ -430,18 +431,19 @@ class SemiSupervisedTask(LightningModule):
             return loss
         images = torch.cat([labelled['weak'], unlabelled['weak'], unlabelled['strong']])
         labels = labelled['label']
-        student = self.student(images)
-        labeller = student
+        student = labeller = self.student(images)
         if self.teacher_student is not None:
-            labeller = self.teacher_student.outputs(
+            teacher = self.teacher_student.outputs(
                 images, labelled, unlabelled, 1 + self.policy.strong_views, student
             )
+            if not self.teacher_student.warming_up(self.global_step):
+                labeller = teacher
         pseudo = self._pseudo_labels(labeller, labels, unlabelled['index'])
         losses = self._semi_supervised_losses(student, labels, pseudo)
         if self.teacher_student is not None:
             losses |= self.teacher_student.losses(
                 student,
-                labeller,
+                teacher,
                 size,
                 unlabelled['index'],
                 lambda outputs: self._semi_supervised_losses(outputs, labels, pseudo),

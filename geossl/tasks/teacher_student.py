@@ -72,6 +72,9 @@ class TeacherStudentOptions:
             dataset's size (``num_samples``, which ``geossl fit`` and
             ``SemiSupervisedTask.for_dataset`` give).
         neighbour_radius_km: the farthest such a neighbour may be.
+        warmup_steps: the first steps, during which the student's own predictions
+            are pseudo-labelled (as without a teacher) while the teacher learns
+            from them; then the teacher's are. 0 for none, as in the paper.
         shared_backbone: False for the paper's teacher, a second network of the
             student's architecture; True for a variant whose teacher is the
             student's backbone with its own metadata fusion and head, so that one
@@ -93,6 +96,7 @@ class TeacherStudentOptions:
     distillation_temperature: float = 4.0
     neighbours: int = 8
     neighbour_radius_km: float = 5.0
+    warmup_steps: int = 0
     shared_backbone: bool = False
 
     def check(self) -> None:
@@ -110,6 +114,10 @@ class TeacherStudentOptions:
             raise GeosslInputError(
                 'teacher.metadata_dropout',
                 f'is {self.metadata_dropout}; use a share from 0 up to (not) 1',
+            )
+        if self.warmup_steps < 0:
+            raise GeosslInputError(
+                'teacher.warmup_steps', f'is {self.warmup_steps}; use 0 or more'
             )
         if self.neighbours < 0 or self.neighbour_radius_km <= 0:
             raise GeosslInputError(
@@ -294,6 +302,17 @@ class TeacherStudent:
             batch['meta_mask'] = mask
         shared = self.student_backbone is not None
         return self._conditioned(student.context if shared else images, batch)
+
+    def warming_up(self, step: int) -> bool:
+        """Whether the student's own predictions are still the ones pseudo-labelled.
+
+        Args:
+            step: the optimiser step.
+
+        Returns:
+            True during the first ``warmup_steps``.
+        """
+        return step < self.options.warmup_steps
 
     def predict(self, images: Tensor, batch: Mapping[str, Any]) -> NetworkOutputs:
         """The teacher's outputs on images with their batch's metadata.

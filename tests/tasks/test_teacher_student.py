@@ -300,3 +300,24 @@ def test_a_shared_backbone_needs_fusion_of_pooled_features(eurosat_ms):
             chip_size=64,
             teacher={'metadata': 'location', 'shared_backbone': True},
         )
+
+
+def test_during_its_warm_up_the_teacher_learns_from_the_students_pseudo_labels(
+    eurosat_ms, tmp_path
+):
+    seed_everything(0)
+    task = _task(eurosat_ms, warmup_steps=2)
+    teachers, labellers = [], []
+    outputs, pseudo_labels = task.teacher_student.outputs, task._pseudo_labels
+    task.teacher_student.outputs = lambda *args: (
+        teachers.append(outputs(*args)) or (teachers[-1])
+    )
+    task._pseudo_labels = lambda labeller, *args: (
+        labellers.append(labeller) or (pseudo_labels(labeller, *args))
+    )
+    trainer, _ = _fit(task, eurosat_ms, tmp_path, steps=3)
+    pairs = zip(labellers, teachers, strict=True)
+    assert [labeller is teacher for labeller, teacher in pairs] == [False, False, True]
+    assert torch.isfinite(trainer.callback_metrics['train_teacher_unsupervised_loss'])
+    with pytest.raises(GeosslInputError, match=r'teacher\.warmup_steps: is -1'):
+        _task(eurosat_ms, warmup_steps=-1)
