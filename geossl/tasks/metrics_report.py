@@ -40,7 +40,7 @@ class MetricsReport(Callback):
             'metrics': metrics,
             'checkpoint': trainer.ckpt_path,
             'folds': getattr(split, 'folds', None),
-            'fold': getattr(split, 'fold', None),
+            'fold': split.fold if getattr(split, 'folds', None) else None,
         }
         path = Path(trainer.default_root_dir) / TEST_METRICS_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
