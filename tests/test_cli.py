@@ -146,12 +146,12 @@ def test_overview_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     assert out.startswith(
         'usage: geossl {fit,validate,test,predict,pretrain,index,map,export,'
-        'evaluate-representation,embed,qgis,stac,config} ...\n'
+        'evaluate-representation,embed,qgis,stac,config,cross-validation} ...\n'
     )
     for command in (
         *('fit', 'validate', 'test', 'predict', 'pretrain'),
         *('index', 'map', 'export', 'evaluate-representation', 'embed', 'qgis'),
-        *('stac', 'config'),
+        *('stac', 'config', 'cross-validation'),
     ):
         assert f'\n  {command}' in out
     assert main([]) == 2
