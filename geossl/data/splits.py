@@ -38,8 +38,8 @@ from geossl.errors import SplitError, reading
 
 SplitName = Literal['labelled', 'unlabelled', 'val', 'test', 'excluded']
 
-#: The split names, in file order: ``excluded`` samples are neither trained on nor
-#: evaluated.
+#: The split names, in file order. ``excluded`` samples are neither trained on
+#: nor evaluated.
 SPLIT_NAMES: tuple[SplitName, ...] = (
     'labelled',
     'unlabelled',

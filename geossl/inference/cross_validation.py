@@ -13,7 +13,7 @@ import pandas as pd
 from geossl.errors import GeosslInputError, reading
 from geossl.tasks.metrics_report import TEST_METRICS_NAME
 
-#: The metrics of the table: multi-class first, then multi-label.
+#: The metrics of the table, multi-class first, then multi-label.
 TABLE_METRICS = (
     'test_accuracy',
     'test_f1_macro',
