@@ -375,8 +375,8 @@ class GeoDataModule(SemiSupervisedDataModule):
             ``unlabelled`` (the default; counted in the log) or ``error``.
         test_region: a vector file (any CRS) whose polygons hold the test
             samples (their centres); unlabelled samples inside leave training too.
-        val_region: the same for the validation samples; None draws
-            ``val_fraction`` by ``split_strategy``.
+        val_region: the same for the validation samples; unset, ``val_fraction``
+            of the rest is drawn by ``split_strategy``.
         folds: k of a k-fold cross-validation: ``split_strategy``'s groups
             (samples, ``spatial`` blocks or ``temporal`` dates) are dealt to k
             folds, balanced by class; run one ``geossl fit`` per fold.
