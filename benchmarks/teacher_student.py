@@ -488,9 +488,9 @@ def _curves(runs: pd.DataFrame, output: Path) -> None:
             for run, group in chosen.groupby('run', sort=False):
                 curve = pd.concat(pd.read_csv(output / c) for c in group['curve'])
                 curve = curve.dropna(subset=[column]).groupby('step')[column].mean()
-                # A plain run dashed, its ST run solid, in one colour.
-                style = '-' if run.startswith('ST-') else '--'
-                colour = f'C{list(RUNS).index(run.removeprefix("ST-")) % 10}'
+                # Plain runs dashed, ST runs solid, a colour each.
+                style = '-' if run in PAIRS else '--'
+                colour = f'C{list(RUNS).index(run) % 10}'
                 axis.plot(curve.index, curve.to_numpy(), style, color=colour, label=run)
             axis.set_title(f'{split}, {labels} labels/class, {steps} steps: {title}')
             axis.set_xlabel('step')
