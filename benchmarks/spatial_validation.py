@@ -40,7 +40,7 @@ from tqdm import tqdm
 from weights.lite0_to_timm import LITE0_WEIGHTS, lite0_weights
 
 from geossl.data.datasets import InMemoryDataset
-from geossl.data.splits import SplitConfig, held_out_distances, make_splits
+from geossl.data.splits import SplitConfig, held_out_distances, load_or_make_splits
 
 #: Each protocol: the split of one run, given its fold.
 PROTOCOLS = {
@@ -101,7 +101,9 @@ def _run(
         **extra,
     )
     shutil.rmtree(run_dir / 'checkpoints', ignore_errors=True)
-    distances = held_out_distances(dataset, make_splits(dataset, config))['test']
+    # The split the run trained on, as it wrote it.
+    splits = load_or_make_splits(dataset, config, run_dir / 'splits.csv', save=False)
+    distances = held_out_distances(dataset, splits)['test']
     return row | {
         'protocol': protocol,
         'fold': fold,
