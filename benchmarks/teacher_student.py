@@ -229,6 +229,36 @@ def _last_quarter(curve: pd.DataFrame, column: str) -> float | None:
     return float(values[-max(1, len(values) // 4) :].mean())
 
 
+def _train(
+    dataset: InMemoryDataset,
+    run: str,
+    config: SplitConfig,
+    steps: int,
+    options: argparse.Namespace,
+    run_dir: Path,
+    weights: str,
+    **budget: int,
+) -> Row:
+    """Train and test one run of ``RUNS`` for ``steps`` on the split ``config``.
+
+    ``budget`` overrides settings of ``options`` (e.g. ``val_every``).
+    """
+    algorithm, run_teacher = RUNS[run]
+    extra = {} if run_teacher is None else {'teacher': options.teacher | run_teacher}
+    return train_and_test(
+        dataset,
+        algorithm,
+        config.labels_per_class,
+        config.seed,
+        argparse.Namespace(**vars(options) | budget | {'steps': steps}),
+        run_dir,
+        split=config,
+        name=run_dir.name,
+        weights=weights,
+        **extra,
+    )
+
+
 def _run(
     dataset: InMemoryDataset,
     key: Key,
@@ -237,27 +267,13 @@ def _run(
     time_ratio: float | None = None,
 ) -> Row:
     split, labels, seed, run, steps = key
-    algorithm, run_teacher = RUNS[run]
     trained_steps = steps
     if run in EQUAL_TIME.values():
         trained_steps = _equal_time_steps(steps, time_ratio)
     name = f'{steps}-steps-{split}-{labels}-labels-seed{seed}-{run}'.replace(', ', '-')
-    name = name.replace(' ', '-')
-    run_dir = options.output / 'runs' / name
+    run_dir = options.output / 'runs' / name.replace(' ', '-')
     config = SplitConfig(labels_per_class=labels, seed=seed, **SPLITS[split])
-    extra = {} if run_teacher is None else {'teacher': options.teacher | run_teacher}
-    row = train_and_test(
-        dataset,
-        algorithm,
-        labels,
-        seed,
-        argparse.Namespace(**vars(options) | {'steps': trained_steps}),
-        run_dir,
-        split=config,
-        name=name,
-        weights=weights,
-        **extra,
-    )
+    row = _train(dataset, run, config, trained_steps, options, run_dir, weights)
     # The logs stay; the checkpoints (60 MB a run) are not needed once tested.
     shutil.rmtree(run_dir / 'checkpoints', ignore_errors=True)
     curve = pd.read_csv(options.output / row['curve'])
@@ -288,23 +304,18 @@ def _step_time(
     It trains ``SPEED_STEPS`` steps of the budget on the random split, 4 labels per
     class, seed 0, and keeps nothing else.
     """
-    algorithm, run_teacher = RUNS[run]
-    run_dir = options.output / 'speed' / run
+    run_dir = options.output / 'speed' / f'speed-{run}'
     shutil.rmtree(run_dir, ignore_errors=True)
-    extra = {} if run_teacher is None else {'teacher': options.teacher | run_teacher}
-    row = train_and_test(
+    config = SplitConfig(labels_per_class=4, seed=0, **SPLITS['random'])
+    row = _train(
         dataset,
-        algorithm,
-        4,
-        0,
-        argparse.Namespace(
-            **vars(options) | {'steps': SPEED_STEPS, 'val_every': SPEED_STEPS}
-        ),
+        run,
+        config,
+        SPEED_STEPS,
+        options,
         run_dir,
-        split=SplitConfig(labels_per_class=4, seed=0, **SPLITS['random']),
-        name=f'speed-{run}',
-        weights=weights,
-        **extra,
+        weights,
+        val_every=SPEED_STEPS,
     )
     shutil.rmtree(run_dir, ignore_errors=True)
     (options.output / row['curve']).unlink()
