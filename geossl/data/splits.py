@@ -430,18 +430,13 @@ def _reach(
     reached = np.zeros(len(dataset), dtype=bool)
     if not len(held) or config.strategy == 'random':
         return reached
-    if config.strategy == 'spatial':
-        located = np.flatnonzero(
-            dataset.index[['lon', 'lat']].notna().all(axis=1).to_numpy()
-        )
-        pool = np.union1d(located, held)
-        blocks = _spatial_blocks(dataset, pool, config.block_size_km)
-        return np.isin(blocks, blocks[held])
-    column, _ = _ORDERED_BY[config.strategy]
+    column, _ = _ORDERED_BY.get(config.strategy, (None, None))
+    if config.strategy == 'spatial' or config.folds is not None:
+        columns = ['lon', 'lat'] if config.strategy == 'spatial' else [column]
+        placed = dataset.index[columns].notna().all(axis=1).to_numpy()
+        groups = _groups(dataset, config, np.union1d(np.flatnonzero(placed), held))
+        return np.isin(groups, groups[held])
     values = dataset.index[column]
-    if config.folds is not None:
-        days = pd.to_datetime(values).dt.floor('D')
-        return days.isin(days.iloc[held]).to_numpy()
     return (values >= values.iloc[held].min()).fillna(False).to_numpy(dtype=bool)
 
 
@@ -471,6 +466,21 @@ def _inside(dataset: GeoClassificationDataset, path: str, option: str) -> np.nda
     return inside
 
 
+def _groups(
+    dataset: GeoClassificationDataset, config: SplitConfig, pool: np.ndarray
+) -> np.ndarray:
+    """Each sample's fold group: its block, its day, or itself (-1 outside ``pool``)."""
+    if config.strategy == 'spatial':
+        return _spatial_blocks(dataset, pool, config.block_size_km)
+    groups = np.full(len(dataset), -1, dtype=np.int64)
+    if config.strategy == 'temporal':
+        days = pd.to_datetime(_ordering(dataset, config, pool)).dt.floor('D')
+        groups[pool] = pd.factorize(days.iloc[pool])[0]
+    else:
+        groups[pool] = pool
+    return groups
+
+
 #: What the groups of each strategy's folds are, for messages.
 _FOLD_GROUPS = {'random': 'samples', 'spatial': 'blocks', 'temporal': 'dates'}
 
@@ -489,13 +499,7 @@ def _fold(
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    if config.strategy == 'spatial':
-        groups = _spatial_blocks(dataset, labelled, config.block_size_km)
-    elif config.strategy == 'temporal':
-        days = pd.to_datetime(_ordering(dataset, config, labelled)).dt.floor('D')
-        groups = pd.factorize(days)[0]
-    else:
-        groups = np.arange(len(dataset))
+    groups = _groups(dataset, config, labelled)
     count = len(np.unique(groups[labelled]))
     if count < config.folds:
         raise SplitError(
