@@ -1,20 +1,24 @@
-"""Outputs that appear whole or not at all.
+"""Outputs that appear whole or not at all, alone or as a set.
 
 Every file geossl writes (indexes, splits, maps, polygons, quick-looks, ONNX models)
 is written to a hidden sibling and renamed into place only when complete, so an
-interrupted run leaves no half-written output behind. A run killed outright (no
-chance to clean up) leaves only its hidden siblings; the next run writing the same
-output removes those of processes that no longer run.
+interrupted run leaves no half-written output behind; the files of one result (a
+map, its probabilities, its quick-look) are renamed together, after all are
+written. A run killed outright (no chance to clean up) leaves only its hidden
+siblings; the next run writing the same output removes those of processes that no
+longer run. A disk that fills while writing is one line naming the folder.
 """
 
+import errno
 import glob
 import os
 import re
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from geossl.errors import GeosslInputError
+from geossl.errors import GeosslInputError, OutputError
 
 
 def partial_path(
@@ -69,11 +73,69 @@ def remove_stale_partials(path: str | Path) -> list[Path]:
     return removed
 
 
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether an error, or one it came from, is a full disk (also GDAL's)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if 'No space left on device' in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f'{shutil.disk_usage(folder).free / 1e6:.1f} MB free'
+    except OSError:
+        return 'free space unknown'
+
+
+@contextmanager
+def atomic_outputs(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Write outputs to hidden siblings; rename them all into place if all succeed.
+
+    Siblings left by killed processes are removed first. If the block fails, no
+    output appears and every sibling is removed.
+
+    Args:
+        paths: the final outputs.
+
+    Yields:
+        The paths to write to, in the same order.
+
+    Raises:
+        OutputError: if the disk fills while writing, naming the folder.
+    """
+    finals = [Path(path) for path in paths]
+    for path in finals:
+        remove_stale_partials(path)
+    partials = [partial_path(path) for path in finals]
+    try:
+        try:
+            yield partials
+        except Exception as error:
+            if not _disk_full(error):
+                raise
+            folder = finals[0].parent
+            names = ', '.join(path.name for path in finals)
+            raise OutputError(
+                folder,
+                f'no space left on device writing {names} ({_free_space(folder)}); '
+                'nothing written',
+            ) from None
+        for partial, final in zip(partials, finals, strict=True):
+            os.replace(partial, final)
+    finally:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Write to a hidden sibling, then rename it to ``path`` if the block succeeds.
 
-    Siblings left by killed processes are removed first.
+    As :func:`atomic_outputs`, for one output.
 
     Args:
         path: the final output.
@@ -81,14 +143,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     Yields:
         The path to write to.
     """
-    path = Path(path)
-    remove_stale_partials(path)
-    partial = partial_path(path)
-    try:
+    with atomic_outputs([path]) as (partial,):
         yield partial
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def check_output(path: Path, overwrite: bool) -> None:

@@ -1,7 +1,10 @@
-"""Typed errors for bad input.
+"""Typed errors: bad input, networks that fail, disks that fill.
 
-Every error names the file (or option) at fault and says what is wrong in one line,
-so the command line can print it as it is and exit with status 2.
+Every error names the file, option or URL at fault and says what is wrong in one
+line, so the command line can print it as it is and exit with the error's status:
+2 for bad input (as argparse), 75 for a network failure that may pass
+(``EX_TEMPFAIL``: a scheduler may retry), 74 for an output that cannot be written
+(``EX_IOERR``: a full disk).
 """
 
 import os
@@ -10,24 +13,45 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class GeosslInputError(ValueError):
-    """A file or option that geossl cannot use.
+class GeosslError(Exception):
+    """A failure geossl reports in one line, naming what is at fault.
 
     Attributes:
-        source: the file, folder or option at fault.
+        source: the file, folder, option or URL at fault.
         problem: what is wrong with it.
+        exit_status: the command line's exit status for it.
     """
+
+    exit_status = 1
 
     def __init__(self, source: str | os.PathLike[str], problem: str) -> None:
         """Initialise the error.
 
         Args:
-            source: the file, folder or option at fault.
+            source: the file, folder, option or URL at fault.
             problem: what is wrong with it, as a sentence fragment.
         """
         self.source = os.fspath(source)
         self.problem = problem
         super().__init__(f'{self.source}: {problem}')
+
+
+class GeosslInputError(GeosslError, ValueError):
+    """A file or option that geossl cannot use."""
+
+    exit_status = 2
+
+
+class NetworkError(GeosslError):
+    """A remote file that could not be read in time, after retries; it may pass."""
+
+    exit_status = 75
+
+
+class OutputError(GeosslError):
+    """An output that could not be written, such as on a full disk."""
+
+    exit_status = 74
 
 
 class RasterReadError(GeosslInputError):
@@ -91,7 +115,7 @@ def reading(
     """
     try:
         yield
-    except GeosslInputError:
+    except GeosslError:
         raise
     except Exception as failure:
         raise error(
@@ -116,12 +140,12 @@ def first_line(failure: BaseException) -> str:
     return lines[0] if lines else type(failure).__name__
 
 
-#: The last line of a worker's traceback that ends in one of geossl's input errors.
-_WORKER_INPUT_ERROR = re.compile(r'^geossl\.errors\.\w+: (.+)$', re.MULTILINE)
+#: The last line of a worker's traceback that ends in one of geossl's errors.
+_WORKER_ERROR = re.compile(r'^geossl\.errors\.(\w+): (.+)$', re.MULTILINE)
 
 
-def input_error_in_worker(error: BaseException) -> str | None:
-    """The one line of a geossl input error raised in a DataLoader worker process.
+def error_in_worker(error: BaseException) -> tuple[str, int] | None:
+    """The one line and exit status of a geossl error raised in a DataLoader worker.
 
     torch re-raises a worker's exception in the main process as a ``RuntimeError``
     holding the worker's traceback when it cannot rebuild the exception from one
@@ -131,9 +155,16 @@ def input_error_in_worker(error: BaseException) -> str | None:
         error: an exception that reached the command line.
 
     Returns:
-        ``<source>: <problem>``, or None if the error is not such a re-raise.
+        ``<source>: <problem>`` and the error's exit status, or None if the error
+        is not such a re-raise.
     """
     if not isinstance(error, RuntimeError) or not str(error).startswith('Caught '):
         return None
-    lines = _WORKER_INPUT_ERROR.findall(str(error))
-    return lines[-1] if lines else None
+    found = _WORKER_ERROR.findall(str(error))
+    if not found:
+        return None
+    name, line = found[-1]
+    kind = globals().get(name)
+    if not (isinstance(kind, type) and issubclass(kind, GeosslError)):
+        return None
+    return line, kind.exit_status

@@ -5,17 +5,23 @@ ways catalogues name them: Earth Search by common name (``blue``, ``nir08``,
 ``scl``, offsets in ``raster:bands``), Planetary Computer by band (``B02``, ``B8A``,
 ``SCL``, the offset told by ``s2:processing_baseline``). The server answers HTTP
 range requests, as object stores do, counts the bytes it sends, and can answer a
-STAC API's item search.
+STAC API's item search. It can also misbehave as real servers do (:class:`Faults`):
+answer range requests with 503 or 404, reset the connection half-way through a
+body, or stop answering.
 """
 
 import functools
 import http.server
 import json
+import random
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,6 +130,39 @@ def s2_item(
     return item
 
 
+@dataclass
+class Faults:
+    """Faults a server injects into the range requests of files under ``prefix``.
+
+    Attributes:
+        mode: ``503`` (busy), ``404`` (gone), ``reset`` (the connection dropped
+            after half the body) or ``stall`` (no answer until the server stops).
+        rate: the share of range requests that fail, drawn with ``seed``.
+        seed: the seed of the draws.
+        prefix: the request paths that can fail.
+        injected: how many requests failed so far.
+    """
+
+    mode: str
+    rate: float = 1.0
+    seed: int = 0
+    prefix: str = '/cogs/'
+    injected: int = 0
+    _draws: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._draws = random.Random(self.seed)
+
+    def strike(self, path: str, ranged: bool) -> str | None:
+        """The fault of one request, or None to answer it."""
+        if not ranged or not path.startswith(self.prefix):
+            return None
+        if self._draws.random() >= self.rate:
+            return None
+        self.injected += 1
+        return self.mode
+
+
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with byte ranges; a STAC API's item search if given items."""
 
@@ -160,6 +199,16 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
             # A server that does not answer in time.
             time.sleep(self.state.delay)
         path = Path(self.translate_path(self.path.split('?')[0]))
+        ranged = 'Range' in self.headers
+        fault = self.state.faults and self.state.faults.strike(self.path, ranged)
+        if fault == 'stall':
+            self.state.stopped.wait()
+            self.close_connection = True
+            return None
+        if fault in ('503', '404'):
+            self.send_error(int(fault))
+            return None
+        self.reset = fault == 'reset'
         if not path.is_file():
             self.send_error(404)
             return None
@@ -185,6 +234,15 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         data = source.read(self.remaining)
         self.state.sent[self.path] = self.state.sent.get(self.path, 0) + len(data)
         self.state.requests += 1
+        if self.reset:
+            # Half the body, then a TCP reset (linger 0), as a dropped link gives.
+            outputfile.write(data[: len(data) // 2])
+            outputfile.flush()
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)
+            )
+            self.close_connection = True
+            raise ConnectionResetError('fault injected')
         outputfile.write(data)
 
 
@@ -196,6 +254,8 @@ class ServerState:
         requests: requests for files answered.
         items: the items a STAC API search finds, or None for no API.
         delay: seconds before answering a path under ``/slow/``.
+        faults: the faults it injects, or None.
+        stopped: set when the server stops (a stalled request then ends).
     """
 
     def __init__(self, items: list[pystac.Item] | None) -> None:
@@ -203,6 +263,8 @@ class ServerState:
         self.requests = 0
         self.items = items
         self.delay = 3.0
+        self.faults: Faults | None = None
+        self.stopped = threading.Event()
 
     def landing(self, root: str) -> dict:
         return {
@@ -250,6 +312,15 @@ class ServerState:
         return sum(n for path, n in self.sent.items() if path.endswith(suffix))
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """A threading server that does not print the connections its faults drop."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 @contextmanager
 def http_server(
     root: Path, items: list[pystac.Item] | None = None
@@ -261,11 +332,12 @@ def http_server(
     """
     state = ServerState(items)
     handler = functools.partial(_RangeHandler, directory=str(root), server_state=state)
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    server = _QuietServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f'http://127.0.0.1:{server.server_address[1]}', state
     finally:
+        state.stopped.set()
         server.shutdown()
         server.server_close()

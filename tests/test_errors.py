@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader, Dataset
 from geossl.errors import (
     GeosslInputError,
     RasterReadError,
-    input_error_in_worker,
+    error_in_worker,
     reading,
 )
 
@@ -58,7 +58,8 @@ def test_an_input_error_in_a_dataloader_worker_keeps_its_line():
     # RuntimeError holding the worker's traceback instead.
     with pytest.raises(RuntimeError) as error:
         next(iter(DataLoader(_Unreadable(), num_workers=1)))
-    assert input_error_in_worker(error.value) == (
-        'tile.tif: cannot be read as a raster (truncated)'
+    assert error_in_worker(error.value) == (
+        'tile.tif: cannot be read as a raster (truncated)',
+        2,
     )
-    assert input_error_in_worker(RuntimeError('CUDA out of memory')) is None
+    assert error_in_worker(RuntimeError('CUDA out of memory')) is None

@@ -4,7 +4,9 @@ Only what ``geossl --help`` and an unknown command need is imported here, so tha
 they answer at once; the commands themselves bring torch, Lightning and TorchGeo
 with them: Lightning's (:mod:`geossl.cli.lightning`) and geossl's own tools, typed
 functions in the modules that do the work, wired up by :mod:`geossl.cli.tools`.
-Bad input ends with one line naming the file or option at fault and exit status 2.
+Bad input ends with one line naming the file or option at fault and exit status 2;
+a network that fails ends the same way with 75, an output that cannot be written
+(a full disk) with 74 (:mod:`geossl.errors`).
 """
 
 import logging
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from jsonargparse import ArgumentError
 
 from geossl import __version__
-from geossl.errors import GeosslInputError, input_error_in_worker
+from geossl.errors import GeosslError, error_in_worker
 
 #: Exit status for bad input, as argparse uses for bad arguments.
 EXIT_BAD_INPUT = 2
@@ -78,25 +80,27 @@ the version.
 """
 
 
-def _bad_input_line(error: Exception, argv: Sequence[str]) -> str | None:
-    """The one line that reports bad input, or None for any other error.
+def _error_line(error: Exception, argv: Sequence[str]) -> tuple[str, int] | None:
+    """The one line that reports a geossl error and its exit status; None for bugs.
 
     TorchGeo's dataset-not-found is bad input too. Its class is looked up only if
     TorchGeo is loaded (it is, if it raised one), so that commands that read no
     TorchGeo dataset start without importing TorchGeo.
     """
     torchgeo_errors = sys.modules.get('torchgeo.datasets.errors')
-    bad_input: tuple[type[Exception], ...] = (GeosslInputError,)
-    if torchgeo_errors is not None:
-        bad_input += (torchgeo_errors.DatasetNotFoundError,)
-    if isinstance(error, bad_input):
-        return str(error)
+    if isinstance(error, GeosslError):
+        return str(error), error.exit_status
+    if torchgeo_errors is not None and isinstance(
+        error, torchgeo_errors.DatasetNotFoundError
+    ):
+        return str(error), EXIT_BAD_INPUT
     if isinstance(error, RuntimeError):
-        return input_error_in_worker(error)
+        return error_in_worker(error)
     if isinstance(error, ArgumentError):
         # jsonargparse's messages run over several indented lines.
         message = ' '.join(str(error).split())
-        return f'{message} (see {" ".join(["geossl", *argv[:1], "--help"])})'
+        line = f'{message} (see {" ".join(["geossl", *argv[:1], "--help"])})'
+        return line, EXIT_BAD_INPUT
     return None
 
 
@@ -111,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments without the program name; defaults to ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 on success, 2 on bad input.
+        The exit status: 0 on success, 2 on bad input, 74 for an output that
+        cannot be written, 75 for a network failure.
     """
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -161,9 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_lightning(argv, from_command_line)
     except Exception as error:
-        line = _bad_input_line(error, argv)
-        if line is None:
+        reported = _error_line(error, argv)
+        if reported is None:
             raise
+        line, status = reported
         print(f'geossl: error: {line}', file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return status
     return 0

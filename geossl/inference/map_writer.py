@@ -25,7 +25,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from torch import Tensor
 
-from geossl.atomic import atomic_output, partial_path
+from geossl.atomic import partial_path
 from geossl.data.scene_files import Scene
 from geossl.inference.options import ProbabilityFormat
 from geossl.inference.windows import StripBlender, WindowGrid
@@ -166,18 +166,23 @@ class MapWriter(Callback):
 
     Each process writes its band of rows to hidden part files beside the outputs;
     when all are done, the first process pastes them together (a single part is
-    used as it is) and converts the result to Cloud-Optimized GeoTIFFs, each renamed
-    into place when whole.
+    used as it is) and converts the result to Cloud-Optimized GeoTIFFs at
+    ``targets``, which the caller sets (hidden siblings of the outputs, renamed
+    into place with the rest of the set: :func:`geossl.atomic.atomic_outputs`).
 
     Args:
         scene: the scene mapped (cropped to a region, if one is given).
         canvas: the grid of the outputs: the scene, or the scene uncropped.
         grid: the windows.
-        outputs: the class map, then the probabilities if asked for.
+        outputs: the class map, then the probabilities if asked for; the parts
+            are named after them.
         class_names: names of the classes, in model order.
         colours: their colours.
         probabilities: how to store probabilities, or None for none.
         progress: show a progress bar.
+
+    Attributes:
+        targets: where the first process writes the COGs, as ``outputs``.
     """
 
     def __init__(
@@ -195,6 +200,7 @@ class MapWriter(Callback):
         self.canvas = canvas
         self.grid = grid
         self.outputs = list(outputs)
+        self.targets: list[Path] = []
         self.class_names = list(class_names)
         self.colours = list(colours)
         self.probabilities = probabilities
@@ -300,17 +306,14 @@ class MapWriter(Callback):
             finally:
                 merged.close()
             sources = self.scratch
-        for source, final in zip(sources, self.outputs, strict=True):
-            with atomic_output(final) as cog:
-                rasterio.shutil.copy(
-                    source,
-                    cog,
-                    driver='COG',
-                    compress='deflate',
-                    overview_resampling='nearest'
-                    if final == self.outputs[0]
-                    else 'average',
-                )
+        for number, (source, cog) in enumerate(zip(sources, self.targets, strict=True)):
+            rasterio.shutil.copy(
+                source,
+                cog,
+                driver='COG',
+                compress='deflate',
+                overview_resampling='average' if number else 'nearest',
+            )
 
     def close(self) -> None:
         """Close this process's part files and progress bar.

@@ -88,8 +88,6 @@ def map_scenes(
     from geossl.atomic import check_output
     from geossl.data.scene_files import find_scenes
     from geossl.inference.checkpoint import load_task
-    from geossl.inference.polygons import save_class_polygons
-    from geossl.inference.quicklook import save_quicklook
     from geossl.inference.region import RegionOfInterest
     from geossl.inference.scene_mapper import SceneMapper, with_masks
 
@@ -134,22 +132,11 @@ def map_scenes(
             if wanted:
                 check_output(path.with_suffix(suffix), overwrite)
     for scene, path in zip(scenes, targets, strict=True):
-        result = mapper.map_scene(scene, path, probabilities, overwrite, region, crop)
+        result = mapper.map_scene(
+            scene, path, probabilities, overwrite, region, crop, quicklook, polygons
+        )
         if result is None:  # Another process of a DDP run: the first one writes.
             continue
-        if quicklook:
-            picture = path.with_suffix('.png')
-            outline = None if region is None else region.in_crs(scene.crs)
-            save_quicklook(
-                scene,
-                path,
-                mapper.class_names,
-                mapper.colours,
-                picture,
-                region=outline,
-            )
-        if polygons:
-            save_class_polygons(path, path.with_suffix('.gpkg'), mapper.class_names)
         rate = result.pixels / result.seconds / 1e6
         print(
             f'Mapped {scene.name} ({result.pixels / 1e6:.2f} Mpx, '

@@ -13,7 +13,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import get_args
@@ -21,7 +21,7 @@ from typing import get_args
 from lightning.pytorch import Trainer
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from geossl.atomic import check_output
+from geossl.atomic import atomic_outputs, check_output
 from geossl.data.bands import are_numbered
 from geossl.data.masks import PixelMask
 from geossl.data.scene_files import Scene
@@ -47,12 +47,16 @@ class MapResult:
         probabilities: the probability COG, if asked for.
         pixels: pixels mapped.
         seconds: time spent.
+        quicklook: the quick-look PNG, if asked for.
+        polygons: the class polygons' GeoPackage, if asked for.
     """
 
     class_map: Path
     probabilities: Path | None
     pixels: int
     seconds: float
+    quicklook: Path | None = None
+    polygons: Path | None = None
 
 
 @contextmanager
@@ -223,8 +227,12 @@ class SceneMapper:
         overwrite: bool = False,
         region: RegionOfInterest | None = None,
         crop: bool = False,
+        quicklook: bool = False,
+        polygons: bool = False,
     ) -> MapResult | None:
-        """Classify one scene into a class-map COG (and optionally probabilities).
+        """Classify one scene into a class-map COG and the outputs asked for with it.
+
+        The outputs appear together, when all are written, or not at all.
 
         Args:
             scene: the scene (see :func:`geossl.data.scene_files.find_scenes`).
@@ -238,6 +246,9 @@ class SceneMapper:
                 centre lies outside it are nodata.
             crop: write the outputs on the region's bounds rather than on the
                 scene's grid.
+            quicklook: also write ``<stem>.png``, the scene beside its map.
+            polygons: also write ``<stem>.gpkg``, one polygon per connected region
+                of a class.
 
         Returns:
             What was written, in the first process; None in the others.
@@ -246,24 +257,28 @@ class SceneMapper:
             GeosslInputError: for a scene the model cannot map, an output that
                 cannot be written, or devices that are not there; nothing is left
                 behind.
+            OutputError: if the disk fills; nothing is left behind.
         """
         output = Path(output)
-        outputs = [output]
+        maps = [output]
         if probabilities:
-            outputs.append(output.with_name(f'{output.stem}_probabilities.tif'))
+            maps.append(output.with_name(f'{output.stem}_probabilities.tif'))
+        picture = output.with_suffix('.png') if quicklook else None
+        shapes = output.with_suffix('.gpkg') if polygons else None
+        outputs = [*maps, *(path for path in (picture, shapes) if path is not None)]
         for path in outputs:
             check_output(path, overwrite)
-        canvas, polygons = scene, None
+        mapped, polygons_ = scene, None
         if region is not None:
-            scene, polygons = region.on_scene(scene, self.chip_size, self.stride)
-            canvas = scene if crop else canvas
-        raster = self.raster(scene)
-        grid = WindowGrid(*scene.shape, self.chip_size, self.stride)
+            mapped, polygons_ = region.on_scene(scene, self.chip_size, self.stride)
+        canvas = mapped if crop else scene
+        raster = self.raster(mapped)
+        grid = WindowGrid(*mapped.shape, self.chip_size, self.stride)
         writer = MapWriter(
-            scene,
+            mapped,
             canvas,
             grid,
-            outputs,
+            maps,
             self.class_names,
             self.colours,
             probabilities,
@@ -275,8 +290,8 @@ class SceneMapper:
             if trainer.world_size > len(grid.rows):
                 raise GeosslInputError(
                     'devices',
-                    f'{trainer.world_size} processes but scene {scene.name} has only '
-                    f'{len(grid.rows)} rows of windows to share',
+                    f'{trainer.world_size} processes but scene {mapped.name} has '
+                    f'only {len(grid.rows)} rows of windows to share',
                 )
             module = WindowClassifier(
                 self.task,
@@ -284,26 +299,74 @@ class SceneMapper:
                 grid,
                 self.batch_size,
                 self.workers,
-                polygons,
+                polygons_,
                 self.tta,
                 self.engine,
             )
-            try:
-                with bounded_gdal_cache():
-                    trainer.predict(module, return_predictions=False)
-            finally:
-                writer.close()
-                if trainer.is_global_zero:
-                    for path in writer.temporary_files():
-                        path.unlink(missing_ok=True)
-        if not trainer.is_global_zero:
+            # The first process writes the outputs, as one set.
+            first = trainer.is_global_zero
+            with atomic_outputs(outputs) if first else nullcontext([]) as written:
+                writer.targets = written[: len(maps)]
+                try:
+                    with bounded_gdal_cache():
+                        trainer.predict(module, return_predictions=False)
+                finally:
+                    writer.close()
+                    if first:
+                        for path in writer.temporary_files():
+                            path.unlink(missing_ok=True)
+                if first:
+                    partial = dict(zip(outputs, written, strict=True))
+                    self._extras(
+                        scene,
+                        region,
+                        partial[output],
+                        partial.get(picture),
+                        partial.get(shapes),
+                    )
+        if not first:
             return None
         return MapResult(
             output,
-            outputs[1] if probabilities else None,
+            maps[1] if probabilities else None,
             grid.height * grid.width,
             time.perf_counter() - started,
+            picture,
+            shapes,
         )
+
+    def _extras(
+        self,
+        scene: Scene,
+        region: RegionOfInterest | None,
+        class_map: Path,
+        picture: Path | None,
+        shapes: Path | None,
+    ) -> None:
+        """The quick-look and polygons of a class map, if asked for.
+
+        Args:
+            scene: the scene mapped, uncropped.
+            region: the region of interest, outlined on the quick-look.
+            class_map: the class map, written but not yet in place.
+            picture: where to write the quick-look, or None.
+            shapes: where to write the polygons, or None.
+        """
+        from geossl.inference.polygons import save_class_polygons
+        from geossl.inference.quicklook import save_quicklook
+
+        if picture is not None:
+            outline = None if region is None else region.in_crs(scene.crs)
+            save_quicklook(
+                scene,
+                class_map,
+                self.class_names,
+                self.colours,
+                picture,
+                region=outline,
+            )
+        if shapes is not None:
+            save_class_polygons(class_map, shapes, self.class_names)
 
 
 def with_masks(
