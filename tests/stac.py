@@ -33,6 +33,9 @@ import shapely
 from geossl.data.metadata import footprint_wgs84
 from geossl.data.stac import COMMON_NAMES
 
+#: The id of the item :func:`served_item` makes.
+ITEM = 'S2B_18SVG_20230502_0_L2A'
+
 #: The Earth Search key of each band.
 EARTH_SEARCH_KEYS = {band: key for key, band in COMMON_NAMES.items()}
 
@@ -140,6 +143,9 @@ class Faults:
         rate: the share of range requests that fail, drawn with ``seed``.
         seed: the seed of the draws.
         prefix: the request paths that can fail.
+        after: range requests of each path answered before faults start (1: the
+            header GDAL reads on opening a file, so that the failure comes while
+            reading pixels).
         injected: how many requests failed so far.
     """
 
@@ -147,8 +153,10 @@ class Faults:
     rate: float = 1.0
     seed: int = 0
     prefix: str = '/cogs/'
+    after: int = 0
     injected: int = 0
     _draws: random.Random = field(init=False, repr=False)
+    _seen: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._draws = random.Random(self.seed)
@@ -157,10 +165,20 @@ class Faults:
         """The fault of one request, or None to answer it."""
         if not ranged or not path.startswith(self.prefix):
             return None
-        if self._draws.random() >= self.rate:
+        self._seen[path] = self._seen.get(path, 0) + 1
+        if self._seen[path] <= self.after or self._draws.random() >= self.rate:
             return None
         self.injected += 1
         return self.mode
+
+
+def served_item(url: str, files: dict[str, Path], root: Path) -> pystac.Item:
+    """An Earth Search item (baseline 05.09) of ``files`` served from ``root`` at ``url``."""
+    hrefs = {band: f'{url}/{path.relative_to(root)}' for band, path in files.items()}
+    when = datetime(2023, 5, 2, 15, 57, 1, tzinfo=UTC)
+    item = s2_item(ITEM, hrefs, 'earth-search', when, '05.09', like=files['B02'])
+    item.collection_id = 'sentinel-2-l2a'
+    return item
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):

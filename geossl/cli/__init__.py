@@ -10,6 +10,7 @@ a network that fails ends the same way with 75, an output that cannot be written
 """
 
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -111,6 +112,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``geossl`` command.
 
+    From the command line, a read still blocked in GDAL when the command ends (a
+    stalled server, a stop request) would crash the interpreter's shutdown: the
+    process then leaves at once with its status, its outputs cleaned up.
+
     Args:
         argv: arguments without the program name; defaults to ``sys.argv[1:]``.
 
@@ -118,6 +123,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 2 on bad input, 74 for an output that
         cannot be written, 75 for a network failure.
     """
+    status = 1
+    try:
+        status = _command(argv)
+    except SystemExit as stop:
+        status = stop.code if isinstance(stop.code, int) else 1
+        raise
+    finally:
+        remote = sys.modules.get('geossl.data.remote')
+        if argv is None and remote is not None and remote.reads_abandoned():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    return status
+
+
+def _command(argv: Sequence[str] | None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['--version']:
@@ -156,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger('lightning.pytorch.utilities.rank_zero').addFilter(
         lambda record: 'litlogger' not in record.getMessage()
     )
+    _retries_line()  # Counts from before this command are not its own.
     try:
         if argv[0] in TOOLS:
             from geossl.cli.tools import run_tool
@@ -172,4 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         line, status = reported
         print(f'geossl: error: {line}', file=sys.stderr)
         return status
+    if line := _retries_line():
+        # A slow run has a reason.
+        print(f'geossl: {line}', file=sys.stderr)
     return 0
+
+
+def _retries_line() -> str | None:
+    """How many remote reads were retried since last asked, if any."""
+    remote = sys.modules.get('geossl.data.remote')
+    return remote.retries() if remote is not None else None

@@ -17,6 +17,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
+from geossl.data.remote import read_remote
 from geossl.errors import GeosslInputError, RasterReadError, reading
 
 #: SCL classes that are not clear ground (no data, cloud shadow, cloud, cirrus, snow).
@@ -135,10 +136,13 @@ class PixelMask:
             rasterio.open(self.path) as src,
         ):
             for box in bounds:
-                values = src.read(
-                    self.band,
-                    window=from_bounds(*box, src.transform),
-                    out_shape=shape,
-                    resampling=Resampling.nearest,
+                values = read_remote(
+                    [self.path],
+                    lambda box=box: src.read(
+                        self.band,
+                        window=from_bounds(*box, src.transform),
+                        out_shape=shape,
+                        resampling=Resampling.nearest,
+                    ),
                 )
                 yield np.isin(values, self.invalid_values)

@@ -13,6 +13,7 @@ import shapely
 from torchgeo.datasets import RasterDataset
 
 from geossl.data.pixels import apply_reflectance_offset, invalid_pixels
+from geossl.data.remote import read_remote
 from geossl.data.scene_files import BAND_FILE_REGEX, Bounds, Scene
 from geossl.errors import (
     RasterReadError,
@@ -74,7 +75,10 @@ class SceneRaster(RasterDataset):
         files = self.scene.files
         source = files[0] if len(files) == 1 else files[0].parent
         with reading(source, 'a raster', RasterReadError):
-            image = self[minx:maxx:xres, miny:maxy:yres]['image'].numpy()
+            # Remote files: bounded in time, retried, failures named (remote.py).
+            image = read_remote(
+                files, lambda: self[minx:maxx:xres, miny:maxy:yres]['image'].numpy()
+            )
         invalid = [
             invalid_pixels(band, nodata)
             for band, nodata in zip(image, self.band_nodata, strict=True)

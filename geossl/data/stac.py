@@ -42,6 +42,7 @@ import shapely
 
 from geossl.cache import cache_dir
 from geossl.data.reflectance import OFFSET_ITEMS, offset_in_dn
+from geossl.data.remote import ASSET_ITEMS, RemoteAsset, read_remote
 from geossl.errors import GeosslInputError, reading
 
 #: Sentinel-2 band names by the asset keys and common names of STAC catalogues.
@@ -64,17 +65,26 @@ COMMON_NAMES: Mapping[str, str] = {
 
 #: GDAL's settings for reading over HTTP, each one where the user has not set it. No
 #: directory listing on open, only raster files fetched, retries on a busy server,
-#: consecutive block ranges merged into one request, and a block cache.
+#: a connection given 10 s, a request dropped when under 1 byte/s for 30 s or over
+#: 60 s in all, consecutive block ranges merged into one request, and a block cache.
+#: :mod:`geossl.data.remote` bounds and retries each read on top of these.
 HTTP_SETTINGS: Mapping[str, str] = {
     'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR',
     'CPL_VSIL_CURL_ALLOWED_EXTENSIONS': '.tif,.tiff,.TIF,.TIFF',
     'GDAL_HTTP_MAX_RETRY': '3',
     'GDAL_HTTP_RETRY_DELAY': '1',
+    'GDAL_HTTP_CONNECTTIMEOUT': '10',
+    'GDAL_HTTP_LOW_SPEED_TIME': '30',
+    'GDAL_HTTP_LOW_SPEED_LIMIT': '1',
     'GDAL_HTTP_TIMEOUT': '60',
     'GDAL_HTTP_MERGE_CONSECUTIVE_RANGES': 'YES',
     'GDAL_HTTP_MULTIPLEX': 'YES',
     'VSI_CACHE': 'TRUE',
 }
+
+#: Changes when the VRTs change, so that older ones in the cache are written anew
+#: (2: they name their item and asset).
+_CACHE_VERSION = b'2'
 
 _BAND = re.compile(r'^B(0?[1-9]|1[0-2]|8A)$', re.IGNORECASE)
 
@@ -264,18 +274,22 @@ def asset_offset(item: pystac.Item, asset: pystac.Asset) -> float | None:
     return _baseline_offset(item)
 
 
-def _write_vrt(source: str, path: Path, offset: float | None, asset: str) -> None:
-    """A VRT of one band asset, its offset as a metadata item."""
-    with reading(asset, 'a raster'):
-        rasterio.shutil.copy(gdal_path(source), path, driver='VRT')
-    if offset is None:
-        return
+def _write_vrt(source: RemoteAsset, path: Path, offset: float | None) -> None:
+    """A VRT of one band asset, what it reads and its offset as metadata items."""
+    read_remote(
+        [source],
+        lambda: rasterio.shutil.copy(gdal_path(source.href), path, driver='VRT'),
+    )
     tree = ElementTree.parse(path)
     metadata = tree.getroot().find('Metadata')
     if metadata is None:
         metadata = ElementTree.SubElement(tree.getroot(), 'Metadata')
-    item = ElementTree.SubElement(metadata, 'MDI', key=OFFSET_ITEMS[0])
-    item.text = f'{offset:g}'
+    named = (source.item, source.asset, source.href)
+    items = dict(zip(ASSET_ITEMS, named, strict=True))
+    if offset is not None:
+        items[OFFSET_ITEMS[0]] = f'{offset:g}'
+    for key, value in items.items():
+        ElementTree.SubElement(metadata, 'MDI', key=key).text = value
     tree.write(path)
 
 
@@ -309,6 +323,7 @@ def item_scene(item: pystac.Item) -> ItemScene:
         )
     digest = hashlib.sha256(
         json.dumps(item.to_dict(include_self_link=False), sort_keys=True).encode()
+        + _CACHE_VERSION
     ).hexdigest()[:16]
     folder = cache_dir('stac') / f'{_stem(item)}-{digest}'
     if not folder.is_dir():
@@ -331,8 +346,9 @@ def _write_item(
     try:
         for band, (key, asset) in bands.items():
             offset = None if band == 'SCL' else asset_offset(item, asset)
-            name = f'STAC item {item.id} asset {key} ({asset.href})'
-            _write_vrt(asset.href, partial / f'{_stem(item)}_{band}.vrt', offset, name)
+            source = RemoteAsset(item.id, key, asset.href)
+            with reading(str(source), 'a raster'):
+                _write_vrt(source, partial / f'{_stem(item)}_{band}.vrt', offset)
         with contextlib.suppress(OSError):
             # Another process may have written the same item meanwhile.
             partial.rename(folder)

@@ -16,6 +16,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import from_bounds
 
 from geossl.atomic import atomic_output
+from geossl.data.remote import read_remote
 from geossl.data.scene_files import Bounds, Scene
 from geossl.inference.map_writer import NODATA_CLASS
 
@@ -34,9 +35,13 @@ def _read_band(
     index = 1 if scene.per_band else position + 1
     with rasterio.open(path) as src:
         window = from_bounds(*bounds, src.transform)
-        return src.read(
-            index, window=window, out_shape=shape, resampling=Resampling.average
-        ).astype(np.float32)
+        values = read_remote(
+            [path],
+            lambda: src.read(
+                index, window=window, out_shape=shape, resampling=Resampling.average
+            ),
+        )
+        return values.astype(np.float32)
 
 
 def stretch(band: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:

@@ -7,6 +7,7 @@ import torch
 
 from geossl.tasks.semi_supervised import SemiSupervisedTask
 from tests.conftest import random_chip, write_raster
+from tests.stac import write_tiled_bands
 
 S2_BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09']
 S2_BANDS += ['B10', 'B11', 'B12']
@@ -99,3 +100,11 @@ def region_file(path, polygon, crs='EPSG:32618'):
     frame = gpd.GeoDataFrame(geometry=[polygon], crs='EPSG:32618').to_crs(crs)
     frame.to_file(path)
     return path
+
+
+@pytest.fixture(scope='module')
+def served(scene_crop, tmp_path_factory):
+    """The crop's bands as COGs (from baseline 05.09: 1000 DN higher), to serve."""
+    root = tmp_path_factory.mktemp('served')
+    files = write_tiled_bands(scene_crop, root / 'cogs', add=1000)
+    return root, files

@@ -1,0 +1,207 @@
+"""Maps of STAC items over networks that fail, and onto disks that fill.
+
+A local server serves the 18SVG crop as 13 COGs behind one item and injects faults
+into range requests (:class:`tests.stac.Faults`, seeded). A map that succeeds must
+equal the healthy one bit for bit; one that fails must say what failed in one line,
+exit with the documented status, and leave nothing behind.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rasterio
+
+from geossl.cli import main
+from tests.stac import ITEM, Faults, http_server, served_item
+
+#: GDAL's own retries of HTTP errors, short, so that geossl's are what is tested.
+QUICK_GDAL = {'GDAL_HTTP_MAX_RETRY': '1', 'GDAL_HTTP_RETRY_DELAY': '0.1'}
+
+
+@pytest.fixture
+def item_of(served, tmp_path, monkeypatch):
+    """Writes the served item as ``items.json``, each test with a cold cache."""
+    monkeypatch.setenv('GEOSSL_CACHE_DIR', str(tmp_path / 'cache'))
+    for key, value in QUICK_GDAL.items():
+        monkeypatch.setenv(key, value)
+    root, files = served
+
+    def write(url):
+        items = tmp_path / 'items.json'
+        items.write_text(json.dumps(served_item(url, files, root).to_dict()))
+        return items
+
+    return write
+
+
+def _map(checkpoint, items, output, *options):
+    args = ['map', str(checkpoint), str(items), '-o', str(output)]
+    return main([*args, '--probabilities', 'float16', *options])
+
+
+def _outputs(folder):
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_connection_resets_are_retried_and_the_map_equals_the_healthy_one(
+    served, item_of, s2_checkpoint, tmp_path, capsys
+):
+    root, _ = served
+    # Each map has a server of its own: GDAL keeps what it fetched of a URL.
+    with http_server(root) as (url, _):
+        healthy = tmp_path / 'healthy' / 'map.tif'
+        assert _map(s2_checkpoint, item_of(url), healthy) == 0
+    for seed in (0, 1):
+        with http_server(root) as (url, state):
+            # A reset after half the body, on 30 % of range requests: GDAL does
+            # not retry a short read, and caches it.
+            state.faults = Faults('reset', 0.3, seed)
+            flaky = tmp_path / f'seed{seed}' / 'map.tif'
+            capsys.readouterr()
+            assert _map(s2_checkpoint, item_of(url), flaky) == 0, (
+                capsys.readouterr().err
+            )
+            assert state.faults.injected > 0
+        assert 'geossl: Retried ' in capsys.readouterr().err
+        for suffix in ('', '_probabilities'):
+            name = f'map{suffix}.tif'
+            with (
+                rasterio.open(flaky.with_name(name)) as a,
+                rasterio.open(healthy.with_name(name)) as b,
+            ):
+                np.testing.assert_array_equal(a.read(), b.read())
+
+
+def _failed_map(checkpoint, items, tmp_path, capsys):
+    """Map, and return the exit status and the last line of the error output."""
+    output = tmp_path / 'out' / 'map.tif'
+    capsys.readouterr()
+    status = _map(checkpoint, items, output)
+    assert _outputs(output.parent) == []
+    return status, capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_server_that_stays_busy_is_one_line_naming_item_asset_url_and_status(
+    served, item_of, s2_checkpoint, tmp_path, capsys, monkeypatch
+):
+    root, _ = served
+    monkeypatch.setenv('GEOSSL_READ_TRIES', '2')
+    with http_server(root) as (url, state):
+        # The VRTs are written: the failure comes while reading pixels.
+        state.faults = Faults('503', prefix='/cogs/B04', after=1)
+        status, line = _failed_map(s2_checkpoint, item_of(url), tmp_path, capsys)
+    assert status == 75
+    assert line.startswith(
+        f'geossl: error: STAC item {ITEM} asset red ({url}/cogs/B04.tif): '
+    ), line
+    assert 'HTTP 503' in line
+    assert line.endswith('; gave up after 2 tries')
+
+
+def test_a_stalled_server_ends_in_bounded_time_with_one_line(
+    served, item_of, s2_checkpoint, tmp_path, capsys, monkeypatch
+):
+    root, _ = served
+    monkeypatch.setenv('GEOSSL_READ_TIMEOUT', '2')
+    with http_server(root) as (url, state):
+        state.faults = Faults('stall', prefix='/cogs/B04', after=1)
+        started = time.monotonic()
+        status, line = _failed_map(s2_checkpoint, item_of(url), tmp_path, capsys)
+        assert time.monotonic() - started < 30
+    assert status == 75
+    assert line == (
+        f'geossl: error: STAC item {ITEM} asset red ({url}/cogs/B04.tif): '
+        'no answer within 2 s (GEOSSL_READ_TIMEOUT); gave up'
+    )
+
+
+def test_an_asset_gone_while_reading_is_named_as_bad_input(
+    served, item_of, s2_checkpoint, tmp_path, capsys
+):
+    root, _ = served
+    with http_server(root) as (url, state):
+        state.faults = Faults('404', prefix='/cogs/B03', after=1)
+        status, line = _failed_map(s2_checkpoint, item_of(url), tmp_path, capsys)
+    assert status == 2
+    assert line.startswith(
+        f'geossl: error: STAC item {ITEM} asset green ({url}/cogs/B03.tif): '
+        'cannot be read ('
+    ), line
+    assert line.endswith('HTTP 404)')
+
+
+def test_sigterm_during_a_stalled_read_cleans_up_at_once(
+    served, item_of, s2_checkpoint, tmp_path
+):
+    root, _ = served
+    with http_server(root) as (url, state):
+        items = item_of(url)
+        state.faults = Faults('stall', prefix='/cogs/B04', after=1)
+        output = tmp_path / 'out' / 'map.tif'
+        command = [sys.executable, '-m', 'geossl.cli', 'map', str(s2_checkpoint)]
+        command += [str(items), '-o', str(output), '--probabilities', 'float16']
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        # The part files appear as mapping starts; the first strip then stalls.
+        while not list(output.parent.glob('.map.tif.partial-*')):
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, 'map wrote nothing in 2 minutes'
+            time.sleep(0.05)
+        time.sleep(1)
+        stopped = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        assert time.monotonic() - stopped < 10
+        assert _outputs(output.parent) == []
+
+
+def _in_tiny_tmpfs(folder, kilobytes, command):
+    """``command`` with a tmpfs of ``kilobytes`` on ``folder``, then what it holds.
+
+    The tmpfs lives in a private mount namespace, gone when the command ends, so
+    the listing of what was left in it is printed after ``LEFT:``. None where this
+    machine does not allow such a namespace.
+    """
+    unshare = shutil.which('unshare')
+    if unshare is None:
+        return None
+    probe = subprocess.run([unshare, '-rm', 'true'], capture_output=True, check=False)
+    if probe.returncode:
+        return None
+    script = (
+        f'mount -t tmpfs -o size={kilobytes}k tmpfs "$1" || exit 99; dir=$1; shift; '
+        '"$@"; status=$?; echo LEFT:; ls -A "$dir"; exit $status'
+    )
+    return [unshare, '-rm', 'sh', '-c', script, 'sh', str(folder), *command]
+
+
+@pytest.mark.parametrize('kilobytes', [64, 320])
+def test_a_full_disk_is_one_line_and_leaves_no_output(
+    scene_crop, s2_checkpoint, tmp_path, kilobytes
+):
+    # 64 KB fills while writing the parts; 320 KB holds the class map but not its
+    # probabilities and quick-look, which used to leave the map alone.
+    folder = tmp_path / 'disk'
+    folder.mkdir()
+    geossl = [sys.executable, '-m', 'geossl.cli', 'map', str(s2_checkpoint)]
+    geossl += [str(scene_crop), '-o', str(folder / 'map.tif')]
+    geossl += ['--probabilities', 'float16', '--quicklook', 'true']
+    command = _in_tiny_tmpfs(folder, kilobytes, geossl)
+    if command is None:
+        pytest.skip('no private mount namespace here (unshare -rm) for a tiny tmpfs')
+    env = os.environ | {'TQDM_DISABLE': '1'}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 74, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f'geossl: error: {folder}: no space left on device ')
+    assert line.endswith('nothing written'), line
+    assert 'Traceback' not in result.stderr
+    left = result.stdout.split('LEFT:', 1)[1].split()
+    assert left == []
