@@ -217,6 +217,32 @@ def _forget(assets: Iterable[RemoteAsset]) -> None:
         invalidate(asset.href)
 
 
+def check_still_there(assets: Iterable[RemoteAsset]) -> None:
+    """Refuse assets of a cached item that their server says are gone.
+
+    Each remote asset is asked for its first byte, all at once, for up to 10 s: a
+    cached item is otherwise read without a request until its pixels are. Servers
+    that do not answer are left to the reads, which retry them.
+
+    Args:
+        assets: the item's band assets.
+
+    Raises:
+        GeosslInputError: naming the first asset gone (HTTP 4xx other than 408 and
+            429), item, asset and URL.
+    """
+    remote = [asset for asset in assets if asset.remote]
+    if not remote:
+        return
+    with ThreadPoolExecutor(min(len(remote), 16)) as pool:
+        answers = list(pool.map(_answer, remote))
+    for asset, (status, said) in zip(remote, answers, strict=True):
+        if _gone(status):
+            raise GeosslInputError(
+                str(asset), f'is gone since the item was cached ({said})'
+            )
+
+
 def _stalled(assets: list[RemoteAsset]) -> str:
     """Who to name for a read that stalled: the assets that do not answer now.
 

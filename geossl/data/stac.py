@@ -42,7 +42,12 @@ import shapely
 
 from geossl.cache import cache_dir
 from geossl.data.reflectance import OFFSET_ITEMS, offset_in_dn
-from geossl.data.remote import ASSET_ITEMS, RemoteAsset, read_remote
+from geossl.data.remote import (
+    ASSET_ITEMS,
+    RemoteAsset,
+    check_still_there,
+    read_remote,
+)
 from geossl.errors import GeosslInputError, reading
 
 #: Sentinel-2 band names by the asset keys and common names of STAC catalogues.
@@ -326,7 +331,12 @@ def item_scene(item: pystac.Item) -> ItemScene:
         + _CACHE_VERSION
     ).hexdigest()[:16]
     folder = cache_dir('stac') / f'{_stem(item)}-{digest}'
-    if not folder.is_dir():
+    if folder.is_dir():
+        # The VRTs were written from assets that may have gone since.
+        check_still_there(
+            RemoteAsset(item.id, key, a.href) for key, a in bands.values()
+        )
+    else:
         _write_item(item, bands, folder)
     time = item.datetime or item.common_metadata.start_datetime
     cloud = item.properties.get('eo:cloud_cover')

@@ -205,3 +205,36 @@ def test_a_full_disk_is_one_line_and_leaves_no_output(
     assert 'Traceback' not in result.stderr
     left = result.stdout.split('LEFT:', 1)[1].split()
     assert left == []
+
+
+def test_an_asset_gone_from_a_warm_cache_is_noticed_before_success(
+    served, item_of, tmp_path, capsys
+):
+    root, _ = served
+    with http_server(root) as (url, state):
+        items = item_of(url)
+        index = tmp_path / 'index.gpkg'
+        assert main(['index', str(items), '-o', str(index)]) == 0
+        # Every range request of B04 now answers 404, as an asset deleted would.
+        state.faults = Faults('404', prefix='/cogs/B04')
+        again = tmp_path / 'again.gpkg'
+        capsys.readouterr()
+        assert main(['index', str(items), '-o', str(again)]) == 2
+        assert state.faults.injected >= 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == (
+        f'geossl: error: STAC item {ITEM} asset red ({url}/cogs/B04.tif): '
+        'is gone since the item was cached (HTTP 404)'
+    )
+    assert not again.exists()
+
+
+def test_bad_read_settings_are_one_line(served, item_of, tmp_path, capsys, monkeypatch):
+    root, _ = served
+    monkeypatch.setenv('GEOSSL_READ_TRIES', 'none')
+    with http_server(root) as (url, _):
+        index = tmp_path / 'index.gpkg'
+        assert main(['index', str(item_of(url)), '-o', str(index)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == "geossl: error: GEOSSL_READ_TRIES: is 'none', not a number >= 1"
+    assert not index.exists()
