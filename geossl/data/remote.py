@@ -339,7 +339,7 @@ def read_remote[T](sources: Iterable[Path | RemoteAsset], read: Callable[[], T])
             asset = _culprit(remote, failure)
             status, said = _answer(asset)
             detail = str(failure.__cause__ or failure)
-            problem = ', '.join(part for part in (detail, said) if part)
+            problem = f'{said}: {detail}' if said else detail
         if _gone(status):
             raise GeosslInputError(str(asset), f'cannot be read ({problem})')
         failures[asset] += 1
