@@ -297,24 +297,47 @@ def _culprit(assets: list[RemoteAsset], failure: BaseException) -> RemoteAsset:
     return assets[0]
 
 
+def _when(sources: Iterable[Path | RemoteAsset]) -> str:
+    """When a read failed, for its message.
+
+    Opening an asset (writing its VRT), or reading pixels from a warm or a cold
+    cache: the item's VRTs written before this process, or by it.
+    """
+    files = [Path(path) for path in sources if not isinstance(path, RemoteAsset)]
+    if not files:
+        return 'opening the asset'
+    try:
+        warm = min(path.stat().st_mtime for path in files) < _STARTED
+    except OSError:
+        return 'reading pixels'
+    return f'reading pixels, {"warm" if warm else "cold"} cache'
+
+
+#: When this process started using remote reads: older VRTs make a warm cache.
+_STARTED = time.time()
+
+
 def read_remote[T](sources: Iterable[Path | RemoteAsset], read: Callable[[], T]) -> T:
     """Run ``read``, which reads ``sources``, bounded in time and retried if remote.
 
     Sources that are not STAC assets read over a network are read as they are.
 
     Args:
-        sources: the files the read opens (band VRTs name their asset), or assets.
+        sources: the files the read opens (band VRTs name their asset), or assets
+            (read as the VRTs are written).
         read: the read.
 
     Returns:
         What ``read`` returns.
 
     Raises:
-        NetworkError: naming the item, asset and URL, the HTTP status and the
-            tries, if the read fails every try or stalls.
+        NetworkError: naming the item, asset and URL, the HTTP status, the tries
+            and when (opening the asset, or reading pixels from a warm or cold
+            cache), if the read fails every try or stalls.
         GeosslInputError: the same, if the server says the asset is not there
             (HTTP 4xx other than 408 and 429); it is not retried.
     """
+    sources = list(sources)
     assets = [
         source if isinstance(source, RemoteAsset) else asset_of(Path(source))
         for source in sources
@@ -333,7 +356,8 @@ def read_remote[T](sources: Iterable[Path | RemoteAsset], read: Callable[[], T])
             return _within(read, timeout)
         except TimeoutError as failure:
             raise NetworkError(
-                _stalled(remote), f'{failure} (GEOSSL_READ_TIMEOUT); gave up'
+                _stalled(remote),
+                f'{failure} ({_when(sources)}; GEOSSL_READ_TIMEOUT); gave up',
             ) from None
         except Exception as failure:
             asset = _culprit(remote, failure)
@@ -341,11 +365,15 @@ def read_remote[T](sources: Iterable[Path | RemoteAsset], read: Callable[[], T])
             detail = str(failure.__cause__ or failure)
             problem = f'{said}: {detail}' if said else detail
         if _gone(status):
-            raise GeosslInputError(str(asset), f'cannot be read ({problem})')
+            raise GeosslInputError(
+                str(asset), f'cannot be read ({problem}; {_when(sources)})'
+            )
         failures[asset] += 1
         if failures[asset] == tries:
             break
         _RETRIES.reads += 1
         _forget([asset])
         time.sleep(min(2.0 ** (failures[asset] - 1), 30.0))
-    raise NetworkError(str(asset), f'{problem}; gave up after {tries} tries')
+    raise NetworkError(
+        str(asset), f'{problem} ({_when(sources)}); gave up after {tries} tries'
+    )

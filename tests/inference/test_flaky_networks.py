@@ -88,15 +88,21 @@ FAILURES = {
         '503',
         ('GEOSSL_READ_TRIES', '2'),
         75,
-        r': HTTP 503: .+; gave up after 2 tries',
+        r': HTTP 503: .+ \(reading pixels, cold cache\); gave up after 2 tries',
     ),
     'stalled': (
         'stall',
         ('GEOSSL_READ_TIMEOUT', '2'),
         75,
-        r': no answer within 2 s \(GEOSSL_READ_TIMEOUT\); gave up',
+        r': no answer within 2 s \(reading pixels, cold cache; GEOSSL_READ_TIMEOUT\); '
+        'gave up',
     ),
-    'gone': ('404', None, 2, r': cannot be read \(HTTP 404: .+\)'),
+    'gone': (
+        '404',
+        None,
+        2,
+        r': cannot be read \(HTTP 404: .+; reading pixels, cold cache\)',
+    ),
 }
 
 
