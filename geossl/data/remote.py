@@ -49,7 +49,8 @@ READ_TRIES = 4
 #: Metadata items of a band VRT that say which STAC asset it reads.
 ASSET_ITEMS = ('STAC_ITEM', 'STAC_ASSET', 'STAC_HREF')
 
-#: GDAL's warning when it retries an HTTP request, as rasterio logs it.
+#: GDAL's warning when it retries an HTTP request, as rasterio logs it (opening a
+#: file, in rasterio._env, or reading one, in rasterio._err).
 _GDAL_RETRY = re.compile(r'HTTP error code: (\d+) - (\S+?)\.? Retrying')
 
 #: A failed block read in GDAL's messages: the file it was reading.
@@ -127,7 +128,7 @@ class _Retries(logging.Handler):
 
 
 _RETRIES = _Retries()
-logging.getLogger('rasterio._err').addHandler(_RETRIES)
+logging.getLogger('rasterio').addHandler(_RETRIES)
 
 
 def retries() -> str | None:

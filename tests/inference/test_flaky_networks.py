@@ -229,3 +229,19 @@ def test_bad_read_settings_are_one_line(served, item_of, tmp_path, capsys, monke
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line == "geossl: error: GEOSSL_READ_TRIES: is 'none', not a number >= 1"
     assert not index.exists()
+
+
+def test_a_run_that_needed_retries_says_so(served, item_of, tmp_path, capsys):
+    root, _ = served
+    with http_server(root) as (url, state):
+        # 503 on 30 % of range requests: GDAL retries them, and the run succeeds.
+        state.faults = Faults('503', 0.3, seed=0)
+        index = tmp_path / 'index.gpkg'
+        capsys.readouterr()
+        assert main(['index', str(item_of(url)), '-o', str(index)]) == 0
+        assert state.faults.injected > 0
+    err = capsys.readouterr().err
+    assert (
+        f'geossl: Retried 0 reads of remote files (geossl) and '
+        f'{state.faults.injected} HTTP requests (GDAL)'
+    ) in err
