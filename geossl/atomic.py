@@ -73,15 +73,35 @@ def remove_stale_partials(path: str | Path) -> list[Path]:
     return removed
 
 
-def _disk_full(error: BaseException | None) -> bool:
-    """Whether an error, or one it came from, is a full disk (also GDAL's)."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+def _disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether a write failed for want of space.
+
+    An error that says so (``ENOSPC``, or GDAL's words), else a probe: older GDAL
+    reports a full disk as a bare libtiff I/O error, so a failure is taken for a
+    full disk when 64 KiB no longer fit in the folder either.
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if 'No space left on device' in str(error):
+        if 'No space left on device' in str(cause):
             return True
-        error = error.__cause__ or error.__context__
+        cause = cause.__cause__ or cause.__context__
+    probe = partial_path(folder / 'space', '.probe')
+    try:
+        with probe.open('wb') as file:
+            file.write(bytes(_PROBE_BYTES))
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as failure:
+        return failure.errno in (errno.ENOSPC, errno.EDQUOT)
+    finally:
+        probe.unlink(missing_ok=True)
     return False
+
+
+#: What a folder must still hold for a failed write not to be a full disk.
+_PROBE_BYTES = 64 * 1024
 
 
 def _free_space(folder: Path) -> str:
@@ -115,9 +135,9 @@ def atomic_outputs(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
         try:
             yield partials
         except Exception as error:
-            if not _disk_full(error):
-                raise
             folder = finals[0].parent
+            if not _disk_full(error, folder):
+                raise
             names = ', '.join(path.name for path in finals)
             raise OutputError(
                 folder,

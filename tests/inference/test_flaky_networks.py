@@ -6,6 +6,7 @@ equal the healthy one bit for bit; one that fails must say what failed in one li
 exit with the documented status, and leave nothing behind.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -51,6 +52,11 @@ def _outputs(folder):
     return sorted(path.name for path in folder.iterdir())
 
 
+#: Whether rasterio can drop GDAL's cached bytes of a URL (1.5 and newer): without
+#: it, a short read stays in GDAL's cache and a reset is reported, not retried.
+DROPS_CACHE = importlib.util.find_spec('rasterio.cache') is not None
+
+
 def test_connection_resets_are_retried_and_the_map_equals_the_healthy_one(
     served, item_of, s2_checkpoint, tmp_path, capsys
 ):
@@ -66,11 +72,16 @@ def test_connection_resets_are_retried_and_the_map_equals_the_healthy_one(
             state.faults = Faults('reset', 0.3, seed)
             flaky = tmp_path / f'seed{seed}' / 'map.tif'
             capsys.readouterr()
-            assert _map(s2_checkpoint, item_of(url), flaky) == 0, (
-                capsys.readouterr().err
-            )
+            status = _map(s2_checkpoint, item_of(url), flaky)
             assert state.faults.injected > 0
-        assert 'geossl: Retried ' in capsys.readouterr().err
+        err = capsys.readouterr().err
+        if not DROPS_CACHE:
+            assert status == 75, err
+            assert err.strip().splitlines()[-1].endswith('gave up after 4 tries')
+            assert _outputs(flaky.parent) == []
+            continue
+        assert status == 0, err
+        assert 'geossl: Retried ' in err
         for suffix in ('', '_probabilities'):
             name = f'map{suffix}.tif'
             with (
