@@ -139,9 +139,16 @@ def test_a_failed_read_is_one_line_naming_item_asset_url_and_status(
     assert _outputs(output.parent) == []
 
 
-def test_sigterm_during_a_stalled_read_cleans_up_at_once(
-    served, item_of, s2_checkpoint, tmp_path
+#: A stop request, and the exit status it ends the command with: a scheduler's
+#: SIGTERM (128 + 15), or Ctrl-C, after which Lightning exits with 1.
+STOPS = {'SIGTERM': (signal.SIGTERM, 143), 'SIGINT': (signal.SIGINT, 1)}
+
+
+@pytest.mark.parametrize('stop', STOPS)
+def test_a_stop_during_a_stalled_read_cleans_up_at_once(
+    served, item_of, s2_checkpoint, tmp_path, stop
 ):
+    sent, expected = STOPS[stop]
     root, _ = served
     with http_server(root) as (url, state):
         items = item_of(url)
@@ -158,8 +165,8 @@ def test_sigterm_during_a_stalled_read_cleans_up_at_once(
             time.sleep(0.05)
         time.sleep(1)
         stopped = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        process.send_signal(sent)
+        assert process.wait(timeout=30) == expected, process.stderr.read()
         assert time.monotonic() - stopped < 10
         assert _outputs(output.parent) == []
 
