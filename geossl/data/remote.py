@@ -10,8 +10,8 @@ of a scene made from a STAC item goes through :func:`read_remote`, which:
   120), and stops: the read runs in a thread of its own, so that the process, and
   a stop request (SIGTERM, Ctrl-C), never waits on a stalled server (a stalled
   read is not retried: its thread still holds the open files);
-* retries a read that fails up to ``GEOSSL_READ_TRIES`` times in all (default 4), 1, 2,
-  4 ... seconds apart, after dropping what GDAL cached of the files' bytes
+* retries a read that fails up to ``GEOSSL_READ_TRIES`` times per asset (default
+  4), 1, 2, 4 ... seconds apart, after dropping what GDAL cached of that asset
   (``rasterio.cache.invalidate``; with rasterio older than 1.5, which lacks it, a
   reset is reported, not retried);
 * names what failed: the item, the asset and its URL, the HTTP status where GDAL or
@@ -235,9 +235,7 @@ def check_still_there(assets: Iterable[RemoteAsset]) -> None:
     remote = [asset for asset in assets if asset.remote]
     if not remote:
         return
-    with ThreadPoolExecutor(min(len(remote), 16)) as pool:
-        answers = list(pool.map(_answer, remote))
-    for asset, (status, said) in zip(remote, answers, strict=True):
+    for asset, (status, said) in zip(remote, _answers(remote, 10), strict=True):
         if _gone(status):
             raise GeosslInputError(
                 str(asset), f'is gone since the item was cached ({said})'
@@ -249,12 +247,17 @@ def _stalled(assets: list[RemoteAsset]) -> str:
 
     Each is asked once for its first byte, at the same time, for 5 s.
     """
-    with ThreadPoolExecutor(len(assets)) as pool:
-        answers = list(pool.map(lambda asset: _answer(asset, timeout=5), assets))
+    answers = _answers(assets, 5)
     silent = [a for a, (status, _) in zip(assets, answers, strict=True) if not status]
     if len(silent) == 1:
         return str(silent[0])
     return assets[0].item_name
+
+
+def _answers(assets: list[RemoteAsset], timeout: float) -> list[tuple[int | None, str]]:
+    """:func:`_answer` of every asset, asked at the same time."""
+    with ThreadPoolExecutor(min(len(assets), 16)) as pool:
+        return list(pool.map(lambda asset: _answer(asset, timeout), assets))
 
 
 def _answer(asset: RemoteAsset, timeout: float = 10) -> tuple[int | None, str]:
