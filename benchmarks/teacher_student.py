@@ -571,6 +571,7 @@ def _planned(options: argparse.Namespace) -> list[Key]:
             (split, labels, steps)
             for (split, labels), budgets in CURVE.items()
             for steps in budgets
+            if split in options.splits and labels in options.labels_per_class
             if options.steps is None or steps in options.steps
         ]
 
@@ -618,9 +619,19 @@ def main() -> None:
         help="the budgets in steps (default: the curve's, else 1,000)",
     )
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--labels_per_class', type=int, nargs='+', default=[2, 4])
     parser.add_argument(
-        '--splits', nargs='+', choices=list(SPLITS), default=list(SPLITS)
+        '--labels_per_class',
+        type=int,
+        nargs='+',
+        default=[2, 4],
+        help='labels per class (the curve: those of its settings that are listed)',
+    )
+    parser.add_argument(
+        '--splits',
+        nargs='+',
+        choices=list(SPLITS),
+        default=list(SPLITS),
+        help='the splits (the curve: those of its settings that are listed)',
     )
     parser.add_argument(
         '--runs',
