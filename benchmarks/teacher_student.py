@@ -31,8 +31,8 @@ split with 2 at 1,000 only), and for each ST run a FixMatch run at **equal time*
 the steps that fit the ST run's minutes, from the ratio of their seconds per step,
 measured once on this machine (``speed.json``) before the first such run. On the
 random split with 4 labels at 1,000 steps it also measures the levers toward a
-cheaper or better teacher (``CURVE_LEVERS``): a shared backbone, a warm-up, the
-``concat`` fusion.
+cheaper or better teacher (``CURVE_LEVERS``): a shared backbone, an EMA backbone, a
+warm-up, the ``concat`` fusion.
 
     .venv/bin/python benchmarks/teacher_student.py           # the table
     .venv/bin/python benchmarks/teacher_student.py --curve   # the budget curve
@@ -74,7 +74,8 @@ RUNS = {
     'supervised': ('supervised', None),
     'FixMatch': ('fixmatch', None),
     'ST-FixMatch': ('fixmatch', {}),
-    'ST-FixMatch, shared backbone': ('fixmatch', {'shared_backbone': True}),
+    'ST-FixMatch, shared backbone': ('fixmatch', {'image_backbone': 'shared'}),
+    'ST-FixMatch, EMA backbone': ('fixmatch', {'image_backbone': 'ema'}),
     # The defaults before the neighbours' prior and the metadata dropout.
     'ST-FixMatch, no prior or dropout': (
         'fixmatch',
@@ -92,6 +93,7 @@ RUNS = {
 PAIRS = {
     'ST-FixMatch': 'FixMatch',
     'ST-FixMatch, shared backbone': 'FixMatch',
+    'ST-FixMatch, EMA backbone': 'FixMatch',
     'ST-FixMatch, no prior or dropout': 'FixMatch',
     'ST-FixMatch, warm-up': 'FixMatch',
     'ST-FixMatch, concat': 'FixMatch',
@@ -116,6 +118,7 @@ CURVE_RUNS = ['FixMatch', 'ST-FixMatch', 'FixMatch, equal time']
 CURVE_LEVERS = {
     ('random', 4, 1000): [
         'ST-FixMatch, shared backbone',
+        'ST-FixMatch, EMA backbone',
         'ST-FixMatch, warm-up',
         'ST-FixMatch, concat',
     ],
@@ -164,7 +167,7 @@ TEACHER_SETTINGS = (
     'neighbours',
     'neighbour_radius_km',
     'warmup_steps',
-    'shared_backbone',
+    'image_backbone',
 )
 
 #: What the curves show: logged column -> title.
@@ -220,8 +223,12 @@ def _same_teacher(row: dict[str, object], teacher: dict[str, object]) -> bool:
     asked = RUNS[row['run']][1]
     if not isinstance(listed, str) or not listed:
         return asked is None
+    listed = json.loads(listed)
+    # Rows written before the image_backbone setting name its first variant.
+    if 'shared_backbone' in listed:
+        listed['image_backbone'] = 'shared' if listed.pop('shared_backbone') else 'own'
     defaults = _teacher_defaults()
-    return defaults | json.loads(listed) == defaults | teacher | (asked or {})
+    return defaults | listed == defaults | teacher | (asked or {})
 
 
 def _setting(text: str) -> tuple[str, object]:

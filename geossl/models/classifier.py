@@ -221,8 +221,8 @@ class MetadataClassifier(nn.Module):
         _check_fusion(fusion, backbone)
         if shared is not None and fusion == 'token':
             raise GeosslInputError(
-                'teacher.shared_backbone',
-                'a shared backbone gives pooled features, which token fusion '
+                'teacher.image_backbone',
+                'is shared, which gives pooled features that token fusion '
                 'cannot condition; use film or concat fusion',
             )
         self.backbone = (

@@ -110,23 +110,74 @@ class ExponentialMovingAverage(WeightAveraging):
         """
         average = self._average_model
         if self._pairs is None:
-            averaged, current = tensor_places(average.module), tensor_places(pl_module)
-            self._pairs = [
-                (place, current[name])
-                for name, place in averaged.items()
-                if name in current
-            ]
-        pairs = [(getattr(*mine), getattr(*theirs)) for mine, theirs in self._pairs]
-        floating = [pair for pair in pairs if pair[0].is_floating_point()]
-        counters = [pair for pair in pairs if not pair[0].is_floating_point()]
+            self._pairs = paired_places(average.module, pl_module)
+        pairs = placed_tensors(self._pairs)
         updates = int(average.n_averaged)
         if updates == 0:
             _copy(pairs)
         else:
-            kept = min(self.decay, (1 + updates) / (10 + updates))
-            torch._foreach_lerp_(*_unzip(floating), 1.0 - kept)
-            _copy(counters)
+            move_average(pairs, kept_share(self.decay, updates))
         average.n_averaged += 1
+
+
+def paired_places(average: nn.Module, current: nn.Module) -> list[tuple[Place, Place]]:
+    """Each tensor of an average's module and the current one's of the same name.
+
+    Args:
+        average: the module holding the average.
+        current: the module it follows.
+
+    Returns:
+        (average's place, current's place) of every name both have.
+    """
+    theirs = tensor_places(current)
+    return [
+        (place, theirs[name])
+        for name, place in tensor_places(average).items()
+        if name in theirs
+    ]
+
+
+def placed_tensors(pairs: list[tuple[Place, Place]]) -> list[tuple[Tensor, Tensor]]:
+    """The tensors at pairs of places, looked up at each call.
+
+    A module moved or converted (``.to``) is then still followed.
+
+    Args:
+        pairs: pairs of places (:func:`paired_places`).
+
+    Returns:
+        The tensors now at them.
+    """
+    return [(getattr(*mine), getattr(*theirs)) for mine, theirs in pairs]
+
+
+def kept_share(decay: float, updates: int) -> float:
+    """The share of itself an average keeps at an update, warming up to ``decay``.
+
+    Args:
+        decay: the largest share.
+        updates: the updates made so far.
+
+    Returns:
+        ``min(decay, (1 + updates) / (10 + updates))``.
+    """
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+@torch.no_grad()
+def move_average(pairs: list[tuple[Tensor, Tensor]], kept: float) -> None:
+    """Move averaged tensors towards current ones, in one ``_foreach_lerp_``.
+
+    Args:
+        pairs: each averaged tensor and the current tensor it follows; integer
+            tensors (counters) take the current value.
+        kept: the share of the average kept.
+    """
+    floating = [pair for pair in pairs if pair[0].is_floating_point()]
+    if floating:
+        torch._foreach_lerp_(*_unzip(floating), 1.0 - kept)
+    _copy([pair for pair in pairs if not pair[0].is_floating_point()])
 
 
 def _unzip(pairs: list[tuple[Tensor, Tensor]]) -> tuple[list[Tensor], list[Tensor]]:

@@ -172,6 +172,8 @@ class SemiSupervisedTask(LightningModule):
             algorithm, num_classes, multilabel, data['num_samples'], algorithm_options
         )
         projection_dim = None if self.policy is None else self.policy.projection_dim
+        given = weights is not None and weights is not False
+        self.recipe = Recipe(**recipe).filled(model, fine_tuning=given)
         options = None
         if teacher:
             options = TeacherStudentOptions(**teacher).resolved(
@@ -198,13 +200,13 @@ class SemiSupervisedTask(LightningModule):
                 DataDescription(**data),
                 load_satclip=initial_weights,
                 multilabel=multilabel,
+                ema_decay=self.recipe.ema_decay,
             )
             self.teacher = self.teacher_student.teacher
             # A module of the task, so that checkpoints keep what it remembers.
             self.neighbour_memory = self.teacher_student.memory
         self.hparams['teacher'] = None if options is None else asdict(options)
         loaded = None
-        given = weights is not None and weights is not False
         if initial_weights and given:
             loaded = load_initial_weights(
                 self._backbones(), model, weights, data['band_names']
@@ -216,7 +218,6 @@ class SemiSupervisedTask(LightningModule):
             self.hparams['normalisation'] = choose_normalisation(
                 self.hparams['normalisation'], loaded
             )
-        self.recipe = Recipe(**recipe).filled(model, fine_tuning=given)
         self.hparams['recipe'] = asdict(self.recipe)
         self.hparams['views'] = views
         self.hparams['data'] = data
@@ -413,7 +414,7 @@ class SemiSupervisedTask(LightningModule):
         With the teacher-student (:class:`~geossl.tasks.teacher_student.TeacherStudent`)
         the teacher's outputs are pseudo-labelled instead of the student's (after
         its warm-up), and its losses (its own, and the student's distillation) are
-        added.
+        added; an ``ema`` teacher's backbone first follows the student's last step.
 
         Args:
             batch: ``{'labelled': ..., 'unlabelled': ...}`` after the views.
@@ -433,6 +434,7 @@ class SemiSupervisedTask(LightningModule):
         labels = labelled['label']
         student = labeller = self.student(images)
         if self.teacher_student is not None:
+            self.teacher_student.follow_student(self.global_step)
             teacher = self.teacher_student.outputs(
                 images, labelled, unlabelled, 1 + self.policy.strong_views, student
             )

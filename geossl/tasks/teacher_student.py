@@ -30,9 +30,21 @@ from geossl.models.metadata import LocationEncoding, MetadataEncoder, MetadataPa
 from geossl.ssl.distillation import context_distillation, logit_distillation
 from geossl.ssl.neighbours import NeighbourMemory
 from geossl.ssl.policies import PseudoLabelPolicy
+from geossl.tasks.averaging import (
+    Place,
+    kept_share,
+    move_average,
+    paired_places,
+    placed_tensors,
+)
 from geossl.tasks.sizing import DataDescription
 
 Distillation = Literal['context', 'kl']
+
+#: Where the teacher's image features come from: ``own`` (a second backbone, the
+#: paper's), ``shared`` (the student's backbone) or ``ema`` (an exponential moving
+#: average of the student's backbone).
+TeacherBackbone = Literal['own', 'shared', 'ema']
 
 
 @dataclass
@@ -75,11 +87,15 @@ class TeacherStudentOptions:
         warmup_steps: the first steps, during which the student's own predictions
             are pseudo-labelled (as without a teacher) while the teacher learns
             from them; then the teacher's are. 0 for none, as in the paper.
-        shared_backbone: False for the paper's teacher, a second network of the
-            student's architecture; True for a variant whose teacher is the
-            student's backbone with its own metadata fusion and head, so that one
-            forward and backward pass serves both (about plain training's cost;
-            ``film`` or ``concat`` fusion).
+        image_backbone: ``own`` for the paper's teacher, a second network of the
+            student's architecture trained by its own losses (a step costs about
+            twice a plain one); two variants, not the paper's, whose teacher trains
+            only its metadata fusion and head: ``shared``, on the student's own
+            backbone, so that one forward and backward pass serves both (about plain
+            training's cost; ``film`` or ``concat`` fusion); ``ema``, on an
+            exponential moving average of the student's backbone (a mean teacher:
+            one more forward pass and no backward; the average's decay is the
+            recipe's ``ema_decay``).
     """
 
     metadata: MetadataParts | Literal['auto'] = 'auto'
@@ -97,18 +113,24 @@ class TeacherStudentOptions:
     neighbours: int = 8
     neighbour_radius_km: float = 5.0
     warmup_steps: int = 0
-    shared_backbone: bool = False
+    image_backbone: TeacherBackbone = 'own'
 
     def check(self) -> None:
         """Refuse settings no teacher can have, naming the option.
 
         Raises:
-            GeosslInputError: for an unknown distillation, a dropout share out of
-                [0, 1), or a negative count of neighbours or radius.
+            GeosslInputError: for an unknown distillation or image backbone, a
+                dropout share out of [0, 1), or a negative count of neighbours or
+                radius.
         """
         if self.distillation not in ('context', 'kl'):
             raise GeosslInputError(
                 'teacher.distillation', f'is {self.distillation!r}; use context or kl'
+            )
+        if self.image_backbone not in ('own', 'shared', 'ema'):
+            raise GeosslInputError(
+                'teacher.image_backbone',
+                f'is {self.image_backbone!r}; use own, shared or ema',
             )
         if not 0 <= self.metadata_dropout < 1:
             raise GeosslInputError(
@@ -177,8 +199,11 @@ class TeacherStudent:
         multilabel: whether the logits are multi-label (sigmoid).
         memory: what the teacher's neighbours were taken to be, which weights its
             predictions; None for none.
-        student_backbone: the student's backbone, where the teacher shares it
-            (``shared_backbone``); the student's module, not the teacher's.
+        student_backbone: the student's backbone, where the teacher shares it or
+            follows its average (``image_backbone``); the student's module, not the
+            teacher's.
+        ema_decay: the largest share of itself the ``ema`` backbone keeps at each
+            step.
     """
 
     teacher: MetadataClassifier
@@ -186,6 +211,11 @@ class TeacherStudent:
     multilabel: bool = False
     memory: NeighbourMemory | None = None
     student_backbone: nn.Module | None = None
+    ema_decay: float | None = None
+    _followed_step: int = field(default=0, init=False, repr=False)
+    _followed: list[tuple[Place, Place]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings no teacher can have."""
@@ -203,11 +233,13 @@ class TeacherStudent:
         data: DataDescription,
         load_satclip: bool = True,
         multilabel: bool = False,
+        ema_decay: float | None = None,
     ) -> Self:
         """The teacher network beside a student, and how it teaches.
 
-        The network is the student's architecture (or the student's own backbone,
-        ``shared_backbone``) plus a metadata encoder, with the student's heads.
+        The network is the student's architecture (its own backbone, the
+        student's, or an average of the student's: ``image_backbone``) plus a
+        metadata encoder, with the student's heads.
 
         Args:
             options: the settings, :meth:`~TeacherStudentOptions.resolved`.
@@ -221,10 +253,21 @@ class TeacherStudent:
             load_satclip: load SatCLIP's pretrained weights (False when a
                 checkpoint's trained weights follow).
             multilabel: whether the logits are multi-label (sigmoid).
+            ema_decay: the recipe's ``ema_decay``, the largest share of itself an
+                ``ema`` backbone keeps at each step.
 
         Returns:
             The teacher-student.
+
+        Raises:
+            GeosslInputError: for an ``ema`` backbone without a decay.
         """
+        if options.image_backbone == 'ema' and ema_decay is None:
+            raise GeosslInputError(
+                'teacher.image_backbone',
+                "is ema, which averages with the recipe's decay, but "
+                'recipe.ema_decay is off; set it (e.g. 0.999) or use own or shared',
+            )
         num_samples = data.num_samples
         memory = None
         if options.neighbours and num_samples is None:
@@ -254,7 +297,7 @@ class TeacherStudent:
             from geossl.models.torchgeo_weights import read_satclip
 
             encoder.load_satclip(*read_satclip())
-        shared = student.backbone if options.shared_backbone else None
+        shared = student.backbone if options.image_backbone == 'shared' else None
         teacher = MetadataClassifier(
             backbone,
             in_channels,
@@ -265,7 +308,13 @@ class TeacherStudent:
             None if student.projection is None else student.projection.dim,
             shared=shared,
         )
-        return cls(teacher, options, multilabel, memory, shared)
+        if options.image_backbone == 'ema':
+            # Starts as the student's, then follows it (follow_student); only the
+            # metadata fusion and head learn.
+            teacher.backbone.load_state_dict(student.backbone.state_dict())
+            teacher.backbone.requires_grad_(False)
+        followed = None if options.image_backbone == 'own' else student.backbone
+        return cls(teacher, options, multilabel, memory, followed, ema_decay)
 
     def outputs(
         self,
@@ -300,7 +349,7 @@ class TeacherStudent:
             kept = torch.rand(len(images), device=images.device)
             mask = batch['meta_mask'] & (kept >= self.options.metadata_dropout)[:, None]
             batch['meta_mask'] = mask
-        shared = self.student_backbone is not None
+        shared = self.options.image_backbone == 'shared'
         return self._conditioned(student.context if shared else images, batch)
 
     def warming_up(self, step: int) -> bool:
@@ -326,8 +375,27 @@ class TeacherStudent:
             The teacher's outputs; with neighbours, its network's logits plus the
             neighbours' log prior.
         """
-        shared = self.student_backbone
-        return self._conditioned(images if shared is None else shared(images), batch)
+        if self.options.image_backbone == 'shared':
+            images = self.student_backbone(images)
+        return self._conditioned(images, batch)
+
+    def follow_student(self, step: int) -> None:
+        """Move an ``ema`` backbone towards the student's, once per optimiser step.
+
+        The share it keeps warms up to ``ema_decay`` as the task's average of its
+        weights does (:func:`~geossl.tasks.averaging.kept_share`). Other backbones
+        are left as they are.
+
+        Args:
+            step: the optimiser steps made (the trainer's ``global_step``); a step
+                already followed is not followed again.
+        """
+        if self.options.image_backbone != 'ema' or step <= self._followed_step:
+            return
+        if self._followed is None:
+            self._followed = paired_places(self.teacher.backbone, self.student_backbone)
+        move_average(placed_tensors(self._followed), kept_share(self.ema_decay, step))
+        self._followed_step = step
 
     def _conditioned(self, inputs: Tensor, batch: Mapping[str, Any]) -> NetworkOutputs:
         """The teacher's outputs on images, or on the shared backbone's features."""

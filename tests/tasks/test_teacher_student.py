@@ -261,7 +261,7 @@ def test_a_teacher_sharing_the_students_backbone_costs_one_backbone_pass(
     from geossl.inference.checkpoint import load_task
 
     seed_everything(0)
-    task = _task(eurosat_ms, shared_backbone=True)
+    task = _task(eurosat_ms, image_backbone='shared')
     assert task.teacher.backbone is None
     assert not any(k.startswith('teacher.backbone.') for k in task.state_dict())
     passes = []
@@ -284,7 +284,7 @@ def test_a_teacher_sharing_the_students_backbone_costs_one_backbone_pass(
     # A checkpoint keeps the choice and reads back to the same teacher.
     trainer.save_checkpoint(tmp_path / 'shared.ckpt')
     loaded = load_task(tmp_path / 'shared.ckpt').eval()
-    assert loaded.hparams['teacher']['shared_backbone']
+    assert loaded.hparams['teacher']['image_backbone'] == 'shared'
     with torch.no_grad():
         again = loaded.teacher_student.predict(images, batch).logits
     torch.testing.assert_close(again, predicted)
@@ -292,14 +292,74 @@ def test_a_teacher_sharing_the_students_backbone_costs_one_backbone_pass(
 
 def test_a_shared_backbone_needs_fusion_of_pooled_features(eurosat_ms):
     with pytest.raises(
-        GeosslInputError, match=r'teacher\.shared_backbone: a shared backbone gives'
+        GeosslInputError,
+        match=r'teacher\.image_backbone: is shared, which gives pooled',
     ):
         task_for(
             eurosat_ms,
             model='vit_small_patch16_224',
             chip_size=64,
-            teacher={'metadata': 'location', 'shared_backbone': True},
+            teacher={'metadata': 'location', 'image_backbone': 'shared'},
         )
+
+
+def test_an_ema_teacher_follows_the_students_backbone_and_trains_only_its_head(
+    eurosat_ms, tmp_path
+):
+    from geossl.inference.checkpoint import load_task
+
+    seed_everything(0)
+    task = _task(eurosat_ms, image_backbone='ema')
+    teacher, student = task.teacher.backbone, task.student.backbone
+    assert not any(p.requires_grad for p in teacher.parameters())
+    start = {name: p.detach().clone() for name, p in teacher.named_parameters()}
+    assert all(torch.equal(start[name], p) for name, p in student.named_parameters())
+    # After the first step the average keeps min(decay, 2/11) of itself; a step
+    # already followed is not followed again.
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.5)
+    task.teacher_student.follow_student(1)
+    task.teacher_student.follow_student(1)
+    for name, p in teacher.named_parameters():
+        expected = 2 / 11 * start[name] + 9 / 11 * (start[name] + 0.5)
+        torch.testing.assert_close(p, expected)
+    # Trained, only the teacher's fusion and head take gradients; the backbone
+    # follows the student before the third step (the first after one followed).
+    followed = {name: p.detach().clone() for name, p in teacher.named_parameters()}
+    film = task.teacher.film.weight.clone()
+    trainer, _ = _fit(task, eurosat_ms, tmp_path, steps=3)
+    assert not torch.equal(task.teacher.film.weight, film)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert any(not torch.equal(followed[n], p) for n, p in teacher.named_parameters())
+    # A checkpoint keeps the choice and the followed weights.
+    trainer.save_checkpoint(tmp_path / 'ema.ckpt')
+    loaded = load_task(tmp_path / 'ema.ckpt')
+    assert loaded.hparams['teacher']['image_backbone'] == 'ema'
+    torch.testing.assert_close(
+        dict(loaded.teacher.backbone.named_parameters()),
+        dict(teacher.named_parameters()),
+    )
+
+
+def test_an_ema_teacher_needs_the_recipes_average(eurosat_ms):
+    with pytest.raises(
+        GeosslInputError,
+        match=r'teacher\.image_backbone: is ema, .* recipe\.ema_decay is off',
+    ):
+        task_for(
+            eurosat_ms,
+            recipe={'ema_decay': None},
+            teacher={'metadata': 'location', 'image_backbone': 'ema'},
+        )
+
+
+def test_the_teachers_backbone_is_one_of_three(eurosat_ms):
+    with pytest.raises(
+        GeosslInputError,
+        match=r"teacher\.image_backbone: is 'mean'; use own, shared or ema",
+    ):
+        _task(eurosat_ms, image_backbone='mean')
 
 
 def test_during_its_warm_up_the_teacher_learns_from_the_students_pseudo_labels(
