@@ -41,9 +41,9 @@ from geossl.tasks.sizing import DataDescription
 
 Distillation = Literal['context', 'kl']
 
-#: Where the teacher's image features come from: ``own`` (a second backbone, the
-#: paper's), ``shared`` (the student's backbone) or ``ema`` (an exponential moving
-#: average of the student's backbone).
+# Where the teacher's image features come from: ``own`` (a second backbone, the
+# paper's), ``shared`` (the student's backbone) or ``ema`` (an exponential moving
+# average of the student's backbone).
 TeacherBackbone = Literal['own', 'shared', 'ema']
 
 
