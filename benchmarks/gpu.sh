@@ -19,14 +19,16 @@
 # The mapping and views benchmarks read GeoTIFFs, so they stay on the CPU: the
 # geospatial wheels they need are another 130 MB.
 #
-# Sized for about 10 minutes on one H200 (not yet measured there): the network
-# alone in both memory layouts (memory_format.py, at most 3 minutes, about one),
-# the teacher's budget curve (teacher_student.py --curve: FixMatch and ST-FixMatch
-# at 1,000 and 4,000 steps and FixMatch at equal time) for at most TS_MINUTES (6),
-# then the label-efficiency table
-# for at most LE_MINUTES (2), several runs at a time on the one GPU; every run
-# finished by then is in OUT/<table>/runs.csv. Settings by environment: PYTHON
-# (python3), WORKERS (8), STEPS (1000), BATCH (16), MU (7), TS_MINUTES, LE_MINUTES.
+# Sized to end within the device's 10 minutes a call whatever each stage takes (not
+# yet measured on a GPU): the network alone in both memory layouts (memory_format.py,
+# at most 2 minutes, about one), the teacher's budget curve (teacher_student.py
+# --curve: FixMatch and ST-FixMatch at 1,000 and 4,000 steps and FixMatch at equal
+# time) for at most TS_MINUTES (5), then the label-efficiency table for at most
+# LE_MINUTES (2), several runs at a time on the one GPU; every run finished by then is
+# in OUT/<table>/runs.csv. Settings by environment: PYTHON (python3), WORKERS (8),
+# STEPS (1000), BATCH (16), MU (7), TS_MINUTES, LE_MINUTES. `run OUT tiny` passes in
+# a virtualenv that holds only the packages that machine lists
+# and the carried wheels.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -85,7 +87,7 @@ run() {
     local budget=(--batch_size "${BATCH:-16}" --mu "${MU:-7}" --workers "${WORKERS:-8}")
     # The teacher's budget curve (1,000 and 4,000 steps, FixMatch at equal time).
     local teacher=(--curve) efficiency=(--pretrained --steps "${STEPS:-1000}")
-    local ts_minutes=${TS_MINUTES:-6} le_minutes=${LE_MINUTES:-2}
+    local ts_minutes=${TS_MINUTES:-5} le_minutes=${LE_MINUTES:-2}
     if [[ $tiny == tiny ]]; then
         budget=(--val_every 2 --log_every 1 --batch_size 4 --mu 2
             --workers 2 --seeds 0 --labels_per_class 2)
@@ -95,7 +97,7 @@ run() {
     "$PYTHON" -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")' | tee "$out/machine.txt"
     # Whether channels-last weights are faster on this GPU (memory_format=auto
     # leaves the GPU channels-first until this says otherwise): about a minute.
-    (cd benchmarks && timeout 3m "$PYTHON" memory_format.py --output "$out") ||
+    (cd benchmarks && timeout 2m "$PYTHON" memory_format.py --output "$out") ||
         echo "memory_format: stopped ($?)"
     # Each table, stopped at its time limit, keeps every run finished by then.
     (cd benchmarks && timeout "${ts_minutes}m" "$PYTHON" teacher_student.py \
