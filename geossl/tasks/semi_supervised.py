@@ -346,18 +346,6 @@ class SemiSupervisedTask(LightningModule):
         """
         checkpoint['geossl_version'] = geossl.__version__
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Read checkpoints whose teacher had no neighbours, going on without them.
-
-        Args:
-            checkpoint: the checkpoint, before its weights are loaded.
-        """
-        if self.teacher_student is not None and self.teacher_student.forgets_neighbours(
-            checkpoint['state_dict'], prefix='neighbour_memory.'
-        ):
-            del self.neighbour_memory
-            self.hparams['teacher'] = asdict(self.teacher_student.options)
-
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Normalise on the device and, in training, make the weak and strong views.
 

@@ -68,7 +68,7 @@ class TeacherStudentOptions:
         metadata_dim: size of the metadata embedding.
         metadata_dropout: the share of the teacher's training rows that see no
             metadata (as if missing), so that it leans on the metadata no more than
-            the images bear out; 0 for none.
+            the images bear out; 0 for none (the default, as in the paper).
         fusion: how the teacher takes the metadata: ``token`` (vision
             transformers), ``film`` or ``concat``; None for ``token`` on vision
             transformers and ``film`` otherwise.
@@ -80,8 +80,10 @@ class TeacherStudentOptions:
         neighbours: how many nearest training tiles' labels and latest predictions
             weight the teacher's predictions
             (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it uses that
-            neighbouring tiles share their class; 0 for none. They need the
-            dataset's size (``num_samples``, which ``geossl fit`` and
+            neighbouring tiles share their class; 0 for none (the default, as in
+            the paper: the prior helps inside the regions trained on and costs
+            accuracy in regions never seen). They need the dataset's size
+            (``num_samples``, which ``geossl fit`` and
             ``SemiSupervisedTask.for_dataset`` give).
         neighbour_radius_km: the farthest such a neighbour may be.
         warmup_steps: the first steps, during which the student's own predictions
@@ -105,12 +107,12 @@ class TeacherStudentOptions:
     metadata_year: bool = False
     metadata_time_of_day: bool = False
     metadata_dim: int = 128
-    metadata_dropout: float = 0.5
+    metadata_dropout: float = 0.0
     fusion: Fusion | None = None
     distillation: Distillation = 'context'
     lambda_d: float = 1.0
     distillation_temperature: float = 4.0
-    neighbours: int = 8
+    neighbours: int = 0
     neighbour_radius_km: float = 5.0
     warmup_steps: int = 0
     image_backbone: TeacherBackbone = 'own'
@@ -446,24 +448,6 @@ class TeacherStudent:
         if not self.multilabel:
             labels = torch.nn.functional.one_hot(labels, self.memory.num_classes)
         self.memory.remember(labelled, labels.float(), labels=True)
-
-    def forgets_neighbours(self, state_dict: Mapping[str, Any], prefix: str) -> bool:
-        """Go on without neighbours where a checkpoint's teacher had none.
-
-        Checkpoints of geossl versions before the neighbours' prior have no memory.
-
-        Args:
-            state_dict: the checkpoint's weights.
-            prefix: where the memory's weights would be in them.
-
-        Returns:
-            Whether the memory was dropped.
-        """
-        if self.memory is None or any(key.startswith(prefix) for key in state_dict):
-            return False
-        self.memory = None
-        self.options = replace(self.options, neighbours=0)
-        return True
 
     def losses(
         self,

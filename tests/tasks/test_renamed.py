@@ -168,7 +168,7 @@ def test_a_teacher_of_an_older_geossl_without_neighbours_loads_as_trained(tmp_pa
         num_classes=3,
         in_channels=4,
         algorithm='fixmatch',
-        teacher={'metadata': 'location'},
+        teacher={'metadata': 'location', 'neighbours': 8},
         data={'num_samples': 50},
     )
     checkpoint = torch.load(path, weights_only=True)

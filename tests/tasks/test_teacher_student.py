@@ -198,7 +198,10 @@ def test_the_location_encoding_resolution_is_an_option(eurosat_ms):
 def test_neighbours_need_the_dataset_size(eurosat_ms):
     with pytest.warns(UserWarning, match=r"teacher.neighbours: the dataset's size"):
         task = SemiSupervisedTask(
-            num_classes=10, in_channels=13, algorithm='fixmatch', teacher=True
+            num_classes=10,
+            in_channels=13,
+            algorithm='fixmatch',
+            teacher={'neighbours': 8},
         )
     assert task.teacher_student.memory is None
     with pytest.raises(GeosslInputError, match=r'teacher\.neighbours: is -1'):
@@ -261,7 +264,7 @@ def test_a_teacher_sharing_the_students_backbone_costs_one_backbone_pass(
     from geossl.inference.checkpoint import load_task
 
     seed_everything(0)
-    task = _task(eurosat_ms, image_backbone='shared')
+    task = _task(eurosat_ms, image_backbone='shared', neighbours=8)
     assert task.teacher.backbone is None
     assert not any(k.startswith('teacher.backbone.') for k in task.state_dict())
     passes = []
