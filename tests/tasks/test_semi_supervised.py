@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,7 @@ def _trainer(run_dir, max_steps, **options):
         log_every_n_steps=1,
         enable_progress_bar=False,
         enable_model_summary=False,
+        default_root_dir=run_dir,  # where a test's metrics report goes
         **(
             {'enable_checkpointing': False, 'logger': CSVLogger(run_dir, name='logs')}
             | options
@@ -210,6 +212,10 @@ def test_validation_saves_the_confusion_matrix_and_runs_with_ema(eurosat_ms, tmp
     assert any(isinstance(c, WeightAveraging) for c in trainer.callbacks)
     trainer.test(task, datamodule)
     assert (logs / 'confusion_test_epoch1.png').stat().st_size
+    assert (
+        'test_kappa'
+        in json.loads((tmp_path / 'test_metrics.json').read_text())['metrics']
+    )
 
 
 class _FolderlessLogger(Logger):
