@@ -27,8 +27,8 @@
 # LE_MINUTES (2), several runs at a time on the one GPU; every run finished by then is
 # in OUT/<table>/runs.csv. Settings by environment: PYTHON (python3), WORKERS (8),
 # STEPS (1000), BATCH (16), MU (7), TS_MINUTES, LE_MINUTES. `run OUT tiny` passes in
-# a virtualenv that holds only the packages that machine lists
-# and the carried wheels.
+# a virtualenv that holds only the packages that machine lists and the carried
+# wheels.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -39,6 +39,7 @@ from label_efficiency import (
     train_and_test,
 )
 from report import EUROSAT_LOCATIONS, RESULTS, markdown, save
+from teacher_student import PRIOR_AND_DROPOUT
 from tqdm import tqdm
 from weights.lite0_to_timm import LITE0_WEIGHTS, lite0_weights
 
@@ -62,10 +63,10 @@ PROTOCOLS = {
 
 #: Each run: its algorithm and the teacher's settings, None for no teacher. The
 #: table was measured with the neighbours' prior and the metadata dropout, geossl's
-#: defaults then (docs/teacher-student.md, across regions).
+#: defaults then.
 RUNS = {
     'FixMatch': ('fixmatch', None),
-    'ST-FixMatch': ('fixmatch', {'neighbours': 8, 'metadata_dropout': 0.5}),
+    'ST-FixMatch': ('fixmatch', PRIOR_AND_DROPOUT),
 }
 
 LABELS_PER_CLASS = 4

@@ -70,18 +70,18 @@ from geossl.tasks.teacher_student import TeacherStudentOptions
 
 #: Each run: its algorithm, and the teacher that makes the pseudo-labels (its
 #: settings over geossl's defaults and ``--teacher``) or None for none.
+#: The neighbours' prior and the metadata dropout: geossl's defaults from 2026-12-05
+#: to 2026-12-07, which the check across regions turned off again
+#: (docs/teacher-student.md).
+PRIOR_AND_DROPOUT = {'neighbours': 8, 'metadata_dropout': 0.5}
+
 RUNS = {
     'supervised': ('supervised', None),
     'FixMatch': ('fixmatch', None),
     'ST-FixMatch': ('fixmatch', {}),
     'ST-FixMatch, shared backbone': ('fixmatch', {'image_backbone': 'shared'}),
     'ST-FixMatch, EMA backbone': ('fixmatch', {'image_backbone': 'ema'}),
-    # geossl's defaults from 2026-12-05 to 2026-12-07, which the check across
-    # regions turned off again (docs/teacher-student.md).
-    'ST-FixMatch, prior and dropout': (
-        'fixmatch',
-        {'neighbours': 8, 'metadata_dropout': 0.5},
-    ),
+    'ST-FixMatch, prior and dropout': ('fixmatch', PRIOR_AND_DROPOUT),
     'FixMatch, equal time': ('fixmatch', None),
     # Levers toward a teacher that earns its minutes, measured on one setting.
     'ST-FixMatch, warm-up': ('fixmatch', {'warmup_steps': 200}),

@@ -68,7 +68,7 @@ class TeacherStudentOptions:
         metadata_dim: size of the metadata embedding.
         metadata_dropout: the share of the teacher's training rows that see no
             metadata (as if missing), so that it leans on the metadata no more than
-            the images bear out; 0 for none (the default, as in the paper).
+            the images bear out; 0 for none (the default; the paper has none).
         fusion: how the teacher takes the metadata: ``token`` (vision
             transformers), ``film`` or ``concat``; None for ``token`` on vision
             transformers and ``film`` otherwise.
@@ -80,8 +80,8 @@ class TeacherStudentOptions:
         neighbours: how many nearest training tiles' labels and latest predictions
             weight the teacher's predictions
             (:class:`~geossl.ssl.neighbours.NeighbourMemory`), so that it uses that
-            neighbouring tiles share their class; 0 for none (the default, as in
-            the paper: the prior helps inside the regions trained on and costs
+            neighbouring tiles share their class; 0 for none (the default; the
+            paper has none: the prior helps inside the regions trained on and costs
             accuracy in regions never seen). They need the dataset's size
             (``num_samples``, which ``geossl fit`` and
             ``SemiSupervisedTask.for_dataset`` give).
