@@ -101,8 +101,12 @@ PAIRS = {
     'ST-FreeMatch': 'FreeMatch',
 }
 
-#: Each ST run and the plain run given the steps that fit its minutes.
-EQUAL_TIME = {'ST-FixMatch': 'FixMatch, equal time'}
+#: Each ST run and the plain run given the steps that fit its minutes. Both
+#: teachers have a network of their own, so one ratio of step costs serves both.
+EQUAL_TIME = {
+    'ST-FixMatch': 'FixMatch, equal time',
+    'ST-FixMatch, prior and dropout': 'FixMatch, equal time',
+}
 
 #: The budget curve: each (split, labels per class) and its budgets in steps.
 CURVE = {
@@ -593,7 +597,7 @@ def _planned(options: argparse.Namespace) -> list[Key]:
             for labels in options.labels_per_class
             for steps in options.steps or [PRETRAINED_BUDGET['steps']]
         ]
-        equal_time = list(EQUAL_TIME.values()) if options.equal_time else []
+        equal_time = sorted(set(EQUAL_TIME.values())) if options.equal_time else []
 
         def runs_of(split: str, labels: int, steps: int) -> list[str]:
             return options.runs or SPLIT_RUNS[split] + equal_time
