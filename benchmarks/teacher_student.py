@@ -68,13 +68,13 @@ from geossl.data.datasets import InMemoryDataset
 from geossl.data.splits import SplitConfig
 from geossl.tasks.teacher_student import TeacherStudentOptions
 
-#: Each run: its algorithm, and the teacher that makes the pseudo-labels (its
-#: settings over geossl's defaults and ``--teacher``) or None for none.
 #: The neighbours' prior and the metadata dropout: geossl's defaults from 2026-12-05
 #: to 2026-12-07, which the check across regions turned off again
 #: (docs/teacher-student.md).
 PRIOR_AND_DROPOUT = {'neighbours': 8, 'metadata_dropout': 0.5}
 
+#: Each run: its algorithm, and the teacher that makes the pseudo-labels (its
+#: settings over geossl's defaults and ``--teacher``) or None for none.
 RUNS = {
     'supervised': ('supervised', None),
     'FixMatch': ('fixmatch', None),
@@ -82,6 +82,8 @@ RUNS = {
     'ST-FixMatch, shared backbone': ('fixmatch', {'image_backbone': 'shared'}),
     'ST-FixMatch, EMA backbone': ('fixmatch', {'image_backbone': 'ema'}),
     'ST-FixMatch, prior and dropout': ('fixmatch', PRIOR_AND_DROPOUT),
+    # Which of the two costs across regions: the dropout without the prior.
+    'ST-FixMatch, dropout': ('fixmatch', {'metadata_dropout': 0.5}),
     'FixMatch, equal time': ('fixmatch', None),
     # Levers toward a teacher that earns its minutes, measured on one setting.
     'ST-FixMatch, warm-up': ('fixmatch', {'warmup_steps': 200}),
@@ -96,16 +98,18 @@ PAIRS = {
     'ST-FixMatch, shared backbone': 'FixMatch',
     'ST-FixMatch, EMA backbone': 'FixMatch',
     'ST-FixMatch, prior and dropout': 'FixMatch',
+    'ST-FixMatch, dropout': 'FixMatch',
     'ST-FixMatch, warm-up': 'FixMatch',
     'ST-FixMatch, concat': 'FixMatch',
     'ST-FreeMatch': 'FreeMatch',
 }
 
-#: Each ST run and the plain run given the steps that fit its minutes. Both
-#: teachers have a network of their own, so one ratio of step costs serves both.
+#: Each ST run and the plain run given the steps that fit its minutes. These
+#: teachers all have a network of their own, so one ratio of step costs serves.
 EQUAL_TIME = {
     'ST-FixMatch': 'FixMatch, equal time',
     'ST-FixMatch, prior and dropout': 'FixMatch, equal time',
+    'ST-FixMatch, dropout': 'FixMatch, equal time',
 }
 
 #: The budget curve: each (split, labels per class) and its budgets in steps.
