@@ -83,7 +83,7 @@ RUNS = {
     'ST-FixMatch, EMA backbone': ('fixmatch', {'image_backbone': 'ema'}),
     'ST-FixMatch, prior and dropout': ('fixmatch', PRIOR_AND_DROPOUT),
     # Which of the two costs across regions: the dropout without the prior.
-    'ST-FixMatch, dropout': ('fixmatch', {'metadata_dropout': 0.5}),
+    'ST-FixMatch, dropout': ('fixmatch', PRIOR_AND_DROPOUT | {'neighbours': 0}),
     'FixMatch, equal time': ('fixmatch', None),
     # Levers toward a teacher that earns its minutes, measured on one setting.
     'ST-FixMatch, warm-up': ('fixmatch', {'warmup_steps': 200}),
